@@ -1,0 +1,2 @@
+//! The `shm` command.
+fn main() {}

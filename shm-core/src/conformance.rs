@@ -1,0 +1,450 @@
+//! The conformance suite: what every backend must do, as plain functions generic over it.
+//!
+//! Each function takes the system under test and panics when it breaks the
+//! [contract](crate::Backend#contract). Run the whole list against a backend with
+//! [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```ignore
+//! mod my_backend {
+//!     shm_core::conformance_tests!(my_crate::MyBackend::new());
+//! }
+//! ```
+//!
+//! Every test makes its own uniquely named segments ([`unique_name`]) and removes them also when
+//! it fails ([`Cleanup`]). Where backends differ, the test reads [`Capabilities`] and asserts the
+//! matching behaviour.
+
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::wait::{Signal, WaitStrategy};
+use crate::{Access, Backend, Capabilities, CreateOptions, Error, Segment, SegmentName};
+
+/// The prefix of every segment name the suite makes, so that leftovers can be found.
+pub const PREFIX: &str = "shmt-";
+
+/// A name no other test, run or process uses: `/shmt-PID-N-TEST`.
+pub fn unique_name(test: &str) -> SegmentName {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut s = format!("/{PREFIX}{}-{n}-{test}", std::process::id());
+    s.truncate(crate::MAX_NAME_LEN);
+    SegmentName::new(&s).expect("generated names are valid")
+}
+
+/// Removes a name when dropped, also when the test panics. Errors are ignored: the segment may
+/// already be gone.
+pub struct Cleanup<'a, B: Backend> {
+    backend: &'a B,
+    /// The name it removes.
+    pub name: SegmentName,
+}
+
+impl<'a, B: Backend> Cleanup<'a, B> {
+    /// A fresh unique name for `test`, removed on drop.
+    pub fn new(backend: &'a B, test: &str) -> Self {
+        Self {
+            backend,
+            name: unique_name(test),
+        }
+    }
+}
+
+impl<B: Backend> Drop for Cleanup<'_, B> {
+    fn drop(&mut self) {
+        let _ = self.backend.unlink(&self.name);
+    }
+}
+
+/// Runs `child` in a forked process and returns whether it exited 0. The child never returns
+/// into the caller: it exits with `_exit`.
+pub fn in_child_process(child: impl FnOnce() -> bool) -> bool {
+    // SAFETY: fork has no memory-safety preconditions; the child only runs `child` (system
+    // calls, allocation, which glibc makes fork-safe) and leaves with _exit, never unwinding
+    // into the parent's test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(false);
+        // SAFETY: _exit ends the child at once, running no destructors of the parent's state.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child; `status` is a valid out-pointer.
+    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(rc, pid, "waitpid failed");
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+fn caps<Sut: Backend>(sut: &Sut) -> Capabilities {
+    sut.capabilities()
+}
+
+fn opts(size: usize) -> CreateOptions {
+    CreateOptions::new(size)
+}
+
+/// Two mappings of one segment, one from create and one from open, see the same bytes.
+pub fn create_then_open_sees_same_bytes<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "same-bytes");
+    let seg = sut.create(&c.name, &opts(4096)).expect("create");
+    let a = seg.map().expect("map created");
+    let other = sut.open(&c.name, Access::ReadWrite).expect("open");
+    let b = other.map().expect("map opened");
+    a.write_at(100, b"hello, other mapping").unwrap();
+    let mut buf = [0u8; 20];
+    b.read_at(100, &mut buf).unwrap();
+    assert_eq!(&buf, b"hello, other mapping");
+    b.write_at(4090, b"tail!!").unwrap();
+    let mut tail = [0u8; 6];
+    a.read_at(4090, &mut tail).unwrap();
+    assert_eq!(&tail, b"tail!!");
+}
+
+/// A second process opens the segment by name, sees the creator's bytes, and its writes are
+/// seen by the creator.
+pub fn bytes_cross_processes<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "cross-process");
+    let seg = sut.create(&c.name, &opts(8192)).expect("create");
+    let map = seg.map().expect("map");
+    map.write_at(0, b"from parent").unwrap();
+    let ok = in_child_process(|| {
+        let Ok(seg) = sut.open(&c.name, Access::ReadWrite) else { return false };
+        let Ok(map) = seg.map() else { return false };
+        let mut buf = [0u8; 11];
+        map.read_at(0, &mut buf).is_ok()
+            && &buf == b"from parent"
+            && seg.size() == 8192
+            && map.write_at(5000, b"from child").is_ok()
+    });
+    assert!(ok, "the child process did not see the parent's bytes or could not write");
+    let mut buf = [0u8; 10];
+    map.read_at(5000, &mut buf).unwrap();
+    assert_eq!(&buf, b"from child");
+}
+
+/// Atomics and [`Signal`] ping-pong between two processes through the segment, with both
+/// sleeping and spinning waiters.
+pub fn signal_cross_processes<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "signal");
+    let seg = sut.create(&c.name, &opts(4096)).expect("create");
+    let map = seg.map().expect("map");
+    let words = map.atomics::<AtomicU32>(0, 4).unwrap();
+    const ROUNDS: u32 = 300;
+    let t = Duration::from_secs(10);
+    for strategy in [WaitStrategy::Block, WaitStrategy::Hybrid] {
+        words.iter().for_each(|w| w.store(0, Ordering::SeqCst));
+        let ping = Signal::new(&words[0], &words[1], strategy);
+        let pong = Signal::new(&words[2], &words[3], strategy);
+        let ok = std::thread::scope(|s| {
+            // fork from a thread of our own, so that this thread can play the parent's side
+            let child = s.spawn(|| {
+                in_child_process(|| {
+                    (1..=ROUNDS).all(|i| {
+                        let seen = ping.wait_until(|v| v == i, t).is_ok();
+                        pong.store(i);
+                        seen
+                    })
+                })
+            });
+            for i in 1..=ROUNDS {
+                ping.store(i);
+                pong.wait_until(|v| v == i, t).expect("the child answers");
+            }
+            child.join().expect("join")
+        });
+        assert!(ok, "{strategy}: the child process did not follow the ping-pong");
+        assert_eq!(words[1].load(Ordering::SeqCst), 0, "no sleeper left behind");
+    }
+}
+
+/// Creating a name that exists fails with `AlreadyExists`; with `replace` it succeeds.
+pub fn create_twice_already_exists<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "twice");
+    let mut first = sut.create(&c.name, &opts(4096)).expect("create");
+    first.map().unwrap().write_at(0, b"old").unwrap();
+    let err = sut.create(&c.name, &opts(4096)).err().expect("second create must fail");
+    assert!(err.is_already_exists(), "{err}");
+    assert!(err.to_string().contains(c.name.as_str()), "message names the segment: {err}");
+    first.keep();
+    drop(first);
+    let second = sut
+        .create(&c.name, &opts(8192).replace(true))
+        .expect("create with replace");
+    assert_eq!(second.size(), 8192);
+    let mut buf = [9u8; 3];
+    second.map().unwrap().read_at(0, &mut buf).unwrap();
+    assert_eq!(buf, [0, 0, 0], "a replaced segment starts empty");
+}
+
+/// Opening a missing name fails with `NotFound`.
+pub fn open_missing_not_found<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "missing");
+    let err = sut.open(&c.name, Access::ReadWrite).err().expect("open must fail");
+    assert!(err.is_not_found(), "{err}");
+    assert!(sut.info(&c.name).err().expect("info must fail").is_not_found());
+    assert!(sut.unlink(&c.name).err().expect("unlink must fail").is_not_found());
+}
+
+/// After unlink, open fails with `NotFound`, and the mapping still works.
+pub fn unlink_then_open_not_found<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "unlink");
+    let seg = sut.create(&c.name, &opts(4096)).expect("create");
+    let map = seg.map().unwrap();
+    sut.unlink(&c.name).expect("unlink");
+    let err = sut.open(&c.name, Access::ReadOnly).err().expect("open after unlink");
+    assert!(err.is_not_found(), "{err}");
+    map.write_at(0, b"still here").unwrap();
+    let mut buf = [0u8; 10];
+    map.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"still here");
+    drop(seg); // its own unlink finds nothing: no error, no panic
+}
+
+/// A mapping made before the handle and the name are gone keeps working; a handle can still
+/// map its segment after removal.
+pub fn mapping_outlives_handle_and_name<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "outlives");
+    let mut seg = sut.create(&c.name, &opts(4096)).expect("create");
+    let a = seg.map().unwrap();
+    a.write_at(0, b"abc").unwrap();
+    seg.unlink().expect("unlink through the handle");
+    assert!(!seg.is_owner());
+    let b = seg.map().expect("map after unlink through a live handle");
+    let mut buf = [0u8; 3];
+    b.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"abc");
+    drop(seg);
+    b.write_at(1, b"Z").unwrap();
+    a.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"aZc");
+}
+
+/// The size reported by create, open, info and the mapping is the size requested, also when
+/// it is not a multiple of the page size; new bytes are zero.
+pub fn size_reported_equals_requested<Sut: Backend>(sut: &Sut) {
+    for size in [1usize, 100, 4096, 5000, 1 << 20] {
+        let c = Cleanup::new(sut, "size");
+        let seg = sut.create(&c.name, &opts(size)).expect("create");
+        assert_eq!(seg.size(), size);
+        let opened = sut.open(&c.name, Access::ReadOnly).expect("open");
+        assert_eq!(opened.size(), size, "open learns the size from the kernel");
+        assert_eq!(sut.info(&c.name).expect("info").size, size as u64);
+        let map = opened.map().expect("map");
+        assert_eq!(map.len(), size);
+        let mut buf = vec![1u8; size.min(8192)];
+        map.read_at(size - buf.len(), &mut buf).unwrap();
+        assert!(buf.iter().all(|&b| b == 0), "new bytes are zero");
+        let mut one = [0u8; 1];
+        let err = map.read_at(size, &mut one).unwrap_err();
+        assert!(matches!(err, Error::OutOfBounds { .. }), "{err}");
+    }
+}
+
+/// Size 0 is refused at create, and nothing is left.
+pub fn size_zero_refused<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "zero");
+    let err = sut.create(&c.name, &opts(0)).err().expect("size 0 must fail");
+    assert!(matches!(err, Error::InvalidSize { .. }), "{err}");
+    assert!(sut.open(&c.name, Access::ReadOnly).err().expect("nothing made").is_not_found());
+}
+
+/// Sizes beyond what the kernel can give fail at create with a clear error, and leave nothing.
+pub fn size_over_limit_refused<Sut: Backend>(sut: &Sut) {
+    for size in [usize::MAX, 1usize << 50] {
+        let c = Cleanup::new(sut, "huge");
+        let err = sut.create(&c.name, &opts(size)).err().expect("huge size must fail");
+        assert!(
+            matches!(
+                err,
+                Error::InvalidSize { .. } | Error::NoSpace { .. } | Error::LimitExceeded { .. }
+            ),
+            "size {size}: {err}"
+        );
+        assert!(sut.open(&c.name, Access::ReadOnly).err().expect("nothing made").is_not_found());
+    }
+}
+
+/// A read-only handle maps read-only: writes and atomic views are refused by the API.
+pub fn read_only_refuses_writes<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "readonly");
+    let seg = sut.create(&c.name, &opts(4096)).expect("create");
+    seg.map().unwrap().write_at(0, b"x").unwrap();
+    let ro = sut.open(&c.name, Access::ReadOnly).expect("open read-only");
+    assert_eq!(ro.access(), Access::ReadOnly);
+    let map = ro.map().expect("map read-only");
+    assert!(!map.is_writable());
+    let err = map.write_at(0, b"y").unwrap_err();
+    assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
+    assert!(map.atomics::<AtomicU32>(0, 1).is_err());
+    let mut buf = [0u8; 1];
+    map.read_at(0, &mut buf).unwrap();
+    assert_eq!(&buf, b"x");
+}
+
+/// The creator's drop removes the segment; an opener's drop does not; `keep` keeps it.
+pub fn ownership_on_drop<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "owner");
+    let seg = sut.create(&c.name, &opts(4096)).expect("create");
+    assert!(seg.is_owner());
+    let opener = sut.open(&c.name, Access::ReadWrite).expect("open");
+    assert!(!opener.is_owner());
+    drop(opener);
+    assert!(sut.open(&c.name, Access::ReadOnly).is_ok(), "opener drop must not remove");
+    drop(seg);
+    assert!(sut.open(&c.name, Access::ReadOnly).err().expect("creator drop removes").is_not_found());
+
+    let mut kept = sut.create(&c.name, &opts(4096)).expect("create again");
+    kept.keep();
+    assert!(!kept.is_owner());
+    drop(kept);
+    assert!(sut.open(&c.name, Access::ReadOnly).is_ok(), "keep must keep");
+    sut.unlink(&c.name).expect("unlink kept");
+}
+
+/// `name` and `/name` are one segment.
+pub fn slash_is_optional<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "slash");
+    let _seg = sut.create(&c.name, &opts(4096)).expect("create");
+    let bare = SegmentName::new(c.name.bare()).unwrap();
+    let opened = sut.open(&bare, Access::ReadOnly).expect("open without slash");
+    assert_eq!(opened.name(), &c.name);
+}
+
+/// Invalid names fail in `SegmentName::new`, before any backend call.
+pub fn invalid_names_fail_before_syscalls<Sut: Backend>(_sut: &Sut) {
+    let long = "n".repeat(crate::MAX_NAME_LEN + 1);
+    for bad in ["", "/", "/a/b", "a/b/", ".", "..", "/.", "/..", "a\0b", long.as_str()] {
+        match SegmentName::new(bad) {
+            Err(Error::InvalidName { reason, .. }) => assert!(!reason.is_empty()),
+            other => panic!("{bad:?} must be refused, got {other:?}"),
+        }
+    }
+}
+
+/// Of eight threads creating one name at once, exactly one wins; the others get
+/// `AlreadyExists`.
+pub fn concurrent_create_one_wins<Sut: Backend + Sync>(sut: &Sut) {
+    let c = Cleanup::new(sut, "race");
+    let barrier = Barrier::new(8);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    sut.create(&c.name, &opts(4096)).map(|mut seg| {
+                        seg.keep(); // keep it until every thread has tried
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("join")).collect()
+    });
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "exactly one create wins: {results:?}");
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(r.is_already_exists(), "{r}");
+    }
+}
+
+/// The mode is applied exactly as asked, whatever the umask; info reports it and our uid.
+pub fn mode_applied_exactly<Sut: Backend>(sut: &Sut) {
+    for mode in [0o600, 0o640, 0o666, 0o400] {
+        let c = Cleanup::new(sut, "mode");
+        let seg = sut.create(&c.name, &opts(4096).mode(mode)).expect("create");
+        let info = seg.info().expect("info");
+        assert_eq!(info.mode, mode, "mode {mode:o} applied exactly");
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(info.uid, unsafe { libc::geteuid() });
+        assert_eq!(sut.info(&c.name).expect("info by name").mode, mode);
+    }
+}
+
+/// Resizing works where the backend says it does, and is `Unsupported` elsewhere.
+pub fn resize_matches_capability<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "resize");
+    let mut seg = sut.create(&c.name, &opts(4096)).expect("create");
+    let result = seg.resize(8192);
+    if caps(sut).resizable {
+        result.expect("resize");
+        assert_eq!(sut.open(&c.name, Access::ReadOnly).unwrap().size(), 8192);
+    } else {
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    }
+}
+
+/// The attach count is reported where the backend says so, and counts every mapping.
+pub fn attach_count_matches_capability<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "nattch");
+    let seg = sut.create(&c.name, &opts(4096)).expect("create");
+    let (_a, _b) = (seg.map().unwrap(), seg.map().unwrap());
+    let info = seg.info().expect("info");
+    if caps(sut).attach_count {
+        assert_eq!(info.nattch, Some(2));
+        assert!(caps(sut).tracks_pids);
+        // SAFETY: getpid has no preconditions.
+        assert_eq!(info.cpid, Some(unsafe { libc::getpid() }));
+    } else {
+        assert_eq!(info.nattch, None);
+    }
+}
+
+/// `list` finds the segment, and `info` agrees with it.
+pub fn list_finds_segment<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "list");
+    let seg = sut.create(&c.name, &opts(12345)).expect("create");
+    let info = seg.info().expect("info");
+    let listed = sut.list().expect("list");
+    let found = listed
+        .iter()
+        .find(|i| {
+            (i.name.is_some() && i.name == info.name) || (i.id.is_some() && i.id == info.id)
+        })
+        .unwrap_or_else(|| panic!("{} not in list", c.name));
+    assert_eq!(found.size, 12345);
+    assert_eq!(found.mode, info.mode);
+    if caps(sut).keeps_names {
+        assert_eq!(found.name.as_deref(), Some(c.name.as_str()));
+    }
+}
+
+/// Expands to one `#[test]` per conformance test, each running it against the backend that
+/// `$make` builds. Use it inside a module named for the backend, so that test names say which
+/// backend they ran on (`posix::ownership_on_drop`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            create_then_open_sees_same_bytes,
+            bytes_cross_processes,
+            signal_cross_processes,
+            create_twice_already_exists,
+            open_missing_not_found,
+            unlink_then_open_not_found,
+            mapping_outlives_handle_and_name,
+            size_reported_equals_requested,
+            size_zero_refused,
+            size_over_limit_refused,
+            read_only_refuses_writes,
+            ownership_on_drop,
+            slash_is_optional,
+            invalid_names_fail_before_syscalls,
+            concurrent_create_one_wins,
+            mode_applied_exactly,
+            resize_matches_capability,
+            attach_count_matches_capability,
+            list_finds_segment
+        );
+    };
+    (@each $make:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                let sut = $make;
+                $crate::conformance::$test(&sut);
+            }
+        )*
+    };
+}

@@ -1,0 +1,69 @@
+//! The contract for shared memory on one host: one API, any kernel object behind it.
+//!
+//! `shm-core` holds what every backend shares and nothing backend-specific:
+//!
+//! * [`SegmentName`]: a name parsed once, with the C library's rules;
+//! * [`Backend`] and [`Segment`]: create, open, map, unlink, info and list, with the
+//!   [contract](Backend#contract) every backend keeps; [`DynBackend`] for a backend chosen at
+//!   run time;
+//! * [`Mapping`]: mapped memory reached only through atomics and copies (see below);
+//! * [`Error`]: one error type with context and the errno kept;
+//! * [`wait`]: cross-process wait and wake on a word in shared memory (futex);
+//! * `conformance` (feature `conformance`): the suite every backend must pass, and
+//!   [`conformance_tests!`] to run it against yours.
+//!
+//! Backends live in their own crates: `shm-posix` (`shm_open`) and `shm-sysv` (`shmget`).
+//!
+//! # Ownership
+//!
+//! The handle that created a segment removes it when dropped, unless [`Segment::keep`] was called;
+//! a handle that opened one never removes it. A [`Mapping`] is independent of its handle: it stays
+//! valid after the handle is dropped and after the segment is removed, and unmaps on drop.
+//!
+//! # Why no `&[u8]`
+//!
+//! Another process can write shared memory at any time, and Rust assumes that the bytes behind a
+//! `&[u8]` do not change and that those behind a `&mut [u8]` are seen by no one else. No safe
+//! function here hands out either. Use [`Mapping::atomics`] for shared state and
+//! [`Mapping::read_at`]/[`Mapping::write_at`] for bulk data; the raw slices are `unsafe`.
+//!
+//! ```no_run
+//! use std::sync::atomic::{AtomicI32, Ordering};
+//! use shm_core::{Backend, CreateOptions, Segment, SegmentName};
+//!
+//! fn play<B: Backend>(backend: &B) -> shm_core::Result<()> {
+//!     let name = SegmentName::new("/example")?;
+//!     let segment = backend.create(&name, &CreateOptions::new(4096))?;
+//!     let map = segment.map()?;
+//!     let ints = map.atomics::<AtomicI32>(0, 2)?;
+//!     ints[0].store(1, Ordering::Release);
+//!     map.write_at(8, b"hello")?;
+//!     Ok(()) // map unmaps, then segment removes the name
+//! }
+//! ```
+//!
+//! # Platform notes
+//!
+//! Tested on Linux. On macOS POSIX names hold at most 31 bytes ([`MAX_NAME_LEN`]), `ftruncate`
+//! works once per object and `fstat` reports a page-rounded size; System V defaults there are tiny
+//! (shmmax 4 MiB, 32 segments). FreeBSD allows attaching a removed System V segment only with
+//! `kern.ipc.shm_allow_removed`. Outside Linux, [`wait`] polls with short sleeps.
+
+#![deny(missing_docs)]
+
+mod backend;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+mod info;
+mod mapping;
+mod name;
+mod options;
+pub mod wait;
+
+pub use backend::{Backend, Capabilities, DynBackend, Segment};
+pub use error::{Context, Error, Op, Result};
+pub use info::SegmentInfo;
+pub use mapping::{MapBacking, Mapping, SharedAtomic};
+pub use name::{MAX_NAME_LEN, SegmentName};
+pub use options::{Access, CreateOptions};

@@ -1,0 +1,486 @@
+//! The POSIX backend: `shm_open`, `ftruncate`, `posix_fallocate`, `fstat`, `mmap`, `shm_unlink`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use memmap2::{MmapOptions, MmapRaw};
+use shm_core::{
+    Access, Backend, Capabilities, Context, CreateOptions, Error, MapBacking, Mapping, Op, Result,
+    Segment, SegmentInfo, SegmentName,
+};
+
+const BACKEND: &str = "posix";
+
+/// Where glibc keeps POSIX shared memory objects on Linux.
+#[cfg(target_os = "linux")]
+pub(crate) const SHM_DIR: &str = "/dev/shm";
+
+fn ctx(name: &SegmentName, op: Op) -> Context {
+    Context::new(BACKEND, name.as_str(), op)
+}
+
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(rc) }
+}
+
+fn c_name(name: &SegmentName) -> CString {
+    // SegmentName has no NUL byte: checked when it was parsed.
+    CString::new(name.as_str()).unwrap_or_default()
+}
+
+/// The POSIX shared memory backend (`shm_open`).
+#[doc(alias = "shm_open")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Posix;
+
+impl Posix {
+    /// The backend. It holds no state: every call goes to the kernel.
+    pub fn new() -> Self {
+        Posix
+    }
+}
+
+/// A POSIX segment: an open file descriptor of the object. Dropping a created handle unlinks the
+/// name (unless kept), then closes the descriptor once no mapping needs it.
+#[derive(Debug)]
+pub struct PosixSegment {
+    name: SegmentName,
+    fd: Arc<OwnedFd>,
+    size: usize,
+    access: Access,
+    owner: bool,
+}
+
+/// Calls `shm_open`, retrying on EINTR.
+fn shm_open(name: &SegmentName, oflag: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    let cname = c_name(name);
+    loop {
+        // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
+        let rc = unsafe { libc::shm_open(cname.as_ptr(), oflag, mode as libc::c_uint) };
+        match cvt(rc) {
+            // SAFETY: shm_open returned a new descriptor that nothing else owns.
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn shm_unlink(name: &SegmentName) -> io::Result<()> {
+    let cname = c_name(name);
+    // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
+    cvt(unsafe { libc::shm_unlink(cname.as_ptr()) }).map(drop)
+}
+
+fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value of a plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer; a bad fd is reported as EBADF.
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+fn info_from_stat(name: &SegmentName, st: &libc::stat) -> SegmentInfo {
+    let mut info = SegmentInfo::new(BACKEND);
+    info.name = Some(name.as_str().to_owned());
+    info.size = st.st_size.max(0) as u64;
+    info.mode = st.st_mode as u32 & 0o7777;
+    info.uid = st.st_uid;
+    info.gid = st.st_gid;
+    info.mtime = Some(st.st_mtime as i64);
+    info.ctime = Some(st.st_ctime as i64);
+    info
+}
+
+/// Owner and mode, for a permission error's message, where they can be read.
+fn owner_and_mode(name: &SegmentName) -> Option<String> {
+    let st = lstat_name(name).ok()?;
+    Some(format!(
+        "owner uid {}, mode {:04o}",
+        st.st_uid,
+        st.st_mode as u32 & 0o7777
+    ))
+}
+
+/// `lstat` of the object's file, never following a link.
+#[cfg(target_os = "linux")]
+fn lstat_name(name: &SegmentName) -> io::Result<libc::stat> {
+    let path = CString::new(format!("{SHM_DIR}/{}", name.bare())).unwrap_or_default();
+    // SAFETY: an all-zero stat is a valid value of a plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
+    cvt(unsafe { libc::lstat(path.as_ptr(), &mut st) })?;
+    Ok(st)
+}
+
+/// Elsewhere the objects have no path: open read-only and `fstat`.
+#[cfg(not(target_os = "linux"))]
+fn lstat_name(name: &SegmentName) -> io::Result<libc::stat> {
+    let fd = shm_open(name, libc::O_RDONLY, 0)?;
+    fstat(fd.as_raw_fd())
+}
+
+fn is_symlink(name: &SegmentName) -> bool {
+    lstat_name(name).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+}
+
+/// Turns an OS error into the error that says most: permission errors name owner and mode,
+/// `EEXIST` over a planted symlink is a symlink error.
+fn os_error(name: &SegmentName, op: Op, e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+            ctx: ctx(name, op),
+            detail: owner_and_mode(name),
+            source: Some(e),
+        },
+        Some(libc::EEXIST) if is_symlink(name) => Error::Symlink {
+            ctx: ctx(name, op),
+            source: Some(e),
+        },
+        Some(libc::EINVAL) | Some(libc::ENAMETOOLONG) if op != Op::Resize => Error::InvalidName {
+            name: name.as_str().to_owned(),
+            reason: "the C library refused it",
+        },
+        _ => Error::from_os(ctx(name, op), e),
+    }
+}
+
+/// Free and total bytes of the file system that holds the objects, for a "no space" message.
+fn space_detail(size: usize) -> String {
+    #[cfg(target_os = "linux")]
+    {
+        let path = CString::new(SHM_DIR).unwrap_or_default();
+        // SAFETY: an all-zero statvfs is a valid value of a plain C struct.
+        let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `vfs` a valid out-pointer.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut vfs) } == 0 {
+            let free = vfs.f_bavail as u64 * vfs.f_frsize as u64;
+            let total = vfs.f_blocks as u64 * vfs.f_frsize as u64;
+            return format!(
+                "{size} bytes asked, {SHM_DIR} has {free} bytes free of {total}; \
+                 free space (`shm list`, `shm rm`) or ask for less"
+            );
+        }
+    }
+    format!("{size} bytes asked, and the file system that holds shared memory is full")
+}
+
+/// Reserves `len` bytes from `offset`, so that touching them can never raise SIGBUS.
+fn reserve(fd: RawFd, offset: usize, len: usize) -> io::Result<()> {
+    cfg_if::cfg_if! {
+        if #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "android"))] {
+            loop {
+                // SAFETY: plain system call on a descriptor we own; it returns the error number.
+                let rc = unsafe {
+                    libc::posix_fallocate(fd, offset as libc::off_t, len as libc::off_t)
+                };
+                match rc {
+                    0 => return Ok(()),
+                    libc::EINTR => continue,
+                    // A file system that cannot reserve keeps the sparse behaviour.
+                    libc::EOPNOTSUPP => return Ok(()),
+                    e => return Err(io::Error::from_raw_os_error(e)),
+                }
+            }
+        } else {
+            let _ = (fd, offset, len);
+            Ok(())
+        }
+    }
+}
+
+fn check_size(name: &SegmentName, op: Op, size: usize) -> Result<()> {
+    let reason = if size == 0 {
+        "a segment needs at least one byte"
+    } else if size > isize::MAX as usize || i64::try_from(size).is_err() {
+        "larger than this process can address"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidSize {
+        ctx: ctx(name, op),
+        size: size as u64,
+        reason: reason.to_owned(),
+    })
+}
+
+impl PosixSegment {
+    /// The object's file descriptor (closed on exec).
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Sizes, sets the mode and reserves a freshly created object.
+    fn set_up(fd: RawFd, name: &SegmentName, opts: &CreateOptions) -> Result<()> {
+        // SAFETY: plain system call on a descriptor we own.
+        cvt(unsafe { libc::fchmod(fd, (opts.mode & 0o7777) as libc::mode_t) })
+            .map_err(|e| os_error(name, Op::Create, e))?;
+        // SAFETY: plain system call on a descriptor we own; the size fits off_t (checked).
+        cvt(unsafe { libc::ftruncate(fd, opts.size as libc::off_t) }).map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::EFBIG) | Some(libc::EINVAL) => Error::InvalidSize {
+                    ctx: ctx(name, Op::Create),
+                    size: opts.size as u64,
+                    reason: format!("the kernel refused it ({e})"),
+                },
+                _ => os_error(name, Op::Create, e),
+            }
+        })?;
+        if opts.reserve {
+            reserve(fd, 0, opts.size).map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) => Error::NoSpace {
+                    ctx: ctx(name, Op::Create),
+                    detail: space_detail(opts.size),
+                    source: Some(e),
+                },
+                _ => os_error(name, Op::Create, e),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Backend for Posix {
+    type Segment = PosixSegment;
+
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::default();
+        caps.resizable = true;
+        caps.umask_applies = true;
+        caps.keeps_names = true;
+        caps
+    }
+
+    fn create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<PosixSegment> {
+        check_size(name, Op::Create, opts.size)?;
+        if opts.replace {
+            if is_symlink(name) {
+                return Err(Error::Symlink {
+                    ctx: ctx(name, Op::Create),
+                    source: None,
+                });
+            }
+            match shm_unlink(name) {
+                Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                    return Err(os_error(name, Op::Create, e));
+                }
+                _ => {}
+            }
+        }
+        let fd = shm_open(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
+            .map_err(|e| os_error(name, Op::Create, e))?;
+        if let Err(e) = PosixSegment::set_up(fd.as_raw_fd(), name, opts) {
+            // We made it: take it back before reporting, so a failed create leaves nothing.
+            let _ = shm_unlink(name);
+            return Err(e);
+        }
+        Ok(PosixSegment {
+            name: name.clone(),
+            fd: Arc::new(fd),
+            size: opts.size,
+            access: opts.access,
+            owner: true,
+        })
+    }
+
+    fn open(&self, name: &SegmentName, access: Access) -> Result<PosixSegment> {
+        let oflag = if access.is_writable() { libc::O_RDWR } else { libc::O_RDONLY };
+        let fd = shm_open(name, oflag, 0).map_err(|e| os_error(name, Op::Open, e))?;
+        let st = fstat(fd.as_raw_fd()).map_err(|e| os_error(name, Op::Open, e))?;
+        Ok(PosixSegment {
+            name: name.clone(),
+            fd: Arc::new(fd),
+            size: usize::try_from(st.st_size).unwrap_or(usize::MAX),
+            access,
+            owner: false,
+        })
+    }
+
+    fn unlink(&self, name: &SegmentName) -> Result<()> {
+        shm_unlink(name).map_err(|e| os_error(name, Op::Unlink, e))
+    }
+
+    fn info(&self, name: &SegmentName) -> Result<SegmentInfo> {
+        let st = lstat_name(name).map_err(|e| os_error(name, Op::Info, e))?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            return Err(Error::Symlink {
+                ctx: ctx(name, Op::Info),
+                source: None,
+            });
+        }
+        Ok(info_from_stat(name, &st))
+    }
+
+    fn list(&self) -> Result<Vec<SegmentInfo>> {
+        list()
+    }
+}
+
+/// Every regular file in /dev/shm except glibc's named semaphores (`sem.*`).
+#[cfg(target_os = "linux")]
+fn list() -> Result<Vec<SegmentInfo>> {
+    use std::os::unix::fs::MetadataExt;
+    let fail = |e: io::Error| Error::from_os(Context::new(BACKEND, SHM_DIR, Op::List), e);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(SHM_DIR).map_err(fail)? {
+        let entry = entry.map_err(fail)?;
+        let Ok(kind) = entry.file_type() else { continue };
+        let file_name = entry.file_name();
+        let Some(bare) = file_name.to_str() else { continue };
+        if !kind.is_file() || bare.starts_with("sem.") {
+            continue;
+        }
+        let Ok(name) = SegmentName::new(bare) else { continue };
+        // The object may vanish between readdir and stat: skip it then.
+        let Ok(md) = entry.metadata() else { continue };
+        let mut info = SegmentInfo::new(BACKEND);
+        info.name = Some(name.as_str().to_owned());
+        info.size = md.size();
+        info.mode = md.mode() & 0o7777;
+        info.uid = md.uid();
+        info.gid = md.gid();
+        info.mtime = Some(md.mtime());
+        info.ctime = Some(md.ctime());
+        out.push(info);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Elsewhere there is no directory to read.
+#[cfg(not(target_os = "linux"))]
+fn list() -> Result<Vec<SegmentInfo>> {
+    Err(Error::Unsupported {
+        ctx: Context::new(BACKEND, "*", Op::List),
+        what: "listing POSIX segments needs /dev/shm (Linux)",
+    })
+}
+
+/// Keeps a POSIX mapping alive: dropping it unmaps (memmap2), then the descriptor closes once
+/// the segment handle is gone too.
+struct PosixMap {
+    _map: MmapRaw,
+    fd: Arc<OwnedFd>,
+    name: SegmentName,
+}
+
+impl MapBacking for PosixMap {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+    fn segment(&self) -> &str {
+        self.name.as_str()
+    }
+    fn current_size(&self) -> Result<Option<u64>> {
+        let st = fstat(self.fd.as_raw_fd()).map_err(|e| os_error(&self.name, Op::Access, e))?;
+        Ok(Some(st.st_size.max(0) as u64))
+    }
+}
+
+impl Segment for PosixSegment {
+    fn name(&self) -> &SegmentName {
+        &self.name
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn access(&self) -> Access {
+        self.access
+    }
+
+    fn map(&self) -> Result<Mapping> {
+        if self.size == 0 {
+            return Err(Error::InvalidSize {
+                ctx: ctx(&self.name, Op::Map),
+                size: 0,
+                reason: "the segment has size 0 (its creator has not sized it yet); \
+                         touching it would raise SIGBUS"
+                    .to_owned(),
+            });
+        }
+        check_size(&self.name, Op::Map, self.size)?;
+        let mut options = MmapOptions::new();
+        options.len(self.size);
+        let raw = self.fd.as_raw_fd();
+        let map = if self.access.is_writable() {
+            options.map_raw(raw)
+        } else {
+            options.map_raw_read_only(raw)
+        }
+        .map_err(|e| os_error(&self.name, Op::Map, e))?;
+        let ptr = NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Os {
+            ctx: ctx(&self.name, Op::Map),
+            source: io::Error::other("mmap returned a null pointer"),
+        })?;
+        let backing = PosixMap {
+            _map: map,
+            fd: Arc::clone(&self.fd),
+            name: self.name.clone(),
+        };
+        // SAFETY: memmap2 mapped `size` bytes of the object, page-aligned, with the handle's
+        // protection; they stay mapped until `backing` (which owns the MmapRaw) is dropped.
+        Ok(unsafe {
+            Mapping::from_raw_parts(ptr, self.size, self.access.is_writable(), Box::new(backing))
+        })
+    }
+
+    fn info(&self) -> Result<SegmentInfo> {
+        let st = fstat(self.fd.as_raw_fd()).map_err(|e| os_error(&self.name, Op::Info, e))?;
+        Ok(info_from_stat(&self.name, &st))
+    }
+
+    fn is_owner(&self) -> bool {
+        self.owner
+    }
+
+    fn keep(&mut self) {
+        self.owner = false;
+    }
+
+    fn unlink(&mut self) -> Result<()> {
+        self.owner = false;
+        shm_unlink(&self.name).map_err(|e| os_error(&self.name, Op::Unlink, e))
+    }
+
+    fn resize(&mut self, size: usize) -> Result<()> {
+        check_size(&self.name, Op::Resize, size)?;
+        if !self.access.is_writable() {
+            return Err(Error::ReadOnly {
+                ctx: ctx(&self.name, Op::Resize),
+            });
+        }
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: plain system call on a descriptor we own; the size fits off_t (checked).
+        cvt(unsafe { libc::ftruncate(fd, size as libc::off_t) })
+            .map_err(|e| os_error(&self.name, Op::Resize, e))?;
+        if size > self.size {
+            reserve(fd, self.size, size - self.size).map_err(|e| Error::NoSpace {
+                ctx: ctx(&self.name, Op::Resize),
+                detail: space_detail(size),
+                source: Some(e),
+            })?;
+        }
+        self.size = size;
+        Ok(())
+    }
+}
+
+impl Drop for PosixSegment {
+    fn drop(&mut self) {
+        // Mappings unmap themselves (each owns its MmapRaw); then the name goes; the descriptor
+        // closes when the last Arc (this handle or a mapping) is dropped.
+        if self.owner {
+            // Nothing to do about a failure here: the name may already be gone.
+            let _ = shm_unlink(&self.name);
+        }
+    }
+}
