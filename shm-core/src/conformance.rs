@@ -1,4 +1,5 @@
 //! The conformance suite: what every backend must do, as plain functions generic over it.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 //!
 //! Each function takes the system under test and panics when it breaks the
 //! [contract](crate::Backend#contract). Run the whole list against a backend with
@@ -110,7 +111,9 @@ pub fn bytes_cross_processes<Sut: Backend>(sut: &Sut) {
     let map = seg.map().expect("map");
     map.write_at(0, b"from parent").unwrap();
     let ok = in_child_process(|| {
-        let Ok(seg) = sut.open(&c.name, Access::ReadWrite) else { return false };
+        let Ok(seg) = sut.open(&c.name, Access::ReadWrite) else {
+            return false;
+        };
         let Ok(map) = seg.map() else { return false };
         let mut buf = [0u8; 11];
         map.read_at(0, &mut buf).is_ok()
@@ -118,7 +121,10 @@ pub fn bytes_cross_processes<Sut: Backend>(sut: &Sut) {
             && seg.size() == 8192
             && map.write_at(5000, b"from child").is_ok()
     });
-    assert!(ok, "the child process did not see the parent's bytes or could not write");
+    assert!(
+        ok,
+        "the child process did not see the parent's bytes or could not write"
+    );
     let mut buf = [0u8; 10];
     map.read_at(5000, &mut buf).unwrap();
     assert_eq!(&buf, b"from child");
@@ -154,7 +160,10 @@ pub fn signal_cross_processes<Sut: Backend>(sut: &Sut) {
             }
             child.join().expect("join")
         });
-        assert!(ok, "{strategy}: the child process did not follow the ping-pong");
+        assert!(
+            ok,
+            "{strategy}: the child process did not follow the ping-pong"
+        );
         assert_eq!(words[1].load(Ordering::SeqCst), 0, "no sleeper left behind");
     }
 }
@@ -164,9 +173,15 @@ pub fn create_twice_already_exists<Sut: Backend>(sut: &Sut) {
     let c = Cleanup::new(sut, "twice");
     let mut first = sut.create(&c.name, &opts(4096)).expect("create");
     first.map().unwrap().write_at(0, b"old").unwrap();
-    let err = sut.create(&c.name, &opts(4096)).err().expect("second create must fail");
+    let err = sut
+        .create(&c.name, &opts(4096))
+        .err()
+        .expect("second create must fail");
     assert!(err.is_already_exists(), "{err}");
-    assert!(err.to_string().contains(c.name.as_str()), "message names the segment: {err}");
+    assert!(
+        err.to_string().contains(c.name.as_str()),
+        "message names the segment: {err}"
+    );
     first.keep();
     drop(first);
     let second = sut
@@ -181,10 +196,23 @@ pub fn create_twice_already_exists<Sut: Backend>(sut: &Sut) {
 /// Opening a missing name fails with `NotFound`.
 pub fn open_missing_not_found<Sut: Backend>(sut: &Sut) {
     let c = Cleanup::new(sut, "missing");
-    let err = sut.open(&c.name, Access::ReadWrite).err().expect("open must fail");
+    let err = sut
+        .open(&c.name, Access::ReadWrite)
+        .err()
+        .expect("open must fail");
     assert!(err.is_not_found(), "{err}");
-    assert!(sut.info(&c.name).err().expect("info must fail").is_not_found());
-    assert!(sut.unlink(&c.name).err().expect("unlink must fail").is_not_found());
+    assert!(
+        sut.info(&c.name)
+            .err()
+            .expect("info must fail")
+            .is_not_found()
+    );
+    assert!(
+        sut.unlink(&c.name)
+            .err()
+            .expect("unlink must fail")
+            .is_not_found()
+    );
 }
 
 /// After unlink, open fails with `NotFound`, and the mapping still works.
@@ -193,7 +221,10 @@ pub fn unlink_then_open_not_found<Sut: Backend>(sut: &Sut) {
     let seg = sut.create(&c.name, &opts(4096)).expect("create");
     let map = seg.map().unwrap();
     sut.unlink(&c.name).expect("unlink");
-    let err = sut.open(&c.name, Access::ReadOnly).err().expect("open after unlink");
+    let err = sut
+        .open(&c.name, Access::ReadOnly)
+        .err()
+        .expect("open after unlink");
     assert!(err.is_not_found(), "{err}");
     map.write_at(0, b"still here").unwrap();
     let mut buf = [0u8; 10];
@@ -245,16 +276,27 @@ pub fn size_reported_equals_requested<Sut: Backend>(sut: &Sut) {
 /// Size 0 is refused at create, and nothing is left.
 pub fn size_zero_refused<Sut: Backend>(sut: &Sut) {
     let c = Cleanup::new(sut, "zero");
-    let err = sut.create(&c.name, &opts(0)).err().expect("size 0 must fail");
+    let err = sut
+        .create(&c.name, &opts(0))
+        .err()
+        .expect("size 0 must fail");
     assert!(matches!(err, Error::InvalidSize { .. }), "{err}");
-    assert!(sut.open(&c.name, Access::ReadOnly).err().expect("nothing made").is_not_found());
+    assert!(
+        sut.open(&c.name, Access::ReadOnly)
+            .err()
+            .expect("nothing made")
+            .is_not_found()
+    );
 }
 
 /// Sizes beyond what the kernel can give fail at create with a clear error, and leave nothing.
 pub fn size_over_limit_refused<Sut: Backend>(sut: &Sut) {
     for size in [usize::MAX, 1usize << 50] {
         let c = Cleanup::new(sut, "huge");
-        let err = sut.create(&c.name, &opts(size)).err().expect("huge size must fail");
+        let err = sut
+            .create(&c.name, &opts(size))
+            .err()
+            .expect("huge size must fail");
         assert!(
             matches!(
                 err,
@@ -262,7 +304,12 @@ pub fn size_over_limit_refused<Sut: Backend>(sut: &Sut) {
             ),
             "size {size}: {err}"
         );
-        assert!(sut.open(&c.name, Access::ReadOnly).err().expect("nothing made").is_not_found());
+        assert!(
+            sut.open(&c.name, Access::ReadOnly)
+                .err()
+                .expect("nothing made")
+                .is_not_found()
+        );
     }
 }
 
@@ -291,15 +338,26 @@ pub fn ownership_on_drop<Sut: Backend>(sut: &Sut) {
     let opener = sut.open(&c.name, Access::ReadWrite).expect("open");
     assert!(!opener.is_owner());
     drop(opener);
-    assert!(sut.open(&c.name, Access::ReadOnly).is_ok(), "opener drop must not remove");
+    assert!(
+        sut.open(&c.name, Access::ReadOnly).is_ok(),
+        "opener drop must not remove"
+    );
     drop(seg);
-    assert!(sut.open(&c.name, Access::ReadOnly).err().expect("creator drop removes").is_not_found());
+    assert!(
+        sut.open(&c.name, Access::ReadOnly)
+            .err()
+            .expect("creator drop removes")
+            .is_not_found()
+    );
 
     let mut kept = sut.create(&c.name, &opts(4096)).expect("create again");
     kept.keep();
     assert!(!kept.is_owner());
     drop(kept);
-    assert!(sut.open(&c.name, Access::ReadOnly).is_ok(), "keep must keep");
+    assert!(
+        sut.open(&c.name, Access::ReadOnly).is_ok(),
+        "keep must keep"
+    );
     sut.unlink(&c.name).expect("unlink kept");
 }
 
@@ -308,14 +366,27 @@ pub fn slash_is_optional<Sut: Backend>(sut: &Sut) {
     let c = Cleanup::new(sut, "slash");
     let _seg = sut.create(&c.name, &opts(4096)).expect("create");
     let bare = SegmentName::new(c.name.bare()).unwrap();
-    let opened = sut.open(&bare, Access::ReadOnly).expect("open without slash");
+    let opened = sut
+        .open(&bare, Access::ReadOnly)
+        .expect("open without slash");
     assert_eq!(opened.name(), &c.name);
 }
 
 /// Invalid names fail in `SegmentName::new`, before any backend call.
 pub fn invalid_names_fail_before_syscalls<Sut: Backend>(_sut: &Sut) {
     let long = "n".repeat(crate::MAX_NAME_LEN + 1);
-    for bad in ["", "/", "/a/b", "a/b/", ".", "..", "/.", "/..", "a\0b", long.as_str()] {
+    for bad in [
+        "",
+        "/",
+        "/a/b",
+        "a/b/",
+        ".",
+        "..",
+        "/.",
+        "/..",
+        "a\0b",
+        long.as_str(),
+    ] {
         match SegmentName::new(bad) {
             Err(Error::InvalidName { reason, .. }) => assert!(!reason.is_empty()),
             other => panic!("{bad:?} must be refused, got {other:?}"),
@@ -339,7 +410,10 @@ pub fn concurrent_create_one_wins<Sut: Backend + Sync>(sut: &Sut) {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("join")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect()
     });
     let wins = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(wins, 1, "exactly one create wins: {results:?}");
@@ -399,9 +473,7 @@ pub fn list_finds_segment<Sut: Backend>(sut: &Sut) {
     let listed = sut.list().expect("list");
     let found = listed
         .iter()
-        .find(|i| {
-            (i.name.is_some() && i.name == info.name) || (i.id.is_some() && i.id == info.id)
-        })
+        .find(|i| (i.name.is_some() && i.name == info.name) || (i.id.is_some() && i.id == info.id))
         .unwrap_or_else(|| panic!("{} not in list", c.name));
     assert_eq!(found.size, 12345);
     assert_eq!(found.mode, info.mode);

@@ -301,6 +301,9 @@ mod tests {
         assert!(err.is_already_exists());
         assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
         let msg = err.to_string();
-        assert!(msg.contains("shm rm /x") && msg.contains("--replace"), "{msg}");
+        assert!(
+            msg.contains("shm rm /x") && msg.contains("--replace"),
+            "{msg}"
+        );
     }
 }

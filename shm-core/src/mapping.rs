@@ -191,7 +191,11 @@ impl Mapping {
         // page is touched past its end; `buf` is private memory that cannot overlap a shared
         // mapping that we never hand out as a slice.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), buf.as_mut_ptr(), buf.len())
+            std::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
         };
         Ok(())
     }

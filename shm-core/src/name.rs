@@ -130,7 +130,10 @@ mod tests {
 
     #[test]
     fn slash_is_optional() {
-        assert_eq!(SegmentName::new("x").unwrap(), SegmentName::new("/x").unwrap());
+        assert_eq!(
+            SegmentName::new("x").unwrap(),
+            SegmentName::new("/x").unwrap()
+        );
         assert_eq!(SegmentName::new("//x").unwrap().as_str(), "/x");
     }
 

@@ -36,7 +36,9 @@ impl std::str::FromStr for WaitStrategy {
             "spin" => Ok(Self::Spin),
             "block" => Ok(Self::Block),
             "hybrid" => Ok(Self::Hybrid),
-            _ => Err(format!("unknown wait strategy {s:?}: expected spin, block or hybrid")),
+            _ => Err(format!(
+                "unknown wait strategy {s:?}: expected spin, block or hybrid"
+            )),
         }
     }
 }
@@ -252,9 +254,15 @@ mod tests {
     #[test]
     fn times_out_without_a_writer() {
         let (v, s) = (AtomicU32::new(0), AtomicU32::new(0));
-        for strategy in [WaitStrategy::Spin, WaitStrategy::Block, WaitStrategy::Hybrid] {
+        for strategy in [
+            WaitStrategy::Spin,
+            WaitStrategy::Block,
+            WaitStrategy::Hybrid,
+        ] {
             let sig = Signal::new(&v, &s, strategy);
-            let err = sig.wait_until(|x| x == 1, Duration::from_millis(20)).unwrap_err();
+            let err = sig
+                .wait_until(|x| x == 1, Duration::from_millis(20))
+                .unwrap_err();
             assert!(matches!(err, Error::TimedOut { .. }), "{strategy}: {err}");
             assert_eq!(s.load(SeqCst), 0);
         }
@@ -262,7 +270,11 @@ mod tests {
 
     #[test]
     fn ping_pong_between_threads() {
-        for strategy in [WaitStrategy::Spin, WaitStrategy::Block, WaitStrategy::Hybrid] {
+        for strategy in [
+            WaitStrategy::Spin,
+            WaitStrategy::Block,
+            WaitStrategy::Hybrid,
+        ] {
             let words: [AtomicU32; 4] = Default::default();
             let a = Signal::new(&words[0], &words[1], strategy);
             let b = Signal::new(&words[2], &words[3], strategy);
@@ -270,11 +282,13 @@ mod tests {
                 s.spawn(|| {
                     for i in 0..1000u32 {
                         a.store(2 * i + 1);
-                        b.wait_until(|x| x == 2 * i + 2, Duration::from_secs(5)).unwrap();
+                        b.wait_until(|x| x == 2 * i + 2, Duration::from_secs(5))
+                            .unwrap();
                     }
                 });
                 for i in 0..1000u32 {
-                    a.wait_until(|x| x == 2 * i + 1, Duration::from_secs(5)).unwrap();
+                    a.wait_until(|x| x == 2 * i + 1, Duration::from_secs(5))
+                        .unwrap();
                     b.store(2 * i + 2);
                 }
             });

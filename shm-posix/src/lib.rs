@@ -25,5 +25,5 @@
 
 mod shm_open;
 
-pub use shm_open::{Posix, PosixSegment};
 pub use shm_core::{Access, CreateOptions, Error};
+pub use shm_open::{Posix, PosixSegment};

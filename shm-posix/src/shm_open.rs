@@ -23,7 +23,11 @@ fn ctx(name: &SegmentName, op: Op) -> Context {
 }
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(rc) }
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
 }
 
 fn c_name(name: &SegmentName) -> CString {
@@ -291,7 +295,11 @@ impl Backend for Posix {
     }
 
     fn open(&self, name: &SegmentName, access: Access) -> Result<PosixSegment> {
-        let oflag = if access.is_writable() { libc::O_RDWR } else { libc::O_RDONLY };
+        let oflag = if access.is_writable() {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
         let fd = shm_open(name, oflag, 0).map_err(|e| os_error(name, Op::Open, e))?;
         let st = fstat(fd.as_raw_fd()).map_err(|e| os_error(name, Op::Open, e))?;
         Ok(PosixSegment {
@@ -331,13 +339,19 @@ fn list() -> Result<Vec<SegmentInfo>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(SHM_DIR).map_err(fail)? {
         let entry = entry.map_err(fail)?;
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         let file_name = entry.file_name();
-        let Some(bare) = file_name.to_str() else { continue };
+        let Some(bare) = file_name.to_str() else {
+            continue;
+        };
         if !kind.is_file() || bare.starts_with("sem.") {
             continue;
         }
-        let Ok(name) = SegmentName::new(bare) else { continue };
+        let Ok(name) = SegmentName::new(bare) else {
+            continue;
+        };
         // The object may vanish between readdir and stat: skip it then.
         let Ok(md) = entry.metadata() else { continue };
         let mut info = SegmentInfo::new(BACKEND);

@@ -1,1 +1,32 @@
-//! sysv
+//! System V shared memory behind the [`shm_core`] contract.
+//!
+//! Segments are made with `shmget(IPC_CREAT | IPC_EXCL | mode)`, mapped with `shmat` (`SHM_RDONLY`
+//! for read-only), inspected with `shmctl(IPC_STAT)` and removed with `shmctl(IPC_RMID)`.
+//!
+//! # One name for both backends
+//!
+//! System V knows keys, not names. A [`SegmentName`](shm_core::SegmentName) maps to a key by
+//! [`key_for`]: a name that is a key literal (`0x1234`, `/0x1234` or decimal `4660`) is that key;
+//! any other name hashes to one (FNV-1a, 32 bits, over the name with its leading slash; a hash of
+//! 0, which would be `IPC_PRIVATE`, becomes 1). The mapping is stable across versions: the same
+//! name always meets the same segment, from this crate, from `shm --backend sysv`, or from C.
+//!
+//! ```no_run
+//! use shm_core::{Backend, CreateOptions, Segment, SegmentName};
+//! let sysv = shm_sysv::SysV::new();
+//! let name = SegmentName::new("/demo")?;
+//! println!("key {:#010x}", shm_sysv::key_for(&name)?);
+//! let seg = sysv.create(&name, &CreateOptions::new(4096))?;
+//! seg.map()?.write_at(0, b"hi")?;
+//! # Ok::<(), shm_core::Error>(())
+//! ```
+
+#![deny(missing_docs)]
+
+mod key;
+mod proc;
+mod shmget;
+
+pub use key::key_for;
+pub use proc::Limits;
+pub use shmget::{SysV, SysVSegment};

@@ -1,0 +1,390 @@
+//! The System V backend: `shmget`, `shmat`, `shmdt`, `shmctl(IPC_STAT, IPC_RMID)`.
+
+use std::io;
+use std::ptr::NonNull;
+
+use shm_core::{
+    Access, Backend, Capabilities, Context, CreateOptions, Error, MapBacking, Mapping, Op, Result,
+    Segment, SegmentInfo, SegmentName,
+};
+
+use crate::key::key_for;
+use crate::proc::{self, Limits};
+
+pub(crate) const BACKEND: &str = "sysv";
+
+/// `SHM_DEST`: the segment was removed and lives on until its last detach.
+const SHM_DEST: u32 = 0o1000;
+
+fn ctx(name: &SegmentName, op: Op) -> Context {
+    Context::new(BACKEND, name.as_str(), op)
+}
+
+/// The System V shared memory backend (`shmget`).
+#[doc(alias = "shmget")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SysV;
+
+impl SysV {
+    /// The backend. It holds no state: every call goes to the kernel.
+    pub fn new() -> Self {
+        SysV
+    }
+}
+
+/// A System V segment: its key and identifier. Dropping a created handle removes the segment
+/// (`IPC_RMID`) unless kept; the memory lives until its last detach.
+#[derive(Debug)]
+pub struct SysVSegment {
+    name: SegmentName,
+    key: libc::key_t,
+    id: libc::c_int,
+    size: usize,
+    access: Access,
+    owner: bool,
+}
+
+fn shmget(key: libc::key_t, size: usize, flags: libc::c_int) -> io::Result<libc::c_int> {
+    // SAFETY: shmget takes plain values and touches no memory of ours.
+    let id = unsafe { libc::shmget(key, size, flags) };
+    if id == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(id)
+    }
+}
+
+fn stat(id: libc::c_int) -> io::Result<libc::shmid_ds> {
+    // SAFETY: an all-zero shmid_ds is a valid value of a plain C struct.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT writes one shmid_ds to a valid out-pointer.
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ds)
+}
+
+fn remove(id: libc::c_int) -> io::Result<()> {
+    // SAFETY: IPC_RMID ignores the buffer argument.
+    if unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn info_from_ds(id: libc::c_int, ds: &libc::shmid_ds) -> SegmentInfo {
+    let mode = u32::from(ds.shm_perm.mode);
+    let time = |t: libc::time_t| (t != 0).then_some(t as i64);
+    let mut info = SegmentInfo::new(BACKEND);
+    info.key = Some(ds.shm_perm.__key);
+    info.id = Some(id);
+    info.size = ds.shm_segsz as u64;
+    info.mode = mode & 0o777;
+    info.removed = mode & SHM_DEST != 0;
+    info.uid = ds.shm_perm.uid;
+    info.gid = ds.shm_perm.gid;
+    info.nattch = Some(ds.shm_nattch as u64);
+    info.cpid = Some(ds.shm_cpid);
+    info.lpid = Some(ds.shm_lpid);
+    info.atime = time(ds.shm_atime);
+    info.dtime = time(ds.shm_dtime);
+    info.ctime = time(ds.shm_ctime);
+    info
+}
+
+/// Owner and mode of segment `id` from /proc (readable without permission on the segment).
+fn owner_and_mode(id: libc::c_int) -> Option<String> {
+    let info = proc::list().ok()?.into_iter().find(|i| i.id == Some(id))?;
+    Some(format!("owner uid {}, mode {:04o}", info.uid, info.mode))
+}
+
+/// Turns an OS error into the error that says most, naming the limit that was hit.
+fn os_error(
+    name: &SegmentName,
+    op: Op,
+    id: Option<libc::c_int>,
+    size: usize,
+    e: io::Error,
+) -> Error {
+    let limits = Limits::read();
+    match (e.raw_os_error(), op) {
+        (Some(libc::EACCES) | Some(libc::EPERM), _) => Error::PermissionDenied {
+            ctx: ctx(name, op),
+            detail: id.and_then(owner_and_mode),
+            source: Some(e),
+        },
+        (Some(libc::EINVAL), Op::Create) => Error::LimitExceeded {
+            ctx: ctx(name, op),
+            limit: match limits {
+                Some(l) => format!("{size} bytes is above kernel.shmmax = {} bytes", l.shmmax),
+                None => format!("{size} bytes is above the largest segment the kernel allows"),
+            },
+            source: Some(e),
+        },
+        (Some(libc::ENOSPC), Op::Create) => Error::LimitExceeded {
+            ctx: ctx(name, op),
+            limit: match (limits, proc::count()) {
+                (Some(l), Some(n)) if n >= l.shmmni => {
+                    format!("kernel.shmmni = {} segments, and {n} exist", l.shmmni)
+                }
+                (Some(l), _) => format!(
+                    "kernel.shmall = {} pages for all segments together ({size} bytes asked)",
+                    l.shmall
+                ),
+                _ => "the kernel's segment count or total size limit".to_owned(),
+            },
+            source: Some(e),
+        },
+        (Some(libc::ENOMEM), Op::Create | Op::Map) => Error::NoSpace {
+            ctx: ctx(name, op),
+            detail: format!("the kernel has not enough memory for {size} bytes"),
+            source: Some(e),
+        },
+        (Some(libc::EINVAL) | Some(libc::EIDRM), _) => Error::NotFound {
+            ctx: ctx(name, op),
+            source: Some(e),
+        },
+        _ => Error::from_os(ctx(name, op), e),
+    }
+}
+
+/// Finds the identifier of the segment with the key of `name`.
+fn lookup(name: &SegmentName, op: Op) -> Result<(libc::key_t, libc::c_int)> {
+    let key = key_for(name)?;
+    let id = shmget(key, 0, 0).map_err(|e| os_error(name, op, None, 0, e))?;
+    Ok((key, id))
+}
+
+/// Whether the caller may attach a segment with this access: the kernel checks only at `shmat`,
+/// so open checks the mode bits as the kernel will (root passes every check).
+fn permitted(ds: &libc::shmid_ds, access: Access) -> bool {
+    // SAFETY: geteuid and getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if uid == 0 {
+        return true;
+    }
+    let perm = &ds.shm_perm;
+    let mode = u32::from(perm.mode);
+    let bits = if uid == perm.uid || uid == perm.cuid {
+        mode >> 6
+    } else if gid == perm.gid || gid == perm.cgid {
+        mode >> 3
+    } else {
+        mode
+    };
+    let need = if access.is_writable() { 0o6 } else { 0o4 };
+    bits & need == need
+}
+
+impl Backend for SysV {
+    type Segment = SysVSegment;
+
+    fn name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::default();
+        caps.attach_count = true;
+        caps.attach_removed_by_id = cfg!(target_os = "linux");
+        caps.tracks_pids = true;
+        caps
+    }
+
+    fn create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<SysVSegment> {
+        let key = key_for(name)?;
+        if opts.size == 0 {
+            return Err(Error::InvalidSize {
+                ctx: ctx(name, Op::Create),
+                size: 0,
+                reason: "a segment needs at least one byte".to_owned(),
+            });
+        }
+        if opts.replace {
+            match shmget(key, 0, 0) {
+                Ok(old) => remove(old).map_err(|e| os_error(name, Op::Create, Some(old), 0, e))?,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(os_error(name, Op::Create, None, 0, e)),
+            }
+        }
+        let mut flags = libc::IPC_CREAT | libc::IPC_EXCL | (opts.mode & 0o777) as libc::c_int;
+        if !opts.reserve {
+            flags |= libc::SHM_NORESERVE;
+        }
+        let id = shmget(key, opts.size, flags)
+            .map_err(|e| os_error(name, Op::Create, None, opts.size, e))?;
+        Ok(SysVSegment {
+            name: name.clone(),
+            key,
+            id,
+            size: opts.size,
+            access: opts.access,
+            owner: true,
+        })
+    }
+
+    fn open(&self, name: &SegmentName, access: Access) -> Result<SysVSegment> {
+        let (key, id) = lookup(name, Op::Open)?;
+        let ds = stat(id).map_err(|e| os_error(name, Op::Open, Some(id), 0, e))?;
+        if !permitted(&ds, access) {
+            return Err(Error::PermissionDenied {
+                ctx: ctx(name, Op::Open),
+                detail: Some(format!(
+                    "owner uid {}, mode {:04o}",
+                    ds.shm_perm.uid,
+                    ds.shm_perm.mode & 0o777
+                )),
+                source: None,
+            });
+        }
+        Ok(SysVSegment {
+            name: name.clone(),
+            key,
+            id,
+            size: ds.shm_segsz,
+            access,
+            owner: false,
+        })
+    }
+
+    fn unlink(&self, name: &SegmentName) -> Result<()> {
+        let (_, id) = lookup(name, Op::Unlink)?;
+        remove(id).map_err(|e| os_error(name, Op::Unlink, Some(id), 0, e))
+    }
+
+    fn info(&self, name: &SegmentName) -> Result<SegmentInfo> {
+        let (_, id) = lookup(name, Op::Info)?;
+        match stat(id) {
+            Ok(ds) => Ok(info_from_ds(id, &ds)),
+            // No read permission: /proc still tells, as it does for ipcs.
+            Err(e) => proc::list()
+                .ok()
+                .and_then(|l| l.into_iter().find(|i| i.id == Some(id)))
+                .ok_or_else(|| os_error(name, Op::Info, Some(id), 0, e)),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<SegmentInfo>> {
+        proc::list()
+    }
+}
+
+impl SysVSegment {
+    /// The System V key.
+    pub fn key(&self) -> libc::key_t {
+        self.key
+    }
+
+    /// The System V identifier (shmid).
+    pub fn id(&self) -> libc::c_int {
+        self.id
+    }
+}
+
+/// Keeps a System V attachment: dropping it detaches (`shmdt`).
+struct Attachment {
+    addr: NonNull<u8>,
+    name: SegmentName,
+}
+
+// SAFETY: the attachment is an address in this process, valid from any thread; shmdt may be
+// called from any thread.
+unsafe impl Send for Attachment {}
+// SAFETY: no method touches the memory; see Send.
+unsafe impl Sync for Attachment {}
+
+impl MapBacking for Attachment {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+    fn segment(&self) -> &str {
+        self.name.as_str()
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        // SAFETY: `addr` came from shmat and is detached exactly once, here. A failure (EINVAL)
+        // could only mean it is not attached, and there is nothing to do about it in Drop.
+        unsafe { libc::shmdt(self.addr.as_ptr().cast()) };
+    }
+}
+
+impl Segment for SysVSegment {
+    fn name(&self) -> &SegmentName {
+        &self.name
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn access(&self) -> Access {
+        self.access
+    }
+
+    fn map(&self) -> Result<Mapping> {
+        let flags = if self.access.is_writable() {
+            0
+        } else {
+            libc::SHM_RDONLY
+        };
+        // SAFETY: shmat picks the address (null hint) and maps the whole segment; the result is
+        // checked below.
+        let addr = unsafe { libc::shmat(self.id, std::ptr::null(), flags) };
+        if addr as isize == -1 {
+            let e = io::Error::last_os_error();
+            return Err(os_error(&self.name, Op::Map, Some(self.id), self.size, e));
+        }
+        let Some(ptr) = NonNull::new(addr.cast::<u8>()) else {
+            return Err(Error::Os {
+                ctx: ctx(&self.name, Op::Map),
+                source: io::Error::other("shmat returned a null address"),
+            });
+        };
+        let backing = Attachment {
+            addr: ptr,
+            name: self.name.clone(),
+        };
+        // SAFETY: shmat attached the whole segment (`size` bytes, page-aligned) with the
+        // handle's protection; it stays attached until `backing` is dropped (shmdt).
+        Ok(unsafe {
+            Mapping::from_raw_parts(ptr, self.size, self.access.is_writable(), Box::new(backing))
+        })
+    }
+
+    fn info(&self) -> Result<SegmentInfo> {
+        let ds = stat(self.id).map_err(|e| os_error(&self.name, Op::Info, Some(self.id), 0, e))?;
+        Ok(info_from_ds(self.id, &ds))
+    }
+
+    fn is_owner(&self) -> bool {
+        self.owner
+    }
+
+    fn keep(&mut self) {
+        self.owner = false;
+    }
+
+    fn unlink(&mut self) -> Result<()> {
+        self.owner = false;
+        remove(self.id).map_err(|e| os_error(&self.name, Op::Unlink, Some(self.id), 0, e))
+    }
+
+    fn resize(&mut self, _size: usize) -> Result<()> {
+        Err(Error::Unsupported {
+            ctx: ctx(&self.name, Op::Resize),
+            what: "System V segments keep the size they were created with",
+        })
+    }
+}
+
+impl Drop for SysVSegment {
+    fn drop(&mut self) {
+        // Mappings detach themselves; the memory lives until the last detach anyway.
+        if self.owner {
+            // Nothing to do about a failure here: the segment may already be gone.
+            let _ = remove(self.id);
+        }
+    }
+}
