@@ -1,2 +1,104 @@
-//! The `shm` command.
-fn main() {}
+//! `shm`: shared memory from the shell, over POSIX (`shm_open`) or System V (`shmget`).
+
+mod backend;
+mod bench;
+mod compare;
+mod manage;
+mod taller;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Shared memory from the shell: play the taller game, manage segments, compare POSIX and
+/// System V live, and measure them.
+#[derive(Debug, Parser)]
+#[command(name = "shm", version, propagate_version = true, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  shm taller demo                      play the taller game: server and client, two processes
+  shm --backend sysv taller demo       the same over System V
+  shm create /scratch --size 1MiB      make a segment that stays
+  shm list                             every segment on the machine, POSIX and System V
+  shm compare                          how the two kernels differ, observed live";
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Backend to use (default: posix when compiled in). `list` shows both unless one is named.
+    #[arg(long, short = 'b', global = true, env = "SHM_BACKEND", value_enum)]
+    pub backend: Option<backend::Kind>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The taller game of the original C++ program: server, client, or both at once (demo).
+    Taller(taller::TallerArgs),
+    /// Create a segment that stays after the command exits.
+    Create(manage::CreateArgs),
+    /// Show what the kernel says about a segment.
+    Info(manage::InfoArgs),
+    /// List every segment on the machine, POSIX and System V.
+    #[command(visible_alias = "ls")]
+    List(manage::ListArgs),
+    /// Remove segments.
+    Rm(manage::RmArgs),
+    /// Write a segment's bytes to stdout.
+    Read(manage::ReadArgs),
+    /// Write bytes into a segment.
+    Write(manage::WriteArgs),
+    /// Run, live, each behaviour where POSIX and System V differ, and show both side by side.
+    Compare(compare::CompareArgs),
+    /// Measure round trips, create/map/unlink cycles and copies against their floors.
+    Bench(bench::BenchArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Taller(a) => taller::run(g, a),
+        Command::Create(a) => manage::create(g, a),
+        Command::Info(a) => manage::info(g, a),
+        Command::List(a) => manage::list(g, a),
+        Command::Rm(a) => manage::rm(g, a),
+        Command::Read(a) => manage::read(g, a),
+        Command::Write(a) => manage::write(g, a),
+        Command::Compare(a) => compare::run(g, a),
+        Command::Bench(a) => bench::run(g, a),
+    }
+}
+
+/// One line: the error and its causes, each cause once (a cause whose text the line already
+/// holds is not repeated).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("shm: error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}

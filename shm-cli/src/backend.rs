@@ -1,0 +1,87 @@
+//! Which backends this binary has, which one is the default, and how to get one by name.
+
+use anyhow::{Result, bail};
+use clap::ValueEnum;
+use shm_core::DynBackend;
+
+/// A backend named on the command line (`--backend`, `SHM_BACKEND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Kind {
+    /// POSIX shared memory: shm_open, /dev/shm.
+    Posix,
+    /// System V shared memory: shmget, ipcs.
+    Sysv,
+}
+
+impl Kind {
+    /// The backend's short name, as in JSON output and error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Posix => "posix",
+            Kind::Sysv => "sysv",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// The default backend: the first one compiled in, POSIX first.
+cfg_if::cfg_if! {
+    if #[cfg(feature = "posix")] {
+        /// The backend used when none is named.
+        pub const DEFAULT: Kind = Kind::Posix;
+    } else if #[cfg(feature = "sysv")] {
+        /// The backend used when none is named.
+        pub const DEFAULT: Kind = Kind::Sysv;
+    } else {
+        compile_error!(
+            "shm-cli needs a backend: enable feature `posix` (shm_open) or `sysv` (shmget), \
+             e.g. `cargo build -p shm-cli --features posix`"
+        );
+    }
+}
+
+/// The backends compiled into this binary.
+pub fn compiled() -> Vec<Kind> {
+    let mut kinds = Vec::new();
+    if cfg!(feature = "posix") {
+        kinds.push(Kind::Posix);
+    }
+    if cfg!(feature = "sysv") {
+        kinds.push(Kind::Sysv);
+    }
+    kinds
+}
+
+/// The backend `kind`, or the default; an error names the feature to enable when it was not
+/// compiled in.
+pub fn get(kind: Option<Kind>) -> Result<Box<dyn DynBackend>> {
+    let kind = kind.unwrap_or(DEFAULT);
+    match kind {
+        #[cfg(feature = "posix")]
+        Kind::Posix => Ok(Box::new(shm_posix::Posix::new())),
+        #[cfg(feature = "sysv")]
+        Kind::Sysv => Ok(Box::new(shm_sysv::SysV::new())),
+        #[allow(unreachable_patterns)]
+        other => bail!(
+            "backend {other} is not compiled into this shm; rebuild with `--features {other}` \
+             (cargo build -p shm-cli --features {other})"
+        ),
+    }
+}
+
+/// The System V key and id of a name, for start lines and info (None on POSIX).
+pub fn sysv_key(kind: Kind, name: &shm_core::SegmentName) -> Option<i32> {
+    match kind {
+        #[cfg(feature = "sysv")]
+        Kind::Sysv => shm_sysv::key_for(name).ok(),
+        _ => {
+            let _ = name;
+            None
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Parsing and printing sizes, durations and modes the way people write them.
+
+use std::time::Duration;
+
+/// Parses a size: `4096`, `4k`, `4KiB`, `1MiB`, `2M`, `2G`, `1.5GiB`. K, M, G, T are powers
+/// of 1024 with or without `iB`; `KB`, `MB`, ... are powers of 1000.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!("invalid size {s:?}: expected a number with an optional unit, e.g. 4096, 4KiB, 1MiB, 2G"));
+    }
+    let mult: u128 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)"
+            ));
+        }
+    };
+    let bytes: u128 = if let Some((int, frac)) = num.split_once('.') {
+        let int: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("invalid size {s:?}"))? };
+        if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("invalid size {s:?}"));
+        }
+        let scale = 10u128.pow(frac.len() as u32);
+        let frac: u128 = frac.parse().map_err(|_| format!("invalid size {s:?}"))?;
+        let total = int.checked_mul(mult).and_then(|i| i.checked_add(frac * mult / scale));
+        total.ok_or_else(|| format!("size {s:?} is too large"))?
+    } else {
+        let n: u128 = num.parse().map_err(|_| format!("size {s:?} is too large"))?;
+        n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))?
+    };
+    if bytes == 0 {
+        return Err(format!("invalid size {s:?}: a segment needs at least one byte"));
+    }
+    usize::try_from(bytes).map_err(|_| format!("size {s:?} is too large for this machine"))
+}
+
+/// Parses a byte offset or length: like [`parse_size`], but 0 is allowed.
+pub fn parse_offset(s: &str) -> Result<usize, String> {
+    if s.trim().chars().all(|c| c == '0') && !s.trim().is_empty() {
+        return Ok(0);
+    }
+    parse_size(s).map_err(|e| e.replace("size", "offset or length"))
+}
+
+/// Formats a size with a binary unit: `4.0 KiB`, `12 B`, `1.5 GiB`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// Parses a duration: `800ms`, `1s`, `1.5s`, `2m`, `250us`; a bare number is milliseconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 800ms, 1s, 1.5s, 2m"))?;
+    let secs = match unit.trim() {
+        "" | "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "ns" => value / 1e9,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "invalid duration {s:?}: unknown unit {other:?} (use ns, us, ms, s, m, h)"
+            ));
+        }
+    };
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(format!("duration {s:?} is too long"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a permission mode in octal: `0640`, `640`, `0o640`.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o777 && !digits.is_empty() => Ok(m),
+        _ => Err(format!("invalid mode {s:?}: expected octal permission bits such as 0600 or 0644")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
+        assert_eq!(parse_size("1KB"), Ok(1000));
+        for bad in ["", "0", "-1", "abc", "4XB", "1.", "99999999999999999999999999999999999999999"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_offset("0"), Ok(0));
+        assert_eq!(format_size(4096), "4.0 KiB");
+        assert_eq!(format_size(100), "100 B");
+    }
+
+    #[test]
+    fn durations_and_modes() {
+        assert_eq!(parse_duration("800ms"), Ok(Duration::from_millis(800)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("0o600"), Ok(0o600));
+        assert!(parse_mode("0999").is_err());
+        assert!(parse_mode("01777").is_err());
+    }
+}
