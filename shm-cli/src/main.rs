@@ -3,6 +3,7 @@
 mod backend;
 mod bench;
 mod compare;
+mod lockstep;
 mod manage;
 mod taller;
 mod units;
