@@ -50,8 +50,8 @@ pub struct Capabilities {
 /// * **names**: `name` and `/name` are one segment; invalid names fail in
 ///   [`SegmentName::new`], before any system call.
 ///
-/// Use it generically (`fn f<B: Backend>(b: &B)`) at no cost, or as `&dyn DynBackend` /
-/// `Box<dyn DynBackend>` when the backend is chosen at run time.
+/// Use it generically (`fn f<B: Backend>(b: &B)`) at no cost, or hold a `Box<dyn DynBackend>`
+/// (itself a `Backend`) when the backend is chosen at run time.
 ///
 /// [`Error::AlreadyExists`]: crate::Error::AlreadyExists
 /// [`Error::NotFound`]: crate::Error::NotFound
@@ -152,72 +152,80 @@ impl Segment for Box<dyn Segment> {
     }
 }
 
-/// [`Backend`] for a backend chosen at run time: segments come boxed.
+/// The object-safe form of [`Backend`], for a backend chosen at run time.
 ///
-/// Every [`Backend`] is a `DynBackend`; `Box<dyn DynBackend>` is itself a [`Backend`], so code
-/// written generically runs on a backend picked from a command-line flag.
+/// Every [`Backend`] is a `DynBackend`, and `Box<dyn DynBackend>` is itself a [`Backend`] whose
+/// segments come boxed. So hold a `Box<dyn DynBackend>` and call the [`Backend`] methods on it;
+/// this trait's `dyn_*` methods are the plumbing behind them (named apart, so that importing
+/// both traits never makes a call ambiguous).
+///
+/// ```
+/// use shm_core::{Backend, DynBackend};
+/// fn count<B: Backend>(b: &B) -> usize { b.list().map(|l| l.len()).unwrap_or(0) }
+/// fn pick(chosen: Box<dyn DynBackend>) -> usize { count(&chosen) }
+/// ```
 pub trait DynBackend: Send + Sync {
     /// See [`Backend::name`].
-    fn name(&self) -> &'static str;
+    fn dyn_name(&self) -> &'static str;
     /// See [`Backend::capabilities`].
-    fn capabilities(&self) -> Capabilities;
+    fn dyn_capabilities(&self) -> Capabilities;
     /// See [`Backend::create`].
-    fn create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<Box<dyn Segment>>;
+    fn dyn_create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<Box<dyn Segment>>;
     /// See [`Backend::open`].
-    fn open(&self, name: &SegmentName, access: Access) -> Result<Box<dyn Segment>>;
+    fn dyn_open(&self, name: &SegmentName, access: Access) -> Result<Box<dyn Segment>>;
     /// See [`Backend::unlink`].
-    fn unlink(&self, name: &SegmentName) -> Result<()>;
+    fn dyn_unlink(&self, name: &SegmentName) -> Result<()>;
     /// See [`Backend::info`].
-    fn info(&self, name: &SegmentName) -> Result<SegmentInfo>;
+    fn dyn_info(&self, name: &SegmentName) -> Result<SegmentInfo>;
     /// See [`Backend::list`].
-    fn list(&self) -> Result<Vec<SegmentInfo>>;
+    fn dyn_list(&self) -> Result<Vec<SegmentInfo>>;
 }
 
 impl<B: Backend + Send + Sync> DynBackend for B {
-    fn name(&self) -> &'static str {
-        Backend::name(self)
+    fn dyn_name(&self) -> &'static str {
+        self.name()
     }
-    fn capabilities(&self) -> Capabilities {
-        Backend::capabilities(self)
+    fn dyn_capabilities(&self) -> Capabilities {
+        self.capabilities()
     }
-    fn create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<Box<dyn Segment>> {
-        Ok(Box::new(Backend::create(self, name, opts)?))
+    fn dyn_create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<Box<dyn Segment>> {
+        Ok(Box::new(self.create(name, opts)?))
     }
-    fn open(&self, name: &SegmentName, access: Access) -> Result<Box<dyn Segment>> {
-        Ok(Box::new(Backend::open(self, name, access)?))
+    fn dyn_open(&self, name: &SegmentName, access: Access) -> Result<Box<dyn Segment>> {
+        Ok(Box::new(self.open(name, access)?))
     }
-    fn unlink(&self, name: &SegmentName) -> Result<()> {
-        Backend::unlink(self, name)
+    fn dyn_unlink(&self, name: &SegmentName) -> Result<()> {
+        self.unlink(name)
     }
-    fn info(&self, name: &SegmentName) -> Result<SegmentInfo> {
-        Backend::info(self, name)
+    fn dyn_info(&self, name: &SegmentName) -> Result<SegmentInfo> {
+        self.info(name)
     }
-    fn list(&self) -> Result<Vec<SegmentInfo>> {
-        Backend::list(self)
+    fn dyn_list(&self) -> Result<Vec<SegmentInfo>> {
+        self.list()
     }
 }
 
 impl Backend for Box<dyn DynBackend> {
     type Segment = Box<dyn Segment>;
     fn name(&self) -> &'static str {
-        (**self).name()
+        (**self).dyn_name()
     }
     fn capabilities(&self) -> Capabilities {
-        (**self).capabilities()
+        (**self).dyn_capabilities()
     }
     fn create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<Box<dyn Segment>> {
-        (**self).create(name, opts)
+        (**self).dyn_create(name, opts)
     }
     fn open(&self, name: &SegmentName, access: Access) -> Result<Box<dyn Segment>> {
-        (**self).open(name, access)
+        (**self).dyn_open(name, access)
     }
     fn unlink(&self, name: &SegmentName) -> Result<()> {
-        (**self).unlink(name)
+        (**self).dyn_unlink(name)
     }
     fn info(&self, name: &SegmentName) -> Result<SegmentInfo> {
-        (**self).info(name)
+        (**self).dyn_info(name)
     }
     fn list(&self) -> Result<Vec<SegmentInfo>> {
-        (**self).list()
+        (**self).dyn_list()
     }
 }

@@ -77,9 +77,13 @@ pub fn reference_program() -> Result<PathBuf, String> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/shmem_test.cpp");
+            let root =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/shmem_test.cpp");
             if !root.exists() {
-                return Err(format!("{} is missing (../shared is not beside the checkout)", root.display()));
+                return Err(format!(
+                    "{} is missing (../shared is not beside the checkout)",
+                    root.display()
+                ));
             }
             let out = std::env::temp_dir().join(format!("shm-reference-{}", std::process::id()));
             std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;

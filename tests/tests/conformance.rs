@@ -8,3 +8,8 @@ mod posix {
 mod sysv {
     shm_core::conformance_tests!(shm_sysv::SysV::new());
 }
+
+/// The third backend, written in this test crate against shm-core's public API only.
+mod file {
+    shm_core::conformance_tests!(shm_tests::file_backend::FileBackend::new());
+}
