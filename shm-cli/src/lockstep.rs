@@ -38,7 +38,12 @@ pub struct Board<'m> {
     other: Signal<'m>,
 }
 
-fn signal<'m>(map: &'m Mapping, at: usize, sleepers_at: usize, s: WaitStrategy) -> Result<Signal<'m>> {
+fn signal<'m>(
+    map: &'m Mapping,
+    at: usize,
+    sleepers_at: usize,
+    s: WaitStrategy,
+) -> Result<Signal<'m>> {
     Ok(Signal::new(
         map.atomic::<AtomicU32>(at)?,
         map.atomic::<AtomicU32>(sleepers_at)?,
@@ -70,7 +75,12 @@ impl<'m> Board<'m> {
     /// Plays `rounds` rounds; `on_move(mine, other)` runs after each of this side's writes.
     /// Fails with [`shm_core::Error::TimedOut`] when the other side does not answer within
     /// `timeout`.
-    pub fn play(&self, rounds: u64, timeout: Duration, mut on_move: impl FnMut(i32, i32)) -> Result<()> {
+    pub fn play(
+        &self,
+        rounds: u64,
+        timeout: Duration,
+        mut on_move: impl FnMut(i32, i32),
+    ) -> Result<()> {
         let mut mine = self.mine.load() as i32;
         for _ in 0..rounds {
             if self.role == Role::Client {

@@ -6,10 +6,14 @@ use std::time::Duration;
 /// of 1024 with or without `iB`; `KB`, `MB`, ... are powers of 1000.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!("invalid size {s:?}: expected a number with an optional unit, e.g. 4096, 4KiB, 1MiB, 2G"));
+        return Err(format!(
+            "invalid size {s:?}: expected a number with an optional unit, e.g. 4096, 4KiB, 1MiB, 2G"
+        ));
     }
     let mult: u128 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -28,20 +32,31 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         }
     };
     let bytes: u128 = if let Some((int, frac)) = num.split_once('.') {
-        let int: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("invalid size {s:?}"))? };
+        let int: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| format!("invalid size {s:?}"))?
+        };
         if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("invalid size {s:?}"));
         }
         let scale = 10u128.pow(frac.len() as u32);
         let frac: u128 = frac.parse().map_err(|_| format!("invalid size {s:?}"))?;
-        let total = int.checked_mul(mult).and_then(|i| i.checked_add(frac * mult / scale));
+        let total = int
+            .checked_mul(mult)
+            .and_then(|i| i.checked_add(frac * mult / scale));
         total.ok_or_else(|| format!("size {s:?} is too large"))?
     } else {
-        let n: u128 = num.parse().map_err(|_| format!("size {s:?} is too large"))?;
-        n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))?
+        let n: u128 = num
+            .parse()
+            .map_err(|_| format!("size {s:?} is too large"))?;
+        n.checked_mul(mult)
+            .ok_or_else(|| format!("size {s:?} is too large"))?
     };
     if bytes == 0 {
-        return Err(format!("invalid size {s:?}: a segment needs at least one byte"));
+        return Err(format!(
+            "invalid size {s:?}: a segment needs at least one byte"
+        ));
     }
     usize::try_from(bytes).map_err(|_| format!("size {s:?} is too large for this machine"))
 }
@@ -72,7 +87,9 @@ pub fn format_size(bytes: u64) -> String {
 /// Parses a duration: `800ms`, `1s`, `1.5s`, `2m`, `250us`; a bare number is milliseconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let value: f64 = num
         .parse()
@@ -102,7 +119,9 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     let digits = t.strip_prefix("0o").unwrap_or(t);
     match u32::from_str_radix(digits, 8) {
         Ok(m) if m <= 0o777 && !digits.is_empty() => Ok(m),
-        _ => Err(format!("invalid mode {s:?}: expected octal permission bits such as 0600 or 0644")),
+        _ => Err(format!(
+            "invalid mode {s:?}: expected octal permission bits such as 0600 or 0644"
+        )),
     }
 }
 
@@ -119,7 +138,15 @@ mod tests {
         assert_eq!(parse_size("2G"), Ok(2 << 30));
         assert_eq!(parse_size("1.5KiB"), Ok(1536));
         assert_eq!(parse_size("1KB"), Ok(1000));
-        for bad in ["", "0", "-1", "abc", "4XB", "1.", "99999999999999999999999999999999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "abc",
+            "4XB",
+            "1.",
+            "99999999999999999999999999999999999999999",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_offset("0"), Ok(0));

@@ -12,7 +12,11 @@ fn help_lists_the_commands() {
         .arg("--help")
         .assert()
         .success()
-        .stdout(contains("taller").and(contains("compare")).and(contains("list")));
+        .stdout(
+            contains("taller")
+                .and(contains("compare"))
+                .and(contains("list")),
+        );
 }
 
 #[test]
