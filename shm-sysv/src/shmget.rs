@@ -30,6 +30,43 @@ impl SysV {
     pub fn new() -> Self {
         SysV
     }
+
+    /// Removes the segment with identifier `id` (`IPC_RMID`), as `ipcrm -m ID` does; the memory
+    /// lives until its last detach. A missing id is [`Error::NotFound`].
+    #[doc(alias = "IPC_RMID")]
+    pub fn unlink_id(&self, id: libc::c_int) -> Result<()> {
+        remove(id).map_err(|e| id_error(id, Op::Unlink, e))
+    }
+
+    /// What the kernel says about the segment with identifier `id` (also a removed one that is
+    /// still attached, whose key is 0). A missing id is [`Error::NotFound`].
+    pub fn info_id(&self, id: libc::c_int) -> Result<SegmentInfo> {
+        match stat(id) {
+            Ok(ds) => Ok(info_from_ds(id, &ds)),
+            // No read permission: /proc still tells, as it does for ipcs.
+            Err(e) => proc::list()
+                .ok()
+                .and_then(|l| l.into_iter().find(|i| i.id == Some(id)))
+                .ok_or_else(|| id_error(id, Op::Info, e)),
+        }
+    }
+}
+
+/// The error of an operation on segment `id`, named by its id.
+fn id_error(id: libc::c_int, op: Op, e: io::Error) -> Error {
+    let ctx = Context::new(BACKEND, format!("id {id}"), op);
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::EIDRM) => Error::NotFound {
+            ctx,
+            source: Some(e),
+        },
+        Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+            ctx,
+            detail: owner_and_mode(id),
+            source: Some(e),
+        },
+        _ => Error::from_os(ctx, e),
+    }
 }
 
 /// A System V segment: its key and identifier. Dropping a created handle removes the segment
