@@ -203,14 +203,12 @@ pub fn open_missing_not_found<Sut: Backend>(sut: &Sut) {
     assert!(err.is_not_found(), "{err}");
     assert!(
         sut.info(&c.name)
-            .err()
-            .expect("info must fail")
+            .expect_err("info must fail")
             .is_not_found()
     );
     assert!(
         sut.unlink(&c.name)
-            .err()
-            .expect("unlink must fail")
+            .expect_err("unlink must fail")
             .is_not_found()
     );
 }

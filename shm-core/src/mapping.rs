@@ -158,7 +158,7 @@ impl Mapping {
         if !self.writable {
             return Err(Error::ReadOnly { ctx: self.ctx() });
         }
-        let bytes = count.checked_mul(size_of::<T>()).unwrap_or(usize::MAX);
+        let bytes = count.saturating_mul(size_of::<T>());
         self.check_range(offset, bytes, self.len)?;
         let align = align_of::<T>();
         // The base is page-aligned, so the offset decides the alignment.

@@ -59,6 +59,7 @@ pub struct PosixSegment {
 }
 
 /// Calls `shm_open`, retrying on EINTR.
+#[allow(clippy::unnecessary_cast)] // mode_t is u32 on Linux, u16 elsewhere
 fn shm_open(name: &SegmentName, oflag: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     let cname = c_name(name);
     loop {
@@ -87,6 +88,7 @@ fn fstat(fd: RawFd) -> io::Result<libc::stat> {
     Ok(st)
 }
 
+#[allow(clippy::unnecessary_cast)] // stat field types differ between platforms
 fn info_from_stat(name: &SegmentName, st: &libc::stat) -> SegmentInfo {
     let mut info = SegmentInfo::new(BACKEND);
     info.name = Some(name.as_str().to_owned());

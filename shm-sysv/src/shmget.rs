@@ -109,6 +109,7 @@ fn remove(id: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::unnecessary_cast)] // time_t and shmatt_t differ between platforms
 fn info_from_ds(id: libc::c_int, ds: &libc::shmid_ds) -> SegmentInfo {
     let mode = u32::from(ds.shm_perm.mode);
     let time = |t: libc::time_t| (t != 0).then_some(t as i64);
