@@ -10,7 +10,7 @@
 //! * [`Error`]: one error type with context and the errno kept;
 //! * [`wait`]: cross-process wait and wake on a word in shared memory (futex);
 //! * `conformance` (feature `conformance`): the suite every backend must pass, and
-//!   [`conformance_tests!`] to run it against yours.
+//!   `conformance_tests!` to run it against yours.
 //!
 //! Backends live in their own crates: `shm-posix` (`shm_open`) and `shm-sysv` (`shmget`).
 //!
