@@ -1,14 +1,137 @@
-//! `shm taller`: the game of the original C++ program (stub: see issue 3).
+//! `shm taller`: the game of the original C++ program (`shmem_test.cpp`), over either backend.
+//!
+//! The layout is the reference program's: a segment of 4096 bytes, mode 0600, the server's `i32`
+//! at byte 0 and the client's at byte 4. Each round a side reads both ints and, where its own is
+//! not greater, writes the other's plus one and says "I am taller.". The server creates the
+//! segment, zeroes both ints and removes the segment at the end (also on Ctrl-C and SIGTERM);
+//! the client opens it and never zeroes it (the reference client does, which clobbers a running
+//! server). With `--lockstep` the sides wait for each other instead of sleeping (see
+//! [`crate::lockstep`]).
 
-use anyhow::{Result, bail};
+mod demo;
+mod game;
+mod shutdown;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use shm_core::wait::WaitStrategy;
+use shm_core::{DynBackend, SegmentName};
 
 use crate::Global;
+use crate::backend::{self, Kind};
+use crate::units::parse_duration;
 
 /// Arguments of `shm taller`.
 #[derive(Debug, clap::Args)]
-pub struct TallerArgs {}
+#[command(after_help = EXAMPLES)]
+pub struct TallerArgs {
+    #[command(subcommand)]
+    side: Side,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  shm taller demo                          server and client, two processes, one terminal
+  shm taller server & shm taller client    the same by hand (or in two terminals)
+  shm taller demo --lockstep --rounds 1000000
+                                           wait instead of sleep: the values are deterministic
+  shm --backend sysv taller demo           the same game over System V";
+
+#[derive(Debug, clap::Subcommand)]
+enum Side {
+    /// Create the segment, zero both ints, play, and remove it at the end (Ctrl-C and SIGTERM
+    /// remove it too).
+    Server(ServerArgs),
+    /// Open the server's segment and play against it (never zeroes it, never removes it).
+    Client(Game),
+    /// Both at once: the server in this process, the client as a second process (this same
+    /// program), their output interleaved.
+    Demo(ServerArgs),
+}
+
+/// The server's flags: the game's, and what to do with a leftover segment.
+#[derive(Debug, Clone, clap::Args)]
+struct ServerArgs {
+    #[command(flatten)]
+    game: Game,
+    /// Remove a segment left under the name (by an earlier run) before creating it.
+    #[arg(long)]
+    replace: bool,
+}
+
+/// The flags both sides take.
+#[derive(Debug, Clone, clap::Args)]
+struct Game {
+    /// Segment name: the reference program's by default, so that it can play against us.
+    #[arg(long, default_value = "/test.shmem")]
+    name: SegmentName,
+    /// Rounds to play.
+    #[arg(long, default_value_t = 10)]
+    rounds: u64,
+    /// Time between rounds (`800ms`, `1s`) [default: 800ms for the server, 500ms for the client,
+    /// as in the reference program]. Not used with --lockstep.
+    #[arg(long, value_parser = parse_duration)]
+    interval: Option<Duration>,
+    /// Wait for the other side instead of sleeping: the server writes 1, 3, 5, ..., the client
+    /// 2, 4, 6, ...; only the start line and the final pair are printed (unless --verbose).
+    #[arg(long)]
+    lockstep: bool,
+    /// With --lockstep: give up when the other side does not move for this long.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    timeout: Duration,
+    /// With --lockstep: how to wait: spin, block (futex), or hybrid (spin briefly, then block).
+    #[arg(long, default_value_t = WaitStrategy::Hybrid)]
+    wait: WaitStrategy,
+    /// With --lockstep: print every move.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+/// The size of the segment, fixed as in the reference program.
+const SIZE: usize = 4096;
+/// Its mode, as in the reference program (`S_IRUSR | S_IWUSR`).
+const MODE: u32 = 0o600;
 
 /// Runs `shm taller`.
-pub fn run(_g: &Global, _a: &TallerArgs) -> Result<()> {
-    bail!("not implemented yet")
+pub fn run(g: &Global, a: &TallerArgs) -> Result<()> {
+    let kind = g.backend.unwrap_or(backend::DEFAULT);
+    let backend: Arc<dyn DynBackend> = Arc::from(backend::get(Some(kind))?);
+    match &a.side {
+        Side::Server(args) => game::server(backend, args),
+        Side::Client(args) => game::client(kind, backend.as_ref(), args),
+        Side::Demo(args) => demo::run(kind, backend, args),
+    }
+}
+
+/// The flags that make `shm taller client` play the same game as `args` (for the demo's
+/// second process).
+fn client_args(kind: Kind, game: &Game) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "--backend".into(),
+        kind.as_str().into(),
+        "taller".into(),
+        "client".into(),
+        "--name".into(),
+        game.name.as_str().into(),
+        "--rounds".into(),
+        game.rounds.to_string(),
+    ];
+    if let Some(interval) = game.interval {
+        v.extend(["--interval".into(), format!("{}ns", interval.as_nanos())]);
+    }
+    if game.lockstep {
+        v.extend([
+            "--lockstep".into(),
+            "--timeout".into(),
+            format!("{}ns", game.timeout.as_nanos()),
+            "--wait".into(),
+            game.wait.to_string(),
+        ]);
+    }
+    if game.verbose {
+        v.push("--verbose".into());
+    }
+    v
 }

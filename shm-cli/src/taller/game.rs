@@ -1,0 +1,199 @@
+//! The two sides of the game: the server creates, the client opens; both play the same rounds.
+
+use std::fmt::Display;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use shm_core::{Access, CreateOptions, DynBackend, Mapping, Segment};
+
+use super::shutdown::Shutdown;
+use super::{Game, MODE, SIZE, ServerArgs};
+use crate::backend::{Kind, sysv_key};
+use crate::lockstep::{Board, CLIENT_AT, Role, SERVER_AT};
+
+/// Where a side's lines go: stdout, after a prefix ("server | " in the demo, none otherwise).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Out {
+    pub prefix: &'static str,
+}
+
+impl Out {
+    /// Prints one line.
+    pub fn say(self, line: impl Display) {
+        println!("{}{line}", self.prefix);
+    }
+}
+
+/// `shm taller server`: create, play, remove.
+pub(super) fn server(backend: Arc<dyn DynBackend>, args: &ServerArgs) -> Result<()> {
+    let shutdown = Shutdown::install()?;
+    let out = Out { prefix: "" };
+    let (mut seg, map) = create(&backend, args, &shutdown, out)?;
+    let played = play(&map, Role::Server, &args.game, out);
+    let removed = remove(seg.as_mut(), &shutdown);
+    played.and(removed)
+}
+
+/// `shm taller client`: open, play, unmap.
+pub(super) fn client(kind: Kind, backend: &dyn DynBackend, game: &Game) -> Result<()> {
+    let out = Out { prefix: "" };
+    let name = &game.name;
+    let seg = backend.dyn_open(name, Access::ReadWrite).map_err(|e| {
+        let hint = e.is_not_found().then(|| {
+            let key = match sysv_key(kind, name) {
+                Some(key) => format!(", key 0x{key:08x}"),
+                None => String::new(),
+            };
+            format!(
+                "no taller server is running on {name} ({kind}{key}); start the server first: \
+                 `shm --backend {kind} taller server --name {name}`"
+            )
+        });
+        let e = anyhow::Error::new(e);
+        match hint {
+            Some(hint) => e.context(hint),
+            None => e,
+        }
+    })?;
+    let map = seg.map()?;
+    out.say(start_line("opened", seg.as_ref(), Role::Client, game)?);
+    play(&map, Role::Client, game, out)
+    // The mapping is dropped (unmapped) here; the segment stays for the server to remove.
+}
+
+/// The server's start: creates the segment (exclusively, unless --replace), maps it, zeroes both
+/// ints, arms the signal cleanup, and prints the start line.
+pub(super) fn create(
+    backend: &Arc<dyn DynBackend>,
+    args: &ServerArgs,
+    shutdown: &Shutdown,
+    out: Out,
+) -> Result<(Box<dyn Segment>, Mapping)> {
+    let name = &args.game.name;
+    let opts = CreateOptions::new(SIZE).mode(MODE).replace(args.replace);
+    // Under the lock, so that a signal sees either no segment or one that it must remove.
+    let mut armed = shutdown.lock();
+    let seg = backend.dyn_create(name, &opts).map_err(|e| {
+        let taken = e.is_already_exists();
+        let e = anyhow::Error::new(e);
+        if taken {
+            e.context(format!(
+                "cannot start the server: {name} is taken (left by an earlier run, \
+                 or a server still running)"
+            ))
+        } else {
+            e
+        }
+    })?;
+    // From here an error drops `seg`, which removes the segment (this handle owns it).
+    let map = seg.map()?;
+    for at in [SERVER_AT, CLIENT_AT] {
+        map.atomic::<AtomicI32>(at)?.store(0, SeqCst);
+    }
+    armed.segment = Some((Arc::clone(backend), name.clone()));
+    armed.prefix = out.prefix;
+    drop(armed);
+    out.say(start_line(
+        "created",
+        seg.as_ref(),
+        Role::Server,
+        &args.game,
+    )?);
+    Ok((seg, map))
+}
+
+/// The server's end: disarms the signal cleanup and removes the segment (mappings stay valid).
+pub(super) fn remove(seg: &mut dyn Segment, shutdown: &Shutdown) -> Result<()> {
+    let mut armed = shutdown.lock();
+    armed.segment = None;
+    seg.unlink()
+        .with_context(|| format!("cannot remove {} at the end of the game", seg.name()))
+}
+
+/// "created posix segment /test.shmem, 4096 bytes, mode 0600; 10 rounds, 800ms apart", with
+/// the key and id for System V.
+fn start_line(verb: &str, seg: &dyn Segment, role: Role, game: &Game) -> Result<String> {
+    let info = seg.info()?;
+    let mut line = format!("{verb} {} segment {}", info.backend, seg.name());
+    if let (Some(key), Some(id)) = (info.key, info.id) {
+        line.push_str(&format!(" (key 0x{key:08x}, id {id})"));
+    }
+    line.push_str(&format!(
+        ", {} bytes, mode {:04o}; {} round{}",
+        info.size,
+        info.mode,
+        game.rounds,
+        if game.rounds == 1 { "" } else { "s" }
+    ));
+    if game.lockstep {
+        line.push_str(&format!(
+            " in lockstep (wait {}, timeout {:?})",
+            game.wait, game.timeout
+        ));
+    } else {
+        line.push_str(&format!(", {:?} apart", interval(role, game)));
+    }
+    Ok(line)
+}
+
+/// The time between rounds: as asked, or the reference program's (server 800ms, client 500ms).
+fn interval(role: Role, game: &Game) -> Duration {
+    game.interval.unwrap_or(match role {
+        Role::Server => Duration::from_millis(800),
+        Role::Client => Duration::from_millis(500),
+    })
+}
+
+/// Plays the rounds and prints the final pair ("Quit server: 14, 13").
+pub(super) fn play(map: &Mapping, role: Role, game: &Game, out: Out) -> Result<()> {
+    let (me, peer) = match role {
+        Role::Server => ("server", "client"),
+        Role::Client => ("client", "server"),
+    };
+    let (server_int, client_int) = if game.lockstep {
+        let board = Board::new(map, role, game.wait)?;
+        let played = board.play(game.rounds, game.timeout, |mine, other| {
+            if game.verbose {
+                out.say(format_args!("I am taller. {mine}, {other}"));
+            }
+        });
+        if let Err(e) = played {
+            let e = anyhow::Error::new(e);
+            // A client that never moved never came: say how to start one in time.
+            return Err(if role == Role::Server && board.pair().1 == 0 {
+                e.context(format!(
+                    "no client joined within {:?}: start `shm taller client --lockstep --name {}` \
+                     within --timeout of the server",
+                    game.timeout, game.name
+                ))
+            } else {
+                e
+            });
+        }
+        board.pair()
+    } else {
+        let server_int = map.atomic::<AtomicI32>(SERVER_AT)?;
+        let client_int = map.atomic::<AtomicI32>(CLIENT_AT)?;
+        let (mine, other) = match role {
+            Role::Server => (server_int, client_int),
+            Role::Client => (client_int, server_int),
+        };
+        let pause = interval(role, game);
+        // The reference program's loop, round for round.
+        for i in 0..game.rounds {
+            let (m, o) = (mine.load(SeqCst), other.load(SeqCst));
+            if m <= o {
+                let m = o.wrapping_add(1);
+                mine.store(m, SeqCst);
+                out.say(format_args!("I am taller. {m}, {o}"));
+            }
+            std::thread::sleep(pause);
+            out.say(format_args!("Checking {peer} {i}"));
+        }
+        (server_int.load(SeqCst), client_int.load(SeqCst))
+    };
+    out.say(format_args!("Quit {me}: {server_int}, {client_int}"));
+    Ok(())
+}
