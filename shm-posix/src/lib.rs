@@ -12,6 +12,11 @@
 //! * **The memory is reserved** (unless [`CreateOptions::reserve`] is off): `ftruncate` on tmpfs
 //!   succeeds for any size and the first touch past the free space raises SIGBUS;
 //!   `posix_fallocate` turns that into [`Error::NoSpace`] at create.
+//! * **Create is atomic** (Linux): the object is made whole (mode, size, memory) as an unnamed
+//!   file of /dev/shm's tmpfs (`O_TMPFILE`), then named with `linkat`, which fails with `EEXIST`
+//!   when the name exists. No one can open a half-made segment (size 0 until `ftruncate`: its
+//!   first touch would be SIGBUS), and a failed create leaves nothing. Where `O_TMPFILE` is not
+//!   available it falls back to `shm_open(O_CREAT | O_EXCL)`.
 //!
 //! ```no_run
 //! use shm_core::{Backend, CreateOptions, Segment, SegmentName};

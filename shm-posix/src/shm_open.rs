@@ -249,6 +249,83 @@ impl PosixSegment {
     }
 }
 
+/// Makes the object whole before it has a name, then names it atomically, so that no one ever
+/// opens a half-made segment (size 0 between `shm_open` and `ftruncate`: its first touch would
+/// be SIGBUS) and a failed create leaves nothing behind.
+///
+/// On Linux the object is an unnamed file of the tmpfs that holds /dev/shm (`O_TMPFILE`): it is
+/// given its mode, size and memory, then `linkat` gives it its name, failing with `EEXIST`
+/// (never following a planted symlink) when the name exists. The result is the same object
+/// `shm_open` makes and opens. `Ok(None)` where this cannot be done (no `O_TMPFILE` support,
+/// no /dev/shm): the caller then uses `shm_open(O_CREAT | O_EXCL)`.
+#[cfg(target_os = "linux")]
+fn create_whole(name: &SegmentName, opts: &CreateOptions) -> Result<Option<OwnedFd>> {
+    let fail = |e: io::Error| os_error(name, Op::Create, e);
+    // The common loss of a race, found before any memory is reserved; `linkat` below is what
+    // decides, atomically.
+    if lstat_name(name).is_ok() {
+        return Err(fail(io::Error::from_raw_os_error(libc::EEXIST)));
+    }
+    let dir = CString::new(SHM_DIR).unwrap_or_default();
+    // SAFETY: `dir` is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::open(
+            dir.as_ptr(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    let fd = match cvt(rc) {
+        // SAFETY: open returned a new descriptor that nothing else owns.
+        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+        Err(e) => {
+            return match e.raw_os_error() {
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT) => Ok(None),
+                _ => Err(fail(e)),
+            };
+        }
+    };
+    PosixSegment::set_up(fd.as_raw_fd(), name, opts)?;
+    let target = CString::new(format!("{SHM_DIR}/{}", name.bare())).unwrap_or_default();
+    let by_proc = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default();
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call; linkat never
+    // follows `target`, and follows `by_proc` to our unnamed file.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            by_proc.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    match cvt(rc) {
+        Ok(_) => Ok(Some(fd)),
+        // No /proc: name the descriptor itself (needs CAP_DAC_READ_SEARCH).
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let empty = CString::default();
+            // SAFETY: as above; AT_EMPTY_PATH names `fd` itself.
+            let rc = unsafe {
+                libc::linkat(
+                    fd.as_raw_fd(),
+                    empty.as_ptr(),
+                    libc::AT_FDCWD,
+                    target.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                )
+            };
+            cvt(rc).map(|_| Some(fd)).map_err(fail)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Elsewhere: always `shm_open(O_CREAT | O_EXCL)`.
+#[cfg(not(target_os = "linux"))]
+fn create_whole(_name: &SegmentName, _opts: &CreateOptions) -> Result<Option<OwnedFd>> {
+    Ok(None)
+}
+
 impl Backend for Posix {
     type Segment = PosixSegment;
 
@@ -280,13 +357,20 @@ impl Backend for Posix {
                 _ => {}
             }
         }
-        let fd = shm_open(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
-            .map_err(|e| os_error(name, Op::Create, e))?;
-        if let Err(e) = PosixSegment::set_up(fd.as_raw_fd(), name, opts) {
-            // We made it: take it back before reporting, so a failed create leaves nothing.
-            let _ = shm_unlink(name);
-            return Err(e);
-        }
+        let fd = match create_whole(name, opts)? {
+            Some(fd) => fd,
+            None => {
+                let fd = shm_open(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
+                    .map_err(|e| os_error(name, Op::Create, e))?;
+                if let Err(e) = PosixSegment::set_up(fd.as_raw_fd(), name, opts) {
+                    // We made it: take it back before reporting, so a failed create leaves
+                    // nothing.
+                    let _ = shm_unlink(name);
+                    return Err(e);
+                }
+                fd
+            }
+        };
         Ok(PosixSegment {
             name: name.clone(),
             fd: Arc::new(fd),

@@ -48,6 +48,8 @@ fn check_backend<B: Backend + Sync>(backend: &B) {
         .unwrap();
     b.map().unwrap().write_at(0, b"readable by all").unwrap();
 
+    let cleanup = shm_core::conformance::Cleanup::new(backend, "perm-by-nobody");
+    let by_nobody = cleanup.name.clone();
     let report = in_child(|| {
         become_nobody()?;
         let lines = [
@@ -70,6 +72,11 @@ fn check_backend<B: Backend + Sync>(backend: &B) {
             Err(Error::ReadOnly { .. }) => {}
             other => return Err(format!("write through a read-only map: {other:?}")),
         }
+        // An unprivileged user can create too: owned by nobody, with the mode asked.
+        let mut own = backend
+            .create(&by_nobody, &CreateOptions::new(4096).mode(0o640))
+            .map_err(|e| format!("create as nobody: {e}"))?;
+        own.keep();
         Ok(lines.join("\n"))
     })
     .ok();
@@ -84,6 +91,8 @@ fn check_backend<B: Backend + Sync>(backend: &B) {
         assert!(line.contains(private.as_str()), "{line}");
     }
     assert!(lines[4].contains("owner uid 0, mode 0644"), "{}", lines[4]);
+    let made = backend.info(&by_nobody).unwrap();
+    assert_eq!((made.uid, made.mode), (NOBODY, 0o640), "{made:?}");
     // Both are still there, untouched.
     assert_eq!(backend.info(&private).unwrap().mode, 0o600);
     let mut buf = [0u8; 15];

@@ -97,6 +97,11 @@ pub fn spawn_child(f: impl FnOnce() -> Result<String, String>) -> Pending {
 }
 
 impl Pending {
+    /// The child's process id.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
     /// Waits for the child and collects its report.
     pub fn wait(mut self) -> ChildResult {
         let mut said = String::new();

@@ -1,0 +1,257 @@
+//! Races between processes, on both backends: eight processes creating one name at the same
+//! moment (exactly one wins, the others get AlreadyExists), and several processes looping
+//! create/open/map/write/read/unlink over a few shared names for about a second per backend
+//! (no crash, no error but NotFound and AlreadyExists, nothing left).
+#![allow(clippy::unwrap_used)]
+
+mod failures_support;
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use failures_support::{Pending, Status, spawn_child};
+use shm_core::{Access, Backend, CreateOptions, Error, Segment, SegmentName};
+use shm_posix::Posix;
+use shm_sysv::SysV;
+use shm_tests::{shm, skip, unique_name};
+
+/// A start line for forked children: they block in `pass` until the parent calls `open`.
+struct Gate {
+    read: OwnedFd,
+    write: Option<OwnedFd>,
+}
+
+impl Gate {
+    fn new() -> Self {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid out-pointer for two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fresh descriptors that nothing else owns.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Self {
+            read,
+            write: Some(write),
+        }
+    }
+
+    /// In a child: close the inherited write end, then wait for end-of-file.
+    fn pass(&self) {
+        if let Some(w) = &self.write {
+            // SAFETY: closes this child's copy of the descriptor; the OwnedFd is never dropped
+            // in the child (it leaves with _exit), so it is not closed twice.
+            unsafe { libc::close(w.as_raw_fd()) };
+        }
+        let mut byte = 0u8;
+        // SAFETY: reads at most one byte into a valid buffer; returns 0 at end-of-file.
+        while unsafe { libc::read(self.read.as_raw_fd(), (&raw mut byte).cast(), 1) } > 0 {}
+    }
+
+    /// In the parent: let every waiting child go at once.
+    fn open(&mut self) {
+        self.write = None;
+    }
+}
+
+/// Eight processes create one name at once; exactly one succeeds.
+fn one_of_eight_wins<B: Backend + Sync>(backend: &B) {
+    let cleanup = shm_core::conformance::Cleanup::new(backend, "race8");
+    let name = cleanup.name.clone();
+    let mut gate = Gate::new();
+    let children: Vec<Pending> = (0..8)
+        .map(|_| {
+            spawn_child(|| {
+                gate.pass();
+                match backend.create(&name, &CreateOptions::new(4096)) {
+                    Ok(mut seg) => {
+                        // Keep it: the parent counts and removes it.
+                        seg.keep();
+                        Ok("created".into())
+                    }
+                    Err(e) if e.is_already_exists() => Ok("exists".into()),
+                    Err(e) => Err(format!("{e:?}")),
+                }
+            })
+        })
+        .collect();
+    gate.open();
+    let mut tally = BTreeMap::new();
+    for child in children {
+        *tally.entry(child.wait().ok()).or_insert(0) += 1;
+    }
+    println!("{}: {tally:?}", backend.name());
+    assert_eq!(
+        tally.get("created"),
+        Some(&1),
+        "{}: {tally:?}",
+        backend.name()
+    );
+    assert_eq!(
+        tally.get("exists"),
+        Some(&7),
+        "{}: {tally:?}",
+        backend.name()
+    );
+    backend.unlink(&cleanup.name).unwrap();
+}
+
+#[test]
+fn eight_creators_one_winner_posix() {
+    one_of_eight_wins(&Posix::new());
+}
+
+#[test]
+fn eight_creators_one_winner_sysv() {
+    one_of_eight_wins(&SysV::new());
+}
+
+/// One process's loop over the shared names until `until`: create (and drop, which removes,
+/// or keep), open and check the bytes, remove. Every error that is not NotFound or
+/// AlreadyExists ends it with that error, and so do bytes that no writer wrote.
+fn churn<B: Backend>(
+    backend: &B,
+    names: &[SegmentName],
+    seed: u64,
+    until: Instant,
+) -> Result<String, String> {
+    let mut counts = BTreeMap::<&str, u64>::new();
+    let mut x = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let expected = |e: &Error| e.is_not_found() || e.is_already_exists();
+    while Instant::now() < until {
+        // xorshift: a cheap, seeded sequence of choices
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let name = &names[(x % names.len() as u64) as usize];
+        let step: Result<&str, Error> = match (x >> 8) % 3 {
+            0 => backend
+                .create(name, &CreateOptions::new(8192))
+                .and_then(|mut seg| {
+                    seg.map()?.write_at(8000, b"mine")?;
+                    if (x >> 16) % 2 == 0 {
+                        // leave it for the others to open and remove
+                        seg.keep();
+                        Ok("created, kept")
+                    } else {
+                        Ok("created, dropped")
+                    }
+                }),
+            1 => backend.open(name, Access::ReadWrite).and_then(|seg| {
+                let map = seg.map()?;
+                let mut buf = [0u8; 4];
+                map.read_at(8000, &mut buf)?;
+                // Either its creator has written, or not yet: never anything else.
+                if &buf != b"mine" && buf != [0; 4] {
+                    return Ok("bad bytes");
+                }
+                map.write_at(0, b"seen")?;
+                Ok("opened")
+            }),
+            _ => backend.unlink(name).map(|()| "removed"),
+        };
+        match step {
+            Ok("bad bytes") => return Err(format!("{name}: bytes no one wrote")),
+            Ok(what) => *counts.entry(what).or_default() += 1,
+            Err(e) if expected(&e) => {
+                *counts
+                    .entry(if e.is_not_found() {
+                        "not found"
+                    } else {
+                        "exists"
+                    })
+                    .or_default() += 1
+            }
+            Err(e) => return Err(format!("{e} ({e:?}) after {counts:?}")),
+        }
+    }
+    Ok(format!("{counts:?}"))
+}
+
+/// Segments of this backend whose name holds `tag` and `churn`, or (System V) whose creator is one of
+/// `pids`: what a churn could have leaked.
+fn leftovers<B: Backend>(backend: &B, tag: &str, pids: &[i32]) -> Vec<String> {
+    backend
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|i| {
+            i.name
+                .as_deref()
+                .is_some_and(|n| n.contains(tag) && n.contains("churn"))
+                || i.cpid.is_some_and(|p| pids.contains(&p))
+        })
+        .map(|i| format!("{i:?}"))
+        .collect()
+}
+
+fn churn_in_processes<B: Backend + Sync>(backend: &B) {
+    let names: Vec<SegmentName> = (0..3)
+        .map(|i| SegmentName::new(&unique_name(&format!("churn{i}"))).unwrap())
+        .collect();
+    let until = Instant::now() + Duration::from_millis(1200);
+    let children: Vec<Pending> = (0..4)
+        .map(|seed| spawn_child(|| churn(backend, &names, seed, until)))
+        .collect();
+    let pids: Vec<i32> = children.iter().map(Pending::pid).collect();
+    let results: Vec<_> = children.into_iter().map(Pending::wait).collect();
+    // Kept segments are expected at the end: remove them, then nothing of ours may remain.
+    for name in &names {
+        let _ = backend.unlink(name);
+    }
+    for r in &results {
+        println!("{}: {r}", backend.name());
+        assert_eq!(r.status, Status::Exited(0), "{}: {r}", backend.name());
+    }
+    let left = leftovers(backend, &format!("shmt-{}-", std::process::id()), &pids);
+    assert!(left.is_empty(), "{}: left behind: {left:?}", backend.name());
+}
+
+#[test]
+fn create_open_unlink_churn_posix() {
+    churn_in_processes(&Posix::new());
+}
+
+#[test]
+fn create_open_unlink_churn_sysv() {
+    churn_in_processes(&SysV::new());
+}
+
+/// Eight `shm create` processes at once: one exit 0, seven one-line "already exists" errors.
+#[test]
+fn cli_eight_creators_one_winner() {
+    let test = "cli_eight_creators_one_winner";
+    for backend in ["posix", "sysv"] {
+        let name = unique_name("cli-race8");
+        let _guards = (
+            shm_tests::PosixGuard(name.clone()),
+            shm_tests::SysvKeyGuard(shm_sysv::key_for(&SegmentName::new(&name).unwrap()).unwrap()),
+        );
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                shm()
+                    .args(["--backend", backend, "create", &name, "--size", "4096"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        if outs
+            .iter()
+            .any(|o| String::from_utf8_lossy(&o.stderr).contains("unexpected argument"))
+        {
+            skip(test, "`shm create NAME --size` is not there yet");
+            return;
+        }
+        let won = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(won, 1, "{backend}: {outs:?}");
+        for o in outs.iter().filter(|o| !o.status.success()) {
+            let line = failures_support::one_error_line("losing shm create", o);
+            assert!(line.contains("already exists"), "{line}");
+        }
+    }
+}
