@@ -8,14 +8,45 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shm_core::SegmentName;
 use shm_tests::{PosixGuard, SysvKeyGuard, reference_program, shm, skip, unique_name};
 
-const BACKENDS: [&str; 2] = ["posix", "sysv"];
+/// The backends compiled into the `shm` binary under test; each one missing is skipped with
+/// the reason printed (a binary built with `--no-default-features --features posix` has one).
+fn backends(test: &str) -> Vec<&'static str> {
+    static COMPILED: OnceLock<Vec<(&'static str, bool)>> = OnceLock::new();
+    let compiled = COMPILED.get_or_init(|| {
+        ["posix", "sysv"]
+            .into_iter()
+            .map(|b| {
+                let probe = shm()
+                    .args(["--backend", b, "taller", "client", "--name"])
+                    .arg(unique_name("probe"))
+                    .env_remove("SHM_BACKEND")
+                    .output()
+                    .unwrap();
+                let err = String::from_utf8_lossy(&probe.stderr);
+                (b, !err.contains("is not compiled into"))
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    for &(b, there) in compiled {
+        if there {
+            out.push(b);
+        } else {
+            skip(
+                test,
+                &format!("the shm binary was built without feature `{b}`"),
+            );
+        }
+    }
+    out
+}
 
 /// A process that runs longer than this hangs: it is killed and the test fails. Far above what
 /// any run here needs, so that a slow machine never fails a test.
@@ -271,7 +302,7 @@ fn assert_gone(backend: &str, name: &str) {
 
 #[test]
 fn demo_plays_both_sides_on_each_backend() {
-    for backend in BACKENDS {
+    for backend in backends("demo_plays_both_sides_on_each_backend") {
         let name = unique_name(&format!("demo-{backend}"));
         let _guard = guard(backend, &name);
         let demo = start(
@@ -321,7 +352,7 @@ fn demo_plays_both_sides_on_each_backend() {
 
 #[test]
 fn demo_in_lockstep_ends_on_the_exact_pair() {
-    for backend in BACKENDS {
+    for backend in backends("demo_in_lockstep_ends_on_the_exact_pair") {
         let name = unique_name(&format!("demo-lock-{backend}"));
         let _guard = guard(backend, &name);
         let demo = start(
@@ -370,7 +401,7 @@ fn lockstep(backend: &str, name: &str, rounds: u64, extra: &[&str]) -> (Finished
 
 #[test]
 fn lockstep_is_deterministic_on_each_backend_and_wait() {
-    for backend in BACKENDS {
+    for backend in backends("lockstep_is_deterministic_on_each_backend_and_wait") {
         for wait in ["spin", "block", "hybrid"] {
             let name = unique_name(&format!("lock-{backend}-{wait}"));
             let _guard = guard(backend, &name);
@@ -403,7 +434,7 @@ fn lockstep_is_deterministic_on_each_backend_and_wait() {
 
 #[test]
 fn lockstep_verbose_prints_every_move() {
-    for backend in BACKENDS {
+    for backend in backends("lockstep_verbose_prints_every_move") {
         let name = unique_name(&format!("lock-verbose-{backend}"));
         let _guard = guard(backend, &name);
         let (s, c) = lockstep(backend, &name, 5, &["--verbose"]);
@@ -423,7 +454,7 @@ fn lockstep_verbose_prints_every_move() {
 
 #[test]
 fn leftover_segment_is_named_with_the_way_out_and_replace_works() {
-    for backend in BACKENDS {
+    for backend in backends("leftover_segment_is_named_with_the_way_out_and_replace_works") {
         let name = unique_name(&format!("leftover-{backend}"));
         let _guard = guard(backend, &name);
         // A leftover as real as it gets: a server killed before it could clean up.
@@ -477,7 +508,7 @@ fn leftover_segment_is_named_with_the_way_out_and_replace_works() {
 
 #[test]
 fn client_without_server_says_to_start_the_server() {
-    for backend in BACKENDS {
+    for backend in backends("client_without_server_says_to_start_the_server") {
         for mode in [&[][..], &["--lockstep"][..]] {
             let name = unique_name(&format!("noserver-{backend}"));
             let failed =
@@ -504,7 +535,7 @@ fn endless_game(backend: &str, name: &str) -> (Running, Running) {
 
 #[test]
 fn lockstep_survivor_of_a_killed_client_fails_within_the_timeout() {
-    for backend in BACKENDS {
+    for backend in backends("lockstep_survivor_of_a_killed_client_fails_within_the_timeout") {
         let name = unique_name(&format!("killclient-{backend}"));
         let _guard = guard(backend, &name);
         let (mut server, mut client) = endless_game(backend, &name);
@@ -520,7 +551,7 @@ fn lockstep_survivor_of_a_killed_client_fails_within_the_timeout() {
 
 #[test]
 fn lockstep_survivor_of_a_killed_server_fails_within_the_timeout() {
-    for backend in BACKENDS {
+    for backend in backends("lockstep_survivor_of_a_killed_server_fails_within_the_timeout") {
         let name = unique_name(&format!("killserver-{backend}"));
         let _guard = guard(backend, &name);
         let (mut server, mut client) = endless_game(backend, &name);
@@ -535,25 +566,27 @@ fn lockstep_survivor_of_a_killed_server_fails_within_the_timeout() {
 
 #[test]
 fn lockstep_server_without_client_says_so() {
-    let name = unique_name("lonely");
-    let _guard = guard("posix", &name);
-    let s = start(
-        &mut taller(
-            "posix",
-            "server",
-            &name,
-            &["--lockstep", "--timeout", "200ms"],
-        ),
-        "lonely server",
-    )
-    .finish_within(Duration::from_secs(30));
-    let text = s.assert_failure();
-    assert!(
-        text.contains("no client joined within 200ms"),
-        "{}",
-        s.dump()
-    );
-    assert_gone("posix", &name);
+    for backend in backends("lockstep_server_without_client_says_so") {
+        let name = unique_name(&format!("lonely-{backend}"));
+        let _guard = guard(backend, &name);
+        let s = start(
+            &mut taller(
+                backend,
+                "server",
+                &name,
+                &["--lockstep", "--timeout", "200ms"],
+            ),
+            "lonely server",
+        )
+        .finish_within(Duration::from_secs(30));
+        let text = s.assert_failure();
+        assert!(
+            text.contains("no client joined within 200ms"),
+            "{}",
+            s.dump()
+        );
+        assert_gone(backend, &name);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -582,7 +615,7 @@ fn signal_server(backend: &str, sig: libc::c_int, args: &[&str], ready: &str) {
 
 #[test]
 fn sigterm_and_sigint_on_the_server_leave_nothing_behind() {
-    for backend in BACKENDS {
+    for backend in backends("sigterm_and_sigint_on_the_server_leave_nothing_behind") {
         for sig in [libc::SIGTERM, libc::SIGINT] {
             // Sleeping between rounds.
             signal_server(backend, sig, &["--rounds", "1000"], "I am taller. 1, 0");
@@ -617,7 +650,7 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 #[test]
 fn sigterm_on_the_demo_stops_the_client_and_removes_the_segment() {
-    for backend in BACKENDS {
+    for backend in backends("sigterm_on_the_demo_stops_the_client_and_removes_the_segment") {
         let name = unique_name(&format!("demo-term-{backend}"));
         let _guard = guard(backend, &name);
         let mut demo = start(
@@ -659,6 +692,9 @@ static REFERENCE: Mutex<()> = Mutex::new(());
 /// The lock and the reference program, or `None` (skipped, with the reason printed).
 fn reference(test: &str) -> Option<(MutexGuard<'static, ()>, std::path::PathBuf)> {
     let lock = REFERENCE.lock().unwrap_or_else(|e| e.into_inner());
+    if !backends(test).contains(&"posix") {
+        return None;
+    }
     let program = match reference_program() {
         Ok(p) => p,
         Err(why) => {
