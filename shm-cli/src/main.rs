@@ -93,8 +93,56 @@ fn one_line(err: &anyhow::Error) -> String {
     line
 }
 
+/// A command-line error of clap's in one line: its message, its indented details (missing
+/// arguments, possible values, tips) joined in, and where to find help, without the usage
+/// block: `error: unexpected argument '--frob' found; see 'shm create --help'`.
+fn clap_one_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    // `Usage: shm create [OPTIONS] ...`: the command path names the help to read.
+    let path = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Usage:"))
+        .map(|usage| {
+            let words = usage.split_whitespace();
+            let path: Vec<&str> = words
+                .take_while(|w| w.chars().all(|c| c.is_ascii_lowercase()))
+                .collect();
+            path.join(" ")
+        })
+        .unwrap_or_else(|| "shm".to_owned());
+    if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap would print the whole help: say what is missing and where the help is.
+        return format!("error: '{path}' needs a subcommand; see '{path} --help'");
+    }
+    let mut line = String::new();
+    for l in lines {
+        if l.starts_with("Usage:") || l.starts_with("For more information") {
+            break;
+        }
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(l);
+    }
+    format!("{line}; see '{path} --help'")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout and exit 0: clap's own way.
+        Err(err) if !err.use_stderr() => err.exit(),
+        // Usage errors: one line, as every other error, with clap's exit code (2).
+        Err(err) => {
+            eprintln!("{}", clap_one_line(&err));
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
