@@ -1,0 +1,279 @@
+//! How segments are shown: the JSON object of a [`SegmentInfo`], the human table and detail
+//! lines, times, owner names and hex dumps.
+
+use std::ffi::CStr;
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+use shm_core::SegmentInfo;
+
+use crate::units::format_size;
+
+/// A System V key as `ipcs` prints it: `0x0000abcd`.
+pub fn key_hex(key: i32) -> String {
+    format!("0x{:08x}", key as u32)
+}
+
+/// The one JSON object of a segment, for `list --json` and `info --json`.
+pub fn info_json(i: &SegmentInfo) -> Value {
+    json!({
+        "backend": i.backend,
+        "name": i.name,
+        "key": i.key.map(key_hex),
+        "id": i.id,
+        "size": i.size,
+        "mode": format!("{:04o}", i.mode),
+        "uid": i.uid,
+        "gid": i.gid,
+        "owner": user_name(i.uid),
+        "nattch": i.nattch,
+        "cpid": i.cpid,
+        "lpid": i.lpid,
+        "atime": i.atime,
+        "dtime": i.dtime,
+        "ctime": i.ctime,
+        "mtime": i.mtime,
+        "removed": i.removed,
+    })
+}
+
+/// The columns of `shm list`.
+pub const LIST_HEADERS: [&str; 11] = [
+    "BACKEND", "NAME", "KEY", "ID", "SIZE", "MODE", "OWNER", "NATTCH", "CPID", "LPID", "STATUS",
+];
+
+/// One row of `shm list`, in [`LIST_HEADERS`] order.
+pub fn list_row(i: &SegmentInfo) -> Vec<String> {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    vec![
+        i.backend.to_owned(),
+        opt(i.name.clone()),
+        opt(i.key.map(key_hex)),
+        opt(i.id.map(|v| v.to_string())),
+        format_size(i.size),
+        format!("{:04o}", i.mode),
+        owner(i.uid),
+        opt(i.nattch.map(|v| v.to_string())),
+        opt(i.cpid.map(|v| v.to_string())),
+        opt(i.lpid.map(|v| v.to_string())),
+        if i.removed { "dest" } else { "-" }.to_owned(),
+    ]
+}
+
+/// The lines of `shm info`: label and value.
+pub fn info_lines(i: &SegmentInfo) -> Vec<(&'static str, String)> {
+    let mut lines = vec![("backend", i.backend.to_owned())];
+    if let Some(name) = &i.name {
+        lines.push(("name", name.clone()));
+    }
+    if let Some(key) = i.key {
+        lines.push(("key", key_hex(key)));
+    }
+    if let Some(id) = i.id {
+        lines.push(("id", id.to_string()));
+    }
+    lines.push((
+        "size",
+        format!("{} bytes ({})", i.size, format_size(i.size)),
+    ));
+    lines.push(("mode", format!("{:04o}", i.mode)));
+    lines.push((
+        "owner",
+        format!("{} (uid {}, gid {})", owner(i.uid), i.uid, i.gid),
+    ));
+    if let Some(n) = i.nattch {
+        lines.push(("nattch", n.to_string()));
+    }
+    if let Some(pid) = i.cpid {
+        lines.push(("cpid", pid.to_string()));
+    }
+    if let Some(pid) = i.lpid {
+        lines.push(("lpid", pid.to_string()));
+    }
+    // System V reports attach and detach times; POSIX a modification time.
+    if i.nattch.is_some() {
+        lines.push(("attached", format_time(i.atime)));
+        lines.push(("detached", format_time(i.dtime)));
+    }
+    if i.mtime.is_some() {
+        lines.push(("modified", format_time(i.mtime)));
+    }
+    lines.push(("changed", format_time(i.ctime)));
+    if i.key.is_some() || i.removed {
+        let status = if i.removed {
+            "removed (dest): it lives until its last detach"
+        } else {
+            "-"
+        };
+        lines.push(("status", status.to_owned()));
+    }
+    lines
+}
+
+/// How [`render_table`] separates columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Columns apart by two spaces, as `ps` and `ipcs` print.
+    Plain,
+    /// A Markdown table: `| a | b |`, with a rule under the headers.
+    Markdown,
+}
+
+/// Lays out rows under headers, each column as wide as its widest cell.
+pub fn render_table(headers: &[&str], rows: &[Vec<String>], style: Style) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, &w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        match style {
+            Style::Plain => padded.join("  ").trim_end().to_owned(),
+            Style::Markdown => format!("| {} |", padded.join(" | ")),
+        }
+    };
+    let mut out = line(&mut headers.iter().copied());
+    out.push('\n');
+    if style == Style::Markdown {
+        let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
+        out.push_str(&line(&mut rule.iter().map(String::as_str)));
+        out.push('\n');
+    }
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+        out.push('\n');
+    }
+    out
+}
+
+/// The owner's user name, or the uid when it has none.
+fn owner(uid: u32) -> String {
+    user_name(uid).unwrap_or_else(|| uid.to_string())
+}
+
+/// The user name of `uid` from the system's user database (`getpwuid_r`).
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value of a plain C struct.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call and `buf.len()` is the buffer's size; the
+        // strings it fills in point into `buf`.
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: pw_name is a NUL-terminated string inside `buf`, which is still alive.
+        let name = unsafe { CStr::from_ptr(pwd.pw_name) };
+        return Some(name.to_string_lossy().into_owned());
+    }
+}
+
+/// Seconds since the epoch as `2026-01-02 03:04:05 UTC`, or `never`.
+pub fn format_time(t: Option<i64>) -> String {
+    let Some(secs) = t else {
+        return "never".to_owned();
+    };
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Writes `bytes` as a hex dump (`hexdump -C` layout); `base` is the offset of the first byte
+/// and must be a multiple of 16 for the lines to align with offsets.
+pub fn hex_dump(out: &mut impl Write, base: usize, bytes: &[u8]) -> io::Result<()> {
+    for (n, chunk) in bytes.chunks(16).enumerate() {
+        let mut line = format!("{:08x} ", base + n * 16);
+        for j in 0..16 {
+            if j % 8 == 0 {
+                line.push(' ');
+            }
+            match chunk.get(j) {
+                Some(b) => line.push_str(&format!("{b:02x} ")),
+                None => line.push_str("   "),
+            }
+        }
+        line.push_str(" |");
+        line.extend(chunk.iter().map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                char::from(b)
+            } else {
+                '.'
+            }
+        }));
+        line.push('|');
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_dumps() {
+        assert_eq!(format_time(Some(0)), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_time(Some(951_782_400)), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_time(Some(1_795_788_366)), "2026-11-27 14:06:06 UTC");
+        assert_eq!(format_time(None), "never");
+        let mut out = Vec::new();
+        hex_dump(&mut out, 16, b"hello, world\n\0ABCDEF").unwrap_or_default();
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(
+            text,
+            "00000010  68 65 6c 6c 6f 2c 20 77  6f 72 6c 64 0a 00 41 42  |hello, world..AB|\n\
+             00000020  43 44 45 46                                       |CDEF|\n"
+        );
+        assert_eq!(key_hex(-1), "0xffffffff");
+    }
+
+    #[test]
+    fn table_aligns() {
+        let t = render_table(
+            &["A", "BB"],
+            &[
+                vec!["xyz".into(), "1".into()],
+                vec!["q".into(), "22".into()],
+            ],
+            Style::Plain,
+        );
+        assert_eq!(t, "A    BB\nxyz  1\nq    22\n");
+        let t = render_table(
+            &["A", "BB"],
+            &[vec!["xyz".into(), "1".into()]],
+            Style::Markdown,
+        );
+        assert_eq!(t, "| A   | BB |\n| --- | -- |\n| xyz | 1  |\n");
+    }
+}

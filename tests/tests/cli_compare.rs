@@ -1,0 +1,112 @@
+//! `shm compare` end to end: the table parses, every behaviour has both columns, the facts the
+//! kernel guarantees on Linux show up, and the run leaves nothing behind.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Output, Stdio};
+
+use serde_json::Value;
+use shm_tests::shm;
+
+/// Runs `shm compare ARGS`; its pid and output.
+fn compare(args: &[&str]) -> (u32, Output) {
+    let child = shm()
+        .arg("compare")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "shm compare failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (pid, out)
+}
+
+/// Nothing of run `pid` is left: no /dev/shm/shm-compare-PID-*, no System V segment that it
+/// created or last attached (segments its children made are attached by it before removal).
+fn assert_nothing_left(pid: u32) {
+    let prefix = format!("shm-compare-{pid}-");
+    let posix: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(posix.is_empty(), "left in /dev/shm: {posix:?}");
+    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
+    let ours: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[4] == pid.to_string() || f[5] == pid.to_string()
+        })
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "System V segments left:\n{}",
+        ours.join("\n")
+    );
+}
+
+fn cell<'a>(rows: &'a [Value], behaviour: &str, column: &str) -> &'a str {
+    rows.iter()
+        .find(|r| r["behaviour"] == behaviour)
+        .unwrap_or_else(|| panic!("no row {behaviour:?}"))[column]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+fn compare_json_has_both_columns_and_leaves_nothing() {
+    let (pid, out) = compare(&["--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert!(rows.len() >= 10, "only {} rows", rows.len());
+    for row in rows {
+        let obj = row.as_object().unwrap();
+        assert_eq!(obj.len(), 3, "{row}");
+        for key in ["behaviour", "posix", "sysv"] {
+            let text = row[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} not a string: {row}"));
+            assert!(!text.trim().is_empty(), "{key} empty: {row}");
+            assert!(!text.contains("probe failed"), "{row}");
+        }
+    }
+    // What the kernels guarantee on Linux, observed live.
+    assert!(cell(rows, "resize", "posix").contains("8192"));
+    assert!(cell(rows, "resize", "sysv").contains("impossible"));
+    assert!(cell(rows, "size 0", "sysv").contains("EINVAL"));
+    assert!(cell(rows, "size 100 (not a page multiple)", "posix").contains("st_size 100"));
+    assert!(cell(rows, "size 100 (not a page multiple)", "sysv").contains("shm_segsz 100"));
+    assert!(cell(rows, "open after remove", "posix").contains("ENOENT"));
+    assert!(cell(rows, "attach after remove", "sysv").contains("-> ok"));
+    assert!(cell(rows, "attach count", "sysv").contains("shm_nattch 2"));
+    assert!(cell(rows, "attach count", "posix").contains("not kept"));
+    assert!(cell(rows, "umask 022 on mode 0666", "posix").contains("0666 -> 0644"));
+    assert!(cell(rows, "umask 022 on mode 0666", "sysv").contains("0666 -> 0666"));
+    assert!(cell(rows, "survives creator exit", "posix").starts_with("yes"));
+    assert!(cell(rows, "fork", "sysv").contains("nattch 1 -> 2"));
+    assert_nothing_left(pid);
+}
+
+#[test]
+fn compare_prints_one_table() {
+    let (pid, out) = compare(&[]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("| behaviour") && lines[0].contains("| posix"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("| ---"), "{text}");
+    assert!(lines.len() >= 12, "{text}");
+    // Aligned: every line as wide as the header.
+    let width = lines[0].chars().count();
+    assert!(lines.iter().all(|l| l.chars().count() == width), "{text}");
+    assert_nothing_left(pid);
+}
