@@ -348,7 +348,8 @@ fn remove_sysv(_key: i32, _id: Option<i32>) -> Result<Option<String>> {
     bail!("--key and --id need the sysv backend, which is not compiled into this shm")
 }
 
-/// Checks that `offset..offset+len` lies inside a segment of `size` bytes, in words.
+/// Checks that `offset..offset+len` lies inside a segment of `size` bytes; the error says what
+/// fits.
 fn check_range(name: &SegmentName, size: usize, offset: usize, len: usize) -> Result<()> {
     if offset > size {
         bail!("offset {offset} is past the end of {name} ({size} bytes)");
@@ -368,9 +369,7 @@ pub fn read(g: &Global, a: &ReadArgs) -> Result<()> {
     let name = name_of(&a.name)?;
     let segment = locate(g, &name)?.open(&name, Access::ReadOnly)?;
     let size = segment.size();
-    if a.offset > size {
-        check_range(&name, size, a.offset, 0)?;
-    }
+    check_range(&name, size, a.offset, 0)?;
     let len = a.len.unwrap_or(size - a.offset);
     check_range(&name, size, a.offset, len)?;
     if len == 0 {
