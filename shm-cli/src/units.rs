@@ -166,4 +166,99 @@ mod tests {
         assert!(parse_mode("0999").is_err());
         assert!(parse_mode("01777").is_err());
     }
+
+    /// Properties of the parsers over arbitrary input: they never panic, what they accept is
+    /// what was written, and what they refuse says why.
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const UNITS: [(&str, u128); 13] = [
+            ("", 1),
+            ("B", 1),
+            ("k", 1 << 10),
+            ("K", 1 << 10),
+            ("KiB", 1 << 10),
+            ("M", 1 << 20),
+            ("MiB", 1 << 20),
+            ("GiB", 1 << 30),
+            ("TiB", 1 << 40),
+            ("KB", 1_000),
+            ("MB", 1_000_000),
+            ("GB", 1_000_000_000),
+            ("TB", 1_000_000_000_000),
+        ];
+
+        proptest! {
+            #[test]
+            fn any_text_is_a_size_or_a_reason(s in "\\PC{0,24}") {
+                match parse_size(&s) {
+                    Ok(n) => prop_assert!(n > 0, "{s:?} gave 0"),
+                    Err(e) => prop_assert!(e.contains("size") && !e.contains('\n'), "{e}"),
+                }
+                let _ = parse_offset(&s);
+                let _ = parse_duration(&s);
+                let _ = parse_mode(&s);
+            }
+
+            #[test]
+            fn number_with_unit_is_exact(n in 0u64..=u64::from(u32::MAX), u in 0..UNITS.len(), pad in "[ ]{0,2}") {
+                let (unit, mult) = UNITS[u];
+                let text = format!("{pad}{n}{pad}{unit}{pad}");
+                let bytes = u128::from(n) * mult;
+                match parse_size(&text) {
+                    Ok(got) => prop_assert_eq!(got as u128, bytes, "{:?}", text),
+                    Err(e) => prop_assert!(
+                        bytes == 0 || usize::try_from(bytes).is_err(),
+                        "{:?} refused: {}", text, e
+                    ),
+                }
+            }
+
+            #[test]
+            fn negative_or_zero_is_refused(n in 0u64.., u in 0..UNITS.len()) {
+                let unit = UNITS[u].0;
+                let negative = format!("-{n}{unit}");
+                prop_assert!(parse_size(&negative).is_err(), "{negative:?}");
+                let zero = format!("0{unit}");
+                prop_assert!(parse_size(&zero).is_err(), "{zero:?}");
+            }
+
+            #[test]
+            fn printed_sizes_parse_back_within_rounding(n in 1u64..(1 << 50)) {
+                let text = format_size(n);
+                let back = parse_size(&text).map_err(TestCaseError::fail)? as u64;
+                // One decimal of the unit: off by at most a twentieth of it.
+                let unit = if n < 1024 { 1 } else { 1u64 << (10 * ((63 - n.leading_zeros()) / 10)) };
+                prop_assert!(back.abs_diff(n) <= unit / 20 + 1, "{n} -> {text} -> {back}");
+            }
+
+            #[test]
+            fn offsets_accept_zero_and_match_sizes(n in 0u64..=u64::from(u32::MAX)) {
+                let text = n.to_string();
+                prop_assert_eq!(parse_offset(&text), Ok(n as usize));
+            }
+
+            #[test]
+            fn modes_are_octal_permission_bits(m in 0u32..0o10000) {
+                let text = format!("{m:o}");
+                let parsed = parse_mode(&text);
+                if m <= 0o777 {
+                    prop_assert_eq!(parsed.clone(), Ok(m));
+                    prop_assert_eq!(parse_mode(&format!("0{text}")), Ok(m));
+                    prop_assert_eq!(parse_mode(&format!("0o{text}")), Ok(m));
+                } else {
+                    prop_assert!(parsed.is_err(), "{text} accepted");
+                }
+            }
+
+            #[test]
+            fn durations_in_milliseconds_are_exact(ms in 0u64..1_000_000_000) {
+                prop_assert_eq!(parse_duration(&format!("{ms}ms")), Ok(Duration::from_millis(ms)));
+                prop_assert_eq!(parse_duration(&ms.to_string()), Ok(Duration::from_millis(ms)));
+                let negative = format!("-{ms}ms");
+                prop_assert!(parse_duration(&negative).is_err(), "{negative:?} accepted");
+            }
+        }
+    }
 }
