@@ -86,7 +86,7 @@ fn compare_json_has_both_columns_and_leaves_nothing() {
     assert!(cell(rows, "open after remove", "posix").contains("ENOENT"));
     assert!(cell(rows, "attach after remove", "sysv").contains("-> ok"));
     assert!(cell(rows, "attach count", "sysv").contains("shm_nattch 2"));
-    assert!(cell(rows, "attach count", "posix").contains("not kept"));
+    assert!(cell(rows, "attach count", "posix").contains("not kept: 2 mappings"));
     assert!(cell(rows, "umask 022 on mode 0666", "posix").contains("0666 -> 0644"));
     assert!(cell(rows, "umask 022 on mode 0666", "sysv").contains("0666 -> 0666"));
     assert!(cell(rows, "survives creator exit", "posix").starts_with("yes"));

@@ -242,9 +242,13 @@ fn attach_count(lab: &mut Lab) -> Result<String> {
     let (name, seg) = make(lab, "nattch", 4096)?;
     let (_a, _b) = (seg.map()?, seg.map()?);
     let counted = Posix.info(&name)?.nattch;
-    let needle = format!("/dev/shm/{}", name.bare());
+    // By inode: the path a mapping shows is the one the object was made under.
+    let inode = fstat(seg.as_raw_fd())?.st_ino.to_string();
     let maps = std::fs::read_to_string("/proc/self/maps")?;
-    let seen = maps.lines().filter(|l| l.ends_with(&needle)).count();
+    let seen = maps
+        .lines()
+        .filter(|l| l.contains("/dev/shm/") && l.split_whitespace().nth(4) == Some(&inode))
+        .count();
     Ok(match counted {
         None => format!("not kept: {seen} mappings found only in /proc/self/maps"),
         Some(n) => format!("{n}"),
