@@ -78,7 +78,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// One line: the error and its causes, each cause once (a cause whose text the line already
-/// holds is not repeated).
+/// holds is not repeated). The chain stops at an error of the shm crates: its message already
+/// says what the OS error meant (a planted symlink, not "File exists"; a limit, not "Invalid
+/// argument").
 fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
@@ -88,6 +90,9 @@ fn one_line(err: &anyhow::Error) -> String {
                 line.push_str(": ");
             }
             line.push_str(&text);
+        }
+        if cause.is::<shm_core::Error>() {
+            break;
         }
     }
     line

@@ -148,7 +148,7 @@ pub enum Error {
     },
     /// A symbolic link stands where the segment should be; it was not followed.
     #[error(
-        "{ctx}: a symbolic link stands at its place in /dev/shm and is not followed; remove the link if you did not make it"
+        "{ctx}: a symbolic link stands at its place in /dev/shm and is not followed; if you did not make it, remove it with `shm rm {}` (which removes the link, not its target)", ctx.segment
     )]
     Symlink {
         /// Where.

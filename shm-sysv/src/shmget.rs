@@ -154,7 +154,11 @@ fn os_error(
         (Some(libc::EINVAL), Op::Create) => Error::LimitExceeded {
             ctx: ctx(name, op),
             limit: match limits {
-                Some(l) => format!("{size} bytes is above kernel.shmmax = {} bytes", l.shmmax),
+                Some(l) => format!(
+                    "{size} bytes is above kernel.shmmax = {} bytes; ask for less, or raise it \
+                     (sysctl -w kernel.shmmax=BYTES)",
+                    l.shmmax
+                ),
                 None => format!("{size} bytes is above the largest segment the kernel allows"),
             },
             source: Some(e),
@@ -163,10 +167,16 @@ fn os_error(
             ctx: ctx(name, op),
             limit: match (limits, proc::count()) {
                 (Some(l), Some(n)) if n >= l.shmmni => {
-                    format!("kernel.shmmni = {} segments, and {n} exist", l.shmmni)
+                    format!(
+                        "kernel.shmmni = {} segments, and {n} exist; remove unused ones \
+                         (`shm list`, `shm rm`) or raise it (sysctl -w kernel.shmmni=COUNT)",
+                        l.shmmni
+                    )
                 }
                 (Some(l), _) => format!(
-                    "kernel.shmall = {} pages for all segments together ({size} bytes asked)",
+                    "kernel.shmall = {} pages for all segments together ({size} bytes asked); \
+                     remove unused ones (`shm list`, `shm rm`) or raise it \
+                     (sysctl -w kernel.shmall=PAGES)",
                     l.shmall
                 ),
                 _ => "the kernel's segment count or total size limit".to_owned(),

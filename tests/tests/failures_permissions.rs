@@ -235,7 +235,7 @@ fn cli_as_nobody() {
         assert!(line.contains("permission denied"), "{line}");
         let out = as_nobody(&["read", &shared]);
         assert!(out.status.success(), "read 0644 as nobody: {out:?}");
-        let out = as_nobody(&["write", &shared, "--data", "x"]);
+        let out = as_nobody(&["write", &shared, "x"]);
         let line = failures_support::one_error_line("write 0644 as nobody", &out);
         assert!(line.contains("permission denied"), "{line}");
         // Both are still there.
