@@ -1,7 +1,7 @@
 //! `shm taller demo`: the server in this process, the client as a second process (this same
 //! program, `shm taller client`), both outputs interleaved line by line behind a prefix.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -102,11 +102,12 @@ fn relay(stream: Box<dyn Read + Send>, to_stderr: bool) -> Result<JoinHandle<()>
                 }
                 let text = String::from_utf8_lossy(&buf);
                 let line = text.trim_end_matches(['\n', '\r']);
-                if to_stderr {
-                    eprintln!("{CLIENT}{line}");
+                // A closed terminal or pipe must not stop the game: ignore write errors.
+                let _ = if to_stderr {
+                    writeln!(std::io::stderr(), "{CLIENT}{line}")
                 } else {
-                    println!("{CLIENT}{line}");
-                }
+                    writeln!(std::io::stdout(), "{CLIENT}{line}")
+                };
             }
         })
         .context("cannot start a thread to relay the client's output")?;

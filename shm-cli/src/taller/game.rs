@@ -1,6 +1,7 @@
 //! The two sides of the game: the server creates, the client opens; both play the same rounds.
 
 use std::fmt::Display;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 use std::time::Duration;
@@ -20,9 +21,10 @@ pub(super) struct Out {
 }
 
 impl Out {
-    /// Prints one line.
+    /// Prints one line. Write errors are ignored (`shm taller server | head` must not stop the
+    /// game before the server removes its segment, nor panic as `println!` would).
     pub fn say(self, line: impl Display) {
-        println!("{}{line}", self.prefix);
+        let _ = writeln!(std::io::stdout(), "{}{line}", self.prefix);
     }
 }
 

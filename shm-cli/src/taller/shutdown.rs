@@ -7,6 +7,7 @@
 //! [`Armed`] behind a mutex, so that a signal and the server's own removal never both act: the
 //! server creates and removes the segment while holding the lock.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Result, bail};
@@ -112,7 +113,13 @@ fn wait_and_clean(set: &libc::sigset_t, armed: &Mutex<Armed>) {
     } else {
         format!(": {}", done.join(", "))
     };
-    eprintln!("{}interrupted by {}{what}", armed.prefix, signal_name(sig));
+    // Not eprintln!: a closed stderr must not panic this thread and leave the process running.
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}interrupted by {}{what}",
+        armed.prefix,
+        signal_name(sig)
+    );
     std::process::exit(128 + sig);
 }
 
