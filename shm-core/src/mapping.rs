@@ -13,6 +13,18 @@
 //! [`Mapping::write_at`] ask the backend for the current size first (one `fstat` for POSIX) and
 //! return [`Error::OutOfBounds`] instead of touching such pages. Atomic views cannot check on
 //! every access: do not shrink a segment that others use.
+//!
+//! What the check does not cover:
+//!
+//! * an atomic view ([`Mapping::atomics`]) taken before the shrink: a load or store through it
+//!   past the new end raises SIGBUS (`tests/tests/failures_shrink.rs` shows a child dying so);
+//! * a shrink that lands between the check and the copy of one `read_at`/`write_at`: the
+//!   window is a few instructions wide, but it is there;
+//! * a sparse segment (created without reserving) on a full `/dev/shm`: its size is right, but
+//!   the first touch of a page the file system cannot supply raises SIGBUS. Creating with
+//!   reserve (the default) makes that an [`Error::NoSpace`] at create instead.
+//!
+//! System V segments cannot shrink: their mapping stays valid until detached.
 
 use std::fmt;
 use std::ptr::NonNull;
