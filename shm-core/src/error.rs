@@ -194,7 +194,9 @@ pub enum Error {
         what: &'static str,
     },
     /// A wait for another process gave up.
-    #[error("the peer stopped answering: no change after {after:?}")]
+    #[error(
+        "the peer stopped answering: no change after {after:?} (if it died, `shm list` shows anything left behind and `shm rm` removes it)"
+    )]
     TimedOut {
         /// How long it waited.
         after: Duration,
