@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use shm_core::DynBackend;
 
 use super::game::{self, Out};
-use super::shutdown::Shutdown;
+use super::shutdown::{self, Shutdown};
 use super::{ServerArgs, client_args};
 use crate::backend::Kind;
 use crate::lockstep::Role;
@@ -58,11 +58,14 @@ fn start_client(
     let exe = std::env::current_exe().context("cannot find this program to start the client")?;
     // Under the lock, so that a signal that comes meanwhile also stops the new child.
     let mut armed = shutdown.lock();
-    let mut child = Command::new(&exe)
-        .args(client_args(kind, &args.game))
+    let mut cmd = Command::new(&exe);
+    cmd.args(client_args(kind, &args.game))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    // Ctrl-C and SIGTERM must end the client as usual: this process has them blocked.
+    shutdown::unblock_in_child(&mut cmd);
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start the client ({})", exe.display()))?;
     armed.child = libc::pid_t::try_from(child.id()).ok();

@@ -8,6 +8,8 @@
 //! server creates and removes the segment while holding the lock.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Result, bail};
@@ -37,8 +39,9 @@ impl Shutdown {
     /// Blocks the signals in this thread and starts the thread that waits for them.
     ///
     /// Call it before this process spawns any other thread, so that every thread inherits the
-    /// mask and only the waiting thread ever takes the signals. (Child processes started with
-    /// `std::process::Command` get an empty mask again: the standard library resets it.)
+    /// mask and only the waiting thread ever takes the signals. A child process inherits the
+    /// mask too (the standard library does not reset it): start children through
+    /// [`unblock_in_child`].
     pub fn install() -> Result<Self> {
         let set = signal_set();
         // SAFETY: `set` is an initialized sigset_t; the old mask is not asked for (null).
@@ -61,6 +64,24 @@ impl Shutdown {
     /// while it creates and while it removes the segment.
     pub fn lock(&self) -> MutexGuard<'_, Armed> {
         lock(&self.armed)
+    }
+}
+
+/// Makes `cmd`'s process start with the signals that [`Shutdown::install`] blocked unblocked
+/// again, so that Ctrl-C and SIGTERM end it as usual.
+pub(super) fn unblock_in_child(cmd: &mut Command) {
+    let set = signal_set();
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+    // functions may be called: it calls only sigprocmask (async-signal-safe, and the child has
+    // one thread), on a sigset_t copied into it before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
 }
 
