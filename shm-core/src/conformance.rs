@@ -480,13 +480,37 @@ pub fn list_finds_segment<Sut: Backend>(sut: &Sut) {
     }
 }
 
+/// One conformance test: panics when the backend breaks the contract.
+pub type Test<Sut> = fn(&Sut);
+
+/// Every conformance test with its name, for running the suite at run time (from an example, a
+/// binary, or a harness of your own) rather than as `#[test]`s. The list is the one that
+/// [`conformance_tests!`](crate::conformance_tests) turns into tests.
+///
+/// ```ignore
+/// for (name, test) in shm_core::conformance::all::<my_crate::MyBackend>() {
+///     test(&my_crate::MyBackend::new()); // panics when the backend breaks the contract
+///     println!("ok {name}");
+/// }
+/// ```
+pub fn all<Sut: Backend + Sync>() -> Vec<(&'static str, Test<Sut>)> {
+    crate::conformance_tests!(@list all (Sut))
+}
+
 /// Expands to one `#[test]` per conformance test, each running it against the backend that
 /// `$make` builds. Use it inside a module named for the backend, so that test names say which
 /// backend they ran on (`posix::ownership_on_drop`).
+///
+/// The list of tests is written once, here: [`conformance::all`](crate::conformance::all) gives
+/// the same list as functions, to run at run time.
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@each $make;
+        $crate::conformance_tests!(@list each ($make));
+    };
+    // The one list: hands every test's name to the `@each` or `@all` arm.
+    (@list $how:ident $args:tt) => {
+        $crate::conformance_tests! { @$how $args;
             create_then_open_sees_same_bytes,
             bytes_cross_processes,
             signal_cross_processes,
@@ -506,9 +530,9 @@ macro_rules! conformance_tests {
             resize_matches_capability,
             attach_count_matches_capability,
             list_finds_segment
-        );
+        }
     };
-    (@each $make:expr; $($test:ident),* $(,)?) => {
+    (@each ($make:expr); $($test:ident),* $(,)?) => {
         $(
             #[test]
             fn $test() {
@@ -516,5 +540,8 @@ macro_rules! conformance_tests {
                 $crate::conformance::$test(&sut);
             }
         )*
+    };
+    (@all ($sut:ty); $($test:ident),* $(,)?) => {
+        vec![$((stringify!($test), $crate::conformance::$test::<$sut> as fn(&$sut))),*]
     };
 }
