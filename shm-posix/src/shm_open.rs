@@ -301,7 +301,8 @@ fn create_whole(name: &SegmentName, opts: &CreateOptions) -> Result<Option<Owned
     };
     match cvt(rc) {
         Ok(_) => Ok(Some(fd)),
-        // No /proc: name the descriptor itself (needs CAP_DAC_READ_SEARCH).
+        // No /proc: name the descriptor itself (needs CAP_DAC_READ_SEARCH); without that
+        // either, `Ok(None)`: the caller falls back to `shm_open` (the unnamed file goes).
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             let empty = CString::default();
             // SAFETY: as above; AT_EMPTY_PATH names `fd` itself.
@@ -314,7 +315,11 @@ fn create_whole(name: &SegmentName, opts: &CreateOptions) -> Result<Option<Owned
                     libc::AT_EMPTY_PATH,
                 )
             };
-            cvt(rc).map(|_| Some(fd)).map_err(fail)
+            match cvt(rc) {
+                Ok(_) => Ok(Some(fd)),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EPERM)) => Ok(None),
+                Err(e) => Err(fail(e)),
+            }
         }
         Err(e) => Err(fail(e)),
     }

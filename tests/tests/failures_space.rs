@@ -196,3 +196,84 @@ fn cli_create_on_full_dev_shm() {
     let rest: Vec<&str> = lines.collect();
     assert_eq!(rest, [name.trim_start_matches('/')], "{stderr}");
 }
+
+/// Create names its object through /proc/self/fd (`linkat`); without /proc it names the
+/// descriptor itself (root), or falls back to `shm_open` (others). All three work.
+#[test]
+fn create_works_without_proc() {
+    let test = "create_works_without_proc";
+    if !namespaces_usable(test) {
+        return;
+    }
+    let as_root = SegmentName::new(&unique_name("noproc-root")).unwrap();
+    let as_nobody = SegmentName::new(&unique_name("noproc-nobody")).unwrap();
+    let said = in_child(|| {
+        // SAFETY: unshare takes a flag; this forked child is single-threaded.
+        check("unshare(CLONE_NEWNS)", unsafe {
+            libc::unshare(libc::CLONE_NEWNS)
+        })?;
+        let (root, proc_dir, tmpfs) = (
+            CString::new("/").unwrap(),
+            CString::new("/proc").unwrap(),
+            CString::new("tmpfs").unwrap(),
+        );
+        // SAFETY: valid NUL-terminated strings (or null where mount allows it).
+        check("mount --make-rprivate /", unsafe {
+            libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
+        })?;
+        // SAFETY: as above; an empty tmpfs hides /proc in this namespace only.
+        check("hide /proc", unsafe {
+            libc::mount(
+                tmpfs.as_ptr(),
+                proc_dir.as_ptr(),
+                tmpfs.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        })?;
+        if std::path::Path::new("/proc/self/fd").exists() {
+            return Err("/proc is still there".into());
+        }
+        let make = |name: &SegmentName| -> Result<(), String> {
+            let posix = Posix::new();
+            let seg = posix
+                .create(name, &CreateOptions::new(8192).mode(0o640))
+                .map_err(|e| format!("create {name}: {e}"))?;
+            seg.map()
+                .and_then(|m| m.write_at(8000, b"ok"))
+                .map_err(|e| e.to_string())?;
+            let info = posix.info(name).map_err(|e| e.to_string())?;
+            if (info.size, info.mode) != (8192, 0o640) {
+                return Err(format!("{name}: {info:?}"));
+            }
+            Ok(())
+        };
+        make(&as_root)?;
+        let nobody = in_child(|| {
+            // SAFETY: plain system calls on this forked child's credentials.
+            unsafe {
+                check("setgroups", libc::setgroups(0, std::ptr::null()))?;
+                check("setresgid", libc::setresgid(65534, 65534, 65534))?;
+                check("setresuid", libc::setresuid(65534, 65534, 65534))?;
+            }
+            make(&as_nobody).map(|()| String::new())
+        });
+        if nobody.status != Status::Exited(0) {
+            return Err(format!("as nobody: {nobody}"));
+        }
+        Ok(String::new())
+    });
+    assert_eq!(said.status, Status::Exited(0), "{said}");
+    for name in [&as_root, &as_nobody] {
+        assert!(
+            Posix::new().open(name, Access::ReadOnly).is_err(),
+            "{name} left behind"
+        );
+    }
+}
