@@ -3,6 +3,7 @@
 mod backend;
 mod bench;
 mod compare;
+mod docs;
 mod lockstep;
 mod manage;
 mod taller;
@@ -10,7 +11,7 @@ mod units;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 
 /// Shared memory from the shell: play the taller game, manage segments, compare POSIX and
 /// System V live, and measure them.
@@ -60,6 +61,10 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Measure round trips, create/map/unlink cycles and copies against their floors.
     Bench(bench::BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a directory.
+    Man(docs::ManArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -74,6 +79,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Write(a) => manage::write(g, a),
         Command::Compare(a) => compare::run(g, a),
         Command::Bench(a) => bench::run(g, a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }
 
@@ -138,7 +145,11 @@ fn clap_one_line(err: &clap::Error) -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // The derived definition plus each subcommand's examples (see `docs::command`).
+    let parsed = docs::command()
+        .try_get_matches()
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    let cli = match parsed {
         Ok(cli) => cli,
         // --help and --version print to stdout and exit 0: clap's own way.
         Err(err) if !err.use_stderr() => err.exit(),

@@ -1,0 +1,186 @@
+//! What `shm` says about itself: each subcommand's examples, shell completions
+//! (`shm completions`) and the manual page (`shm man`), all from the one clap definition.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use clap::{Command, CommandFactory};
+use clap_complete::Shell;
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, roman};
+
+use crate::Cli;
+
+/// Arguments of `shm completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    shell: Shell,
+}
+
+/// Arguments of `shm man`.
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write one page per command (shm.1, shm-taller.1, shm-taller-demo.1, ...) into this
+    /// directory instead of printing shm(1).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// Examples for the subcommands whose arguments carry none of their own (each text starts with
+/// a newline, which is dropped). Each one was run as written.
+const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "info",
+        "
+  shm info /scratch                       size, mode, owner, times
+  shm info /scratch --json                the same as one JSON object
+  shm --backend sysv info 0x0000abcd      a System V segment by key, as `ipcs -m` shows it",
+    ),
+    (
+        "list",
+        "
+  shm list                                POSIX and System V in one table
+  shm ls --backend sysv                   System V only (what `ipcs -m` shows)
+  shm list --json                         a JSON array, one object per segment",
+    ),
+    (
+        "read",
+        "
+  shm read /scratch --len 5               the first 5 bytes, raw
+  shm read /scratch --offset 4KiB --len 64 --hex
+                                          a hex dump of 64 bytes at 4096
+  shm read /scratch > scratch.bin         the whole segment into a file",
+    ),
+    (
+        "write",
+        "
+  shm write /scratch hello                5 bytes at offset 0
+  shm write /scratch --offset 4KiB world  5 bytes at 4096
+  shm write /scratch < scratch.bin        from stdin (it must fit)",
+    ),
+    (
+        "compare",
+        "
+  shm compare                             every behaviour, POSIX beside System V
+  shm compare --json                      the same as a JSON array",
+    ),
+    (
+        "bench",
+        "
+  shm bench --quick                       a first look in a few seconds
+  shm bench                               the full run
+  shm bench --quick --json                the numbers as one JSON object",
+    ),
+    (
+        "completions",
+        "
+  shm completions bash > ~/.local/share/bash-completion/completions/shm
+  shm completions zsh > ~/.zfunc/_shm     with `fpath+=~/.zfunc` before `compinit` in ~/.zshrc
+  shm completions fish > ~/.config/fish/completions/shm.fish",
+    ),
+    (
+        "man",
+        "
+  shm man | man -l -                      read it now
+  shm man --dir /usr/local/share/man/man1
+                                          a page per command (then `man shm-taller`)",
+    ),
+];
+
+/// The command line as `shm` parses it: the derived definition, with each subcommand's
+/// examples after whatever help text its arguments already have.
+pub fn command() -> Command {
+    Cli::command().mut_subcommands(|sub| {
+        let Some(&(_, examples)) = EXAMPLES.iter().find(|(name, _)| *name == sub.get_name()) else {
+            return sub;
+        };
+        let examples = examples.trim_start_matches('\n');
+        let after = match sub.get_after_help().map(ToString::to_string) {
+            Some(own) if own.contains("Example") => own,
+            Some(own) => format!("{own}\n\nExamples:\n{examples}"),
+            None => format!("Examples:\n{examples}"),
+        };
+        sub.after_help(after)
+    })
+}
+
+/// `shm completions SHELL`: the completion script on stdout.
+pub fn completions(a: &CompletionsArgs) -> Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(a.shell, &mut command(), "shm", &mut script);
+    to_stdout(&script)
+}
+
+/// `shm man`: shm(1) on stdout, or every page into `--dir`.
+pub fn man(a: &ManArgs) -> Result<()> {
+    // As clap_mangen does: no `help` subcommand in the pages, and built, so that subcommands
+    // know their full names (`shm-taller`).
+    let mut cmd = command().disable_help_subcommand(true);
+    cmd.build();
+    match &a.dir {
+        None => to_stdout(&page(&cmd)?),
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            write_pages(&cmd, dir)
+        }
+    }
+}
+
+/// Writes the page of `cmd` and of each of its visible subcommands into `dir`.
+fn write_pages(cmd: &Command, dir: &Path) -> Result<()> {
+    let path = dir.join(Man::new(cmd.clone()).get_filename());
+    std::fs::write(&path, page(cmd)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    to_stdout(format!("wrote {}\n", path.display()).as_bytes())?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_pages(sub, dir)?;
+    }
+    Ok(())
+}
+
+/// The roff page of `cmd`. The after-help text becomes NOTES and EXAMPLES sections, the
+/// examples kept line by line (clap_mangen would fill them into one paragraph), before VERSION.
+fn page(cmd: &Command) -> Result<Vec<u8>> {
+    let after = cmd.get_after_help().map(ToString::to_string);
+    let mut buf = Vec::new();
+    Man::new(cmd.clone().after_help(None::<&str>))
+        .render(&mut buf)
+        .context("cannot render the manual page")?;
+    let Some(after) = after else {
+        return Ok(buf);
+    };
+    let (notes, examples) = match after.split_once("Examples:\n") {
+        Some((notes, examples)) => (notes.trim(), examples),
+        None => (after.trim(), ""),
+    };
+    let mut extra = Roff::new();
+    if !notes.is_empty() {
+        extra.control("SH", ["NOTES"]).text([roman(notes)]);
+    }
+    if !examples.is_empty() {
+        extra.control("SH", ["EXAMPLES"]).control("nf", []);
+        for line in examples.lines() {
+            extra.text([roman(line.trim_end())]);
+        }
+        extra.control("fi", []);
+    }
+    let text = String::from_utf8(buf).context("the manual page is not UTF-8")?;
+    let at = text.find(".SH VERSION").unwrap_or(text.len());
+    let mut out = text[..at].to_owned();
+    out.push_str(&extra.to_roff());
+    out.push_str(&text[at..]);
+    Ok(out.into_bytes())
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`shm man | head`) is not an error.
+fn to_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
