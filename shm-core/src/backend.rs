@@ -53,6 +53,27 @@ pub struct Capabilities {
 /// Use it generically (`fn f<B: Backend>(b: &B)`) at no cost, or hold a `Box<dyn DynBackend>`
 /// (itself a `Backend`) when the backend is chosen at run time.
 ///
+/// ```
+/// use shm_core::{Backend, CreateOptions, Result, Segment, SegmentName};
+///
+/// /// Puts `data` in a new segment, on any backend.
+/// fn publish<B: Backend>(backend: &B, name: &str, data: &[u8]) -> Result<B::Segment> {
+///     let segment = backend.create(&SegmentName::new(name)?, &CreateOptions::new(data.len()))?;
+///     segment.map()?.write_at(0, data)?;
+///     Ok(segment) // removed when the caller drops it, unless it calls `keep()`
+/// }
+/// ```
+///
+/// # Implementing a backend
+///
+/// Implement `Backend` and [`Segment`]; wrap each mapping in a [`Mapping`] with
+/// [`Mapping::from_raw_parts`]; say how the backend differs in [`Capabilities`]; then prove it
+/// with the conformance suite (feature `conformance`):
+/// `shm_core::conformance_tests!(MyBackend::new());` in a test module makes one `#[test]` per
+/// rule, and `shm_core::conformance::all()` gives the same tests to run at run time. The
+/// repository's `tests/src/file_backend.rs` is a complete backend written this way against the
+/// public API alone; `cargo run -p shm-tests --example custom_backend` runs the suite on it.
+///
 /// [`Error::AlreadyExists`]: crate::Error::AlreadyExists
 /// [`Error::NotFound`]: crate::Error::NotFound
 /// [`Error::InvalidSize`]: crate::Error::InvalidSize

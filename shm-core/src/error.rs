@@ -74,6 +74,28 @@ impl fmt::Display for Context {
 /// Variants say what went wrong by meaning; each carries the [`Context`] where one applies and
 /// keeps the operating system's error as its [`source`](std::error::Error::source), so that the
 /// errno stays reachable through [`Error::raw_os_error`]. The message says what to do next.
+///
+/// ```
+/// use shm_core::{Context, Error, Op, SegmentName};
+///
+/// // Match on the meaning.
+/// match SegmentName::new("a/b") {
+///     Err(Error::InvalidName { reason, .. }) => assert!(reason.contains("slash")),
+///     other => panic!("{other:?}"),
+/// }
+///
+/// // An OS error keeps its errno; the context says where, the message what to do next.
+/// let err = Error::from_os(
+///     Context::new("posix", "/test.shmem", Op::Create),
+///     std::io::Error::from_raw_os_error(libc::EEXIST),
+/// );
+/// assert!(err.is_already_exists());
+/// assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
+/// assert_eq!(err.context().map(|c| c.op), Some(Op::Create));
+/// let message = err.to_string();
+/// assert!(message.starts_with("cannot create /test.shmem (posix): it already exists"));
+/// assert!(message.contains("shm rm /test.shmem"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

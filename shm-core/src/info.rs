@@ -1,6 +1,17 @@
 //! [`SegmentInfo`]: what the kernel says about a segment.
 
 /// What the kernel reports about a segment. Fields a backend cannot know are `None`.
+///
+/// A backend starts from [`SegmentInfo::new`] and fills in what it knows (the struct is
+/// `#[non_exhaustive]`, so that fields can be added):
+///
+/// ```
+/// let mut info = shm_core::SegmentInfo::new("file");
+/// info.name = Some("/scratch".to_owned());
+/// info.size = 4096;
+/// info.mode = 0o600;
+/// assert_eq!(info.nattch, None); // this backend cannot count attaches
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct SegmentInfo {

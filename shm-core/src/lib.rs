@@ -12,7 +12,22 @@
 //! * `conformance` (feature `conformance`): the suite every backend must pass, and
 //!   `conformance_tests!` to run it against yours.
 //!
-//! Backends live in their own crates: `shm-posix` (`shm_open`) and `shm-sysv` (`shmget`).
+//! Backends live in their own crates: `shm-posix` (`shm_open`) and `shm-sysv` (`shmget`). Write
+//! code generic over [`Backend`] and pick a backend at compile time (a cargo feature for each), or
+//! hold a `Box<dyn DynBackend>` and pick at run time. The repository's examples show each:
+//! `cargo run -p shm-tests --example taller` (two processes in lockstep on [`wait::Signal`]),
+//! `--example choose_backend` (a backend by cargo feature) and `--example custom_backend` (a
+//! third backend proven by the conformance suite).
+//!
+//! # The contract
+//!
+//! Every backend behaves the same where it can, and says where it cannot
+//! ([`Capabilities`]); the [contract](Backend#contract) in full is on the trait. In short: a
+//! name means the same segment in C, in Python and here; create is exclusive (one winner),
+//! zero-filled, of exactly the size and mode asked for, and a segment that cannot be had fails
+//! at create with an [`Error`], never with SIGBUS at first touch; open learns the size from the
+//! kernel; unlink removes the name while mappings live on. The conformance suite checks each
+//! rule on every backend.
 //!
 //! # Ownership
 //!

@@ -5,7 +5,7 @@
 //! `ftruncate`, reserved with `posix_fallocate`, mapped with `mmap` (through memmap2's
 //! [`MmapRaw`](memmap2::MmapRaw)) and removed with `shm_unlink`.
 //!
-//! Two choices differ from the raw calls, so that POSIX and System V agree:
+//! Three choices differ from the raw calls, so that POSIX and System V agree:
 //!
 //! * **The mode is applied exactly**: `shm_open` subtracts the umask, so create follows it with
 //!   `fchmod` to the requested mode.
@@ -18,11 +18,33 @@
 //!   first touch would be SIGBUS), and a failed create leaves nothing. Where `O_TMPFILE` is not
 //!   available it falls back to `shm_open(O_CREAT | O_EXCL)`.
 //!
-//! ```no_run
-//! use shm_core::{Backend, CreateOptions, Segment, SegmentName};
-//! let posix = shm_posix::Posix::new();
-//! let seg = posix.create(&SegmentName::new("/demo")?, &CreateOptions::new(4096))?;
-//! seg.map()?.write_at(0, b"hi")?;
+//! Create, write, open from a second handle (as another process would), read back, and let the
+//! creator remove it:
+//!
+//! ```
+//! use shm_core::{Access, Backend, CreateOptions, Segment, SegmentName};
+//! use shm_posix::Posix;
+//!
+//! let posix = Posix::new();
+//! let name = SegmentName::new(&format!("/shm-posix-doc-{}", std::process::id()))?;
+//!
+//! // 4096 zero bytes in /dev/shm, reserved, with mode 0640 whatever the umask.
+//! let created = posix.create(&name, &CreateOptions::new(4096).mode(0o640))?;
+//! created.map()?.write_at(0, b"hello")?;
+//! assert_eq!(posix.info(&name)?.mode, 0o640);
+//!
+//! // Opening learns the size from the kernel; the bytes are the same memory.
+//! let opened = posix.open(&name, Access::ReadOnly)?;
+//! assert_eq!(opened.size(), 4096);
+//! let mut buf = [0u8; 5];
+//! opened.map()?.read_at(0, &mut buf)?;
+//! assert_eq!(&buf, b"hello");
+//!
+//! // The handle that created the segment removes it when dropped (also when this example
+//! // fails halfway); one that opened it never does.
+//! drop(opened);
+//! drop(created);
+//! assert!(posix.open(&name, Access::ReadOnly).unwrap_err().is_not_found());
 //! # Ok::<(), shm_core::Error>(())
 //! ```
 

@@ -11,13 +11,25 @@
 //! 0, which would be `IPC_PRIVATE`, becomes 1). The mapping is stable across versions: the same
 //! name always meets the same segment, from this crate, from `shm --backend sysv`, or from C.
 //!
-//! ```no_run
-//! use shm_core::{Backend, CreateOptions, Segment, SegmentName};
+//! ```
+//! use shm_core::{Access, Backend, CreateOptions, Segment, SegmentName};
+//!
 //! let sysv = shm_sysv::SysV::new();
-//! let name = SegmentName::new("/demo")?;
-//! println!("key {:#010x}", shm_sysv::key_for(&name)?);
-//! let seg = sysv.create(&name, &CreateOptions::new(4096))?;
-//! seg.map()?.write_at(0, b"hi")?;
+//! let name = SegmentName::new(&format!("/shm-sysv-doc-{}", std::process::id()))?;
+//! let key = shm_sysv::key_for(&name)?; // as `ipcs -m` shows it
+//!
+//! let created = sysv.create(&name, &CreateOptions::new(4096))?;
+//! let map = created.map()?;
+//! map.write_at(0, b"hi")?;
+//! let info = created.info()?;
+//! assert_eq!(info.key, Some(key));
+//! assert_eq!(info.nattch, Some(1)); // the kernel counts attaches
+//!
+//! let opened = sysv.open(&name, Access::ReadOnly)?;
+//! let mut buf = [0u8; 2];
+//! opened.map()?.read_at(0, &mut buf)?;
+//! assert_eq!(&buf, b"hi");
+//! // Dropped in reverse order: the mappings detach, then `created` removes the segment.
 //! # Ok::<(), shm_core::Error>(())
 //! ```
 

@@ -7,6 +7,14 @@ use crate::shmget::BACKEND;
 const SEGMENTS: &str = "/proc/sysvipc/shm";
 
 /// The kernel's limits on System V shared memory (`/proc/sys/kernel/shm*`).
+///
+/// ```
+/// if let Some(limits) = shm_sysv::Limits::read() {
+///     // A segment larger than shmmax is refused at create, as `Error::LimitExceeded`.
+///     println!("largest segment: {} bytes", limits.shmmax);
+///     assert!(limits.shmmni > 0);
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest segment, bytes (`kernel.shmmax`).
