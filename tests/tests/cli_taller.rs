@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use shm_core::SegmentName;
 use shm_tests::{PosixGuard, SysvKeyGuard, reference_program, shm, skip, unique_name};
 
-/// The backends compiled into the `shm` binary under test; each one missing is skipped with
-/// the reason printed (a binary built with `--no-default-features --features posix` has one).
-fn backends(test: &str) -> Vec<&'static str> {
+/// Each backend, and whether the `shm` binary under test has it (a binary built with
+/// `--no-default-features --features posix` has one).
+fn compiled() -> &'static [(&'static str, bool)] {
     static COMPILED: OnceLock<Vec<(&'static str, bool)>> = OnceLock::new();
-    let compiled = COMPILED.get_or_init(|| {
+    COMPILED.get_or_init(|| {
         ["posix", "sysv"]
             .into_iter()
             .map(|b| {
@@ -33,7 +33,13 @@ fn backends(test: &str) -> Vec<&'static str> {
                 (b, !err.contains("is not compiled into"))
             })
             .collect()
-    });
+    })
+}
+
+/// The backends compiled into the `shm` binary under test; each one missing is skipped with
+/// the reason printed.
+fn backends(test: &str) -> Vec<&'static str> {
+    let compiled = compiled();
     let mut out = Vec::new();
     for &(b, there) in compiled {
         if there {
@@ -691,7 +697,8 @@ static REFERENCE: Mutex<()> = Mutex::new(());
 /// The lock and the reference program, or `None` (skipped, with the reason printed).
 fn reference(test: &str) -> Option<(MutexGuard<'static, ()>, std::path::PathBuf)> {
     let lock = REFERENCE.lock().unwrap_or_else(|e| e.into_inner());
-    if !backends(test).contains(&"posix") {
+    if !compiled().contains(&("posix", true)) {
+        skip(test, "the shm binary was built without feature `posix`");
         return None;
     }
     let program = match reference_program() {
