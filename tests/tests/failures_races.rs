@@ -255,3 +255,19 @@ fn cli_eight_creators_one_winner() {
         }
     }
 }
+
+/// Create names the object only once it is whole (see `eight_creators_*` and the churn); the
+/// creator's own descriptor and mapping still carry the name, so /proc/PID/maps, lsof and fuser
+/// find who holds a segment.
+#[test]
+fn creator_mapping_shows_the_segment_name() {
+    let posix = Posix::new();
+    let name = SegmentName::new(&unique_name("maps")).unwrap();
+    let seg = posix.create(&name, &CreateOptions::new(4096)).unwrap();
+    let _map = seg.map().unwrap();
+    let path = format!("/dev/shm/{}", name.bare());
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let line = maps.lines().find(|l| l.ends_with(&path));
+    assert!(line.is_some(), "no mapping of {path} in /proc/self/maps");
+    assert!(!maps.contains(&format!("{path} (deleted)")));
+}
