@@ -252,3 +252,32 @@ fn cli_as_nobody() {
 fn sysv_key(name: &str) -> i32 {
     shm_sysv::key_for(&SegmentName::new(name).unwrap()).unwrap()
 }
+
+/// Through the binary: `shm create --mode` under a umask that would strip bits.
+#[test]
+fn cli_modes_are_exact_whatever_the_umask() {
+    for backend in ["posix", "sysv"] {
+        for (umask, mode) in [("077", 0o666), ("777", 0o644), ("000", 0o600)] {
+            let name = unique_name("cli-umask");
+            let _guards = (
+                shm_tests::PosixGuard(name.clone()),
+                shm_tests::SysvKeyGuard(sysv_key(&name)),
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "umask {umask}; exec \"$0\" --backend {backend} create {name} --size 4096 --mode {mode:o}"
+                ))
+                .arg(shm().get_program())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let seg = SegmentName::new(&name).unwrap();
+            let got = match backend {
+                "posix" => Posix::new().info(&seg).unwrap().mode,
+                _ => SysV::new().info(&seg).unwrap().mode,
+            };
+            assert_eq!(got, mode, "{backend} under umask {umask}");
+        }
+    }
+}
