@@ -133,11 +133,14 @@ fn cli_create_over_shmmax() {
         "echo 1048576 > /proc/sys/kernel/shmmax || exit 99; \
          exec \"$0\" --backend sysv create {name} --size 2MiB"
     );
-    let out = std::process::Command::new("unshare")
+    let out = match std::process::Command::new("unshare")
         .args(["-i", "sh", "-c", &script])
         .arg(&bin)
         .output()
-        .unwrap();
+    {
+        Ok(out) => out,
+        Err(e) => return skip(test, &format!("unshare (util-linux) cannot run: {e}")),
+    };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("unexpected argument") {
         skip(

@@ -168,11 +168,14 @@ fn cli_create_on_full_dev_shm() {
          \"$0\" create {name} --size 4MiB --no-reserve >/dev/null || echo no-reserve-failed >&2; \
          ls -A /dev/shm >&2"
     );
-    let out = std::process::Command::new("unshare")
+    let out = match std::process::Command::new("unshare")
         .args(["-m", "sh", "-c", &script])
         .arg(&bin)
         .output()
-        .unwrap();
+    {
+        Ok(out) => out,
+        Err(e) => return skip(test, &format!("unshare (util-linux) cannot run: {e}")),
+    };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("unrecognized") || stderr.contains("unexpected argument") {
         skip(
