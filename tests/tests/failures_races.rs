@@ -7,7 +7,8 @@
 mod failures_support;
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use failures_support::{Pending, Status, spawn_child};
@@ -16,40 +17,57 @@ use shm_posix::Posix;
 use shm_sysv::SysV;
 use shm_tests::{shm, skip, unique_name};
 
-/// A start line for forked children: they block in `pass` until the parent calls `open`.
+/// A start line for forked children: they sleep in `pass` (futex) until the parent calls
+/// `open`. The word lives in an anonymous shared mapping, so nothing of it is inherited by
+/// processes of other tests (a pipe's write end would be, and two gates could then hold each
+/// other shut).
 struct Gate {
-    read: OwnedFd,
-    write: Option<OwnedFd>,
+    word: NonNull<AtomicU32>,
 }
 
 impl Gate {
     fn new() -> Self {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` is a valid out-pointer for two descriptors.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: fresh descriptors that nothing else owns.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: a new anonymous shared mapping of one page, placed by the kernel; checked.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(addr, libc::MAP_FAILED, "mmap");
         Self {
-            read,
-            write: Some(write),
+            word: NonNull::new(addr.cast()).unwrap(),
         }
     }
 
-    /// In a child: close the inherited write end, then wait for end-of-file.
+    fn word(&self) -> &AtomicU32 {
+        // SAFETY: the page is mapped (zeroed, aligned) until drop, and shared only through
+        // atomics.
+        unsafe { self.word.as_ref() }
+    }
+
+    /// In a child: wait until the gate opens.
     fn pass(&self) {
-        if let Some(w) = &self.write {
-            // SAFETY: closes this child's copy of the descriptor; the OwnedFd is never dropped
-            // in the child (it leaves with _exit), so it is not closed twice.
-            unsafe { libc::close(w.as_raw_fd()) };
+        while self.word().load(Ordering::Acquire) == 0 {
+            shm_core::wait::wait(self.word(), 0, None);
         }
-        let mut byte = 0u8;
-        // SAFETY: reads at most one byte into a valid buffer; returns 0 at end-of-file.
-        while unsafe { libc::read(self.read.as_raw_fd(), (&raw mut byte).cast(), 1) } > 0 {}
     }
 
     /// In the parent: let every waiting child go at once.
-    fn open(&mut self) {
-        self.write = None;
+    fn open(&self) {
+        self.word().store(1, Ordering::Release);
+        shm_core::wait::wake_all(self.word());
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once; a failure leaves a page mapped.
+        unsafe { libc::munmap(self.word.as_ptr().cast(), 4096) };
     }
 }
 
@@ -57,7 +75,7 @@ impl Gate {
 fn one_of_eight_wins<B: Backend + Sync>(backend: &B) {
     let cleanup = shm_core::conformance::Cleanup::new(backend, "race8");
     let name = cleanup.name.clone();
-    let mut gate = Gate::new();
+    let gate = Gate::new();
     let children: Vec<Pending> = (0..8)
         .map(|_| {
             spawn_child(|| {
