@@ -31,9 +31,12 @@ pub fn shm() -> Command {
     Command::new(shm_bin())
 }
 
-/// Prints why a test is skipped, in a form that shows in `cargo test` output.
+/// Prints why a test is skipped, in a form that shows in `cargo test` output: straight to the
+/// process's stderr, which the test harness does not capture (it captures `print!`/`eprint!`,
+/// and shows them only for failing tests), and through `println!` for `--nocapture` runs.
 pub fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
     println!("SKIPPED {test}: {why}");
 }
 
