@@ -1,0 +1,345 @@
+//! Create, map, unmap, unlink: through a backend, and as system calls made directly.
+//!
+//! `cycle_posix` and `cycle_sysv` make a 4096-byte segment with the default options (mode 0600,
+//! reserved). `cycle_raw_posix` and `cycle_raw_sysv` make exactly the system calls the backends
+//! make, in the same order, with libc, so that their ratio is the cost of the abstraction alone:
+//!
+//! * POSIX (shm-posix creates atomically on Linux): `lstat` of the name (it must not exist),
+//!   `open(/dev/shm, O_TMPFILE)`, `fchmod` (the mode exactly, whatever the umask), `ftruncate`,
+//!   `posix_fallocate` (reserve), `linkat(/proc/self/fd/N -> /dev/shm/NAME)`, `mmap`, `munmap`,
+//!   `shm_unlink`, `close`;
+//! * System V: `shmget(IPC_CREAT|IPC_EXCL|0600)`, `shmat`, `shmdt`, `shmctl(IPC_RMID)`.
+//!
+//! `cycle_plain_posix` is what a C program usually does instead: `shm_open(O_CREAT|O_EXCL)`,
+//! `ftruncate`, `posix_fallocate`, `mmap`, `munmap`, `shm_unlink`, `close`; beside
+//! `cycle_posix` it shows what the backend's guarantees (atomic create, exact mode) cost.
+//! `cycle_posix_{4k,1m,64m}_{reserve,noreserve}` show how create grows with the size, with and
+//! without reserving the memory.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use shm_core::{Backend, CreateOptions, DynBackend, Segment, SegmentName};
+
+use super::{Case, segment_name};
+use crate::backend::{self, Kind};
+
+/// The sizes of the growth cases, with the label in their keys.
+pub const SIZES: [(usize, &str); 3] = [(4096, "4k"), (1 << 20, "1m"), (64 << 20, "64m")];
+
+/// The 4 KiB of the plain cycle cases.
+const SMALL: usize = 4096;
+
+enum How {
+    Backend(Box<dyn DynBackend>, SegmentName, CreateOptions),
+    Raw(raw::Raw),
+}
+
+/// One cycle case: `per_rep` cycles per repetition, each timed.
+pub struct Cycle {
+    key: String,
+    what: String,
+    how: How,
+    per_rep: usize,
+}
+
+impl Cycle {
+    /// Through the backend `kind`; `size` None is the plain case (`cycle_posix`), Some a growth
+    /// case (`cycle_posix_1m_noreserve`).
+    pub fn backend(
+        kind: Kind,
+        size: Option<(usize, &str)>,
+        reserve: bool,
+        per_rep: usize,
+    ) -> Result<Self> {
+        let (key, what, bytes) = match size {
+            None => (
+                format!("cycle_{kind}"),
+                format!("backend, {SMALL} bytes"),
+                SMALL,
+            ),
+            Some((bytes, label)) => {
+                let r = if reserve { "reserve" } else { "noreserve" };
+                let what = if reserve { "reserved" } else { "not reserved" };
+                (
+                    format!("cycle_{kind}_{label}_{r}"),
+                    format!(
+                        "backend, {}, {what}",
+                        crate::units::format_size(bytes as u64)
+                    ),
+                    bytes,
+                )
+            }
+        };
+        let name = SegmentName::new(&segment_name(&key))?;
+        let how = How::Backend(
+            backend::get(Some(kind))?,
+            name,
+            CreateOptions::new(bytes).reserve(reserve),
+        );
+        Ok(Self {
+            key,
+            what,
+            how,
+            per_rep,
+        })
+    }
+
+    /// The system calls of the backend `kind` made directly (`plain`: the usual C sequence
+    /// instead, POSIX only). None where this binary cannot make them.
+    pub fn raw(kind: Kind, plain: bool, per_rep: usize) -> Result<Option<Self>> {
+        let key = match plain {
+            true => format!("cycle_plain_{kind}"),
+            false => format!("cycle_raw_{kind}"),
+        };
+        let name = SegmentName::new(&segment_name(&key))?;
+        let Some(raw) = raw::Raw::new(kind, plain, &name, SMALL)? else {
+            return Ok(None);
+        };
+        let what = match plain {
+            true => "shm_open, ftruncate, fallocate",
+            false => "the same calls, libc",
+        };
+        Ok(Some(Self {
+            key,
+            what: what.into(),
+            how: How::Raw(raw),
+            per_rep,
+        }))
+    }
+
+    fn once(&self) -> Result<()> {
+        match &self.how {
+            How::Backend(backend, name, opts) => {
+                let mut segment = backend.create(name, opts)?;
+                let map = segment.map()?;
+                drop(map);
+                segment.unlink()?;
+                Ok(())
+            }
+            How::Raw(raw) => Ok(raw.cycle()?),
+        }
+    }
+}
+
+impl Case for Cycle {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn what(&self) -> &str {
+        &self.what
+    }
+    fn section(&self) -> super::report::Section {
+        super::report::Section::Cycle
+    }
+
+    fn run(&mut self, out: &mut Vec<u64>) -> Result<()> {
+        for _ in 0..self.per_rep {
+            let start = Instant::now();
+            self.once()
+                .with_context(|| format!("{}: one cycle", self.key))?;
+            let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            out.push(ns.max(1));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod raw {
+    //! The raw cycles are written for Linux; elsewhere they are left out.
+    pub enum Raw {}
+    impl Raw {
+        pub fn new(
+            _: crate::backend::Kind,
+            _: bool,
+            _: &shm_core::SegmentName,
+            _: usize,
+        ) -> anyhow::Result<Option<Self>> {
+            Ok(None)
+        }
+        pub fn cycle(&self) -> std::io::Result<()> {
+            match *self {}
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod raw {
+    //! The backends' system calls, made directly. Each cycle removes what it made, also when
+    //! a call fails.
+
+    use std::ffi::CString;
+    use std::io::{self, Write as _};
+
+    use shm_core::SegmentName;
+
+    use crate::backend::Kind;
+
+    fn check(rc: libc::c_int) -> io::Result<()> {
+        if rc == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A raw cycle on one name.
+    pub enum Raw {
+        /// shm-posix's calls, or the plain C sequence.
+        Posix {
+            plain: bool,
+            /// `/NAME`, for shm_open and shm_unlink.
+            name: CString,
+            /// `/dev/shm/NAME`, for lstat and linkat.
+            path: CString,
+            size: usize,
+        },
+        /// shm-sysv's calls.
+        #[cfg_attr(not(feature = "sysv"), allow(dead_code))]
+        Sysv { key: libc::key_t, size: usize },
+    }
+
+    impl Raw {
+        pub fn new(
+            kind: Kind,
+            plain: bool,
+            name: &SegmentName,
+            size: usize,
+        ) -> anyhow::Result<Option<Self>> {
+            Ok(match kind {
+                Kind::Posix => Some(Raw::Posix {
+                    plain,
+                    name: CString::new(name.as_str())?,
+                    path: CString::new(format!("/dev/shm/{}", name.bare()))?,
+                    size,
+                }),
+                Kind::Sysv if plain => None,
+                #[cfg(feature = "sysv")]
+                Kind::Sysv => Some(Raw::Sysv {
+                    key: shm_sysv::key_for(name)?,
+                    size,
+                }),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            })
+        }
+
+        pub fn cycle(&self) -> io::Result<()> {
+            match self {
+                Raw::Posix {
+                    plain,
+                    name,
+                    path,
+                    size,
+                } => {
+                    let fd = if *plain {
+                        plain_create(name, *size)?
+                    } else {
+                        atomic_create(path, *size)?
+                    };
+                    let mapped = map_unmap(fd, *size);
+                    // SAFETY: `name` is NUL-terminated and outlives the call.
+                    let unlinked = check(unsafe { libc::shm_unlink(name.as_ptr()) });
+                    // SAFETY: `fd` is ours and closed exactly once, here.
+                    unsafe { libc::close(fd) };
+                    mapped.and(unlinked)
+                }
+                Raw::Sysv { key, size } => sysv_cycle(*key, *size),
+            }
+        }
+    }
+
+    /// shm_open(O_CREAT|O_EXCL|O_RDWR, 0600), ftruncate, posix_fallocate.
+    fn plain_create(name: &CString, size: usize) -> io::Result<libc::c_int> {
+        let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR;
+        // SAFETY: `name` is NUL-terminated and outlives the call.
+        let fd = unsafe { libc::shm_open(name.as_ptr(), flags, 0o600) };
+        check(fd)?;
+        let sized = size_and_reserve(fd, size);
+        if sized.is_err() {
+            // SAFETY: as above; `fd` is ours and closed exactly once, here.
+            unsafe {
+                libc::shm_unlink(name.as_ptr());
+                libc::close(fd);
+            }
+        }
+        sized.map(|()| fd)
+    }
+
+    /// lstat (must fail), open(O_TMPFILE), fchmod, ftruncate, posix_fallocate, linkat.
+    fn atomic_create(path: &CString, size: usize) -> io::Result<libc::c_int> {
+        // SAFETY: an all-zero stat is a valid value of a plain C struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
+        if unsafe { libc::lstat(path.as_ptr(), &mut st) } == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
+        // SAFETY: the path is a NUL-terminated literal.
+        let fd = unsafe { libc::open(c"/dev/shm".as_ptr(), flags, 0o600 as libc::c_uint) };
+        check(fd)?;
+        let made = (|| {
+            // SAFETY: plain system call on a descriptor we own.
+            check(unsafe { libc::fchmod(fd, 0o600) })?;
+            size_and_reserve(fd, size)?;
+            let mut by_proc = [0u8; 32];
+            write!(&mut by_proc[..], "/proc/self/fd/{fd}\0")?;
+            // SAFETY: both paths are NUL-terminated and outlive the call.
+            check(unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    by_proc.as_ptr().cast(),
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            })
+        })();
+        if made.is_err() {
+            // SAFETY: `fd` is ours and closed exactly once, here.
+            unsafe { libc::close(fd) };
+        }
+        made.map(|()| fd)
+    }
+
+    fn size_and_reserve(fd: libc::c_int, size: usize) -> io::Result<()> {
+        // SAFETY: plain system call on a descriptor we own; the size is small.
+        check(unsafe { libc::ftruncate(fd, size as libc::off_t) })?;
+        // SAFETY: as above; posix_fallocate returns the error number.
+        match unsafe { libc::posix_fallocate(fd, 0, size as libc::off_t) } {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
+    fn map_unmap(fd: libc::c_int, size: usize) -> io::Result<()> {
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: a new shared mapping of `size` bytes of our object, placed by the kernel.
+        let addr = unsafe { libc::mmap(std::ptr::null_mut(), size, prot, libc::MAP_SHARED, fd, 0) };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `addr` is the mapping of `size` bytes made just above; nothing uses it.
+        check(unsafe { libc::munmap(addr, size) })
+    }
+
+    /// shmget(IPC_CREAT|IPC_EXCL|0600), shmat, shmdt, shmctl(IPC_RMID).
+    fn sysv_cycle(key: libc::key_t, size: usize) -> io::Result<()> {
+        let flags = libc::IPC_CREAT | libc::IPC_EXCL | 0o600;
+        // SAFETY: shmget takes plain values.
+        let id = unsafe { libc::shmget(key, size, flags) };
+        check(id)?;
+        // SAFETY: the kernel picks the address; the result is checked below.
+        let addr = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+        let result = if addr as isize == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            // SAFETY: `addr` was attached just above and nothing uses it.
+            check(unsafe { libc::shmdt(addr) })
+        };
+        // SAFETY: IPC_RMID ignores the buffer argument.
+        let removed = check(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) });
+        result.and(removed)
+    }
+}

@@ -1,0 +1,625 @@
+//! Round trips: the lockstep game between two threads or two processes, and one byte each way
+//! through a pipe or a socketpair.
+//!
+//! The game is [`crate::lockstep::Board`], the same code `shm taller --lockstep` plays. The
+//! peer (a thread, or this binary started again as `shm bench --peer game`) plays the client;
+//! between repetitions it sleeps on a command word of its own, so that an idle peer never takes
+//! a CPU from the case being measured. The server times each of its moves: the time between two
+//! of them is one round trip.
+//!
+//! The segment's name exists only until the peer has mapped it: then it is removed, and both
+//! sides keep the memory through their mappings. Nothing can be left behind, even when the run
+//! is killed. Peers die with the bench (`PR_SET_PDEATHSIG`), are killed and waited for when a
+//! case is dropped on an error, and leave by themselves after [`IDLE`] without a command.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use shm_core::wait::{Signal, WaitStrategy};
+use shm_core::{Access, Backend, CreateOptions, Mapping, Segment, SegmentName};
+
+use super::{BenchArgs, Case, segment_name};
+use crate::Global;
+use crate::backend::{self, Kind};
+use crate::lockstep::{Board, Role};
+
+/// What a peer process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeerKind {
+    /// Play the client of the lockstep game on `--peer-segment`.
+    Game,
+    /// Echo each byte from stdin to stdout until end of file.
+    Echo,
+}
+
+/// The bench's own words, on cache lines the game does not use (it uses bytes 0..72): the
+/// command the peer waits on (a sequence number, or [`QUIT`]) and the peer's "ready", each
+/// followed by its sleeper count, and the number of rounds the next command plays.
+const COMMAND_AT: usize = 128;
+const ROUNDS_AT: usize = 136;
+const READY_AT: usize = 192;
+/// The command that ends a peer.
+const QUIT: u32 = u32::MAX;
+/// A peer without a command for this long leaves (its bench is gone or stuck).
+const IDLE: Duration = Duration::from_secs(60);
+/// Longest wait for one move of the game before the case fails.
+const MOVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for a peer to start, or to end when told.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A word of the bench's protocol: waiting on it always sleeps in the kernel.
+fn control(map: &Mapping, at: usize) -> shm_core::Result<Signal<'_>> {
+    Ok(Signal::new(
+        map.atomic::<AtomicU32>(at)?,
+        map.atomic::<AtomicU32>(at + 4)?,
+        WaitStrategy::Block,
+    ))
+}
+
+/// Rounds per repetition, adapted so that each repetition takes about `budget`, whatever a
+/// round costs on this machine now (a spinning case on a busy machine can be a thousand times
+/// slower than on a quiet one).
+#[derive(Debug, Clone, Copy)]
+pub struct Rounds {
+    next: u64,
+    budget: Duration,
+}
+
+impl Rounds {
+    const FIRST: u64 = 100;
+    const MIN: u64 = 50;
+    const MAX: u64 = 1_000_000;
+
+    /// About `budget` per repetition.
+    pub fn new(budget: Duration) -> Self {
+        Self {
+            next: Self::FIRST,
+            budget,
+        }
+    }
+
+    /// Learns from `rounds` rounds that took `took`.
+    fn update(&mut self, rounds: u64, took: Duration) {
+        let per_round = (took.as_nanos() / u128::from(rounds.max(1))).max(1);
+        let fit = u64::try_from(self.budget.as_nanos() / per_round).unwrap_or(Self::MAX);
+        self.next = fit.clamp(Self::MIN, Self::MAX);
+    }
+}
+
+/// Round trips recorded from a sequence of moves: the first `warmup` intervals are dropped
+/// (the peer wakes from its command word, caches warm up).
+struct Clock {
+    last: Instant,
+    moves: u64,
+    warmup: u64,
+}
+
+impl Clock {
+    fn new(rounds: u64) -> Self {
+        Self {
+            last: Instant::now(),
+            moves: 0,
+            warmup: (rounds / 20).max(2),
+        }
+    }
+
+    #[inline]
+    fn tick(&mut self, out: &mut Vec<u64>) {
+        let now = Instant::now();
+        if self.moves > self.warmup {
+            let ns = u64::try_from(now.duration_since(self.last).as_nanos()).unwrap_or(u64::MAX);
+            out.push(ns.max(1));
+        }
+        self.last = now;
+        self.moves += 1;
+    }
+}
+
+/// The client's side, in a peer thread or process: waits for a command, plays the rounds it
+/// asks for, and again, until told to quit.
+fn serve(map: &Mapping, strategy: WaitStrategy) -> Result<()> {
+    let board = Board::new(map, Role::Client, strategy)?;
+    let command = control(map, COMMAND_AT)?;
+    let rounds = map.atomic::<AtomicU32>(ROUNDS_AT)?;
+    control(map, READY_AT)?.store(1);
+    let mut seen = 0;
+    loop {
+        let now = command
+            .wait_until(|v| v != seen, IDLE)
+            .context("no command from the bench")?;
+        if now == QUIT {
+            return Ok(());
+        }
+        seen = now;
+        board.play(u64::from(rounds.load(SeqCst)), MOVE_TIMEOUT, |_, _| {})?;
+    }
+}
+
+/// Runs as a peer process (`shm bench --peer ...`).
+pub fn peer(kind: PeerKind, g: &Global, a: &BenchArgs) -> Result<()> {
+    die_with_parent();
+    if let Some(cpu) = a.peer_cpu {
+        affinity::set(&affinity::only(cpu)).context("pinning the peer")?;
+    }
+    match kind {
+        PeerKind::Echo => echo(),
+        PeerKind::Game => {
+            let name = a
+                .peer_segment
+                .as_deref()
+                .context("--peer-segment is missing")?;
+            let segment =
+                backend::get(g.backend)?.open(&SegmentName::new(name)?, Access::ReadWrite)?;
+            let map = segment.map()?;
+            serve(&map, a.peer_strategy)
+        }
+    }
+}
+
+/// Echoes each byte from stdin to stdout, until end of file.
+fn echo() -> Result<()> {
+    let mut input = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let mut output = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut byte = [0u8; 1];
+    loop {
+        match input.read(&mut byte) {
+            Ok(0) => return Ok(()),
+            Ok(_) => output.write_all(&byte)?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Asks the kernel to kill this process when the bench that started it dies.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+}
+
+/// A peer process: killed and waited for when dropped.
+struct Peer(Child);
+
+impl Peer {
+    fn spawn(cmd: &mut Command) -> Result<Self> {
+        Ok(Peer(cmd.spawn().context("starting a peer process")?))
+    }
+
+    /// An error if the peer has exited.
+    fn check_alive(&mut self) -> Result<()> {
+        match self.0.try_wait()? {
+            Some(status) => bail!("the peer process exited early ({status})"),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for the peer to end by itself; kills it after [`START_TIMEOUT`].
+    fn finish(mut self) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.0.try_wait()? {
+                if !status.success() {
+                    bail!("the peer process failed ({status})");
+                }
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("the peer process did not end when told (killed)");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // Already ended (finish) or to be ended now: either way reap it. Errors mean it is gone.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn peer_command() -> Result<Command> {
+    let exe = std::env::current_exe().context("finding this binary to start a peer")?;
+    let mut cmd = Command::new(exe);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    Ok(cmd)
+}
+
+/// Who plays the client.
+enum Client {
+    Thread(Option<JoinHandle<Result<()>>>),
+    Process(Peer),
+}
+
+impl Client {
+    fn check_alive(&mut self) -> Result<()> {
+        match self {
+            Client::Thread(handle) => {
+                if handle.as_ref().is_some_and(|h| h.is_finished()) {
+                    let result = handle.take().map(|h| h.join());
+                    return match result {
+                        Some(Ok(Err(e))) => Err(e.context("the peer thread failed")),
+                        _ => Err(anyhow!("the peer thread ended early")),
+                    };
+                }
+                Ok(())
+            }
+            Client::Process(p) => p.check_alive(),
+        }
+    }
+}
+
+/// The lockstep game between this process (server) and a peer thread or process (client).
+pub struct Game {
+    key: String,
+    what: String,
+    strategy: WaitStrategy,
+    cpu: Option<usize>,
+    rounds: Rounds,
+    // Declared before `client`: on drop the mapping goes first, the peer is reaped after.
+    map: Arc<Mapping>,
+    client: Client,
+    sequence: u32,
+}
+
+impl Game {
+    /// Two threads of this process, spinning: the floor.
+    pub fn threads(rounds: Rounds) -> Result<Self> {
+        let (map, name, segment) = board_segment(backend::DEFAULT, "threads")?;
+        let peer_map = Arc::clone(&map);
+        let handle = std::thread::Builder::new()
+            .name("bench-peer".into())
+            .spawn(move || serve(&peer_map, WaitStrategy::Spin))?;
+        let client = Client::Thread(Some(handle));
+        Self::started(
+            "threads".into(),
+            "two threads, spin".into(),
+            WaitStrategy::Spin,
+            None,
+            rounds,
+            (map, name, segment),
+            client,
+        )
+    }
+
+    /// Two processes over `kind`, waiting with `strategy`, both pinned to `cpu` if given.
+    pub fn processes(
+        kind: Kind,
+        strategy: WaitStrategy,
+        cpu: Option<usize>,
+        rounds: Rounds,
+    ) -> Result<Self> {
+        let key = match cpu {
+            Some(_) => format!("{kind}_{strategy}_one_cpu"),
+            None => format!("{kind}_{strategy}"),
+        };
+        let what = match cpu {
+            Some(_) => format!("two processes, {strategy}, one CPU"),
+            None => format!("two processes, {strategy}"),
+        };
+        let (map, name, segment) = board_segment(kind, &key)?;
+        let mut cmd = peer_command()?;
+        cmd.args(["--backend", kind.as_str(), "bench", "--peer", "game"])
+            .args(["--peer-segment", &name])
+            .args(["--peer-strategy", &strategy.to_string()]);
+        if let Some(cpu) = cpu {
+            cmd.args(["--peer-cpu", &cpu.to_string()]);
+        }
+        let client = Client::Process(Peer::spawn(&mut cmd)?);
+        Self::started(
+            key,
+            what,
+            strategy,
+            cpu,
+            rounds,
+            (map, name, segment),
+            client,
+        )
+    }
+
+    /// Waits until the client has mapped the board, then removes the segment's name.
+    fn started(
+        key: String,
+        what: String,
+        strategy: WaitStrategy,
+        cpu: Option<usize>,
+        rounds: Rounds,
+        (map, name, mut segment): (Arc<Mapping>, String, Box<dyn shm_core::Segment>),
+        mut client: Client,
+    ) -> Result<Self> {
+        let ready = control(&map, READY_AT)?;
+        let start = Instant::now();
+        while ready
+            .wait_until(|v| v == 1, Duration::from_millis(20))
+            .is_err()
+        {
+            client
+                .check_alive()
+                .with_context(|| format!("bench case {key}: starting the peer"))?;
+            if start.elapsed() > START_TIMEOUT {
+                bail!("bench case {key}: the peer did not start within {START_TIMEOUT:?}");
+            }
+        }
+        segment
+            .unlink()
+            .with_context(|| format!("removing {name} (both sides have it mapped)"))?;
+        Ok(Self {
+            key,
+            what,
+            strategy,
+            cpu,
+            rounds,
+            map,
+            client,
+            sequence: 0,
+        })
+    }
+}
+
+/// A fresh 4 KiB board on `kind`, mapped; the handle still owns the name (removed on drop).
+fn board_segment(
+    kind: Kind,
+    key: &str,
+) -> Result<(Arc<Mapping>, String, Box<dyn shm_core::Segment>)> {
+    let name = segment_name(key);
+    let segment =
+        backend::get(Some(kind))?.create(&SegmentName::new(&name)?, &CreateOptions::new(4096))?;
+    let map = Arc::new(segment.map()?);
+    Ok((map, name, segment))
+}
+
+impl Case for Game {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn what(&self) -> &str {
+        &self.what
+    }
+    fn section(&self) -> super::report::Section {
+        super::report::Section::RoundTrip
+    }
+
+    fn run(&mut self, out: &mut Vec<u64>) -> Result<()> {
+        let _pinned = self.cpu.map(affinity::Pinned::to).transpose()?;
+        // Made after pinning: a hybrid signal does not spin when only one CPU is available.
+        let board = Board::new(&self.map, Role::Server, self.strategy)?;
+        let rounds = self.rounds.next;
+        self.map
+            .atomic::<AtomicU32>(ROUNDS_AT)?
+            .store(u32::try_from(rounds)?, SeqCst);
+        self.sequence += 1;
+        control(&self.map, COMMAND_AT)?.store(self.sequence);
+        let mut clock = Clock::new(rounds);
+        let start = Instant::now();
+        let played = board.play(rounds, MOVE_TIMEOUT, |_, _| clock.tick(out));
+        if let Err(e) = played {
+            self.client.check_alive()?;
+            return Err(e.into());
+        }
+        self.rounds.update(rounds, start.elapsed());
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        control(&self.map, COMMAND_AT)?.store(QUIT);
+        match std::mem::replace(&mut self.client, Client::Thread(None)) {
+            Client::Thread(handle) => match handle.map(|h| h.join()) {
+                Some(Ok(result)) => result,
+                Some(Err(_)) => Err(anyhow!("the peer thread panicked")),
+                None => Ok(()),
+            },
+            Client::Process(peer) => peer.finish(),
+        }
+    }
+}
+
+impl Drop for Game {
+    fn drop(&mut self) {
+        // A thread peer sleeps on the command word: tell it to go, so that it does not outlive
+        // the case by its idle timeout. A process peer is killed by its own drop.
+        if let Ok(command) = control(&self.map, COMMAND_AT) {
+            command.store(QUIT);
+        }
+    }
+}
+
+/// One byte each way through a pipe or a socketpair, with a peer process echoing it.
+pub struct Echo {
+    key: &'static str,
+    what: &'static str,
+    rounds: Rounds,
+    tx: Box<dyn Write>,
+    rx: Box<dyn Read>,
+    peer: Peer,
+}
+
+impl Echo {
+    fn echo_command() -> Result<Command> {
+        let mut cmd = peer_command()?;
+        cmd.args(["bench", "--peer", "echo"]);
+        Ok(cmd)
+    }
+
+    /// Through the peer's stdin and stdout pipes.
+    pub fn pipe(rounds: Rounds) -> Result<Self> {
+        let mut cmd = Self::echo_command()?;
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut peer = Peer::spawn(&mut cmd)?;
+        let tx = peer.0.stdin.take().context("the peer's stdin")?;
+        let rx = peer.0.stdout.take().context("the peer's stdout")?;
+        Ok(Self {
+            key: "pipe",
+            what: "two processes, pipes",
+            rounds,
+            tx: Box::new(tx),
+            rx: Box::new(rx),
+            peer,
+        })
+    }
+
+    /// Through a Unix socketpair, whose other end is the peer's stdin and stdout.
+    pub fn socketpair(rounds: Rounds) -> Result<Self> {
+        let (mine, theirs) = UnixStream::pair()?;
+        let mut cmd = Self::echo_command()?;
+        cmd.stdin(Stdio::from(OwnedFd::from(theirs.try_clone()?)))
+            .stdout(Stdio::from(OwnedFd::from(theirs)));
+        let peer = Peer::spawn(&mut cmd)?;
+        Ok(Self {
+            key: "socketpair",
+            what: "two processes, socketpair",
+            rounds,
+            tx: Box::new(mine.try_clone()?),
+            rx: Box::new(mine),
+            peer,
+        })
+    }
+}
+
+impl Case for Echo {
+    fn key(&self) -> &str {
+        self.key
+    }
+    fn what(&self) -> &str {
+        self.what
+    }
+    fn section(&self) -> super::report::Section {
+        super::report::Section::RoundTrip
+    }
+
+    fn run(&mut self, out: &mut Vec<u64>) -> Result<()> {
+        let rounds = self.rounds.next;
+        let mut clock = Clock::new(rounds);
+        let mut byte = [0u8; 1];
+        let start = Instant::now();
+        for _ in 0..rounds {
+            self.tx.write_all(&[1])?;
+            self.rx
+                .read_exact(&mut byte)
+                .with_context(|| format!("{}: reading the echo", self.key))?;
+            clock.tick(out);
+        }
+        self.rounds.update(rounds, start.elapsed());
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<()> {
+        let Echo { tx, rx, peer, .. } = *self;
+        // Closing every end we hold is the peer's end of file.
+        drop(tx);
+        drop(rx);
+        peer.finish()
+    }
+}
+
+/// The CPU that both processes of the one-CPU case are pinned to: the last one this process
+/// may use (the first is more often busy with interrupts). None where pinning is unsupported.
+pub fn one_cpu() -> Option<usize> {
+    affinity::allowed().ok()?.last().copied()
+}
+
+#[cfg(target_os = "linux")]
+mod affinity {
+    //! The CPUs a thread may run on (`sched_getaffinity`, `sched_setaffinity`).
+
+    use std::io;
+
+    /// The calling thread's CPU set.
+    fn get() -> io::Result<libc::cpu_set_t> {
+        // SAFETY: an all-zero cpu_set_t is the empty set, a valid value.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid out-pointer of the size passed.
+        let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+        if rc == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(set)
+    }
+
+    /// Restricts the calling thread to `set`.
+    pub fn set(set: &libc::cpu_set_t) -> io::Result<()> {
+        // SAFETY: `set` is a valid cpu_set_t of the size passed; the call only reads it.
+        let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), set) };
+        if rc == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The set holding `cpu` alone.
+    pub fn only(cpu: usize) -> libc::cpu_set_t {
+        // SAFETY: an all-zero cpu_set_t is the empty set, a valid value.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: CPU_SET writes one bit of `set`, a valid cpu_set_t, when `cpu` is inside it
+        // (libc checks the bound).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        set
+    }
+
+    /// The CPUs the calling thread may run on.
+    pub fn allowed() -> io::Result<Vec<usize>> {
+        let set = get()?;
+        let max = 8 * size_of::<libc::cpu_set_t>();
+        // SAFETY: CPU_ISSET reads one bit of `set`, a valid cpu_set_t, within its size.
+        Ok((0..max)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect())
+    }
+
+    /// The calling thread pinned to one CPU until dropped, when its former set comes back.
+    pub struct Pinned(libc::cpu_set_t);
+
+    impl Pinned {
+        pub fn to(cpu: usize) -> io::Result<Self> {
+            let before = get()?;
+            set(&only(cpu))?;
+            Ok(Pinned(before))
+        }
+    }
+
+    impl Drop for Pinned {
+        fn drop(&mut self) {
+            // Nothing better to do if this fails: the bench goes on pinned.
+            let _ = set(&self.0);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod affinity {
+    //! No thread affinity here: the one-CPU case is left out.
+
+    use std::io;
+
+    pub struct CpuSet;
+    pub struct Pinned;
+
+    fn unsupported() -> io::Error {
+        io::Error::new(io::ErrorKind::Unsupported, "CPU affinity needs Linux")
+    }
+    pub fn only(_cpu: usize) -> CpuSet {
+        CpuSet
+    }
+    pub fn set(_set: &CpuSet) -> io::Result<()> {
+        Err(unsupported())
+    }
+    pub fn allowed() -> io::Result<Vec<usize>> {
+        Err(unsupported())
+    }
+    impl Pinned {
+        pub fn to(_cpu: usize) -> io::Result<Self> {
+            Err(unsupported())
+        }
+    }
+}

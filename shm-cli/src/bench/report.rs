@@ -1,0 +1,302 @@
+//! Medians, p99s, ratios and their targets: as a table, or as one JSON object.
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value, json};
+
+use super::{Case, Unit};
+
+/// The table's sections, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    RoundTrip,
+    Cycle,
+    Copy,
+}
+
+impl Section {
+    fn title(self) -> &'static str {
+        match self {
+            Section::RoundTrip => "round trip: lockstep game (pipe, socketpair: one byte each way)",
+            Section::Cycle => "create, map, unmap, unlink",
+            Section::Copy => "copy 64 MiB in, then out",
+        }
+    }
+}
+
+/// What one case measured.
+#[derive(Debug, Clone, Copy)]
+enum Measure {
+    Latency { median: u64, p99: u64 },
+    Throughput { gbps: f64 },
+}
+
+impl Measure {
+    /// The number ratios divide: a median in ns, or GB/s.
+    fn value(self) -> f64 {
+        match self {
+            Measure::Latency { median, .. } => median as f64,
+            Measure::Throughput { gbps } => gbps,
+        }
+    }
+}
+
+/// One case's result.
+pub struct Row {
+    key: String,
+    what: String,
+    section: Section,
+    measure: Measure,
+}
+
+/// The sample at quantile `q` (nearest rank) of sorted samples; 1 when there are none.
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 1;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Row {
+    /// Summarizes `samples` (nanoseconds each; sorted here).
+    pub fn new(case: &dyn Case, samples: &mut [u64]) -> Self {
+        samples.sort_unstable();
+        let median = quantile(samples, 0.5).max(1);
+        let measure = match case.unit() {
+            Unit::Latency => Measure::Latency {
+                median,
+                p99: quantile(samples, 0.99).max(1),
+            },
+            Unit::Throughput { bytes } => Measure::Throughput {
+                gbps: bytes as f64 / median as f64,
+            },
+        };
+        Self {
+            key: case.key().to_owned(),
+            what: case.what().to_owned(),
+            section: case.section(),
+            measure,
+        }
+    }
+}
+
+/// A target for a ratio.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Target {
+    fn met(self, x: f64) -> bool {
+        match self {
+            Target::AtMost(t) => x <= t,
+            Target::AtLeast(t) => x >= t,
+        }
+    }
+    fn show(self) -> String {
+        match self {
+            Target::AtMost(t) => format!("<= {t}"),
+            Target::AtLeast(t) => format!(">= {t}"),
+        }
+    }
+}
+
+/// The ratios reported: name, numerator, denominator, target.
+const RATIOS: [(&str, &str, &str, Target); 8] = [
+    (
+        "posix_hybrid_vs_threads",
+        "posix_hybrid",
+        "threads",
+        Target::AtMost(1.10),
+    ),
+    (
+        "sysv_hybrid_vs_threads",
+        "sysv_hybrid",
+        "threads",
+        Target::AtMost(1.10),
+    ),
+    (
+        "pipe_vs_posix_hybrid",
+        "pipe",
+        "posix_hybrid",
+        Target::AtLeast(50.0),
+    ),
+    (
+        "posix_block_vs_pipe",
+        "posix_block",
+        "pipe",
+        Target::AtMost(1.2),
+    ),
+    (
+        "posix_hybrid_one_cpu_vs_pipe",
+        "posix_hybrid_one_cpu",
+        "pipe",
+        Target::AtMost(2.0),
+    ),
+    (
+        "cycle_posix_vs_raw",
+        "cycle_posix",
+        "cycle_raw_posix",
+        Target::AtMost(1.10),
+    ),
+    (
+        "cycle_sysv_vs_raw",
+        "cycle_sysv",
+        "cycle_raw_sysv",
+        Target::AtMost(1.10),
+    ),
+    ("copy_vs_memcpy", "copy", "memcpy", Target::AtLeast(0.8)),
+];
+
+/// Everything one run measured.
+pub struct Report {
+    reps: usize,
+    rows: Vec<Row>,
+    ratios: Vec<(&'static str, f64, Target)>,
+}
+
+impl Report {
+    /// The report of `rows`, with every ratio whose two cases ran.
+    pub fn new(reps: usize, rows: Vec<Row>) -> Self {
+        let find = |key: &str| {
+            rows.iter()
+                .find(|r| r.key == key)
+                .map(|r| r.measure.value())
+        };
+        let ratios = RATIOS
+            .iter()
+            .filter_map(|&(name, num, den, target)| Some((name, find(num)? / find(den)?, target)))
+            .collect();
+        Self { reps, rows, ratios }
+    }
+
+    /// `{"results": {case: {"median_ns", "p99_ns"} or {"gbps"}}, "ratios": {name: x}}`.
+    pub fn json(&self) -> Value {
+        let mut results = Map::new();
+        for row in &self.rows {
+            let value = match row.measure {
+                Measure::Latency { median, p99 } => json!({"median_ns": median, "p99_ns": p99}),
+                Measure::Throughput { gbps } => json!({ "gbps": gbps }),
+            };
+            results.insert(row.key.clone(), value);
+        }
+        let ratios: Map<String, Value> = self
+            .ratios
+            .iter()
+            .map(|&(name, x, _)| (name.to_owned(), json!(x)))
+            .collect();
+        json!({"results": results, "ratios": ratios})
+    }
+
+    /// The human table: a section per kind of case, then the ratios beside their targets.
+    pub fn table(&self) -> String {
+        let kw = self.rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+        let ww = self.rows.iter().map(|r| r.what.len()).max().unwrap_or(0);
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "shm bench: {} repetitions, cases interleaved; {}",
+            self.reps,
+            machine()
+        );
+        let mut section = None;
+        for row in &self.rows {
+            if section != Some(row.section) {
+                section = Some(row.section);
+                let (a, b) = match row.measure {
+                    Measure::Latency { .. } => ("median", "p99"),
+                    Measure::Throughput { .. } => ("GB/s", ""),
+                };
+                let _ = writeln!(
+                    t,
+                    "\n{:<w$}  {a:>9}  {b:>9}",
+                    row.section.title(),
+                    w = kw + ww + 4
+                );
+            }
+            let (a, b) = match row.measure {
+                Measure::Latency { median, p99 } => (duration(median), duration(p99)),
+                Measure::Throughput { gbps } => (format!("{gbps:.1}"), String::new()),
+            };
+            let _ = writeln!(t, "  {:<kw$}  {:<ww$}  {a:>9}  {b:>9}", row.key, row.what);
+        }
+        let rw = self.ratios.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let _ = writeln!(
+            t,
+            "\n{:<w$}  {:>7}  {:<8}",
+            "ratio",
+            "value",
+            "target",
+            w = rw + 2
+        );
+        for &(name, x, target) in &self.ratios {
+            let value = if x >= 10.0 {
+                format!("{x:.1}")
+            } else {
+                format!("{x:.2}")
+            };
+            let verdict = if target.met(x) { "met" } else { "not met" };
+            let _ = writeln!(
+                t,
+                "  {name:<rw$}  {value:>7}  {:<8}  {verdict}",
+                target.show()
+            );
+        }
+        t
+    }
+}
+
+/// `142 ns`, `17.3 us`, `12.0 ms`, `1.20 s`.
+fn duration(ns: u64) -> String {
+    let x = ns as f64;
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} us", x / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", x / 1e6)
+    } else {
+        format!("{:.2} s", x / 1e9)
+    }
+}
+
+/// CPUs available, CPU model and kernel, as far as this system tells.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("{} {}", std::env::consts::OS, s.trim()))
+        .unwrap_or_else(|_| std::env::consts::OS.to_owned());
+    format!("{cpus} CPUs ({model}), {kernel}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let s: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&s, 0.5), 50);
+        assert_eq!(quantile(&s, 0.99), 99);
+        assert_eq!(quantile(&[7], 0.99), 7);
+        assert_eq!(quantile(&[], 0.5), 1);
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration(142), "142 ns");
+        assert_eq!(duration(17_345), "17.3 us");
+        assert_eq!(duration(12_000_000), "12.0 ms");
+    }
+}
