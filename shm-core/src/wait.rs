@@ -23,8 +23,9 @@ pub enum WaitStrategy {
     /// Sleep in the kernel at once: a system call on every wait and every wake.
     Block,
     /// Spin for [`HYBRID_SPIN`], then sleep; the writer wakes only a peer that said it sleeps.
-    /// With one CPU available to this process it sleeps at once, since spinning would only keep
-    /// the peer from running.
+    /// While spinning it yields the CPU now and then (about every microsecond), so that a peer
+    /// the scheduler put on the same CPU can answer. With one CPU available to this process it
+    /// sleeps at once, since spinning would only keep the peer from running.
     #[default]
     Hybrid,
 }
@@ -53,8 +54,13 @@ impl std::fmt::Display for WaitStrategy {
     }
 }
 
-/// How long [`WaitStrategy::Hybrid`] spins before it sleeps.
+/// How long [`WaitStrategy::Hybrid`] spins before it sleeps: about what a sleep and a wake
+/// cost together, so that spinning never costs more than twice the best choice.
 pub const HYBRID_SPIN: Duration = Duration::from_micros(5);
+
+/// Checks of the value between two looks at the clock while spinning: with the pause hint,
+/// about a microsecond and a half, longer than a peer on another core takes to answer.
+const SPINS_PER_CLOCK: u32 = 64;
 
 /// Sleeps until `word` may no longer hold `expected`, `timeout` passes, or a spurious wake.
 ///
@@ -193,28 +199,35 @@ impl<'a> Signal<'a> {
         if done(v) {
             return Ok(v);
         }
+        let (spin_for, yields) = match self.strategy {
+            WaitStrategy::Spin => (timeout, false),
+            WaitStrategy::Hybrid => (self.spin, true),
+            WaitStrategy::Block => (Duration::ZERO, false),
+        };
+        // Read while the peer is still answering: it costs the wait nothing.
         let start = Instant::now();
-        if self.strategy != WaitStrategy::Block {
-            let spin_for = if self.strategy == WaitStrategy::Spin {
-                timeout
-            } else {
-                self.spin
-            };
-            let mut n: u32 = 0;
-            loop {
+        if spin_for.is_zero() {
+            return self.sleep_until(&mut done, start, timeout);
+        }
+        loop {
+            for _ in 0..SPINS_PER_CLOCK {
                 let v = self.value.load(SeqCst);
                 if done(v) {
                     return Ok(v);
                 }
                 spin_loop();
-                n = n.wrapping_add(1);
-                if n % 64 == 0 && start.elapsed() >= spin_for {
-                    break;
-                }
             }
-            if self.strategy == WaitStrategy::Spin {
-                return Err(Error::TimedOut { after: timeout });
+            if start.elapsed() >= spin_for {
+                break;
             }
+            if yields {
+                // The peer may be waiting for this very CPU: let it run. With nothing else to
+                // run here the call returns at once.
+                std::thread::yield_now();
+            }
+        }
+        if self.strategy == WaitStrategy::Spin {
+            return Err(Error::TimedOut { after: timeout });
         }
         self.sleep_until(&mut done, start, timeout)
     }
@@ -294,5 +307,46 @@ mod tests {
             });
             assert_eq!(b.load(), 2000, "{strategy}");
         }
+    }
+
+    /// Both threads on one CPU that the signals do not know about (made before pinning, so
+    /// they spin): hybrid waits yield and sleep, and the game goes on.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hybrid_on_a_shared_cpu_does_not_starve() {
+        fn pin_to_first_cpu() {
+            // SAFETY: zeroed cpu_set_t is the empty set; the calls read and write only `set`.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set);
+                let first = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set));
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(first.unwrap_or(0), &mut one);
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one);
+            }
+        }
+        let words: [AtomicU32; 4] = Default::default();
+        let a = Signal::new(&words[0], &words[1], WaitStrategy::Hybrid);
+        let b = Signal::new(&words[2], &words[3], WaitStrategy::Hybrid);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                pin_to_first_cpu();
+                for i in 0..500u32 {
+                    a.store(2 * i + 1);
+                    b.wait_until(|x| x == 2 * i + 2, Duration::from_secs(10))
+                        .unwrap();
+                }
+            });
+            s.spawn(|| {
+                pin_to_first_cpu();
+                for i in 0..500u32 {
+                    a.wait_until(|x| x == 2 * i + 1, Duration::from_secs(10))
+                        .unwrap();
+                    b.store(2 * i + 2);
+                }
+            });
+        });
+        assert_eq!(b.load(), 1000);
+        assert_eq!((words[1].load(SeqCst), words[3].load(SeqCst)), (0, 0));
     }
 }

@@ -66,10 +66,13 @@ fn control(map: &Mapping, at: usize) -> shm_core::Result<Signal<'_>> {
 
 /// Rounds per repetition, adapted so that each repetition takes about `budget`, whatever a
 /// round costs on this machine now (a spinning case on a busy machine can be a thousand times
-/// slower than on a quiet one).
+/// slower than on a quiet one); and rounds per sample, so that a sample lasts at least
+/// [`Rounds::SAMPLE`] (the clock counts in steps of up to tens of nanoseconds, and reading it
+/// costs about as much: a round trip of 50 ns cannot be timed alone).
 #[derive(Debug, Clone, Copy)]
 pub struct Rounds {
     next: u64,
+    batch: u64,
     budget: Duration,
 }
 
@@ -77,11 +80,13 @@ impl Rounds {
     const FIRST: u64 = 100;
     const MIN: u64 = 50;
     const MAX: u64 = 1_000_000;
+    const SAMPLE: Duration = Duration::from_micros(2);
 
     /// About `budget` per repetition.
     pub fn new(budget: Duration) -> Self {
         Self {
             next: Self::FIRST,
+            batch: 1,
             budget,
         }
     }
@@ -91,35 +96,47 @@ impl Rounds {
         let per_round = (took.as_nanos() / u128::from(rounds.max(1))).max(1);
         let fit = u64::try_from(self.budget.as_nanos() / per_round).unwrap_or(Self::MAX);
         self.next = fit.clamp(Self::MIN, Self::MAX);
+        let batch = u64::try_from(Self::SAMPLE.as_nanos() / per_round).unwrap_or(1);
+        self.batch = batch.clamp(1, self.next / Self::MIN);
+    }
+
+    /// A clock for the next repetition.
+    fn clock(&self) -> Clock {
+        Clock {
+            last: Instant::now(),
+            moves: 0,
+            batch: self.batch,
+            // The first moves wake the peer and warm the caches.
+            warmup: (self.next / 20).max(2),
+        }
     }
 }
 
-/// Round trips recorded from a sequence of moves: the first `warmup` intervals are dropped
-/// (the peer wakes from its command word, caches warm up).
+/// Times a sequence of moves: one sample per `batch` moves (their mean), after `warmup` moves.
 struct Clock {
     last: Instant,
     moves: u64,
+    batch: u64,
     warmup: u64,
 }
 
 impl Clock {
-    fn new(rounds: u64) -> Self {
-        Self {
-            last: Instant::now(),
-            moves: 0,
-            warmup: (rounds / 20).max(2),
-        }
-    }
-
     #[inline]
     fn tick(&mut self, out: &mut Vec<u64>) {
-        let now = Instant::now();
-        if self.moves > self.warmup {
-            let ns = u64::try_from(now.duration_since(self.last).as_nanos()).unwrap_or(u64::MAX);
-            out.push(ns.max(1));
-        }
-        self.last = now;
         self.moves += 1;
+        if self.moves < self.warmup {
+            return;
+        }
+        if self.moves == self.warmup {
+            self.last = Instant::now();
+            return;
+        }
+        if (self.moves - self.warmup) % self.batch == 0 {
+            let now = Instant::now();
+            let ns = now.duration_since(self.last).as_nanos() / u128::from(self.batch);
+            out.push(u64::try_from(ns).unwrap_or(u64::MAX).max(1));
+            self.last = now;
+        }
     }
 }
 
@@ -401,7 +418,7 @@ impl Case for Game {
             .store(u32::try_from(rounds)?, SeqCst);
         self.sequence += 1;
         control(&self.map, COMMAND_AT)?.store(self.sequence);
-        let mut clock = Clock::new(rounds);
+        let mut clock = self.rounds.clock();
         let start = Instant::now();
         let played = board.play(rounds, MOVE_TIMEOUT, |_, _| clock.tick(out));
         if let Err(e) = played {
@@ -500,7 +517,7 @@ impl Case for Echo {
 
     fn run(&mut self, out: &mut Vec<u64>) -> Result<()> {
         let rounds = self.rounds.next;
-        let mut clock = Clock::new(rounds);
+        let mut clock = self.rounds.clock();
         let mut byte = [0u8; 1];
         let start = Instant::now();
         for _ in 0..rounds {
