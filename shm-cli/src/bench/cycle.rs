@@ -4,10 +4,12 @@
 //! reserved). `cycle_raw_posix` and `cycle_raw_sysv` make exactly the system calls the backends
 //! make, in the same order, with libc, so that their ratio is the cost of the abstraction alone:
 //!
-//! * POSIX (shm-posix creates atomically on Linux): `lstat` of the name (it must not exist),
-//!   `open(/dev/shm, O_TMPFILE)`, `fchmod` (the mode exactly, whatever the umask), `ftruncate`,
-//!   `posix_fallocate` (reserve), `linkat(/proc/self/fd/N -> /dev/shm/NAME)`, `mmap`, `munmap`,
-//!   `shm_unlink`, `close`;
+//! * POSIX (shm-posix creates atomically on Linux): `open(/dev/shm, O_TMPFILE)`, `fchmod` (the
+//!   mode exactly, whatever the umask), `ftruncate`, `posix_fallocate` (reserve),
+//!   `linkat(AT_EMPTY_PATH)` (the name appears with the object whole), then the object reopened
+//!   by its name (`shm_open`, two `fstat`s, `close`: tools then show the name), `mmap`,
+//!   `munmap`, `shm_unlink`, `close`. This follows shm-posix's `create_whole`: when that
+//!   changes, this must too;
 //! * System V: `shmget(IPC_CREAT|IPC_EXCL|0600)`, `shmat`, `shmdt`, `shmctl(IPC_RMID)`.
 //!
 //! `cycle_plain_posix` is what a C program usually does instead: `shm_open(O_CREAT|O_EXCL)`,
@@ -170,7 +172,7 @@ mod raw {
     //! a call fails.
 
     use std::ffi::CString;
-    use std::io::{self, Write as _};
+    use std::io;
 
     use shm_core::SegmentName;
 
@@ -191,7 +193,7 @@ mod raw {
             plain: bool,
             /// `/NAME`, for shm_open and shm_unlink.
             name: CString,
-            /// `/dev/shm/NAME`, for lstat and linkat.
+            /// `/dev/shm/NAME`, for linkat.
             path: CString,
             size: usize,
         },
@@ -236,7 +238,7 @@ mod raw {
                     let fd = if *plain {
                         plain_create(name, *size)?
                     } else {
-                        atomic_create(path, *size)?
+                        atomic_create(name, path, *size)?
                     };
                     let mapped = map_unmap(fd, *size);
                     // SAFETY: `name` is NUL-terminated and outlives the call.
@@ -267,14 +269,10 @@ mod raw {
         sized.map(|()| fd)
     }
 
-    /// lstat (must fail), open(O_TMPFILE), fchmod, ftruncate, posix_fallocate, linkat.
-    fn atomic_create(path: &CString, size: usize) -> io::Result<libc::c_int> {
-        // SAFETY: an all-zero stat is a valid value of a plain C struct.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
-        if unsafe { libc::lstat(path.as_ptr(), &mut st) } == 0 {
-            return Err(io::Error::from_raw_os_error(libc::EEXIST));
-        }
+    /// shm-posix's create of a small segment: open(O_TMPFILE), fchmod, ftruncate,
+    /// posix_fallocate, linkat(AT_EMPTY_PATH), then the object reopened by its name
+    /// (shm_open, fstat of both, close of the unnamed descriptor).
+    fn atomic_create(name: &CString, path: &CString, size: usize) -> io::Result<libc::c_int> {
         let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
         // SAFETY: the path is a NUL-terminated literal.
         let fd = unsafe { libc::open(c"/dev/shm".as_ptr(), flags, 0o600 as libc::c_uint) };
@@ -283,24 +281,31 @@ mod raw {
             // SAFETY: plain system call on a descriptor we own.
             check(unsafe { libc::fchmod(fd, 0o600) })?;
             size_and_reserve(fd, size)?;
-            let mut by_proc = [0u8; 32];
-            write!(&mut by_proc[..], "/proc/self/fd/{fd}\0")?;
-            // SAFETY: both paths are NUL-terminated and outlive the call.
+            // SAFETY: both paths are NUL-terminated and outlive the call; AT_EMPTY_PATH names
+            // `fd` itself.
             check(unsafe {
-                libc::linkat(
-                    libc::AT_FDCWD,
-                    by_proc.as_ptr().cast(),
-                    libc::AT_FDCWD,
-                    path.as_ptr(),
-                    libc::AT_SYMLINK_FOLLOW,
-                )
+                libc::linkat(fd, c"".as_ptr(), libc::AT_FDCWD, path.as_ptr(), libc::AT_EMPTY_PATH)
             })
         })();
-        if made.is_err() {
+        if let Err(e) = made {
             // SAFETY: `fd` is ours and closed exactly once, here.
             unsafe { libc::close(fd) };
+            return Err(e);
         }
-        made.map(|()| fd)
+        // SAFETY: `name` is NUL-terminated and outlives the call.
+        let named = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDWR, 0) };
+        if named == -1 {
+            return Ok(fd);
+        }
+        // SAFETY: all-zero stats are valid values of a plain C struct.
+        let (mut a, mut b): (libc::stat, libc::stat) = unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptors and out-pointers.
+        let same = unsafe { libc::fstat(fd, &mut a) == 0 && libc::fstat(named, &mut b) == 0 }
+            && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino);
+        let (keep, close) = if same { (named, fd) } else { (fd, named) };
+        // SAFETY: `close` is ours and closed exactly once, here.
+        unsafe { libc::close(close) };
+        Ok(keep)
     }
 
     fn size_and_reserve(fd: libc::c_int, size: usize) -> io::Result<()> {
