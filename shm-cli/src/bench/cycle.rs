@@ -284,7 +284,13 @@ mod raw {
             // SAFETY: both paths are NUL-terminated and outlive the call; AT_EMPTY_PATH names
             // `fd` itself.
             check(unsafe {
-                libc::linkat(fd, c"".as_ptr(), libc::AT_FDCWD, path.as_ptr(), libc::AT_EMPTY_PATH)
+                libc::linkat(
+                    fd,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                )
             })
         })();
         if let Err(e) = made {
