@@ -18,9 +18,10 @@ mod game;
 mod report;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use shm_core::wait::WaitStrategy;
 
 use crate::Global;
@@ -104,6 +105,24 @@ trait Case {
     }
 }
 
+/// Set by Ctrl-C, SIGTERM or SIGHUP: the bench stops after the case that runs, and cleans up
+/// as on any error (the peers die with their own Ctrl-C, or with the bench).
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Turns the signals that would end the bench at once (leaving a segment of a create cycle
+/// behind) into [`STOP`].
+fn catch_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; signal()
+        // takes a plain function pointer.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
 /// A name for the bench's own segment: `/shm-bench-PID-KEY` (unique per run and case).
 fn segment_name(key: &str) -> String {
     format!("/shm-bench-{}-{key}", std::process::id())
@@ -115,6 +134,7 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
         return game::peer(peer, g, a);
     }
     let plan = if a.quick { QUICK } else { FULL };
+    catch_signals();
     let kinds = backend::compiled();
     let progress = std::io::stderr().is_terminal();
     if progress {
@@ -129,6 +149,9 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
         for (case, out) in cases.iter_mut().zip(samples.iter_mut()) {
             case.run(out)
                 .with_context(|| format!("bench case {}", case.key()))?;
+            if STOP.load(Ordering::Relaxed) {
+                bail!("interrupted; the bench removed its segments and stopped its peers");
+            }
         }
     }
     if progress {

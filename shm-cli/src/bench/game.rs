@@ -51,7 +51,7 @@ const QUIT: u32 = u32::MAX;
 /// A peer without a command for this long leaves (its bench is gone or stuck).
 const IDLE: Duration = Duration::from_secs(60);
 /// Longest wait for one move of the game before the case fails.
-const MOVE_TIMEOUT: Duration = Duration::from_secs(10);
+const MOVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait for a peer to start, or to end when told.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
