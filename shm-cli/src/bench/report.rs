@@ -96,9 +96,14 @@ impl Target {
         }
     }
     fn show(self) -> String {
-        match self {
-            Target::AtMost(t) => format!("<= {t}"),
-            Target::AtLeast(t) => format!(">= {t}"),
+        let (op, t) = match self {
+            Target::AtMost(t) => ("<=", t),
+            Target::AtLeast(t) => (">=", t),
+        };
+        if t >= 10.0 {
+            format!("{op} {t:.0}")
+        } else {
+            format!("{op} {t:.2}")
         }
     }
 }
@@ -244,7 +249,8 @@ impl Report {
                 target.show()
             );
         }
-        t
+        // No trailing blanks where a column is empty.
+        t.lines().map(|l| format!("{}\n", l.trim_end())).collect()
     }
 }
 
