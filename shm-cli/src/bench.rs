@@ -200,10 +200,8 @@ fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
     let [small, _, _] = plan.cycles;
     for &kind in kinds {
         cases.push(Box::new(cycle::Cycle::backend(kind, None, true, small)?));
-        for plain in [false, true] {
-            if let Some(raw) = cycle::Cycle::raw(kind, plain, small)? {
-                cases.push(Box::new(raw));
-            }
+        if let Some(raw) = cycle::Cycle::raw(kind, small)? {
+            cases.push(Box::new(raw));
         }
     }
     if kinds.contains(&Kind::Posix) {

@@ -1,22 +1,22 @@
 //! POSIX shared memory behind the [`shm_core`] contract.
 //!
 //! Segments are made with the C library's `shm_open` (which opens `/dev/shm/NAME` with
-//! `O_NOFOLLOW | O_CLOEXEC` on Linux, so a planted symlink is refused, never followed), sized with
-//! `ftruncate`, reserved with `posix_fallocate`, mapped with `mmap` (through memmap2's
+//! `O_NOFOLLOW | O_CLOEXEC` on Linux, so a planted symlink is refused, never followed; this crate
+//! never opens /dev/shm by hand), sized and reserved with `posix_fallocate` (or sized with
+//! `ftruncate` when not reserving), mapped with `mmap` (through memmap2's
 //! [`MmapRaw`](memmap2::MmapRaw)) and removed with `shm_unlink`.
 //!
-//! Three choices differ from the raw calls, so that POSIX and System V agree:
+//! Three choices differ from the raw calls, so that POSIX and System V agree and nothing crashes:
 //!
 //! * **The mode is applied exactly**: `shm_open` subtracts the umask, so create follows it with
 //!   `fchmod` to the requested mode.
 //! * **The memory is reserved** (unless [`CreateOptions::reserve`] is off): `ftruncate` on tmpfs
 //!   succeeds for any size and the first touch past the free space raises SIGBUS;
 //!   `posix_fallocate` turns that into [`Error::NoSpace`] at create.
-//! * **Create is atomic** (Linux): the object is made whole (mode, size, memory) as an unnamed
-//!   file of /dev/shm's tmpfs (`O_TMPFILE`), then named with `linkat`, which fails with `EEXIST`
-//!   when the name exists. No one can open a half-made segment (size 0 until `ftruncate`: its
-//!   first touch would be SIGBUS), and a failed create leaves nothing. Where `O_TMPFILE` is not
-//!   available it falls back to `shm_open(O_CREAT | O_EXCL)`.
+//! * **No one maps a half-made segment**: between a creator's `shm_open` and its sizing call (a
+//!   few microseconds) the object has size 0; open waits up to 20 ms for the size instead of
+//!   reporting 0, and mapping a segment whose size stays 0 is an [`Error::InvalidSize`], never a
+//!   SIGBUS. A create that fails removes what it made.
 //!
 //! Create, write, open from a second handle (as another process would), read back, and let the
 //! creator remove it:

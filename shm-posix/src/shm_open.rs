@@ -5,6 +5,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 use shm_core::{
@@ -85,6 +86,24 @@ fn fstat(fd: RawFd) -> io::Result<libc::stat> {
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is a valid out-pointer; a bad fd is reported as EBADF.
     cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+/// How long open waits for a creator to size a new object (see [`sized_stat`]).
+const SIZE_WAIT: Duration = Duration::from_millis(20);
+
+/// `fstat`, waiting up to [`SIZE_WAIT`] while the size is 0. Between a creator's `shm_open` and
+/// its `ftruncate` (a few microseconds) the object exists with size 0; an opener that comes in
+/// then waits for the size instead of failing to map. A size that stays 0 is reported as is.
+fn sized_stat(fd: RawFd) -> io::Result<libc::stat> {
+    let mut st = fstat(fd)?;
+    let start = Instant::now();
+    let mut nap = Duration::from_micros(5);
+    while st.st_size == 0 && start.elapsed() < SIZE_WAIT {
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(1));
+        st = fstat(fd)?;
+    }
     Ok(st)
 }
 
@@ -174,8 +193,10 @@ fn space_detail(size: usize) -> String {
     format!("{size} bytes asked, and the file system that holds shared memory is full")
 }
 
-/// Reserves `len` bytes from `offset`, so that touching them can never raise SIGBUS.
-fn reserve(fd: RawFd, offset: usize, len: usize) -> io::Result<()> {
+/// Reserves `len` bytes from `offset` (growing the object to `offset + len` if it is smaller),
+/// so that touching them can never raise SIGBUS. `Ok(false)` where the file system cannot
+/// reserve: the object is then left as it was.
+fn reserve(fd: RawFd, offset: usize, len: usize) -> io::Result<bool> {
     cfg_if::cfg_if! {
         if #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "android"))] {
             loop {
@@ -184,16 +205,15 @@ fn reserve(fd: RawFd, offset: usize, len: usize) -> io::Result<()> {
                     libc::posix_fallocate(fd, offset as libc::off_t, len as libc::off_t)
                 };
                 match rc {
-                    0 => return Ok(()),
+                    0 => return Ok(true),
                     libc::EINTR => continue,
-                    // A file system that cannot reserve keeps the sparse behaviour.
-                    libc::EOPNOTSUPP => return Ok(()),
+                    libc::EOPNOTSUPP => return Ok(false),
                     e => return Err(io::Error::from_raw_os_error(e)),
                 }
             }
         } else {
             let _ = (fd, offset, len);
-            Ok(())
+            Ok(false)
         }
     }
 }
@@ -221,21 +241,9 @@ impl PosixSegment {
 
     /// Sizes, sets the mode and reserves a freshly created object.
     fn set_up(fd: RawFd, name: &SegmentName, opts: &CreateOptions) -> Result<()> {
-        // SAFETY: plain system call on a descriptor we own.
-        cvt(unsafe { libc::fchmod(fd, (opts.mode & 0o7777) as libc::mode_t) })
-            .map_err(|e| os_error(name, Op::Create, e))?;
-        // SAFETY: plain system call on a descriptor we own; the size fits off_t (checked).
-        cvt(unsafe { libc::ftruncate(fd, opts.size as libc::off_t) }).map_err(|e| {
-            match e.raw_os_error() {
-                Some(libc::EFBIG) | Some(libc::EINVAL) => Error::InvalidSize {
-                    ctx: ctx(name, Op::Create),
-                    size: opts.size as u64,
-                    reason: format!("the kernel refused it ({e})"),
-                },
-                _ => os_error(name, Op::Create, e),
-            }
-        })?;
-        if opts.reserve {
+        // The size first, so that the moment in which an opener can see size 0 is short.
+        // Reserving sets the size too (posix_fallocate extends the object), in one call.
+        let reserved = if opts.reserve {
             reserve(fd, 0, opts.size).map_err(|e| match e.raw_os_error() {
                 Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) => Error::NoSpace {
                     ctx: ctx(name, Op::Create),
@@ -243,115 +251,29 @@ impl PosixSegment {
                     source: Some(e),
                 },
                 _ => os_error(name, Op::Create, e),
+            })?
+        } else {
+            false
+        };
+        if !reserved {
+            // SAFETY: plain system call on a descriptor we own; the size fits off_t (checked).
+            cvt(unsafe { libc::ftruncate(fd, opts.size as libc::off_t) }).map_err(|e| {
+                match e.raw_os_error() {
+                    Some(libc::EFBIG) | Some(libc::EINVAL) => Error::InvalidSize {
+                        ctx: ctx(name, Op::Create),
+                        size: opts.size as u64,
+                        reason: format!("the kernel refused it ({e})"),
+                    },
+                    _ => os_error(name, Op::Create, e),
+                }
             })?;
         }
+        // shm_open applied the umask; the mode is set exactly as asked.
+        // SAFETY: plain system call on a descriptor we own.
+        cvt(unsafe { libc::fchmod(fd, (opts.mode & 0o7777) as libc::mode_t) })
+            .map_err(|e| os_error(name, Op::Create, e))?;
         Ok(())
     }
-}
-
-/// Makes the object whole before it has a name, then names it atomically, so that no one ever
-/// opens a half-made segment (size 0 between `shm_open` and `ftruncate`: its first touch would
-/// be SIGBUS) and a failed create leaves nothing behind.
-///
-/// On Linux the object is an unnamed file of the tmpfs that holds /dev/shm (`O_TMPFILE`): it is
-/// given its mode, size and memory, then `linkat` gives it its name, failing with `EEXIST`
-/// (never following a planted symlink) when the name exists. The result is the same object
-/// `shm_open` makes and opens, reopened by its name at the end so that tools see that name.
-/// It costs a few microseconds more than `shm_open` + `ftruncate` (about 30 µs instead of 23 µs
-/// for a 4 KiB create-map-drop cycle here). `Ok(None)` where this cannot be done (no `O_TMPFILE`
-/// support, no way to link): the caller then uses `shm_open(O_CREAT | O_EXCL)`.
-#[cfg(target_os = "linux")]
-fn create_whole(name: &SegmentName, opts: &CreateOptions) -> Result<Option<OwnedFd>> {
-    let fail = |e: io::Error| os_error(name, Op::Create, e);
-    // For a large segment, the common loss of a race is found before its memory is reserved;
-    // `linkat` below is what decides, atomically.
-    if opts.size >= PRECHECK_FROM && lstat_name(name).is_ok() {
-        return Err(fail(io::Error::from_raw_os_error(libc::EEXIST)));
-    }
-    let dir = CString::new(SHM_DIR).unwrap_or_default();
-    // SAFETY: `dir` is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe {
-        libc::open(
-            dir.as_ptr(),
-            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
-            0o600 as libc::c_uint,
-        )
-    };
-    let fd = match cvt(rc) {
-        // SAFETY: open returned a new descriptor that nothing else owns.
-        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
-        Err(e) => {
-            return match e.raw_os_error() {
-                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT) => Ok(None),
-                _ => Err(fail(e)),
-            };
-        }
-    };
-    PosixSegment::set_up(fd.as_raw_fd(), name, opts)?;
-    let target = CString::new(format!("{SHM_DIR}/{}", name.bare())).unwrap_or_default();
-    let empty = CString::default();
-    // SAFETY: both paths are valid NUL-terminated strings that outlive the call; AT_EMPTY_PATH
-    // names `fd` itself, and linkat never follows `target`.
-    let rc = unsafe {
-        libc::linkat(
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    let linked = match cvt(rc) {
-        Ok(_) => Ok(()),
-        // Before Linux 6.10 that needs CAP_DAC_READ_SEARCH (ENOENT without it): go through
-        // /proc, which works for anyone.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EPERM)) => {
-            let by_proc =
-                CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default();
-            // SAFETY: as above; AT_SYMLINK_FOLLOW follows `by_proc` to our unnamed file.
-            cvt(unsafe {
-                libc::linkat(
-                    libc::AT_FDCWD,
-                    by_proc.as_ptr(),
-                    libc::AT_FDCWD,
-                    target.as_ptr(),
-                    libc::AT_SYMLINK_FOLLOW,
-                )
-            })
-            .map(drop)
-        }
-        Err(e) => Err(e),
-    };
-    match linked {
-        Ok(()) => Ok(Some(by_name(name, fd))),
-        // No /proc either: `shm_open` it is (the unnamed file goes with `fd`).
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(e) => Err(fail(e)),
-    }
-}
-
-/// From this size on, create looks for the name before reserving the memory.
-#[cfg(target_os = "linux")]
-const PRECHECK_FROM: usize = 1 << 20;
-
-/// The object reopened by its name, so that /proc/PID/maps and /proc/PID/fd (lsof, fuser) show
-/// `/dev/shm/NAME` rather than the unnamed file's `/dev/shm/#INODE (deleted)`; `fd` itself when
-/// the name no longer leads to it (removed or replaced in between) or cannot be reopened.
-#[cfg(target_os = "linux")]
-fn by_name(name: &SegmentName, fd: OwnedFd) -> OwnedFd {
-    let Ok(named) = shm_open(name, libc::O_RDWR, 0) else {
-        return fd;
-    };
-    match (fstat(fd.as_raw_fd()), fstat(named.as_raw_fd())) {
-        (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => named,
-        _ => fd,
-    }
-}
-
-/// Elsewhere: always `shm_open(O_CREAT | O_EXCL)`.
-#[cfg(not(target_os = "linux"))]
-fn create_whole(_name: &SegmentName, _opts: &CreateOptions) -> Result<Option<OwnedFd>> {
-    Ok(None)
 }
 
 impl Backend for Posix {
@@ -385,20 +307,13 @@ impl Backend for Posix {
                 _ => {}
             }
         }
-        let fd = match create_whole(name, opts)? {
-            Some(fd) => fd,
-            None => {
-                let fd = shm_open(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
-                    .map_err(|e| os_error(name, Op::Create, e))?;
-                if let Err(e) = PosixSegment::set_up(fd.as_raw_fd(), name, opts) {
-                    // We made it: take it back before reporting, so a failed create leaves
-                    // nothing.
-                    let _ = shm_unlink(name);
-                    return Err(e);
-                }
-                fd
-            }
-        };
+        let fd = shm_open(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
+            .map_err(|e| os_error(name, Op::Create, e))?;
+        if let Err(e) = PosixSegment::set_up(fd.as_raw_fd(), name, opts) {
+            // We made it: take it back before reporting, so a failed create leaves nothing.
+            let _ = shm_unlink(name);
+            return Err(e);
+        }
         Ok(PosixSegment {
             name: name.clone(),
             fd: Arc::new(fd),
@@ -415,7 +330,7 @@ impl Backend for Posix {
             libc::O_RDONLY
         };
         let fd = shm_open(name, oflag, 0).map_err(|e| os_error(name, Op::Open, e))?;
-        let st = fstat(fd.as_raw_fd()).map_err(|e| os_error(name, Op::Open, e))?;
+        let st = sized_stat(fd.as_raw_fd()).map_err(|e| os_error(name, Op::Open, e))?;
         Ok(PosixSegment {
             name: name.clone(),
             fd: Arc::new(fd),
@@ -591,11 +506,13 @@ impl Segment for PosixSegment {
         cvt(unsafe { libc::ftruncate(fd, size as libc::off_t) })
             .map_err(|e| os_error(&self.name, Op::Resize, e))?;
         if size > self.size {
-            reserve(fd, self.size, size - self.size).map_err(|e| Error::NoSpace {
-                ctx: ctx(&self.name, Op::Resize),
-                detail: space_detail(size),
-                source: Some(e),
-            })?;
+            // Whether the file system could reserve or not, the size is already set.
+            let _reserved =
+                reserve(fd, self.size, size - self.size).map_err(|e| Error::NoSpace {
+                    ctx: ctx(&self.name, Op::Resize),
+                    detail: space_detail(size),
+                    source: Some(e),
+                })?;
         }
         self.size = size;
         Ok(())

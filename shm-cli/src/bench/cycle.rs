@@ -4,17 +4,11 @@
 //! reserved). `cycle_raw_posix` and `cycle_raw_sysv` make exactly the system calls the backends
 //! make, in the same order, with libc, so that their ratio is the cost of the abstraction alone:
 //!
-//! * POSIX (shm-posix creates atomically on Linux): `open(/dev/shm, O_TMPFILE)`, `fchmod` (the
-//!   mode exactly, whatever the umask), `ftruncate`, `posix_fallocate` (reserve),
-//!   `linkat(AT_EMPTY_PATH)` (the name appears with the object whole), then the object reopened
-//!   by its name (`shm_open`, two `fstat`s, `close`: tools then show the name), `mmap`,
-//!   `munmap`, `shm_unlink`, `close`. This follows shm-posix's `create_whole`: when that
-//!   changes, this must too;
+//! * POSIX: `shm_open(O_CREAT|O_EXCL|O_RDWR)`, `posix_fallocate` (size and reserve in one call),
+//!   `fchmod` (the mode exactly, whatever the umask), `mmap`, `munmap`, `shm_unlink`, `close`.
+//!   This follows shm-posix's create: when that changes, this must too;
 //! * System V: `shmget(IPC_CREAT|IPC_EXCL|0600)`, `shmat`, `shmdt`, `shmctl(IPC_RMID)`.
 //!
-//! `cycle_plain_posix` is what a C program usually does instead: `shm_open(O_CREAT|O_EXCL)`,
-//! `ftruncate`, `posix_fallocate`, `mmap`, `munmap`, `shm_unlink`, `close`; beside
-//! `cycle_posix` it shows what the backend's guarantees (atomic create, exact mode) cost.
 //! `cycle_posix_{4k,1m,64m}_{reserve,noreserve}` show how create grows with the size, with and
 //! without reserving the memory.
 
@@ -29,7 +23,7 @@ use crate::backend::{self, Kind};
 /// The sizes of the growth cases, with the label in their keys.
 pub const SIZES: [(usize, &str); 3] = [(4096, "4k"), (1 << 20, "1m"), (64 << 20, "64m")];
 
-/// The 4 KiB of the plain cycle cases.
+/// The 4 KiB of the basic cycle cases.
 const SMALL: usize = 4096;
 
 enum How {
@@ -87,24 +81,17 @@ impl Cycle {
         })
     }
 
-    /// The system calls of the backend `kind` made directly (`plain`: the usual C sequence
-    /// instead, POSIX only). None where this binary cannot make them.
-    pub fn raw(kind: Kind, plain: bool, per_rep: usize) -> Result<Option<Self>> {
-        let key = match plain {
-            true => format!("cycle_plain_{kind}"),
-            false => format!("cycle_raw_{kind}"),
-        };
+    /// The system calls of the backend `kind` made directly. None where this binary cannot
+    /// make them.
+    pub fn raw(kind: Kind, per_rep: usize) -> Result<Option<Self>> {
+        let key = format!("cycle_raw_{kind}");
         let name = SegmentName::new(&segment_name(&key))?;
-        let Some(raw) = raw::Raw::new(kind, plain, &name, SMALL)? else {
+        let Some(raw) = raw::Raw::new(kind, &name, SMALL)? else {
             return Ok(None);
-        };
-        let what = match plain {
-            true => "shm_open, ftruncate, fallocate",
-            false => "the same calls, libc",
         };
         Ok(Some(Self {
             key,
-            what: what.into(),
+            what: "the same calls, libc".into(),
             how: How::Raw(raw),
             per_rep,
         }))
@@ -154,7 +141,6 @@ mod raw {
     impl Raw {
         pub fn new(
             _: crate::backend::Kind,
-            _: bool,
             _: &shm_core::SegmentName,
             _: usize,
         ) -> anyhow::Result<Option<Self>> {
@@ -188,13 +174,10 @@ mod raw {
 
     /// A raw cycle on one name.
     pub enum Raw {
-        /// shm-posix's calls, or the plain C sequence.
+        /// shm-posix's calls.
         Posix {
-            plain: bool,
             /// `/NAME`, for shm_open and shm_unlink.
             name: CString,
-            /// `/dev/shm/NAME`, for linkat.
-            path: CString,
             size: usize,
         },
         /// shm-sysv's calls.
@@ -203,20 +186,12 @@ mod raw {
     }
 
     impl Raw {
-        pub fn new(
-            kind: Kind,
-            plain: bool,
-            name: &SegmentName,
-            size: usize,
-        ) -> anyhow::Result<Option<Self>> {
+        pub fn new(kind: Kind, name: &SegmentName, size: usize) -> anyhow::Result<Option<Self>> {
             Ok(match kind {
                 Kind::Posix => Some(Raw::Posix {
-                    plain,
                     name: CString::new(name.as_str())?,
-                    path: CString::new(format!("/dev/shm/{}", name.bare()))?,
                     size,
                 }),
-                Kind::Sysv if plain => None,
                 #[cfg(feature = "sysv")]
                 Kind::Sysv => Some(Raw::Sysv {
                     key: shm_sysv::key_for(name)?,
@@ -229,17 +204,8 @@ mod raw {
 
         pub fn cycle(&self) -> io::Result<()> {
             match self {
-                Raw::Posix {
-                    plain,
-                    name,
-                    path,
-                    size,
-                } => {
-                    let fd = if *plain {
-                        plain_create(name, *size)?
-                    } else {
-                        atomic_create(name, path, *size)?
-                    };
+                Raw::Posix { name, size } => {
+                    let fd = posix_create(name, *size)?;
                     let mapped = map_unmap(fd, *size);
                     // SAFETY: `name` is NUL-terminated and outlives the call.
                     let unlinked = check(unsafe { libc::shm_unlink(name.as_ptr()) });
@@ -252,13 +218,20 @@ mod raw {
         }
     }
 
-    /// shm_open(O_CREAT|O_EXCL|O_RDWR, 0600), ftruncate, posix_fallocate.
-    fn plain_create(name: &CString, size: usize) -> io::Result<libc::c_int> {
+    /// shm-posix's create: shm_open(O_CREAT|O_EXCL|O_RDWR, 0600), posix_fallocate, fchmod.
+    fn posix_create(name: &CString, size: usize) -> io::Result<libc::c_int> {
         let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR;
         // SAFETY: `name` is NUL-terminated and outlives the call.
         let fd = unsafe { libc::shm_open(name.as_ptr(), flags, 0o600) };
         check(fd)?;
-        let sized = size_and_reserve(fd, size);
+        // SAFETY: plain system call on a descriptor we own; posix_fallocate returns the error
+        // number; the size is small.
+        let sized = match unsafe { libc::posix_fallocate(fd, 0, size as libc::off_t) } {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+        // SAFETY: plain system call on a descriptor we own.
+        .and_then(|()| check(unsafe { libc::fchmod(fd, 0o600) }));
         if sized.is_err() {
             // SAFETY: as above; `fd` is ours and closed exactly once, here.
             unsafe {
@@ -267,61 +240,6 @@ mod raw {
             }
         }
         sized.map(|()| fd)
-    }
-
-    /// shm-posix's create of a small segment: open(O_TMPFILE), fchmod, ftruncate,
-    /// posix_fallocate, linkat(AT_EMPTY_PATH), then the object reopened by its name
-    /// (shm_open, fstat of both, close of the unnamed descriptor).
-    fn atomic_create(name: &CString, path: &CString, size: usize) -> io::Result<libc::c_int> {
-        let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
-        // SAFETY: the path is a NUL-terminated literal.
-        let fd = unsafe { libc::open(c"/dev/shm".as_ptr(), flags, 0o600 as libc::c_uint) };
-        check(fd)?;
-        let made = (|| {
-            // SAFETY: plain system call on a descriptor we own.
-            check(unsafe { libc::fchmod(fd, 0o600) })?;
-            size_and_reserve(fd, size)?;
-            // SAFETY: both paths are NUL-terminated and outlive the call; AT_EMPTY_PATH names
-            // `fd` itself.
-            check(unsafe {
-                libc::linkat(
-                    fd,
-                    c"".as_ptr(),
-                    libc::AT_FDCWD,
-                    path.as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                )
-            })
-        })();
-        if let Err(e) = made {
-            // SAFETY: `fd` is ours and closed exactly once, here.
-            unsafe { libc::close(fd) };
-            return Err(e);
-        }
-        // SAFETY: `name` is NUL-terminated and outlives the call.
-        let named = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDWR, 0) };
-        if named == -1 {
-            return Ok(fd);
-        }
-        // SAFETY: all-zero stats are valid values of a plain C struct.
-        let (mut a, mut b): (libc::stat, libc::stat) = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptors and out-pointers.
-        let same = unsafe { libc::fstat(fd, &mut a) == 0 && libc::fstat(named, &mut b) == 0 }
-            && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino);
-        let (keep, close) = if same { (named, fd) } else { (fd, named) };
-        // SAFETY: `close` is ours and closed exactly once, here.
-        unsafe { libc::close(close) };
-        Ok(keep)
-    }
-
-    fn size_and_reserve(fd: libc::c_int, size: usize) -> io::Result<()> {
-        // SAFETY: plain system call on a descriptor we own; the size is small.
-        check(unsafe { libc::ftruncate(fd, size as libc::off_t) })?;
-        // SAFETY: as above; posix_fallocate returns the error number.
-        match unsafe { libc::posix_fallocate(fd, 0, size as libc::off_t) } {
-            0 => Ok(()),
-            e => Err(io::Error::from_raw_os_error(e)),
-        }
     }
 
     fn map_unmap(fd: libc::c_int, size: usize) -> io::Result<()> {
