@@ -218,6 +218,18 @@ fn reserve(fd: RawFd, offset: usize, len: usize) -> io::Result<bool> {
     }
 }
 
+/// The error of a failed [`reserve`] to `size` bytes: "no space" when the memory is not there.
+fn reserve_error(name: &SegmentName, op: Op, size: usize, e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) => Error::NoSpace {
+            ctx: ctx(name, op),
+            detail: space_detail(size),
+            source: Some(e),
+        },
+        _ => os_error(name, op, e),
+    }
+}
+
 fn check_size(name: &SegmentName, op: Op, size: usize) -> Result<()> {
     let reason = if size == 0 {
         "a segment needs at least one byte"
@@ -244,14 +256,7 @@ impl PosixSegment {
         // The size first, so that the moment in which an opener can see size 0 is short.
         // Reserving sets the size too (posix_fallocate extends the object), in one call.
         let reserved = if opts.reserve {
-            reserve(fd, 0, opts.size).map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) => Error::NoSpace {
-                    ctx: ctx(name, Op::Create),
-                    detail: space_detail(opts.size),
-                    source: Some(e),
-                },
-                _ => os_error(name, Op::Create, e),
-            })?
+            reserve(fd, 0, opts.size).map_err(|e| reserve_error(name, Op::Create, opts.size, e))?
         } else {
             false
         };
@@ -502,18 +507,17 @@ impl Segment for PosixSegment {
             });
         }
         let fd = self.fd.as_raw_fd();
+        if size > self.size {
+            // Reserve first (it grows the object too): when the memory is not there, the
+            // object is left as it was, not grown sparse (SIGBUS on touch). Where the file
+            // system cannot reserve, the ftruncate below grows it alone.
+            reserve(fd, self.size, size - self.size)
+                .map_err(|e| reserve_error(&self.name, Op::Resize, size, e))?;
+        }
+        // The exact size: shrinks, and grows where reserving could not.
         // SAFETY: plain system call on a descriptor we own; the size fits off_t (checked).
         cvt(unsafe { libc::ftruncate(fd, size as libc::off_t) })
             .map_err(|e| os_error(&self.name, Op::Resize, e))?;
-        if size > self.size {
-            // Whether the file system could reserve or not, the size is already set.
-            let _reserved =
-                reserve(fd, self.size, size - self.size).map_err(|e| Error::NoSpace {
-                    ctx: ctx(&self.name, Op::Resize),
-                    detail: space_detail(size),
-                    source: Some(e),
-                })?;
-        }
         self.size = size;
         Ok(())
     }
