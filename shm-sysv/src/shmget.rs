@@ -144,7 +144,7 @@ fn os_error(
     size: usize,
     e: io::Error,
 ) -> Error {
-    let limits = Limits::read();
+    // The limits are read only for the errors that name them.
     match (e.raw_os_error(), op) {
         (Some(libc::EACCES) | Some(libc::EPERM), _) => Error::PermissionDenied {
             ctx: ctx(name, op),
@@ -153,7 +153,7 @@ fn os_error(
         },
         (Some(libc::EINVAL), Op::Create) => Error::LimitExceeded {
             ctx: ctx(name, op),
-            limit: match limits {
+            limit: match Limits::read() {
                 Some(l) => format!(
                     "{size} bytes is above kernel.shmmax = {} bytes; ask for less, or raise it \
                      (sysctl -w kernel.shmmax=BYTES)",
@@ -165,7 +165,7 @@ fn os_error(
         },
         (Some(libc::ENOSPC), Op::Create) => Error::LimitExceeded {
             ctx: ctx(name, op),
-            limit: match (limits, proc::count()) {
+            limit: match (Limits::read(), proc::count()) {
                 (Some(l), Some(n)) if n >= l.shmmni => {
                     format!(
                         "kernel.shmmni = {} segments, and {n} exist; remove unused ones \
@@ -203,11 +203,30 @@ fn lookup(name: &SegmentName, op: Op) -> Result<(libc::key_t, libc::c_int)> {
     Ok((key, id))
 }
 
+/// Whether the caller is in group `gid`: its effective group or one of its supplementary
+/// groups, as the kernel's `in_group_p` decides.
+fn in_group(gid: libc::gid_t) -> bool {
+    // SAFETY: getegid has no preconditions.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    // SAFETY: with size 0, getgroups only returns the number of supplementary groups.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    let Ok(len) = usize::try_from(n) else {
+        return false;
+    };
+    let mut groups: Vec<libc::gid_t> = vec![0; len];
+    // SAFETY: `groups` holds `n` writable gid_t; getgroups writes at most that many.
+    let got = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    groups.truncate(usize::try_from(got).unwrap_or(0));
+    groups.contains(&gid)
+}
+
 /// Whether the caller may attach a segment with this access: the kernel checks only at `shmat`,
 /// so open checks the mode bits as the kernel will (root passes every check).
 fn permitted(ds: &libc::shmid_ds, access: Access) -> bool {
-    // SAFETY: geteuid and getegid have no preconditions.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
     if uid == 0 {
         return true;
     }
@@ -215,7 +234,7 @@ fn permitted(ds: &libc::shmid_ds, access: Access) -> bool {
     let mode = u32::from(perm.mode);
     let bits = if uid == perm.uid || uid == perm.cuid {
         mode >> 6
-    } else if gid == perm.gid || gid == perm.cgid {
+    } else if in_group(perm.gid) || in_group(perm.cgid) {
         mode >> 3
     } else {
         mode
