@@ -82,16 +82,17 @@ impl<'m> Board<'m> {
         mut on_move: impl FnMut(i32, i32),
     ) -> Result<()> {
         let mut mine = self.mine.load() as i32;
+        let mut other = self.other.load() as i32;
         for _ in 0..rounds {
+            // A wait returns the value it saw: the other side's move, read once.
             if self.role == Role::Client {
-                self.other.wait_until(|v| v as i32 > mine, timeout)?;
+                other = self.other.wait_until(|v| v as i32 > mine, timeout)? as i32;
             }
-            let other = self.other.load() as i32;
             mine = other.wrapping_add(1);
             self.mine.store(mine as u32);
             on_move(mine, other);
             if self.role == Role::Server {
-                self.other.wait_until(|v| v as i32 > mine, timeout)?;
+                other = self.other.wait_until(|v| v as i32 > mine, timeout)? as i32;
             }
         }
         Ok(())
