@@ -217,9 +217,11 @@ fn over_the_limit(lab: &mut Lab) -> Result<String> {
         }
         None => "/dev/shm has no size limit to compare".to_owned(),
     };
+    // A key of its own: the probe above may have made a segment under `key` (then EEXIST).
+    let (_name, above_key) = name(lab, "overmax")?;
     let above_max = match Limits::read().and_then(|l| l.shmmax.checked_add(1)) {
         Some(size) => match usize::try_from(size) {
-            Ok(size) => shmget_says(key, size, flags),
+            Ok(size) => shmget_says(above_key, size, flags),
             Err(_) => "not expressible".to_owned(),
         },
         None => "no shmmax".to_owned(),
