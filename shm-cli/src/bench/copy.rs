@@ -27,8 +27,9 @@ struct Buffer {
 impl Buffer {
     const PAGE: usize = 4096;
 
-    /// Zeros, touched (so that no sample pays the page faults).
-    fn zeroed() -> Self {
+    /// Ones (not zeros: a zeroed allocation may be pages never touched), so that no sample
+    /// pays the page faults.
+    fn touched() -> Self {
         Self::from(vec![1; SIZE + Self::PAGE])
     }
 
@@ -80,7 +81,7 @@ impl Copy {
         let mut copy = Self {
             map,
             src: Buffer::pattern(),
-            dst: Buffer::zeroed(),
+            dst: Buffer::touched(),
         };
         copy.once()?;
         ensure!(
@@ -134,8 +135,8 @@ impl Memcpy {
     pub fn new() -> Self {
         let mut m = Self {
             src: Buffer::pattern(),
-            mid: Buffer::zeroed(),
-            dst: Buffer::zeroed(),
+            mid: Buffer::touched(),
+            dst: Buffer::touched(),
         };
         m.once();
         m
