@@ -15,7 +15,7 @@ use failures_support::{Pending, Status, spawn_child};
 use shm_core::{Access, Backend, CreateOptions, Error, Segment, SegmentName};
 use shm_posix::Posix;
 use shm_sysv::SysV;
-use shm_tests::{shm, skip, unique_name};
+use shm_tests::{shm, unique_name};
 
 /// A start line for forked children: they sleep in `pass` (futex) until the parent calls
 /// `open`. The word lives in an anonymous shared mapping, so nothing of it is inherited by
@@ -237,7 +237,6 @@ fn create_open_unlink_churn_sysv() {
 /// Eight `shm create` processes at once: one exit 0, seven one-line "already exists" errors.
 #[test]
 fn cli_eight_creators_one_winner() {
-    let test = "cli_eight_creators_one_winner";
     for backend in ["posix", "sysv"] {
         let name = unique_name("cli-race8");
         let _guards = (
@@ -258,13 +257,6 @@ fn cli_eight_creators_one_winner() {
             .into_iter()
             .map(|c| c.wait_with_output().unwrap())
             .collect();
-        if outs
-            .iter()
-            .any(|o| String::from_utf8_lossy(&o.stderr).contains("unexpected argument"))
-        {
-            skip(test, "`shm create NAME --size` is not there yet");
-            return;
-        }
         let won = outs.iter().filter(|o| o.status.success()).count();
         assert_eq!(won, 1, "{backend}: {outs:?}");
         for o in outs.iter().filter(|o| !o.status.success()) {
@@ -274,9 +266,8 @@ fn cli_eight_creators_one_winner() {
     }
 }
 
-/// Create names the object only once it is whole (see `eight_creators_*` and the churn); the
-/// creator's own descriptor and mapping still carry the name, so /proc/PID/maps, lsof and fuser
-/// find who holds a segment.
+/// The creator's descriptor and mapping carry the segment's name (create goes through
+/// `shm_open`), so /proc/PID/maps, lsof and fuser find who holds a segment.
 #[test]
 fn creator_mapping_shows_the_segment_name() {
     let posix = Posix::new();

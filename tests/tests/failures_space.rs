@@ -200,8 +200,8 @@ fn cli_create_on_full_dev_shm() {
     assert_eq!(rest, [name.trim_start_matches('/')], "{stderr}");
 }
 
-/// Create names its object through /proc/self/fd (`linkat`); without /proc it names the
-/// descriptor itself (root), or falls back to `shm_open` (others). All three work.
+/// Create needs no /proc (it is `shm_open`, `posix_fallocate` and `fchmod` on the descriptor):
+/// with /proc hidden it works, as root and as nobody, size and mode exact.
 #[test]
 fn create_works_without_proc() {
     let test = "create_works_without_proc";
