@@ -14,7 +14,7 @@
 //!   succeeds for any size and the first touch past the free space raises SIGBUS;
 //!   `posix_fallocate` turns that into [`Error::NoSpace`] at create.
 //! * **No one maps a half-made segment**: between a creator's `shm_open` and its sizing call (a
-//!   few microseconds) the object has size 0; open waits up to 20 ms for the size instead of
+//!   few microseconds) the object has size 0; open waits up to 100 ms for the size instead of
 //!   reporting 0, and mapping a segment whose size stays 0 is an [`Error::InvalidSize`], never a
 //!   SIGBUS. A create that fails removes what it made.
 //!

@@ -90,7 +90,7 @@ fn fstat(fd: RawFd) -> io::Result<libc::stat> {
 }
 
 /// How long open waits for a creator to size a new object (see [`sized_stat`]).
-const SIZE_WAIT: Duration = Duration::from_millis(20);
+const SIZE_WAIT: Duration = Duration::from_millis(100);
 
 /// `fstat`, waiting up to [`SIZE_WAIT`] while the size is 0. Between a creator's `shm_open` and
 /// its `ftruncate` (a few microseconds) the object exists with size 0; an opener that comes in
