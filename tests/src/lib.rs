@@ -113,3 +113,30 @@ pub fn temp_path(test: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("shm-tests-{}-{n}-{test}", std::process::id()))
 }
+
+/// Asserts that a run of `shm` with process id `pid` left nothing: no `/dev/shm` name starting
+/// with `prefix`, and no System V segment that it created or last attached (the cpid and lpid
+/// columns of /proc/sysvipc/shm).
+pub fn assert_nothing_left(prefix: &str, pid: u32) {
+    let posix: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    assert!(posix.is_empty(), "left in /dev/shm: {posix:?}");
+    let pid = pid.to_string();
+    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
+    let sysv: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(4) == Some(&pid.as_str()) || f.get(5) == Some(&pid.as_str())
+        })
+        .collect();
+    assert!(
+        sysv.is_empty(),
+        "System V segments left:\n{}",
+        sysv.join("\n")
+    );
+}

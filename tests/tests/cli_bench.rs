@@ -70,23 +70,11 @@ fn bench(args: &[&str]) -> (Output, u32) {
     (out, pid)
 }
 
-/// Nothing named after the bench's pid in /dev/shm, no System V segment it created.
+/// Nothing named after the bench's pid in /dev/shm, no System V segment it made or used, and
+/// nothing under the keys of its System V cases.
 fn assert_nothing_left(pid: u32) {
     let prefix = format!("shm-bench-{pid}-");
-    let left: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(left.is_empty(), "left in /dev/shm: {left:?}");
-    // /proc/sysvipc/shm: key shmid perms size cpid lpid ...
-    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
-    let mine: Vec<&str> = table
-        .lines()
-        .skip(1)
-        .filter(|l| l.split_whitespace().nth(4) == Some(pid.to_string().as_str()))
-        .collect();
-    assert!(mine.is_empty(), "System V segments left: {mine:?}");
+    shm_tests::assert_nothing_left(&prefix, pid);
     for case in [
         "posix_spin",
         "sysv_spin",

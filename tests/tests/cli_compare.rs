@@ -29,27 +29,7 @@ fn compare(args: &[&str]) -> (u32, Output) {
 /// Nothing of run `pid` is left: no /dev/shm/shm-compare-PID-*, no System V segment that it
 /// created or last attached (segments its children made are attached by it before removal).
 fn assert_nothing_left(pid: u32) {
-    let prefix = format!("shm-compare-{pid}-");
-    let posix: Vec<String> = std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    assert!(posix.is_empty(), "left in /dev/shm: {posix:?}");
-    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
-    let ours: Vec<&str> = table
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f[4] == pid.to_string() || f[5] == pid.to_string()
-        })
-        .collect();
-    assert!(
-        ours.is_empty(),
-        "System V segments left:\n{}",
-        ours.join("\n")
-    );
+    shm_tests::assert_nothing_left(&format!("shm-compare-{pid}-"), pid);
 }
 
 fn cell<'a>(rows: &'a [Value], behaviour: &str, column: &str) -> &'a str {
