@@ -140,3 +140,24 @@ pub fn assert_nothing_left(prefix: &str, pid: u32) {
         sysv.join("\n")
     );
 }
+
+/// Runs `shm ARGS` to the end with no stdin, asserts that it succeeded, and returns its process
+/// id (which the names of the segments it makes carry) and its output.
+pub fn shm_ok(args: &[&str]) -> (u32, std::process::Output) {
+    use std::process::Stdio;
+    let child = shm()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "shm {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (pid, out)
+}

@@ -3,7 +3,7 @@
 //! machine is shared and noisy.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -52,21 +52,10 @@ const RATIOS: [&str; 8] = [
 /// Runs `shm bench ARGS` to the end; also returns its pid, which its segment names carry.
 fn bench(args: &[&str]) -> (Output, u32) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let child = shm()
-        .arg("bench")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "shm bench {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args: Vec<&str> = std::iter::once("bench")
+        .chain(args.iter().copied())
+        .collect();
+    let (pid, out) = shm_tests::shm_ok(&args);
     (out, pid)
 }
 

@@ -2,28 +2,16 @@
 //! kernel guarantees on Linux show up, and the run leaves nothing behind.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
-use shm_tests::shm;
 
 /// Runs `shm compare ARGS`; its pid and output.
 fn compare(args: &[&str]) -> (u32, Output) {
-    let child = shm()
-        .arg("compare")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "shm compare failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (pid, out)
+    let args: Vec<&str> = std::iter::once("compare")
+        .chain(args.iter().copied())
+        .collect();
+    shm_tests::shm_ok(&args)
 }
 
 /// Nothing of run `pid` is left: no /dev/shm/shm-compare-PID-*, no System V segment that it
