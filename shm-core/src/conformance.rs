@@ -433,6 +433,90 @@ pub fn mode_applied_exactly<Sut: Backend>(sut: &Sut) {
     }
 }
 
+/// Setuid, setgid, sticky and unknown mode bits are refused with `InvalidMode`, and nothing is
+/// made: no segment may ever carry them.
+pub fn special_mode_bits_refused<Sut: Backend>(sut: &Sut) {
+    for mode in [0o4777, 0o2600, 0o1600, 0o6600, 0o10600] {
+        let c = Cleanup::new(sut, "badmode");
+        let err = sut
+            .create(&c.name, &opts(4096).mode(mode))
+            .err()
+            .unwrap_or_else(|| panic!("mode {mode:o} was accepted"));
+        assert!(
+            matches!(err, Error::InvalidMode { .. }),
+            "mode {mode:o}: {err}"
+        );
+        assert!(
+            sut.open(&c.name, Access::ReadOnly)
+                .err()
+                .expect("nothing made")
+                .is_not_found(),
+            "mode {mode:o} left a segment"
+        );
+    }
+}
+
+/// A handle removes only its own segment: after someone else removed it and a new segment was
+/// made under the same name, the old owner's `unlink` fails with `Stale` and its drop leaves the
+/// new one alone.
+pub fn owner_leaves_a_successor_alone<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "successor");
+    let first = sut.create(&c.name, &opts(4096)).expect("create");
+    let _map = first.map().expect("map");
+    let mut second_owner = sut
+        .create(&c.name, &opts(4096).replace(true))
+        .expect("replace");
+    second_owner.keep();
+    let mut first = first;
+    let err = first.unlink().expect_err("unlink of a replaced segment");
+    assert!(matches!(err, Error::Stale { .. }), "{err}");
+    let again = sut
+        .create(&c.name, &opts(4096).replace(true))
+        .expect("replace again");
+    drop(second_owner);
+    let third = sut
+        .open(&c.name, Access::ReadOnly)
+        .expect("the newest stands");
+    drop(third);
+    drop(again); // the owner of what stands removes it
+    assert!(
+        sut.open(&c.name, Access::ReadOnly)
+            .err()
+            .expect("removed")
+            .is_not_found()
+    );
+}
+
+/// After another handle shrinks the object, copies past the new end are errors (never SIGBUS),
+/// a new atomic view past it is refused, and `map` maps the new size. Run in a child process,
+/// so that a SIGBUS fails the test instead of killing the harness.
+pub fn shrink_is_an_error_not_sigbus<Sut: Backend>(sut: &Sut) {
+    if !caps(sut).resizable {
+        return;
+    }
+    let c = Cleanup::new(sut, "shrink");
+    let seg = sut.create(&c.name, &opts(4 * 4096)).expect("create");
+    let map = seg.map().expect("map");
+    map.write_at(3 * 4096, b"tail")
+        .expect("write before the shrink");
+    let mut other = sut.open(&c.name, Access::ReadWrite).expect("open");
+    other.resize(4096).expect("shrink");
+    let ok = in_child_process(|| {
+        let mut buf = [0u8; 4];
+        let read = map.read_at(3 * 4096, &mut buf);
+        let view = map.atomics::<AtomicU32>(2 * 4096, 1);
+        let remap = seg.map().map(|m| m.len());
+        matches!(read, Err(Error::OutOfBounds { .. }))
+            && matches!(view, Err(Error::OutOfBounds { .. }))
+            && remap.ok() == Some(4096)
+            && map.read_at(0, &mut buf).is_ok()
+    });
+    assert!(
+        ok,
+        "a copy, view or map after a shrink faulted or did not fail cleanly"
+    );
+}
+
 /// Resizing works where the backend says it does, and is `Unsupported` elsewhere.
 pub fn resize_matches_capability<Sut: Backend>(sut: &Sut) {
     let c = Cleanup::new(sut, "resize");
@@ -527,6 +611,9 @@ macro_rules! conformance_tests {
             invalid_names_fail_before_syscalls,
             concurrent_create_one_wins,
             mode_applied_exactly,
+            special_mode_bits_refused,
+            owner_leaves_a_successor_alone,
+            shrink_is_an_error_not_sigbus,
             resize_matches_capability,
             attach_count_matches_capability,
             list_finds_segment

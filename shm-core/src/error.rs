@@ -179,6 +179,36 @@ pub enum Error {
         #[source]
         source: Option<io::Error>,
     },
+    /// Mode bits other than the nine permission bits (setuid, setgid, sticky, or bits that are
+    /// no mode at all) were asked for: a segment never gets them, on any backend.
+    #[error(
+        "{ctx}: invalid mode {mode:04o}: a segment takes permission bits only (0 to 0777); setuid, setgid and sticky bits are refused, because a write through a mapping does not clear them as write(2) would"
+    )]
+    InvalidMode {
+        /// Where.
+        ctx: Context,
+        /// The mode asked for.
+        mode: u32,
+    },
+    /// What stands at the name is not a shared memory object (a directory, a FIFO, a socket, a
+    /// device, or a glibc named semaphore): it was not opened, mapped or removed.
+    #[error("{ctx}: not a shared memory object ({what}); it was left as it is")]
+    NotSegment {
+        /// Where.
+        ctx: Context,
+        /// What stands there instead.
+        what: &'static str,
+    },
+    /// The segment this handle made or opened is no longer the one its name (or System V id)
+    /// stands for: someone removed it, and the name or id may now belong to another program's
+    /// segment, which this handle does not touch.
+    #[error("{ctx}: {detail}; nothing was done to what stands there now")]
+    Stale {
+        /// Where.
+        ctx: Context,
+        /// What changed.
+        detail: String,
+    },
     /// A write through a read-only mapping or handle.
     #[error("{ctx}: the segment is mapped read-only; open it read-write to write")]
     ReadOnly {
@@ -291,6 +321,9 @@ impl Error {
             | Error::LimitExceeded { ctx, .. }
             | Error::NoSpace { ctx, .. }
             | Error::Symlink { ctx, .. }
+            | Error::InvalidMode { ctx, .. }
+            | Error::NotSegment { ctx, .. }
+            | Error::Stale { ctx, .. }
             | Error::ReadOnly { ctx }
             | Error::OutOfBounds { ctx, .. }
             | Error::Misaligned { ctx, .. }

@@ -47,6 +47,8 @@ pub struct SegmentInfo {
     pub mtime: Option<i64>,
     /// Removed but still attached (System V `dest`).
     pub removed: bool,
+    /// Locked in memory, never swapped (System V `SHM_LOCK`, as `ipcs` and `lsipc` show it).
+    pub locked: bool,
 }
 
 impl SegmentInfo {

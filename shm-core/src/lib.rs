@@ -81,4 +81,4 @@ pub use error::{Context, Error, Op, Result};
 pub use info::SegmentInfo;
 pub use mapping::{MapBacking, Mapping, SharedAtomic};
 pub use name::{MAX_NAME_LEN, SegmentName};
-pub use options::{Access, CreateOptions};
+pub use options::{Access, CreateOptions, PERMISSION_BITS};

@@ -8,25 +8,30 @@
 //!
 //! # SIGBUS
 //!
-//! A POSIX segment can be shrunk by another process (`ftruncate`) while it is mapped here; a
-//! touch of a page past the new end then raises SIGBUS. [`Mapping::read_at`] and
-//! [`Mapping::write_at`] ask the backend for the current size first (one `fstat` for POSIX) and
-//! return [`Error::OutOfBounds`] instead of touching such pages. Atomic views cannot check on
-//! every access: do not shrink a segment that others use.
+//! A POSIX segment can be shrunk by another process (`ftruncate`) while it is mapped here, and a
+//! sparse one (created without reserving) can meet a full `/dev/shm`; touching a page past the
+//! object's end, or a hole the file system cannot fill, raises SIGBUS. What another process does
+//! to the object's size must never kill this one, so:
 //!
-//! What the check does not cover:
-//!
-//! * an atomic view ([`Mapping::atomics`]) taken before the shrink: a load or store through it
-//!   past the new end raises SIGBUS (`tests/tests/failures_shrink.rs` shows a child dying so);
-//! * a shrink that lands between the check and the copy of one `read_at`/`write_at`: the
-//!   window is a few instructions wide, but it is there;
-//! * a sparse segment (created without reserving) on a full `/dev/shm`: its size is right, but
-//!   the first touch of a page the file system cannot supply raises SIGBUS. Creating with
-//!   reserve (the default) makes that an [`Error::NoSpace`] at create instead.
+//! * [`Mapping::read_at`] and [`Mapping::write_at`] never touch the mapping where the object can
+//!   change size: the backend hands over the object's descriptor ([`MapBacking::fd`]) and the
+//!   copy goes through it (`pread`/`pwrite`), which reads holes as zeros, stops at the end
+//!   ([`Error::OutOfBounds`]) and reports a full file system as [`Error::NoSpace`], without a
+//!   fault. Where the size cannot change (System V) they copy with `memcpy`.
+//! * A `write_at` that reaches past the object's current end (someone shrank it) grows the
+//!   object back as far as the write reaches, as `pwrite` does; it never faults.
+//! * [`Mapping::atomics`] checks the object's current size when it makes the view. What it
+//!   cannot check is the future: **an atomic view held while someone else shrinks the object
+//!   faults on its next access past the new end** (`tests/tests/failures_shrink.rs` shows a
+//!   child dying so). Shared state that untrusted processes can shrink belongs on System V, or
+//!   behind a protocol that never shrinks.
+//! * `Segment::map` maps the size the kernel reports at that moment.
 //!
 //! System V segments cannot shrink: their mapping stays valid until detached.
 
 use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{
     AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64,
@@ -47,6 +52,14 @@ pub trait MapBacking: Send + Sync {
     /// `fstat`); `Ok(None)` where the size cannot change (System V).
     fn current_size(&self) -> Result<Option<u64>> {
         Ok(None)
+    }
+    /// The object's descriptor, where its size can change under the mapping (POSIX, files):
+    /// [`Mapping::read_at`] and [`Mapping::write_at`] then copy through it with
+    /// `pread`/`pwrite` at the same offsets, so that a shrink or a full file system is an error
+    /// and never SIGBUS. The mapping must map the object from file offset 0. `None` (the
+    /// default) where the size cannot change: copies then use the mapping.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
     }
 }
 
@@ -156,8 +169,14 @@ impl Mapping {
 
     /// A view of `count` atomics of type `T` starting at byte `offset`.
     ///
-    /// Fails with [`Error::OutOfBounds`] or [`Error::Misaligned`], and with
-    /// [`Error::ReadOnly`] on a read-only mapping (a store through the view would fault).
+    /// Fails with [`Error::OutOfBounds`] (past the mapping, or past the object's current end),
+    /// [`Error::Misaligned`], and [`Error::ReadOnly`] on a read-only mapping (a store through
+    /// the view would fault).
+    ///
+    /// The view cannot be made safe against the future: if another process shrinks a POSIX
+    /// object below the view while it is held, the next load or store past the new end raises
+    /// SIGBUS. Only share atomics in segments whose users never shrink them (see the module
+    /// docs).
     ///
     /// ```no_run
     /// # fn f(m: &shm_core::Mapping) -> shm_core::Result<()> {
@@ -171,7 +190,8 @@ impl Mapping {
             return Err(Error::ReadOnly { ctx: self.ctx() });
         }
         let bytes = count.saturating_mul(size_of::<T>());
-        self.check_range(offset, bytes, self.len)?;
+        // Against the object's size now too: a view past the end would fault at once.
+        self.check_live(offset, bytes)?;
         let align = align_of::<T>();
         // The base is page-aligned, so the offset decides the alignment.
         if offset % align != 0 {
@@ -195,13 +215,19 @@ impl Mapping {
 
     /// Copies `buf.len()` bytes starting at `offset` into `buf`.
     ///
-    /// The copy runs at `memcpy` speed. Bytes another process writes meanwhile may be seen
-    /// half-written: synchronize with atomics where that matters.
+    /// Bytes another process writes meanwhile may be seen half-written: synchronize with atomics
+    /// where that matters. Never raises SIGBUS: where the object can shrink (POSIX), the copy
+    /// goes through its descriptor (`pread`, one system call for up to 2 GiB), reads holes as
+    /// zeros, and a range past the object's current end is [`Error::OutOfBounds`]; elsewhere it
+    /// is a `memcpy`.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
-        self.check_live(offset, buf.len())?;
-        // SAFETY: the range is inside the mapping and inside the object's current size, so no
-        // page is touched past its end; `buf` is private memory that cannot overlap a shared
-        // mapping that we never hand out as a slice.
+        self.check_range(offset, buf.len(), self.len)?;
+        if let Some(fd) = self.backing.fd() {
+            return self.pread_all(fd, offset, buf);
+        }
+        // SAFETY: the range is inside the mapping, and the backing says the object's size
+        // cannot change (no fd), so no page of it can fault; `buf` is private memory that
+        // cannot overlap a shared mapping that we never hand out as a slice.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.ptr.as_ptr().add(offset),
@@ -214,19 +240,91 @@ impl Mapping {
 
     /// Copies `data` into the mapping starting at `offset`.
     ///
-    /// Fails with [`Error::ReadOnly`] on a read-only mapping, [`Error::OutOfBounds`] past the
-    /// end. Runs at `memcpy` speed.
+    /// Fails with [`Error::ReadOnly`] on a read-only mapping and [`Error::OutOfBounds`] past the
+    /// end of the mapping. Never raises SIGBUS: where the object can shrink (POSIX), the copy
+    /// goes through its descriptor (`pwrite`); a full file system under a sparse segment is then
+    /// [`Error::NoSpace`], and a write past an end that someone else moved down grows the object
+    /// back as far as the write reaches. Elsewhere it is a `memcpy`.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         if !self.writable {
             return Err(Error::ReadOnly { ctx: self.ctx() });
         }
-        self.check_live(offset, data.len())?;
-        // SAFETY: the range is inside a writable mapping and inside the object's current size;
-        // `data` is private memory and cannot overlap it.
+        self.check_range(offset, data.len(), self.len)?;
+        if let Some(fd) = self.backing.fd() {
+            return self.pwrite_all(fd, offset, data);
+        }
+        // SAFETY: the range is inside a writable mapping whose object cannot change size (no
+        // fd), so no page faults; `data` is private memory and cannot overlap it.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len())
         };
         Ok(())
+    }
+
+    /// `pread` until `buf` is full; the end of the object before that is `OutOfBounds`.
+    fn pread_all(&self, fd: BorrowedFd<'_>, offset: usize, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &mut buf[done..];
+            let at = (offset + done) as libc::off_t;
+            // SAFETY: `rest` is valid for writes of its length; the descriptor is borrowed
+            // from the backing and open.
+            let n =
+                unsafe { libc::pread(fd.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len(), at) };
+            match n {
+                0 => return Err(self.shrunk(offset, buf.len())),
+                n if n > 0 => done += n as usize,
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(Error::from_os(self.ctx(), e));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `pwrite` until all of `data` is written.
+    fn pwrite_all(&self, fd: BorrowedFd<'_>, offset: usize, data: &[u8]) -> Result<()> {
+        let mut done = 0;
+        while done < data.len() {
+            let rest = &data[done..];
+            let at = (offset + done) as libc::off_t;
+            // SAFETY: `rest` is valid for reads of its length; the descriptor is borrowed from
+            // the backing and open.
+            let n = unsafe { libc::pwrite(fd.as_raw_fd(), rest.as_ptr().cast(), rest.len(), at) };
+            match n {
+                n if n > 0 => done += n as usize,
+                0 => {
+                    return Err(Error::from_os(
+                        self.ctx(),
+                        io::Error::from(io::ErrorKind::WriteZero),
+                    ));
+                }
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(Error::from_os(self.ctx(), e));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The error of a copy that met the object's end: it was shrunk after mapping.
+    fn shrunk(&self, offset: usize, len: usize) -> Error {
+        let size = match self.backing.current_size() {
+            Ok(Some(now)) => usize::try_from(now).unwrap_or(usize::MAX),
+            _ => self.len,
+        };
+        Error::OutOfBounds {
+            ctx: self.ctx(),
+            offset,
+            len,
+            size: size.min(offset.saturating_add(len).saturating_sub(1)),
+        }
     }
 
     /// The whole mapping as a byte slice.

@@ -1,5 +1,10 @@
 //! Options for creating and opening segments.
 
+use crate::{Context, Error, Op, Result};
+
+/// The permission bits a segment may have: read, write, execute for owner, group and others.
+pub const PERMISSION_BITS: u32 = 0o777;
+
 /// Read-only or read-write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Access {
@@ -30,7 +35,9 @@ impl Access {
 pub struct CreateOptions {
     /// Size in bytes; must be greater than 0. Opening learns it back from the kernel.
     pub size: usize,
-    /// Permission bits, applied exactly as given whatever the umask (default `0o600`).
+    /// Permission bits, applied exactly as given whatever the umask (default `0o600`). Only
+    /// the nine permission bits (`0o777`) are allowed: any other bit (setuid, setgid, sticky)
+    /// makes create fail with [`Error::InvalidMode`], on every backend.
     pub mode: u32,
     /// Access of the creating handle (default read-write).
     pub access: Access,
@@ -54,7 +61,8 @@ impl CreateOptions {
         }
     }
 
-    /// Sets the permission bits (only the low 9 bits are used).
+    /// Sets the permission bits (`0` to `0o777`; anything else is refused at create with
+    /// [`Error::InvalidMode`], never masked silently).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
@@ -76,5 +84,34 @@ impl CreateOptions {
     pub fn replace(mut self, replace: bool) -> Self {
         self.replace = replace;
         self
+    }
+
+    /// Checks what every backend refuses before any system call: size 0
+    /// ([`Error::InvalidSize`]) and a mode with bits beyond [`PERMISSION_BITS`]
+    /// ([`Error::InvalidMode`]). Backends call it first in `create`; `segment` names the
+    /// segment in the error.
+    ///
+    /// ```
+    /// use shm_core::{CreateOptions, Error};
+    /// assert!(CreateOptions::new(4096).mode(0o640).validate("posix", "/a").is_ok());
+    /// let err = CreateOptions::new(4096).mode(0o4777).validate("posix", "/a").unwrap_err();
+    /// assert!(matches!(err, Error::InvalidMode { mode: 0o4777, .. }));
+    /// ```
+    pub fn validate(&self, backend: &'static str, segment: &str) -> Result<()> {
+        let ctx = || Context::new(backend, segment, Op::Create);
+        if self.size == 0 {
+            return Err(Error::InvalidSize {
+                ctx: ctx(),
+                size: 0,
+                reason: "a segment needs at least one byte".to_owned(),
+            });
+        }
+        if self.mode & !PERMISSION_BITS != 0 {
+            return Err(Error::InvalidMode {
+                ctx: ctx(),
+                mode: self.mode,
+            });
+        }
+        Ok(())
     }
 }

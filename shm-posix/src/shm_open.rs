@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -148,6 +148,55 @@ fn lstat_name(name: &SegmentName) -> io::Result<libc::stat> {
     fstat(fd.as_raw_fd())
 }
 
+/// What a file of mode `mode` is, where it is not a regular file (a shared memory object).
+fn not_regular(mode: libc::mode_t) -> Option<&'static str> {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => None,
+        libc::S_IFDIR => Some("a directory"),
+        libc::S_IFIFO => Some("a FIFO"),
+        libc::S_IFSOCK => Some("a socket"),
+        libc::S_IFLNK => Some("a symbolic link"),
+        libc::S_IFCHR | libc::S_IFBLK => Some("a device"),
+        _ => Some("not a regular file"),
+    }
+}
+
+/// glibc keeps named semaphores (`sem_open`) as `/dev/shm/sem.NAME`: such names are not
+/// segments, and this backend never opens, removes or reports them as if they were.
+fn refuse_semaphore(name: &SegmentName, op: Op) -> Result<()> {
+    if name.bare().starts_with("sem.") {
+        return Err(Error::NotSegment {
+            ctx: ctx(name, op),
+            what: "names beginning with sem. are glibc's POSIX named semaphores",
+        });
+    }
+    Ok(())
+}
+
+/// Refuses what is not a regular file, with the error that says what it is.
+fn check_regular(name: &SegmentName, op: Op, st: &libc::stat) -> Result<()> {
+    match not_regular(st.st_mode) {
+        Some("a symbolic link") => Err(Error::Symlink {
+            ctx: ctx(name, op),
+            source: None,
+        }),
+        Some(what) => Err(Error::NotSegment {
+            ctx: ctx(name, op),
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Whether `name` still stands for the object open as `fd`: same device and inode. A name that
+/// is gone, or that now names another object (removed and made again, or replaced), is not.
+fn still_named(name: &SegmentName, fd: RawFd) -> bool {
+    match (lstat_name(name), fstat(fd)) {
+        (Ok(by_name), Ok(ours)) => by_name.st_dev == ours.st_dev && by_name.st_ino == ours.st_ino,
+        _ => false,
+    }
+}
+
 fn is_symlink(name: &SegmentName) -> bool {
     lstat_name(name).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
 }
@@ -164,6 +213,15 @@ fn os_error(name: &SegmentName, op: Op, e: io::Error) -> Error {
         Some(libc::EEXIST) if is_symlink(name) => Error::Symlink {
             ctx: ctx(name, op),
             source: Some(e),
+        },
+        Some(libc::EISDIR) => Error::NotSegment {
+            ctx: ctx(name, op),
+            what: "a directory",
+        },
+        // open(2) of a socket
+        Some(libc::ENXIO) => Error::NotSegment {
+            ctx: ctx(name, op),
+            what: "a socket or a device without a driver",
         },
         Some(libc::EINVAL) | Some(libc::ENAMETOOLONG) if op != Op::Resize => Error::InvalidName {
             name: name.as_str().to_owned(),
@@ -275,9 +333,23 @@ impl PosixSegment {
         }
         // shm_open applied the umask; the mode is set exactly as asked.
         // SAFETY: plain system call on a descriptor we own.
-        cvt(unsafe { libc::fchmod(fd, (opts.mode & 0o7777) as libc::mode_t) })
+        // The mode was validated: permission bits only, never setuid, setgid or sticky.
+        cvt(unsafe { libc::fchmod(fd, (opts.mode & shm_core::PERMISSION_BITS) as libc::mode_t) })
             .map_err(|e| os_error(name, Op::Create, e))?;
         Ok(())
+    }
+}
+
+/// Removes the regular file that stands at `name` for a replacing create; nothing there is fine.
+fn remove_by_name(name: &SegmentName, op: Op) -> Result<()> {
+    match lstat_name(name) {
+        Ok(st) => check_regular(name, op, &st)?,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(os_error(name, op, e)),
+    }
+    match shm_unlink(name) {
+        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err(os_error(name, op, e)),
+        _ => Ok(()),
     }
 }
 
@@ -297,26 +369,32 @@ impl Backend for Posix {
     }
 
     fn create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<PosixSegment> {
+        opts.validate(BACKEND, name.as_str())?;
         check_size(name, Op::Create, opts.size)?;
-        if opts.replace {
-            if is_symlink(name) {
-                return Err(Error::Symlink {
-                    ctx: ctx(name, Op::Create),
-                    source: None,
-                });
+        refuse_semaphore(name, Op::Create)?;
+        // With replace, racing creators each remove what stands there and try again: a few
+        // rounds settle it (each round, one of them wins), so EEXIST here is only reported once
+        // the race has gone on for long.
+        let mut tries = if opts.replace { 64 } else { 1 };
+        let fd = loop {
+            if opts.replace {
+                remove_by_name(name, Op::Create)?;
             }
-            match shm_unlink(name) {
-                Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
-                    return Err(os_error(name, Op::Create, e));
+            match shm_open(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600) {
+                Ok(fd) => break fd,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && tries > 1 => {
+                    tries -= 1;
+                    std::thread::yield_now();
                 }
-                _ => {}
+                Err(e) => return Err(os_error(name, Op::Create, e)),
             }
-        }
-        let fd = shm_open(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
-            .map_err(|e| os_error(name, Op::Create, e))?;
+        };
         if let Err(e) = PosixSegment::set_up(fd.as_raw_fd(), name, opts) {
-            // We made it: take it back before reporting, so a failed create leaves nothing.
-            let _ = shm_unlink(name);
+            // We made it: take it back before reporting, so a failed create leaves nothing (and
+            // only if the name is still ours: a replacing racer may have made it its own).
+            if still_named(name, fd.as_raw_fd()) {
+                let _ = shm_unlink(name);
+            }
             return Err(e);
         }
         Ok(PosixSegment {
@@ -329,12 +407,18 @@ impl Backend for Posix {
     }
 
     fn open(&self, name: &SegmentName, access: Access) -> Result<PosixSegment> {
+        refuse_semaphore(name, Op::Open)?;
         let oflag = if access.is_writable() {
             libc::O_RDWR
         } else {
             libc::O_RDONLY
         };
-        let fd = shm_open(name, oflag, 0).map_err(|e| os_error(name, Op::Open, e))?;
+        // O_NONBLOCK: a FIFO planted at the name must not block the open; what is not a
+        // regular file is refused right after. (On a regular file the flag changes nothing.)
+        let fd =
+            shm_open(name, oflag | libc::O_NONBLOCK, 0).map_err(|e| os_error(name, Op::Open, e))?;
+        let st = fstat(fd.as_raw_fd()).map_err(|e| os_error(name, Op::Open, e))?;
+        check_regular(name, Op::Open, &st)?;
         let st = sized_stat(fd.as_raw_fd()).map_err(|e| os_error(name, Op::Open, e))?;
         Ok(PosixSegment {
             name: name.clone(),
@@ -346,17 +430,20 @@ impl Backend for Posix {
     }
 
     fn unlink(&self, name: &SegmentName) -> Result<()> {
+        refuse_semaphore(name, Op::Unlink)?;
+        let st = lstat_name(name).map_err(|e| os_error(name, Op::Unlink, e))?;
+        // A planted symlink is removed (the link, never its target): that is how a user gets
+        // rid of one. Anything else that is not a regular file is not ours to remove.
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            check_regular(name, Op::Unlink, &st)?;
+        }
         shm_unlink(name).map_err(|e| os_error(name, Op::Unlink, e))
     }
 
     fn info(&self, name: &SegmentName) -> Result<SegmentInfo> {
+        refuse_semaphore(name, Op::Info)?;
         let st = lstat_name(name).map_err(|e| os_error(name, Op::Info, e))?;
-        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-            return Err(Error::Symlink {
-                ctx: ctx(name, Op::Info),
-                source: None,
-            });
-        }
+        check_regular(name, Op::Info, &st)?;
         Ok(info_from_stat(name, &st))
     }
 
@@ -430,6 +517,10 @@ impl MapBacking for PosixMap {
         let st = fstat(self.fd.as_raw_fd()).map_err(|e| os_error(&self.name, Op::Access, e))?;
         Ok(Some(st.st_size.max(0) as u64))
     }
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        // Copies go through the descriptor: another process can shrink the object.
+        Some(self.fd.as_fd())
+    }
 }
 
 impl Segment for PosixSegment {
@@ -446,7 +537,11 @@ impl Segment for PosixSegment {
     }
 
     fn map(&self) -> Result<Mapping> {
-        if self.size == 0 {
+        // The size the kernel reports now: another process may have shrunk (or grown) the
+        // object since this handle was made, and mapping past its end would invite SIGBUS.
+        let st = fstat(self.fd.as_raw_fd()).map_err(|e| os_error(&self.name, Op::Map, e))?;
+        let size = usize::try_from(st.st_size.max(0)).unwrap_or(usize::MAX);
+        if size == 0 {
             return Err(Error::InvalidSize {
                 ctx: ctx(&self.name, Op::Map),
                 size: 0,
@@ -455,9 +550,9 @@ impl Segment for PosixSegment {
                     .to_owned(),
             });
         }
-        check_size(&self.name, Op::Map, self.size)?;
+        check_size(&self.name, Op::Map, size)?;
         let mut options = MmapOptions::new();
-        options.len(self.size);
+        options.len(size);
         let raw = self.fd.as_raw_fd();
         let map = if self.access.is_writable() {
             options.map_raw(raw)
@@ -474,10 +569,11 @@ impl Segment for PosixSegment {
             fd: Arc::clone(&self.fd),
             name: self.name.clone(),
         };
-        // SAFETY: memmap2 mapped `size` bytes of the object, page-aligned, with the handle's
-        // protection; they stay mapped until `backing` (which owns the MmapRaw) is dropped.
+        // SAFETY: memmap2 mapped `size` bytes of the object from offset 0, page-aligned, with
+        // the handle's protection; they stay mapped until `backing` (which owns the MmapRaw) is
+        // dropped.
         Ok(unsafe {
-            Mapping::from_raw_parts(ptr, self.size, self.access.is_writable(), Box::new(backing))
+            Mapping::from_raw_parts(ptr, size, self.access.is_writable(), Box::new(backing))
         })
     }
 
@@ -496,6 +592,16 @@ impl Segment for PosixSegment {
 
     fn unlink(&mut self) -> Result<()> {
         self.owner = false;
+        // Only the object this handle holds: if the name now stands for another one (someone
+        // removed ours and made a new one, or replaced it), that one is left alone.
+        if !still_named(&self.name, self.fd.as_raw_fd()) {
+            return Err(Error::Stale {
+                ctx: ctx(&self.name, Op::Unlink),
+                detail: "this handle's segment was already removed; the name is gone or now \
+                         stands for another segment"
+                    .to_owned(),
+            });
+        }
         shm_unlink(&self.name).map_err(|e| os_error(&self.name, Op::Unlink, e))
     }
 
@@ -527,8 +633,10 @@ impl Drop for PosixSegment {
     fn drop(&mut self) {
         // Mappings unmap themselves (each owns its MmapRaw); then the name goes; the descriptor
         // closes when the last Arc (this handle or a mapping) is dropped.
-        if self.owner {
-            // Nothing to do about a failure here: the name may already be gone.
+        // Only while the name still stands for this handle's object: a segment that another
+        // process made under the same name (after removing ours, or with --replace) is theirs.
+        if self.owner && still_named(&self.name, self.fd.as_raw_fd()) {
+            // Nothing to do about a failure here: the name may be gone by now.
             let _ = shm_unlink(&self.name);
         }
     }

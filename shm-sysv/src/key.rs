@@ -2,43 +2,86 @@
 
 use shm_core::{Error, Result, SegmentName};
 
-/// The System V key of a name: a key literal (`0x1234`, decimal `4660`) is that key, any other
-/// name its FNV-1a 32-bit hash (a hash of 0 becomes 1, never `IPC_PRIVATE`).
+/// The System V key of a name: a key literal is that key, any other name its FNV-1a 32-bit
+/// hash (a hash of 0 becomes 1, never `IPC_PRIVATE`).
+///
+/// Key literals: `0x` and 1 to 8 hex digits (`0x1234`), a decimal number that fits 32 bits
+/// (`4660`), or a negative decimal as some tools print keys (`-15` is `0xfffffff1`, as
+/// Python's `sysv_ipc` shows it). A name that looks like a number but does not fit 32 bits
+/// (`0x100000000`) is refused rather than hashed, and so is key 0 (`IPC_PRIVATE`).
 ///
 /// ```
 /// use shm_core::SegmentName;
 /// let key = |s| shm_sysv::key_for(&SegmentName::new(s).unwrap()).unwrap();
 /// assert_eq!(key("0x1234"), 0x1234);
 /// assert_eq!(key("/4660"), 0x1234);
+/// assert_eq!(key("-15") as u32, 0xffff_fff1);
 /// assert_eq!(key("test.shmem"), key("/test.shmem"));
 /// assert_ne!(key("/a"), 0);
+/// assert!(shm_sysv::key_for(&SegmentName::new("0x100000000").unwrap()).is_err());
 /// ```
 pub fn key_for(name: &SegmentName) -> Result<libc::key_t> {
-    if let Some(literal) = parse_literal(name.bare()) {
-        if literal == 0 {
-            return Err(Error::InvalidName {
-                name: name.as_str().to_owned(),
-                reason: "key 0 is IPC_PRIVATE, which can never be found again",
-            });
+    let invalid = |reason| Error::InvalidName {
+        name: name.as_str().to_owned(),
+        reason,
+    };
+    match parse_literal(name.bare()) {
+        Literal::Key(0) => Err(invalid(
+            "key 0 is IPC_PRIVATE, which can never be found again",
+        )),
+        Literal::Key(key) => Ok(key as libc::key_t),
+        Literal::TooLarge => Err(invalid(
+            "it reads as a System V key, but does not fit in 32 bits",
+        )),
+        Literal::Name => {
+            let hash = fnv1a(name.as_str().as_bytes());
+            Ok(if hash == 0 { 1 } else { hash as libc::key_t })
         }
-        return Ok(literal as libc::key_t);
     }
-    let hash = fnv1a(name.as_str().as_bytes());
-    Ok(if hash == 0 { 1 } else { hash as libc::key_t })
 }
 
-/// `0x` followed by 1 to 8 hex digits, or 1 to 10 decimal digits that fit 32 bits.
-fn parse_literal(s: &str) -> Option<u32> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        if !hex.is_empty() && hex.len() <= 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return u32::from_str_radix(hex, 16).ok();
+/// What a bare name is, read as a key.
+#[derive(Debug, PartialEq, Eq)]
+enum Literal {
+    /// A key literal and its value.
+    Key(u32),
+    /// A number that does not fit a key.
+    TooLarge,
+    /// Not a number: a name.
+    Name,
+}
+
+/// Whether `s` is a key literal: `0x` hex, decimal, or negative decimal (see [`key_for`]).
+pub fn is_key_literal(s: &str) -> bool {
+    parse_literal(s.strip_prefix('/').unwrap_or(s)) != Literal::Name
+}
+
+fn parse_literal(s: &str) -> Literal {
+    let number = |digits: &str, radix: u32| -> Literal {
+        match u32::from_str_radix(digits, radix) {
+            Ok(k) => Literal::Key(k),
+            Err(_) => Literal::TooLarge,
         }
-        return None;
+    };
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return number(hex, 16);
+        }
+        return Literal::Name;
     }
-    if !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().ok();
+    if let Some(neg) = s.strip_prefix('-') {
+        if !neg.is_empty() && neg.bytes().all(|b| b.is_ascii_digit()) {
+            return match s.parse::<i32>() {
+                Ok(k) => Literal::Key(k as u32),
+                Err(_) => Literal::TooLarge,
+            };
+        }
+        return Literal::Name;
     }
-    None
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return number(s, 10);
+    }
+    Literal::Name
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
@@ -60,9 +103,18 @@ mod tests {
         assert_eq!(key("0xdeadbeef").unwrap(), 0xdeadbeefu32 as i32);
         assert_eq!(key("12").unwrap(), 12);
         assert!(key("0x0").is_err());
-        // "0x" with no digits, or too long, is a plain name
+        assert!(key("-0").is_err());
+        assert_eq!(key("-15").unwrap(), -15);
+        assert_eq!(key("-2147483648").unwrap(), i32::MIN);
+        // numbers that do not fit a key are refused, not hashed
+        assert!(key("0x100000000").is_err());
+        assert!(key("99999999999").is_err());
+        assert!(key("-2147483649").is_err());
+        // "0x" with no digits, or with other characters, is a plain name
         assert_eq!(key("0x").unwrap(), fnv1a(b"/0x") as i32);
-        assert_eq!(key("99999999999").unwrap(), fnv1a(b"/99999999999") as i32);
+        assert_eq!(key("0xzz").unwrap(), fnv1a(b"/0xzz") as i32);
+        assert_eq!(key("-a").unwrap(), fnv1a(b"/-a") as i32);
+        assert!(is_key_literal("/5432001") && is_key_literal("0xff") && !is_key_literal("x1"));
         // the documented hash, pinned
         assert_eq!(key("/test.shmem").unwrap(), fnv1a(b"/test.shmem") as i32);
         assert_eq!(fnv1a(b""), 0x811c_9dc5);

@@ -39,6 +39,6 @@ mod key;
 mod proc;
 mod shmget;
 
-pub use key::key_for;
+pub use key::{is_key_literal, key_for};
 pub use proc::Limits;
 pub use shmget::{SysV, SysVSegment};

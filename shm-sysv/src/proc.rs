@@ -68,6 +68,7 @@ fn parse(text: &str) -> Vec<SegmentInfo> {
             info.id = Some(num(1)? as i32);
             info.mode = perms & 0o777;
             info.removed = perms & 0o1000 != 0;
+            info.locked = perms & crate::shmget::SHM_LOCKED != 0;
             info.size = f[3].parse().ok()?;
             info.cpid = Some(num(4)? as i32);
             info.lpid = Some(num(5)? as i32);

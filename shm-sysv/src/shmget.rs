@@ -15,6 +15,8 @@ pub(crate) const BACKEND: &str = "sysv";
 
 /// `SHM_DEST`: the segment was removed and lives on until its last detach.
 const SHM_DEST: u32 = 0o1000;
+/// `SHM_LOCKED`: the segment is locked in memory (`shmctl(SHM_LOCK)`).
+pub(crate) const SHM_LOCKED: u32 = 0o2000;
 
 fn ctx(name: &SegmentName, op: Op) -> Context {
     Context::new(BACKEND, name.as_str(), op)
@@ -76,6 +78,7 @@ pub struct SysVSegment {
     name: SegmentName,
     key: libc::key_t,
     id: libc::c_int,
+    made: Fingerprint,
     size: usize,
     access: Access,
     owner: bool,
@@ -119,6 +122,7 @@ fn info_from_ds(id: libc::c_int, ds: &libc::shmid_ds) -> SegmentInfo {
     info.size = ds.shm_segsz as u64;
     info.mode = mode & 0o777;
     info.removed = mode & SHM_DEST != 0;
+    info.locked = mode & SHM_LOCKED != 0;
     info.uid = ds.shm_perm.uid;
     info.gid = ds.shm_perm.gid;
     info.nattch = Some(ds.shm_nattch as u64);
@@ -128,6 +132,30 @@ fn info_from_ds(id: libc::c_int, ds: &libc::shmid_ds) -> SegmentInfo {
     info.dtime = time(ds.shm_dtime);
     info.ctime = time(ds.shm_ctime);
     info
+}
+
+/// What tells one segment from another that later gets the same id: the kernel reuses ids
+/// (quickly, in a small IPC namespace), and a removed segment loses its key. None of these
+/// fields changes over a segment's life except by `IPC_SET` (which this project never calls);
+/// a segment made later under the same id differs in at least one of them unless the same
+/// process made it of the same size, by the same user, in the same second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    cpid: libc::pid_t,
+    cuid: libc::uid_t,
+    size: usize,
+    ctime: libc::time_t,
+}
+
+impl Fingerprint {
+    fn of(ds: &libc::shmid_ds) -> Self {
+        Self {
+            cpid: ds.shm_cpid,
+            cuid: ds.shm_perm.cuid,
+            size: ds.shm_segsz,
+            ctime: ds.shm_ctime,
+        }
+    }
 }
 
 /// Owner and mode of segment `id` from /proc (readable without permission on the segment).
@@ -260,30 +288,51 @@ impl Backend for SysV {
 
     fn create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<SysVSegment> {
         let key = key_for(name)?;
-        if opts.size == 0 {
-            return Err(Error::InvalidSize {
-                ctx: ctx(name, Op::Create),
-                size: 0,
-                reason: "a segment needs at least one byte".to_owned(),
-            });
-        }
-        if opts.replace {
-            match shmget(key, 0, 0) {
-                Ok(old) => remove(old).map_err(|e| os_error(name, Op::Create, Some(old), 0, e))?,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(os_error(name, Op::Create, None, 0, e)),
-            }
-        }
-        let mut flags = libc::IPC_CREAT | libc::IPC_EXCL | (opts.mode & 0o777) as libc::c_int;
+        opts.validate(BACKEND, name.as_str())?;
+        let mut flags = libc::IPC_CREAT
+            | libc::IPC_EXCL
+            | (opts.mode & shm_core::PERMISSION_BITS) as libc::c_int;
         if !opts.reserve {
             flags |= libc::SHM_NORESERVE;
         }
-        let id = shmget(key, opts.size, flags)
-            .map_err(|e| os_error(name, Op::Create, None, opts.size, e))?;
+        // With replace, racing creators each remove what has the key and try again; a few rounds
+        // settle it, so EEXIST is reported only once the race has gone on for long.
+        let mut tries = if opts.replace { 64 } else { 1 };
+        let id = loop {
+            if opts.replace {
+                match shmget(key, 0, 0) {
+                    Ok(old) => match remove(old) {
+                        // Gone already: a racer removed it first.
+                        Err(e) if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
+                            return Err(os_error(name, Op::Unlink, Some(old), 0, e));
+                        }
+                        _ => {}
+                    },
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => return Err(os_error(name, Op::Open, None, 0, e)),
+                }
+            }
+            match shmget(key, opts.size, flags) {
+                Ok(id) => break id,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && tries > 1 => {
+                    tries -= 1;
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(os_error(name, Op::Create, None, opts.size, e)),
+            }
+        };
+        let made = match stat(id) {
+            Ok(ds) => Fingerprint::of(&ds),
+            Err(e) => {
+                let _ = remove(id);
+                return Err(os_error(name, Op::Create, Some(id), opts.size, e));
+            }
+        };
         Ok(SysVSegment {
             name: name.clone(),
             key,
             id,
+            made,
             size: opts.size,
             access: opts.access,
             owner: true,
@@ -308,6 +357,7 @@ impl Backend for SysV {
             name: name.clone(),
             key,
             id,
+            made: Fingerprint::of(&ds),
             size: ds.shm_segsz,
             access,
             owner: false,
@@ -337,6 +387,38 @@ impl Backend for SysV {
 }
 
 impl SysVSegment {
+    /// Checks, just before acting on `self.id`, that the id still names this handle's segment:
+    /// same fingerprint, and the key unless the segment was removed (a removed segment's key
+    /// reads 0). `live` asks for a segment that was not removed yet (for `IPC_RMID`).
+    fn check_same(&self, op: Op, live: bool) -> Result<()> {
+        let stale = |detail: &str| Error::Stale {
+            ctx: ctx(&self.name, op),
+            detail: format!("id {} {detail}", self.id),
+        };
+        let ds = match stat(self.id) {
+            Ok(ds) => ds,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
+                return Err(stale(
+                    "is gone: the segment was removed and detached everywhere",
+                ));
+            }
+            Err(e) => return Err(os_error(&self.name, op, Some(self.id), 0, e)),
+        };
+        let removed = u32::from(ds.shm_perm.mode) & SHM_DEST != 0;
+        if Fingerprint::of(&ds) != self.made || (!removed && ds.shm_perm.__key != self.key) {
+            return Err(stale(
+                "now names another segment: this handle's segment was removed and the kernel \
+                 gave its id to a new one",
+            ));
+        }
+        if live && removed {
+            return Err(stale(
+                "was already removed (it lives on until its last detach)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The System V key.
     pub fn key(&self) -> libc::key_t {
         self.key
@@ -391,6 +473,8 @@ impl Segment for SysVSegment {
     }
 
     fn map(&self) -> Result<Mapping> {
+        // The id may have been given to another segment since: attach only our own.
+        self.check_same(Op::Map, false)?;
         let flags = if self.access.is_writable() {
             0
         } else {
@@ -421,6 +505,7 @@ impl Segment for SysVSegment {
     }
 
     fn info(&self) -> Result<SegmentInfo> {
+        self.check_same(Op::Info, false)?;
         let ds = stat(self.id).map_err(|e| os_error(&self.name, Op::Info, Some(self.id), 0, e))?;
         Ok(info_from_ds(self.id, &ds))
     }
@@ -435,6 +520,7 @@ impl Segment for SysVSegment {
 
     fn unlink(&mut self) -> Result<()> {
         self.owner = false;
+        self.check_same(Op::Unlink, true)?;
         remove(self.id).map_err(|e| os_error(&self.name, Op::Unlink, Some(self.id), 0, e))
     }
 
@@ -449,8 +535,10 @@ impl Segment for SysVSegment {
 impl Drop for SysVSegment {
     fn drop(&mut self) {
         // Mappings detach themselves; the memory lives until the last detach anyway.
-        if self.owner {
-            // Nothing to do about a failure here: the segment may already be gone.
+        // Only this handle's own segment, still live: an id the kernel gave to another
+        // segment since, or a segment someone already removed, is left alone.
+        if self.owner && self.check_same(Op::Unlink, true).is_ok() {
+            // Nothing to do about a failure here: the segment may be gone by now.
             let _ = remove(self.id);
         }
     }

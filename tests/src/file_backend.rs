@@ -98,9 +98,8 @@ impl Backend for FileBackend {
             size: opts.size as u64,
             reason: reason.to_owned(),
         };
-        if opts.size == 0 {
-            return Err(invalid("a segment needs at least one byte"));
-        }
+        // Size 0 and modes beyond the permission bits, as every backend refuses them.
+        opts.validate(BACKEND, name.as_str())?;
         if opts.size > isize::MAX as usize {
             return Err(invalid("larger than this process can address"));
         }
@@ -220,6 +219,10 @@ impl MapBacking for FileMap {
             .map_err(|e| err(&self.name, Op::Access, e))?;
         Ok(Some(md.len()))
     }
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        // A file can be truncated under the mapping: copies go through the descriptor.
+        Some(std::os::fd::AsFd::as_fd(&*self.file))
+    }
 }
 
 impl Segment for FileSegment {
@@ -236,7 +239,14 @@ impl Segment for FileSegment {
     }
 
     fn map(&self) -> Result<Mapping> {
-        if self.size == 0 {
+        // The file's size now: another handle may have truncated it since.
+        let size = self
+            .file
+            .metadata()
+            .map_err(|e| err(&self.name, Op::Map, e))?
+            .len();
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if size == 0 {
             return Err(Error::InvalidSize {
                 ctx: Context::new(BACKEND, self.name.as_str(), Op::Map),
                 size: 0,
@@ -244,7 +254,7 @@ impl Segment for FileSegment {
             });
         }
         let mut options = MmapOptions::new();
-        options.len(self.size);
+        options.len(size);
         let map = if self.access.is_writable() {
             options.map_raw(&*self.file)
         } else {
@@ -257,10 +267,11 @@ impl Segment for FileSegment {
             file: Arc::clone(&self.file),
             name: self.name.clone(),
         };
-        // SAFETY: memmap2 mapped `size` bytes of the file, page-aligned, with this handle's
-        // protection, and they stay mapped until `backing` (owner of the MmapRaw) is dropped.
+        // SAFETY: memmap2 mapped `size` bytes of the file from offset 0, page-aligned, with this
+        // handle's protection, and they stay mapped until `backing` (owner of the MmapRaw) is
+        // dropped.
         Ok(unsafe {
-            Mapping::from_raw_parts(ptr, self.size, self.access.is_writable(), Box::new(backing))
+            Mapping::from_raw_parts(ptr, size, self.access.is_writable(), Box::new(backing))
         })
     }
 
@@ -282,6 +293,12 @@ impl Segment for FileSegment {
 
     fn unlink(&mut self) -> Result<()> {
         self.owner = false;
+        if !self.still_named() {
+            return Err(Error::Stale {
+                ctx: Context::new(BACKEND, self.name.as_str(), Op::Unlink),
+                detail: "this handle's file was already removed".to_owned(),
+            });
+        }
         fs::remove_file(&self.path).map_err(|e| err(&self.name, Op::Unlink, e))
     }
 
@@ -294,9 +311,21 @@ impl Segment for FileSegment {
     }
 }
 
+impl FileSegment {
+    /// Whether the path still names this handle's file (same device and inode): the contract
+    /// says a handle removes only its own segment, never one made later under the same name.
+    fn still_named(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (fs::symlink_metadata(&self.path), self.file.metadata()) {
+            (Ok(by_path), Ok(ours)) => by_path.dev() == ours.dev() && by_path.ino() == ours.ino(),
+            _ => false,
+        }
+    }
+}
+
 impl Drop for FileSegment {
     fn drop(&mut self) {
-        if self.owner {
+        if self.owner && self.still_named() {
             let _ = fs::remove_file(&self.path);
         }
     }
