@@ -148,6 +148,14 @@ struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// Matches no segment (no creator has pid -1).
+    const GONE: Self = Self {
+        cpid: -1,
+        cuid: 0,
+        size: 0,
+        ctime: 0,
+    };
+
     fn of(ds: &libc::shmid_ds) -> Self {
         Self {
             cpid: ds.shm_cpid,
@@ -323,6 +331,11 @@ impl Backend for SysV {
         };
         let made = match stat(id) {
             Ok(ds) => Fingerprint::of(&ds),
+            // A racer removed it between our shmget and this stat: the handle stands for a
+            // segment that is gone, and a fingerprint that matches no segment says so.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
+                Fingerprint::GONE
+            }
             Err(e) => {
                 let _ = remove(id);
                 return Err(os_error(name, Op::Create, Some(id), opts.size, e));
@@ -397,10 +410,12 @@ impl SysVSegment {
         };
         let ds = match stat(self.id) {
             Ok(ds) => ds,
+            // Removed and detached everywhere: that is "not found", as before any check.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
-                return Err(stale(
-                    "is gone: the segment was removed and detached everywhere",
-                ));
+                return Err(Error::NotFound {
+                    ctx: ctx(&self.name, op),
+                    source: Some(e),
+                });
             }
             Err(e) => return Err(os_error(&self.name, op, Some(self.id), 0, e)),
         };
