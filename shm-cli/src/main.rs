@@ -6,9 +6,12 @@ mod compare;
 mod docs;
 mod lockstep;
 mod manage;
+mod out;
+mod shutdown;
 mod taller;
 mod units;
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{FromArgMatches, Parser, Subcommand};
@@ -155,14 +158,26 @@ fn main() -> ExitCode {
         Err(err) if !err.use_stderr() => err.exit(),
         // Usage errors: one line, as every other error, with clap's exit code (2).
         Err(err) => {
-            eprintln!("{}", clap_one_line(&err));
+            let _ = writeln!(io::stderr(), "{}", clap_one_line(&err));
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    match run(cli) {
+    // Every command but the bench (which stops between its cases on its own) undoes what it
+    // half made when a signal ends it.
+    if !matches!(cli.command, Command::Bench(_)) {
+        if let Err(err) = shutdown::install() {
+            let _ = writeln!(io::stderr(), "shm: error: {}", one_line(&err));
+            return ExitCode::FAILURE;
+        }
+    }
+    let result = run(cli);
+    // A signal that came while the command worked ends the process now, with 128 + its number.
+    shutdown::finish();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("shm: error: {}", one_line(&err));
+            // Not eprintln!: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(io::stderr(), "shm: error: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }

@@ -14,6 +14,8 @@ use shm_core::{Access, Backend, CreateOptions, DynBackend, Error, Segment, Segme
 
 use crate::Global;
 use crate::backend::{self, Kind};
+use crate::out::{escape, outln};
+use crate::shutdown;
 use crate::units::{format_size, parse_mode, parse_offset, parse_size};
 
 /// Arguments of `shm create`.
@@ -42,8 +44,13 @@ pub struct CreateArgs {
 /// Arguments of `shm info`.
 #[derive(Debug, clap::Args)]
 pub struct InfoArgs {
-    /// The segment's name; on System V also a key literal such as 0x0000abcd.
-    name: String,
+    /// The segment's name; with `--backend sysv` also a key literal such as 0x0000abcd.
+    #[arg(required_unless_present = "id")]
+    name: Option<String>,
+    /// System V: the segment with this identifier (shmid), also one that was removed but is
+    /// still attached, or one made with IPC_PRIVATE (key 0), which no name reaches.
+    #[arg(long, value_name = "SHMID", conflicts_with = "name")]
+    id: Option<i32>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -81,7 +88,11 @@ pub struct RmArgs {
 #[derive(Debug, clap::Args)]
 pub struct ReadArgs {
     /// The segment's name.
-    name: String,
+    #[arg(required_unless_present = "id")]
+    name: Option<String>,
+    /// System V: the segment with this identifier (shmid), also a removed or IPC_PRIVATE one.
+    #[arg(long, value_name = "SHMID", conflicts_with = "name")]
+    id: Option<i32>,
     /// First byte to read.
     #[arg(long, short, default_value = "0", value_parser = parse_offset)]
     offset: usize,
@@ -105,11 +116,13 @@ pub struct WriteArgs {
     offset: usize,
 }
 
-/// A System V key: `0x` and hex digits, or decimal; 0 (`IPC_PRIVATE`) names nothing.
+/// A System V key: `0x` and hex digits, or decimal (negative too, as some tools print keys);
+/// 0 (`IPC_PRIVATE`) names nothing.
 fn parse_key(s: &str) -> Result<i32, String> {
     let t = s.trim();
     let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        Some(hex) if !hex.starts_with(['+', '-']) => u32::from_str_radix(hex, 16).ok(),
+        Some(_) => None,
         None => t
             .parse::<u32>()
             .ok()
@@ -146,6 +159,11 @@ fn find(g: &Global, name: &SegmentName) -> Result<Option<Box<dyn DynBackend>>> {
     }
     let mut found = Vec::new();
     for kind in backend::compiled() {
+        // A key is a key only when the user says so (`--backend sysv`, or `--key`): without
+        // it, a name that reads as a number is never taken for another program's key.
+        if kind == Kind::Sysv && is_key_literal(name) {
+            continue;
+        }
         let b = backend::get(Some(kind))?;
         if has(b.as_ref(), name) {
             found.push((kind, b));
@@ -160,6 +178,19 @@ fn find(g: &Global, name: &SegmentName) -> Result<Option<Box<dyn DynBackend>>> {
         );
     }
     Ok(found.pop().map(|(_, b)| b))
+}
+
+/// Whether `name` would be read as a System V key literal (`0x1234`, `4660`, `-15`).
+fn is_key_literal(name: &SegmentName) -> bool {
+    #[cfg(feature = "sysv")]
+    {
+        shm_sysv::is_key_literal(name.as_str())
+    }
+    #[cfg(not(feature = "sysv"))]
+    {
+        let _ = name;
+        false
+    }
 }
 
 /// Like [`find`], but a segment that exists nowhere is an error.
@@ -181,14 +212,24 @@ fn locate(g: &Global, name: &SegmentName) -> Result<Box<dyn DynBackend>> {
 pub fn create(g: &Global, a: &CreateArgs) -> Result<()> {
     let name = name_of(&a.name)?;
     let backend = backend::get(g.backend)?;
+    if backend.name() == "sysv" {
+        refuse_rmid_forced()?;
+    }
     let opts = CreateOptions::new(a.size)
         .mode(a.mode)
         .reserve(!a.no_reserve)
         .replace(a.replace);
+    // Under the lock: a signal waits until the segment is either kept and reported, or removed.
+    let _armed = shutdown::lock();
+    if shutdown::pending() {
+        bail!("interrupted");
+    }
     let mut segment = backend.create(&name, &opts)?;
-    // Until keep() the handle owns the segment: a failure here removes what was made.
+    // Until keep() the handle owns the segment: a failure or a signal from here removes it.
     let info = segment.info()?;
-    segment.keep();
+    if shutdown::pending() {
+        bail!("interrupted; {name} was removed again");
+    }
     let mut what = Vec::new();
     if let Some(key) = info.key {
         what.push(format!("key {}", show::key_hex(key)));
@@ -202,26 +243,69 @@ pub fn create(g: &Global, a: &CreateArgs) -> Result<()> {
         Some(kind) if kind != backend::DEFAULT => format!("--backend {kind} "),
         _ => String::new(),
     };
-    println!(
+    let name = escape(name.as_str());
+    // Told, or not made: a create whose report cannot be written removes the segment again.
+    outln!(
         "created {} segment {name}: {}; it stays until `shm {flag}rm {name}`",
         backend.name(),
         what.join(", ")
-    );
+    )
+    .with_context(|| format!("{name} was removed again"))?;
+    segment.keep();
+    Ok(())
+}
+
+/// System V segments outlive their creator only while `kernel.shm_rmid_forced` is 0: with 1,
+/// the kernel removes a segment as soon as no process has it attached, which for `shm create`
+/// is at once. Refuse rather than report a segment that is already gone.
+fn refuse_rmid_forced() -> Result<()> {
+    let forced = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    if forced {
+        bail!(
+            "kernel.shm_rmid_forced is 1: the kernel removes a System V segment as soon as no \
+             process has it attached, so a segment made by `shm create` would be gone when it \
+             exits; use the posix backend, or set it to 0 (sysctl -w kernel.shm_rmid_forced=0)"
+        );
+    }
     Ok(())
 }
 
 /// `shm info`.
 pub fn info(g: &Global, a: &InfoArgs) -> Result<()> {
-    let name = name_of(&a.name)?;
-    let info = locate(g, &name)?.info(&name)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&show::info_json(&info))?);
-    } else {
-        for (label, value) in show::info_lines(&info) {
-            println!("{label:<9} {value}");
+    let info = match (&a.name, a.id) {
+        (_, Some(id)) => sysv_by_id(g, id)?,
+        (Some(name), None) => {
+            let name = name_of(name)?;
+            locate(g, &name)?.info(&name)?
         }
+        (None, None) => bail!("name a segment, or a System V segment by --id"),
+    };
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&show::info_json(&info))?)?;
+    } else {
+        let mut text = String::new();
+        for (label, value) in show::info_lines(&info) {
+            text.push_str(&format!("{label:<9} {value}\n"));
+        }
+        crate::out::text(&text)?;
     }
     Ok(())
+}
+
+/// What the kernel says about the System V segment with identifier `id`.
+#[cfg(feature = "sysv")]
+fn sysv_by_id(g: &Global, id: i32) -> Result<shm_core::SegmentInfo> {
+    if g.backend == Some(Kind::Posix) {
+        bail!("--id names a System V segment; drop --backend posix");
+    }
+    Ok(shm_sysv::SysV::new().info_id(id)?)
+}
+
+#[cfg(not(feature = "sysv"))]
+fn sysv_by_id(_g: &Global, _id: i32) -> Result<shm_core::SegmentInfo> {
+    bail!("--id needs the sysv backend, which is not compiled into this shm")
 }
 
 /// `shm list`.
@@ -236,15 +320,16 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
     }
     if a.json {
         let array: Vec<_> = all.iter().map(show::info_json).collect();
-        println!("{}", serde_json::to_string_pretty(&array)?);
+        outln!("{}", serde_json::to_string_pretty(&array)?)?;
     } else if all.is_empty() {
-        println!("no segments");
+        outln!("no segments")?;
     } else {
         let rows: Vec<_> = all.iter().map(show::list_row).collect();
-        print!(
-            "{}",
-            show::render_table(&show::LIST_HEADERS, &rows, show::Style::Plain)
-        );
+        crate::out::text(&show::render_table(
+            &show::LIST_HEADERS,
+            &rows,
+            show::Style::Plain,
+        ))?;
     }
     Ok(())
 }
@@ -278,24 +363,42 @@ pub fn rm(g: &Global, a: &RmArgs) -> Result<()> {
     targets.extend(a.keys.iter().map(|&k| Target::Key(k)));
     targets.extend(a.ids.iter().map(|&id| Target::Id(id)));
     let mut errors = Vec::new();
+    // A report that cannot be written does not stop the removals: every target is acted on,
+    // and the first write error is reported at the end.
+    let mut write_error = None;
     for target in &targets {
-        match remove(g, target) {
-            Ok(Some(line)) => println!("removed {line}"),
+        // Each removal under the lock: a signal ends the command between two, never in one.
+        let armed = shutdown::lock();
+        if shutdown::pending() {
+            break;
+        }
+        let removed = remove(g, target);
+        drop(armed);
+        match removed {
+            Ok(Some(line)) => {
+                if let Err(e) = outln!("removed {line}") {
+                    write_error.get_or_insert(e);
+                }
+            }
             Ok(None) if a.force => {}
             Ok(None) => errors.push(anyhow::anyhow!(
-                "no segment {target}; see `shm list` (--force ignores this)"
+                "no segment {}; see `shm list` (--force ignores this)",
+                escape(&target.to_string())
             )),
             Err(e) => errors.push(e),
         }
+    }
+    if let Some(e) = write_error {
+        errors.push(e);
     }
     match (errors.len(), targets.len()) {
         (0, _) => Ok(()),
         (_, 1) => Err(errors.remove(0)),
         (failed, all) => {
             for e in &errors {
-                eprintln!("shm: error: {}", crate::one_line(e));
+                let _ = writeln!(io::stderr(), "shm: error: {}", crate::one_line(e));
             }
-            bail!("{failed} of {all} not removed")
+            bail!("{failed} of {all} failed")
         }
     }
 }
@@ -313,7 +416,7 @@ fn remove(g: &Global, target: &Target) -> Result<Option<String>> {
                 return Ok(None);
             };
             let done = not_found(b.unlink(name))?;
-            Ok(done.then(|| format!("{name} ({})", b.name())))
+            Ok(done.then(|| format!("{} ({})", escape(name.as_str()), b.name())))
         }
         Target::Key(key) => remove_sysv(*key, None),
         Target::Id(id) => remove_sysv(0, Some(*id)),
@@ -335,6 +438,17 @@ fn remove_sysv(key: i32, id: Option<i32>) -> Result<Option<String>> {
             }
         }
     };
+    // A segment removed already (dest) keeps its id until its last detach: removing it again
+    // does nothing, and saying "removed" would be wrong.
+    if let Ok(info) = sysv.info_id(id) {
+        if info.removed {
+            bail!(
+                "id {id} (sysv) was already removed; it lives on until its last detach ({} \
+                 attached)",
+                info.nattch.unwrap_or(0)
+            );
+        }
+    }
     match sysv.unlink_id(id) {
         Ok(()) if key != 0 => Ok(Some(format!("key {} (sysv, id {id})", show::key_hex(key)))),
         Ok(()) => Ok(Some(format!("id {id} (sysv)"))),
@@ -364,10 +478,53 @@ fn check_range(name: &SegmentName, size: usize, offset: usize, len: usize) -> Re
     Ok(())
 }
 
+/// The segment `shm read`/`shm write` act on: by name (any backend that has it) or by System V
+/// id.
+fn open_target(
+    g: &Global,
+    name: Option<&str>,
+    id: Option<i32>,
+    access: Access,
+) -> Result<(Box<dyn shm_core::Segment>, &'static str)> {
+    match (name, id) {
+        (_, Some(id)) => open_sysv_id(g, id, access),
+        (Some(name), None) => {
+            let name = name_of(name)?;
+            let backend = locate(g, &name)?;
+            Ok((backend.open(&name, access)?, backend.name()))
+        }
+        (None, None) => bail!("name a segment, or a System V segment by --id"),
+    }
+}
+
+#[cfg(feature = "sysv")]
+fn open_sysv_id(
+    g: &Global,
+    id: i32,
+    access: Access,
+) -> Result<(Box<dyn shm_core::Segment>, &'static str)> {
+    if g.backend == Some(Kind::Posix) {
+        bail!("--id names a System V segment; drop --backend posix");
+    }
+    Ok((Box::new(shm_sysv::SysV::new().open_id(id, access)?), "sysv"))
+}
+
+#[cfg(not(feature = "sysv"))]
+fn open_sysv_id(
+    _g: &Global,
+    _id: i32,
+    _access: Access,
+) -> Result<(Box<dyn shm_core::Segment>, &'static str)> {
+    bail!("--id needs the sysv backend, which is not compiled into this shm")
+}
+
+/// Copies are made in slices of this size, so that no buffer grows with the segment.
+const CHUNK: usize = 64 * 1024;
+
 /// `shm read`.
 pub fn read(g: &Global, a: &ReadArgs) -> Result<()> {
-    let name = name_of(&a.name)?;
-    let segment = locate(g, &name)?.open(&name, Access::ReadOnly)?;
+    let (segment, _) = open_target(g, a.name.as_deref(), a.id, Access::ReadOnly)?;
+    let name = segment.name().clone();
     let size = segment.size();
     check_range(&name, size, a.offset, 0)?;
     let len = a.len.unwrap_or(size - a.offset);
@@ -377,14 +534,17 @@ pub fn read(g: &Global, a: &ReadArgs) -> Result<()> {
     }
     let map = segment.map()?;
     let mut out = io::stdout().lock();
-    // Copy in slices, so that a large segment never needs a buffer of its size.
-    const CHUNK: usize = 64 * 1024;
     let mut buf = vec![0u8; CHUNK.min(len)];
     let mut done = 0;
     while done < len {
+        if shutdown::pending() {
+            break;
+        }
         let n = CHUNK.min(len - done);
         let at = a.offset + done;
-        map.read_at(at, &mut buf[..n])?;
+        // Never SIGBUS: a copy that meets an end someone moved down is an error.
+        map.read_at(at, &mut buf[..n])
+            .with_context(|| format!("{done} bytes were written to stdout before"))?;
         let written = if a.hex {
             show::hex_dump(&mut out, at, &buf[..n])
         } else {
@@ -406,40 +566,59 @@ pub fn read(g: &Global, a: &ReadArgs) -> Result<()> {
 /// `shm write`.
 pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let name = name_of(&a.name)?;
-    let backend = locate(g, &name)?;
-    let segment = backend.open(&name, Access::ReadWrite)?;
+    let (segment, backend) = open_target(g, Some(&a.name), None, Access::ReadWrite)?;
+    let name = segment.name().clone();
     let size = segment.size();
     check_range(&name, size, a.offset, 0)?;
-    let data = match &a.data {
-        Some(d) => d.as_bytes().to_vec(),
-        None => {
-            // One byte more than fits tells "too long" without reading an endless stdin.
-            let room = (size - a.offset) as u64;
-            let mut data = Vec::new();
-            io::stdin()
-                .lock()
-                .take(room + 1)
-                .read_to_end(&mut data)
-                .context("cannot read stdin")?;
-            if data.len() as u64 > room {
-                bail!(
-                    "stdin holds more than the {room} bytes that fit in {name} from offset {}",
-                    a.offset
-                );
-            }
-            data
+    if let Some(d) = &a.data {
+        let data = d.as_bytes();
+        check_range(&name, size, a.offset, data.len())?;
+        segment.map()?.write_at(a.offset, data)?;
+        return outln!(
+            "wrote {} bytes to {} ({backend}) at offset {}",
+            data.len(),
+            escape(name.as_str()),
+            a.offset
+        );
+    }
+    // From stdin, streamed in slices: memory stays small whatever the input's size. One byte
+    // more than fits tells "too long"; what came before it is written by then, and the error
+    // says how much.
+    let room = size - a.offset;
+    let map = segment.map()?;
+    let mut stdin = io::stdin().lock();
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0usize;
+    loop {
+        if shutdown::pending() {
+            bail!("interrupted after {done} bytes");
         }
-    };
-    check_range(&name, size, a.offset, data.len())?;
-    segment.map()?.write_at(a.offset, &data)?;
-    println!(
-        "wrote {} bytes to {name} ({}) at offset {}",
-        data.len(),
-        backend.name(),
+        let n = match stdin.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read stdin ({done} bytes written)"));
+            }
+        };
+        if n > room - done {
+            let fit = room - done;
+            map.write_at(a.offset + done, &buf[..fit])?;
+            bail!(
+                "stdin holds more than the {room} bytes that fit in {} from offset {}; the first \
+                 {room} were written",
+                escape(name.as_str()),
+                a.offset
+            );
+        }
+        map.write_at(a.offset + done, &buf[..n])?;
+        done += n;
+    }
+    outln!(
+        "wrote {done} bytes to {} ({backend}) at offset {}",
+        escape(name.as_str()),
         a.offset
-    );
-    Ok(())
+    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 
 mod demo;
 mod game;
-mod shutdown;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -42,6 +42,12 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         }
         let scale = 10u128.pow(frac.len() as u32);
         let frac: u128 = frac.parse().map_err(|_| format!("invalid size {s:?}"))?;
+        // 1.5 (bytes) or 1.0000001KiB is not a whole number of bytes: refuse, never round.
+        if (frac * mult) % scale != 0 {
+            return Err(format!(
+                "invalid size {s:?}: not a whole number of bytes (1.5KiB is fine, 1.5 is not)"
+            ));
+        }
         let total = int
             .checked_mul(mult)
             .and_then(|i| i.checked_add(frac * mult / scale));

@@ -40,6 +40,34 @@ impl SysV {
         remove(id).map_err(|e| id_error(id, Op::Unlink, e))
     }
 
+    /// Opens the segment with identifier `id`, also a removed one that is still attached and one
+    /// made with `IPC_PRIVATE`, which no name or key reaches. The handle never removes it on
+    /// drop; its name reads `/shmid.ID`.
+    pub fn open_id(&self, id: libc::c_int, access: Access) -> Result<SysVSegment> {
+        let name = SegmentName::new(&format!("/shmid.{id}"))?;
+        let ds = stat(id).map_err(|e| id_error(id, Op::Open, e))?;
+        if !permitted(&ds, access) {
+            return Err(Error::PermissionDenied {
+                ctx: Context::new(BACKEND, format!("id {id}"), Op::Open),
+                detail: Some(format!(
+                    "owner uid {}, mode {:04o}",
+                    ds.shm_perm.uid,
+                    ds.shm_perm.mode & 0o777
+                )),
+                source: None,
+            });
+        }
+        Ok(SysVSegment {
+            name,
+            key: ds.shm_perm.__key,
+            id,
+            made: Fingerprint::of(&ds),
+            size: ds.shm_segsz,
+            access,
+            owner: false,
+        })
+    }
+
     /// What the kernel says about the segment with identifier `id` (also a removed one that is
     /// still attached, whose key is 0). A missing id is [`Error::NotFound`].
     pub fn info_id(&self, id: libc::c_int) -> Result<SegmentInfo> {

@@ -25,7 +25,7 @@ pub fn info_json(i: &SegmentInfo) -> Value {
         "mode": format!("{:04o}", i.mode),
         "uid": i.uid,
         "gid": i.gid,
-        "owner": user_name(i.uid),
+        "owner": owner(i.uid),
         "nattch": i.nattch,
         "cpid": i.cpid,
         "lpid": i.lpid,
@@ -34,6 +34,7 @@ pub fn info_json(i: &SegmentInfo) -> Value {
         "ctime": i.ctime,
         "mtime": i.mtime,
         "removed": i.removed,
+        "locked": i.locked,
     })
 }
 
@@ -47,7 +48,7 @@ pub fn list_row(i: &SegmentInfo) -> Vec<String> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     vec![
         i.backend.to_owned(),
-        opt(i.name.clone()),
+        opt(i.name.as_deref().map(crate::out::escape)),
         opt(i.key.map(key_hex)),
         opt(i.id.map(|v| v.to_string())),
         format_size(i.size),
@@ -56,15 +57,26 @@ pub fn list_row(i: &SegmentInfo) -> Vec<String> {
         opt(i.nattch.map(|v| v.to_string())),
         opt(i.cpid.map(|v| v.to_string())),
         opt(i.lpid.map(|v| v.to_string())),
-        if i.removed { "dest" } else { "-" }.to_owned(),
+        status(i),
     ]
+}
+
+/// The STATUS column: `dest` (removed, still attached), `locked` (SHM_LOCK), both, or `-`.
+fn status(i: &SegmentInfo) -> String {
+    match (i.removed, i.locked) {
+        (true, true) => "dest,locked",
+        (true, false) => "dest",
+        (false, true) => "locked",
+        (false, false) => "-",
+    }
+    .to_owned()
 }
 
 /// The lines of `shm info`: label and value.
 pub fn info_lines(i: &SegmentInfo) -> Vec<(&'static str, String)> {
     let mut lines = vec![("backend", i.backend.to_owned())];
     if let Some(name) = &i.name {
-        lines.push(("name", name.clone()));
+        lines.push(("name", crate::out::escape(name)));
     }
     if let Some(key) = i.key {
         lines.push(("key", key_hex(key)));
@@ -99,13 +111,18 @@ pub fn info_lines(i: &SegmentInfo) -> Vec<(&'static str, String)> {
         lines.push(("modified", format_time(i.mtime)));
     }
     lines.push(("changed", format_time(i.ctime)));
-    if i.key.is_some() || i.removed {
-        let status = if i.removed {
-            "removed (dest): it lives until its last detach"
-        } else {
-            "-"
-        };
-        lines.push(("status", status.to_owned()));
+    if i.key.is_some() || i.removed || i.locked {
+        let mut status = Vec::new();
+        if i.removed {
+            status.push("removed (dest): it lives until its last detach");
+        }
+        if i.locked {
+            status.push("locked (SHM_LOCK): kept in memory, never swapped");
+        }
+        if status.is_empty() {
+            status.push("-");
+        }
+        lines.push(("status", status.join("; ")));
     }
     lines
 }

@@ -10,10 +10,10 @@ use anyhow::{Context as _, Result, bail};
 use shm_core::DynBackend;
 
 use super::game::{self, Out};
-use super::shutdown::{self, Shutdown};
 use super::{ServerArgs, client_args};
 use crate::backend::Kind;
 use crate::lockstep::Role;
+use crate::shutdown;
 
 const SERVER: &str = "server | ";
 const CLIENT: &str = "client | ";
@@ -21,13 +21,12 @@ const CLIENT: &str = "client | ";
 /// Runs the demo: creates the segment, starts the client once it exists, plays the server's
 /// side, waits for the client, removes the segment. Fails when either side fails.
 pub(super) fn run(kind: Kind, backend: Arc<dyn DynBackend>, args: &ServerArgs) -> Result<()> {
-    let shutdown = Shutdown::install()?;
     let out = Out { prefix: SERVER };
-    let (mut seg, map) = game::create(&backend, args, &shutdown, out)?;
-    let (mut child, relays) = match start_client(kind, args, &shutdown) {
+    let map = game::create(&backend, args, out)?;
+    let (mut child, relays) = match start_client(kind, args) {
         Ok(started) => started,
         Err(e) => {
-            let _ = game::remove(seg.as_mut(), &shutdown);
+            let _ = game::remove(out);
             return Err(e);
         }
     };
@@ -36,11 +35,11 @@ pub(super) fn run(kind: Kind, backend: Arc<dyn DynBackend>, args: &ServerArgs) -
         // The client cannot finish without the server: stop it rather than wait for its timeout.
         let _ = child.kill();
     }
-    let status = wait_client(&mut child, &shutdown);
+    let status = wait_client(&mut child);
     for relay in relays {
         let _ = relay.join();
     }
-    let removed = game::remove(seg.as_mut(), &shutdown);
+    let removed = game::remove(out);
     played.context("the server failed")?;
     let status = status?;
     if !status.success() {
@@ -50,20 +49,17 @@ pub(super) fn run(kind: Kind, backend: Arc<dyn DynBackend>, args: &ServerArgs) -
 }
 
 /// Starts `shm taller client` with the same game, its output relayed behind [`CLIENT`].
-fn start_client(
-    kind: Kind,
-    args: &ServerArgs,
-    shutdown: &Shutdown,
-) -> Result<(Child, Vec<JoinHandle<()>>)> {
+fn start_client(kind: Kind, args: &ServerArgs) -> Result<(Child, Vec<JoinHandle<()>>)> {
     let exe = std::env::current_exe().context("cannot find this program to start the client")?;
     // Under the lock, so that a signal that comes meanwhile also stops the new child.
-    let mut armed = shutdown.lock();
+    let mut armed = shutdown::lock();
     let mut cmd = Command::new(&exe);
     cmd.args(client_args(kind, &args.game))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // Ctrl-C and SIGTERM must end the client as usual: this process has them blocked.
+    // Ctrl-C and SIGTERM must end the client as usual (this process has them blocked), and
+    // the client dies with this process, also when it is killed with SIGKILL.
     shutdown::unblock_in_child(&mut cmd);
     let mut child = cmd
         .spawn()
@@ -81,7 +77,7 @@ fn start_client(
                 Ok(handle) => relays.push(handle),
                 Err(e) => {
                     let _ = child.kill();
-                    let _ = wait_client(&mut child, shutdown);
+                    let _ = wait_client(&mut child);
                     return Err(e);
                 }
             }
@@ -119,7 +115,7 @@ fn relay(stream: Box<dyn Read + Send>, to_stderr: bool) -> Result<JoinHandle<()>
 
 /// Waits for the client to exit, then reaps it with the signal cleanup disarmed, so that a
 /// signal never reaches a process that has taken over the pid.
-fn wait_client(child: &mut Child, shutdown: &Shutdown) -> Result<std::process::ExitStatus> {
+fn wait_client(child: &mut Child) -> Result<std::process::ExitStatus> {
     let pid: libc::id_t = child.id();
     loop {
         // SAFETY: an all-zero siginfo_t is a valid value of a plain C struct.
@@ -132,7 +128,7 @@ fn wait_client(child: &mut Child, shutdown: &Shutdown) -> Result<std::process::E
             break;
         }
     }
-    let mut armed = shutdown.lock();
+    let mut armed = shutdown::lock();
     armed.child = None;
     child.wait().context("cannot wait for the client")
 }

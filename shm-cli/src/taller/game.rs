@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use shm_core::{Access, CreateOptions, DynBackend, Mapping, Segment};
 
-use super::shutdown::Shutdown;
 use super::{Game, MODE, SIZE, ServerArgs};
 use crate::backend::{Kind, sysv_key};
 use crate::lockstep::{Board, CLIENT_AT, Role, SERVER_AT};
+use crate::shutdown;
 
 /// Where a side's lines go: stdout, after a prefix ("server | " in the demo, none otherwise).
 #[derive(Debug, Clone, Copy)]
@@ -30,11 +30,10 @@ impl Out {
 
 /// `shm taller server`: create, play, remove.
 pub(super) fn server(backend: Arc<dyn DynBackend>, args: &ServerArgs) -> Result<()> {
-    let shutdown = Shutdown::install()?;
     let out = Out { prefix: "" };
-    let (mut seg, map) = create(&backend, args, &shutdown, out)?;
+    let map = create(&backend, args, out)?;
     let played = play(&map, Role::Server, &args.game, out);
-    let removed = remove(seg.as_mut(), &shutdown);
+    let removed = remove(out);
     played.and(removed)
 }
 
@@ -66,17 +65,20 @@ pub(super) fn client(kind: Kind, backend: &dyn DynBackend, game: &Game) -> Resul
 }
 
 /// The server's start: creates the segment (exclusively, unless --replace), maps it, zeroes both
-/// ints, arms the signal cleanup, and prints the start line.
+/// ints, prints the start line, and hands the segment to the signal cleanup, which removes it
+/// on a signal and gives it back to [`remove`] at the end.
 pub(super) fn create(
     backend: &Arc<dyn DynBackend>,
     args: &ServerArgs,
-    shutdown: &Shutdown,
     out: Out,
-) -> Result<(Box<dyn Segment>, Mapping)> {
+) -> Result<Mapping> {
     let name = &args.game.name;
     let opts = CreateOptions::new(SIZE).mode(MODE).replace(args.replace);
     // Under the lock, so that a signal sees either no segment or one that it must remove.
-    let mut armed = shutdown.lock();
+    let mut armed = shutdown::lock();
+    if shutdown::pending() {
+        bail!("interrupted before the server started");
+    }
     let seg = backend.dyn_create(name, &opts).map_err(|e| {
         let taken = e.is_already_exists();
         let e = anyhow::Error::new(e);
@@ -94,24 +96,33 @@ pub(super) fn create(
     for at in [SERVER_AT, CLIENT_AT] {
         map.atomic::<AtomicI32>(at)?.store(0, SeqCst);
     }
-    armed.segment = Some((Arc::clone(backend), name.clone()));
+    let line = start_line("created", seg.as_ref(), Role::Server, &args.game)?;
+    armed.segment = Some(seg);
     armed.prefix = out.prefix;
     drop(armed);
-    out.say(start_line(
-        "created",
-        seg.as_ref(),
-        Role::Server,
-        &args.game,
-    )?);
-    Ok((seg, map))
+    out.say(line);
+    Ok(map)
 }
 
-/// The server's end: disarms the signal cleanup and removes the segment (mappings stay valid).
-pub(super) fn remove(seg: &mut dyn Segment, shutdown: &Shutdown) -> Result<()> {
-    let mut armed = shutdown.lock();
-    armed.segment = None;
-    seg.unlink()
-        .with_context(|| format!("cannot remove {} at the end of the game", seg.name()))
+/// The server's end: takes the segment back from the signal cleanup and removes it (mappings
+/// stay valid). A segment that another server took over (`--replace`) is left to it.
+pub(super) fn remove(out: Out) -> Result<()> {
+    let mut armed = shutdown::lock();
+    let Some(mut seg) = armed.segment.take() else {
+        return Ok(());
+    };
+    match seg.unlink() {
+        Err(shm_core::Error::Stale { .. }) => {
+            out.say(format_args!(
+                "left {} alone: another server took it over",
+                seg.name()
+            ));
+            Ok(())
+        }
+        other => {
+            other.with_context(|| format!("cannot remove {} at the end of the game", seg.name()))
+        }
+    }
 }
 
 /// "created posix segment /test.shmem, 4096 bytes, mode 0600; 10 rounds, 800ms apart", with

@@ -1,0 +1,66 @@
+//! Standard output that reports its errors instead of panicking: with stdout on a closed pipe
+//! or a full disk (`shm list >/dev/full`), `println!` would panic; these return the error, and
+//! the command says so in one line and exits non-zero.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use anyhow::{Context as _, Result};
+
+/// Writes `args` and a newline to stdout, and flushes: an error is known at once.
+pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
+}
+
+/// Writes `text` as it is to stdout, and flushes.
+pub fn text(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
+}
+
+/// `println!` that returns a write error: `outln!("removed {name}")?`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::out::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// A name as a person should see it in a terminal: printable characters as they are, anything
+/// else (a newline, an escape, a control character) as `\n`, `\e`, `\xNN` escapes, so that a
+/// name can neither forge rows nor send escape codes. JSON output keeps names exact.
+pub fn escape(name: &str) -> String {
+    let mut s = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '\n' => s.push_str("\\n"),
+            '\t' => s.push_str("\\t"),
+            '\r' => s.push_str("\\r"),
+            '\x1b' => s.push_str("\\e"),
+            '\\' => s.push_str("\\\\"),
+            c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_a_terminal_would_act_on() {
+        assert_eq!(escape("/plain.name"), "/plain.name");
+        assert_eq!(escape("/a\nb"), "/a\\nb");
+        assert_eq!(escape("/\x1b[31mred"), "/\\e[31mred");
+        assert_eq!(escape("/x\u{7f}\u{9b}"), "/x\\x7f\\x9b");
+        assert_eq!(escape("/ünï"), "/ünï");
+    }
+}
