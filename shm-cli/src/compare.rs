@@ -160,10 +160,17 @@ pub fn run(_g: &Global, a: &CompareArgs) -> Result<()> {
     let mut lab = Lab::new();
     let mut rows = Vec::new();
     for (probe, behaviour) in BEHAVIOURS {
+        // Each probe and its cleanup under the lock: a signal waits until the row's segments
+        // (also those a probe's child made) are gone, then ends the command.
+        let armed = crate::shutdown::lock();
+        if crate::shutdown::pending() {
+            bail!("interrupted");
+        }
         let posix = cell(probe_posix(probe, &mut lab));
         lab.clean();
         let sysv = cell(probe_sysv(probe, &mut lab));
         lab.clean();
+        drop(armed);
         rows.push(Row {
             behaviour,
             posix,
@@ -176,16 +183,17 @@ pub fn run(_g: &Global, a: &CompareArgs) -> Result<()> {
             .iter()
             .map(|r| json!({"behaviour": r.behaviour, "posix": r.posix, "sysv": r.sysv}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&array)?);
+        crate::out::line(format_args!("{}", serde_json::to_string_pretty(&array)?))?;
     } else {
         let cells: Vec<Vec<String>> = rows
             .into_iter()
             .map(|r| vec![r.behaviour.to_owned(), r.posix, r.sysv])
             .collect();
-        print!(
-            "{}",
-            render_table(&["behaviour", "posix", "sysv"], &cells, Style::Markdown)
-        );
+        crate::out::text(&render_table(
+            &["behaviour", "posix", "sysv"],
+            &cells,
+            Style::Markdown,
+        ))?;
     }
     Ok(())
 }

@@ -133,13 +133,42 @@ pub fn man(a: &ManArgs) -> Result<()> {
 /// Writes the page of `cmd` and of each of its visible subcommands into `dir`.
 fn write_pages(cmd: &Command, dir: &Path) -> Result<()> {
     let path = dir.join(Man::new(cmd.clone()).get_filename());
-    std::fs::write(&path, page(cmd)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    replace_file(&path, &page(cmd)?).with_context(|| format!("cannot write {}", path.display()))?;
     to_stdout(format!("wrote {}\n", path.display()).as_bytes())?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         write_pages(sub, dir)?;
     }
     Ok(())
+}
+
+/// Writes `bytes` as the file `path` without ever writing through what stands there: into a new
+/// file of its own (created exclusively, so a planted link cannot be followed), renamed over
+/// `path`. A symlink or hard link planted at `path` is replaced, and its target left untouched.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    for n in 0..100u32 {
+        let tmp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        };
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return written;
+    }
+    Err(std::io::Error::other("no free temporary name"))
 }
 
 /// The roff page of `cmd`. The after-help text becomes NOTES and EXAMPLES sections, the

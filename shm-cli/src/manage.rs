@@ -199,10 +199,21 @@ fn locate(g: &Global, name: &SegmentName) -> Result<Box<dyn DynBackend>> {
         Some(b) => Ok(b),
         None => {
             let kinds: Vec<&str> = backend::compiled().iter().map(|k| k.as_str()).collect();
+            let key_hint = if is_key_literal(name) {
+                format!(
+                    "; {name} reads as a System V key, which it names only with --backend sysv \
+                     (`shm --backend sysv info {}`)",
+                    name.bare()
+                )
+            } else {
+                String::new()
+            };
             bail!(
-                "no segment {name} in {}; check the name (`shm list`), or create it with \
-                 `shm create {name} --size SIZE`",
-                kinds.join(" or ")
+                "no segment {} in {}; check the name (`shm list`), or create it with \
+                 `shm create {} --size SIZE`{key_hint}",
+                escape(name.as_str()),
+                kinds.join(" or "),
+                escape(name.as_str())
             )
         }
     }
@@ -563,6 +574,23 @@ pub fn read(g: &Global, a: &ReadArgs) -> Result<()> {
     }
 }
 
+/// The bytes left to read in stdin, where it is a regular file (`< file`): known before
+/// anything is written. `None` for a pipe or terminal.
+fn stdin_file_left() -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let fd = io::stdin().as_raw_fd();
+    // SAFETY: an all-zero stat is a valid value of a plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer; a bad descriptor is an error return.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    // SAFETY: lseek with SEEK_CUR and offset 0 only reports the position.
+    let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    let (size, pos) = (u64::try_from(st.st_size).ok()?, u64::try_from(pos).ok()?);
+    Some(size.saturating_sub(pos))
+}
+
 /// `shm write`.
 pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
@@ -585,6 +613,16 @@ pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
     // more than fits tells "too long"; what came before it is written by then, and the error
     // says how much.
     let room = size - a.offset;
+    if let Some(left) = stdin_file_left() {
+        if left > room as u64 {
+            bail!(
+                "stdin holds {left} bytes, more than the {room} that fit in {} from offset {}; \
+                 nothing was written",
+                escape(name.as_str()),
+                a.offset
+            );
+        }
+    }
     let map = segment.map()?;
     let mut stdin = io::stdin().lock();
     let mut buf = vec![0u8; CHUNK];

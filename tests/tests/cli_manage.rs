@@ -173,7 +173,12 @@ fn list_finds_a_segment_made_by_ipcmk() {
 
     // info by its key literal finds the same segment.
     let key_hex = format!("0x{:08x}", key as u32);
-    let info: Value = serde_json::from_slice(&ok(&["info", &key_hex, "--json"])).unwrap();
+    // A key is a key when the user says so: with --backend sysv. Without it, the number is a
+    // POSIX name, which does not exist, and the error says how to name the key.
+    let err = fails(&["info", &key_hex]);
+    assert!(err.contains("--backend sysv"), "{err}");
+    let info: Value =
+        serde_json::from_slice(&ok(&["--backend", "sysv", "info", &key_hex, "--json"])).unwrap();
     has_keys(&info);
     assert_eq!(info["id"], id);
 }
@@ -425,13 +430,6 @@ fn offsets_and_lengths_past_the_end_are_refused() {
                 "{args:?}: {err}"
             );
         }
-        // stdin longer than the room left.
-        let out = run_with(
-            &[&b[..], &["write", &name, "--offset", "4000"]].concat(),
-            Some(&[7u8; 200]),
-        );
-        assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("fit"));
         // Nothing of the refused writes landed.
         assert_eq!(kernel_bytes(backend, &name, 3990, 106)[100..], *b"abcdef");
         assert!(
@@ -439,6 +437,29 @@ fn offsets_and_lengths_past_the_end_are_refused() {
                 .iter()
                 .all(|&x| x == 0)
         );
+        // stdin longer than the room left, from a file: its size is known, nothing is written.
+        let path = shm_tests::temp_path(&format!("oob-stdin-{backend}"));
+        std::fs::write(&path, [7u8; 200]).unwrap();
+        let out = std::process::Command::new(shm_tests::shm_bin())
+            .args([&b[..], &["write", &name, "--offset", "4000"]].concat())
+            .stdin(std::fs::File::open(&path).unwrap())
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("fit") && err.contains("nothing was written"), "{err}");
+        assert_eq!(kernel_bytes(backend, &name, 3990, 106)[100..], *b"abcdef");
+        // From a pipe, streamed: what fits is written by the time the excess shows, and the
+        // error says so.
+        let out = run_with(
+            &[&b[..], &["write", &name, "--offset", "4000"]].concat(),
+            Some(&[7u8; 200]),
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("fit") && err.contains("the first 96 were written"), "{err}");
+        assert!(kernel_bytes(backend, &name, 4000, 96).iter().all(|&x| x == 7));
     }
 }
 
