@@ -66,8 +66,9 @@ struct Game {
     /// Segment name: the reference program's by default, so that it can play against us.
     #[arg(long, default_value = "/test.shmem")]
     name: SegmentName,
-    /// Rounds to play.
-    #[arg(long, default_value_t = 10)]
+    /// Rounds to play (at most 1073741823: the ints are the reference program's i32, and they
+    /// reach twice the rounds).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_ROUNDS))]
     rounds: u64,
     /// Time between rounds (`800ms`, `1s`) [default: 800ms for the server, 500ms for the client,
     /// as in the reference program]. Not used with --lockstep.
@@ -87,6 +88,10 @@ struct Game {
     #[arg(long, short)]
     verbose: bool,
 }
+
+/// The most rounds a game can have: the ints are the reference program's `i32`, and after `n`
+/// rounds they reach `2n`, which must not pass `i32::MAX`.
+const MAX_ROUNDS: u64 = (i32::MAX as u64) / 2;
 
 /// The size of the segment, fixed as in the reference program.
 const SIZE: usize = 4096;

@@ -5,6 +5,38 @@ use crate::{Context, Error, Op, Result};
 /// The permission bits a segment may have: read, write, execute for owner, group and others.
 pub const PERMISSION_BITS: u32 = 0o777;
 
+/// Whether a mapping of `size` bytes fits in this process's address space now: a trial
+/// reservation (no access, no memory committed) that is released at once. A segment that fails
+/// it could be made, but never mapped: `create` refuses it instead.
+fn fits_address_space(size: usize) -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: an anonymous, private, inaccessible mapping at an address the kernel picks
+        // touches no existing memory; it is unmapped right below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return false;
+        }
+        // SAFETY: `p` is the mapping of `size` bytes made above, used by nothing.
+        unsafe { libc::munmap(p, size) };
+        true
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = size;
+        true
+    }
+}
+
 /// Read-only or read-write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Access {
@@ -110,6 +142,15 @@ impl CreateOptions {
             return Err(Error::InvalidMode {
                 ctx: ctx(),
                 mode: self.mode,
+            });
+        }
+        if !fits_address_space(self.size) {
+            return Err(Error::InvalidSize {
+                ctx: ctx(),
+                size: self.size as u64,
+                reason: "no room for it in this process's address space, so it could never be \
+                         mapped; ask for less"
+                    .to_owned(),
             });
         }
         Ok(())

@@ -448,7 +448,10 @@ fn offsets_and_lengths_past_the_end_are_refused() {
         let _ = std::fs::remove_file(&path);
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("fit") && err.contains("nothing was written"), "{err}");
+        assert!(
+            err.contains("fit") && err.contains("nothing was written"),
+            "{err}"
+        );
         assert_eq!(kernel_bytes(backend, &name, 3990, 106)[100..], *b"abcdef");
         // From a pipe, streamed: what fits is written by the time the excess shows, and the
         // error says so.
@@ -458,8 +461,15 @@ fn offsets_and_lengths_past_the_end_are_refused() {
         );
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("fit") && err.contains("the first 96 were written"), "{err}");
-        assert!(kernel_bytes(backend, &name, 4000, 96).iter().all(|&x| x == 7));
+        assert!(
+            err.contains("fit") && err.contains("the first 96 were written"),
+            "{err}"
+        );
+        assert!(
+            kernel_bytes(backend, &name, 4000, 96)
+                .iter()
+                .all(|&x| x == 7)
+        );
     }
 }
 

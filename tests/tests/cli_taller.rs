@@ -529,7 +529,7 @@ fn client_without_server_says_to_start_the_server() {
 
 /// Starts a lockstep game that would last for ages, and returns both sides once both play.
 fn endless_game(backend: &str, name: &str) -> (Running, Running) {
-    let args = ["--lockstep", "--rounds", "4000000000", "--timeout", "1s"];
+    let args = ["--lockstep", "--rounds", "1000000000", "--timeout", "1s"];
     let mut server = start(&mut taller(backend, "server", name, &args), "server");
     server.wait_line(|l| l.starts_with("created "));
     let mut client = start(&mut taller(backend, "client", name, &args), "client");

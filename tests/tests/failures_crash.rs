@@ -104,7 +104,7 @@ fn taller(backend: &str, side: &str, name: &str, args: &[&str]) -> Command {
     cmd
 }
 
-const ENDLESS: [&str; 5] = ["--lockstep", "--rounds", "4000000000", "--timeout", "1s"];
+const ENDLESS: [&str; 5] = ["--lockstep", "--rounds", "1000000000", "--timeout", "1s"];
 
 /// A lockstep game that would last for ages, with both sides playing.
 fn endless_game(backend: &str, name: &str, server_args: &[&str]) -> (Proc, Proc) {

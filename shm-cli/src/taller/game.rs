@@ -3,7 +3,7 @@
 use std::fmt::Display;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -59,9 +59,30 @@ pub(super) fn client(kind: Kind, backend: &dyn DynBackend, game: &Game) -> Resul
         }
     })?;
     let map = seg.map()?;
+    if game.lockstep {
+        claim_client_seat(&map, name)?;
+    }
     out.say(start_line("opened", seg.as_ref(), Role::Client, game)?);
     play(&map, Role::Client, game, out)
     // The mapping is dropped (unmapped) here; the segment stays for the server to remove.
+}
+
+/// Byte offset of the lockstep client's seat: 0 while free, then the pid of the client that
+/// took it. Beyond what the reference program touches (bytes 0 to 7).
+const CLIENT_SEAT_AT: usize = 72;
+
+/// Takes the one client seat of a lockstep game, or fails: a second client would answer moves
+/// meant for the first, and both would fail while the server counted the game as won.
+fn claim_client_seat(map: &Mapping, name: &shm_core::SegmentName) -> Result<()> {
+    let seat = map.atomic::<AtomicU32>(CLIENT_SEAT_AT)?;
+    let me = std::process::id();
+    if let Err(taken) = seat.compare_exchange(0, me, SeqCst, SeqCst) {
+        bail!(
+            "another client (pid {taken}) is already playing on {name}; a lockstep game has one \
+             client: wait for it to end, or start another server under another --name"
+        );
+    }
+    Ok(())
 }
 
 /// The server's start: creates the segment (exclusively, unless --replace), maps it, zeroes both
