@@ -176,3 +176,25 @@ pub fn one_error_line(what: &str, out: &Output) -> String {
 pub fn in_dev_shm(name: &str) -> bool {
     std::fs::symlink_metadata(format!("/dev/shm/{}", name.trim_start_matches('/'))).is_ok()
 }
+
+/// Runs `cmd` with no stdin and its output captured, killing it after `bound` (a hang is then a
+/// failure with what it said, not a stuck test run).
+pub fn run_bounded(cmd: &mut std::process::Command, bound: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {bound:?} (hung): {out:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
