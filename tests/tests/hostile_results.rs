@@ -1,0 +1,398 @@
+//! Wrong or misleading results: what a command says must be what happened, whatever the input,
+//! the race or the kernel's settings.
+#![allow(clippy::unwrap_used)]
+
+mod failures_support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use failures_support::one_error_line;
+use shm_core::{Backend, CreateOptions, Segment, SegmentName};
+use shm_tests::{PosixGuard, is_root, shm, skip, unique_name};
+
+/// Removes a System V segment by name on drop.
+struct SysvNameGuard(String);
+impl Drop for SysvNameGuard {
+    fn drop(&mut self) {
+        let _ = shm()
+            .args(["--backend", "sysv", "rm", "-f", &self.0])
+            .output();
+    }
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = shm().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn rounds_beyond_what_an_i32_holds_are_refused() {
+    let line = one_error_line(
+        "rounds 2^30",
+        &shm()
+            .args(["taller", "demo", "--lockstep", "--rounds", "1073741824"])
+            .output()
+            .unwrap(),
+    );
+    assert!(line.contains("1073741824"), "{line}");
+}
+
+#[test]
+fn a_second_lockstep_client_is_refused_and_the_game_goes_on() {
+    for backend in ["posix", "sysv"] {
+        let name = unique_name(&format!("twoclients-{backend}"));
+        let _g = PosixGuard(name.clone());
+        let _s = SysvNameGuard(name.clone());
+        let game = ["--lockstep", "--rounds", "300000", "--timeout", "10s"];
+        let side = |side: &str| {
+            let mut c = shm();
+            c.args(["--backend", backend, "taller", side, "--name", &name])
+                .args(game)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c
+        };
+        let mut server = side("server").spawn().unwrap();
+        let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+        assert!(lines.next().unwrap().unwrap().starts_with("created "));
+        let first = side("client").spawn().unwrap();
+        let second = side("client").spawn().unwrap();
+        let (a, b) = (
+            first.wait_with_output().unwrap(),
+            second.wait_with_output().unwrap(),
+        );
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let server = server.wait().unwrap();
+        // Exactly one client played (and won its game with the server); the other was refused.
+        let (won, refused) = if a.status.success() { (a, b) } else { (b, a) };
+        assert!(
+            won.status.success(),
+            "{backend}: no client finished: {won:?}"
+        );
+        let line = one_error_line("second client", &refused);
+        assert!(line.contains("another client"), "{line}");
+        assert!(server.success(), "{backend}: server {server:?}; {rest:?}");
+        assert!(
+            rest.iter().any(|l| l == "Quit server: 599999, 600000"),
+            "{rest:?}"
+        );
+    }
+}
+
+#[test]
+fn racing_create_replace_always_ends_in_one_segment() {
+    for backend in ["posix", "sysv"] {
+        let name = unique_name(&format!("racereplace-{backend}"));
+        let _g = PosixGuard(name.clone());
+        let _s = SysvNameGuard(name.clone());
+        for _round in 0..5 {
+            let racers: Vec<_> = (0..6)
+                .map(|_| {
+                    shm()
+                        .args([
+                            "--backend",
+                            backend,
+                            "create",
+                            &name,
+                            "--size",
+                            "64KiB",
+                            "--replace",
+                        ])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            for r in racers {
+                let out = r.wait_with_output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{backend}: a racing create --replace failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert_eq!(
+                json(&["--backend", backend, "info", &name, "--json"])["size"],
+                65536
+            );
+        }
+    }
+}
+
+#[test]
+fn fractions_of_a_byte_are_refused() {
+    let name = unique_name("fraction");
+    let _g = PosixGuard(name.clone());
+    let line = one_error_line(
+        "1.5",
+        &shm()
+            .args(["create", &name, "--size", "1.5"])
+            .output()
+            .unwrap(),
+    );
+    assert!(line.contains("whole number of bytes"), "{line}");
+    assert!(
+        !shm()
+            .args(["info", &name])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn names_with_control_characters_cannot_forge_rows() {
+    let name = format!("{}\nposix forged\x1b[31m", unique_name("ctrl"));
+    let seg_name = SegmentName::new(&name).unwrap();
+    let mut seg = shm_posix::Posix::new()
+        .create(&seg_name, &CreateOptions::new(4096))
+        .unwrap();
+    seg.keep();
+    let _g = PosixGuard(name.clone());
+    let out = shm().args(["--backend", "posix", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\x1b'), "an escape reached the terminal");
+    assert!(
+        !text.lines().any(|l| l.starts_with("posix forged")),
+        "a forged row: {text}"
+    );
+    let escaped = format!("{}\\nposix forged\\e[31m", unique_name_prefix(&name));
+    assert!(text.contains(&escaped), "{escaped} not in {text}");
+    // JSON keeps the name exact.
+    let all = json(&["--backend", "posix", "list", "--json"]);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == name.as_str())
+    );
+}
+
+fn unique_name_prefix(name: &str) -> &str {
+    name.split('\n').next().unwrap()
+}
+
+#[test]
+fn man_dir_replaces_a_planted_symlink_and_leaves_its_target_alone() {
+    let dir = shm_tests::temp_path("mandir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = dir.with_extension("target");
+    std::fs::write(&target, b"precious").unwrap();
+    std::os::unix::fs::symlink(&target, dir.join("shm.1")).unwrap();
+    let out = shm().args(["man", "--dir"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let target_now = std::fs::read(&target).unwrap();
+    let page = std::fs::symlink_metadata(dir.join("shm.1")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&target);
+    assert_eq!(
+        target_now, b"precious",
+        "man --dir wrote through the planted link"
+    );
+    assert!(page.is_file(), "shm.1 is not a page of its own");
+}
+
+#[test]
+fn create_refuses_what_shm_rmid_forced_would_remove_at_once() {
+    let test = "create_refuses_what_shm_rmid_forced_would_remove_at_once";
+    if !is_root() {
+        return skip(test, "needs root for a private IPC namespace");
+    }
+    let name = unique_name("rmidforced");
+    let script = format!(
+        "echo 1 > /proc/sys/kernel/shm_rmid_forced && exec {} --backend sysv create {name} --size 4096",
+        shm_tests::shm_bin().display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-i", "sh", "-c", &script])
+        .output();
+    let Ok(out) = out else {
+        return skip(test, "unshare is not installed");
+    };
+    let line = one_error_line("shm_rmid_forced", &out);
+    assert!(line.contains("shm_rmid_forced"), "{line}");
+}
+
+#[test]
+fn locked_segments_show_as_locked() {
+    let test = "locked_segments_show_as_locked";
+    if !is_root() {
+        return skip(test, "SHM_LOCK needs CAP_IPC_LOCK");
+    }
+    let name = unique_name("locked");
+    let _s = SysvNameGuard(name.clone());
+    let seg = shm_sysv::SysV::new()
+        .create(&SegmentName::new(&name).unwrap(), &CreateOptions::new(4096))
+        .unwrap();
+    // SAFETY: SHM_LOCK on our own segment; the buffer is ignored.
+    assert_eq!(
+        unsafe { libc::shmctl(seg.id(), libc::SHM_LOCK, std::ptr::null_mut()) },
+        0
+    );
+    let info = json(&["--backend", "sysv", "info", &name, "--json"]);
+    assert_eq!(info["locked"], true, "{info}");
+    let text = String::from_utf8_lossy(
+        &shm()
+            .args(["--backend", "sysv", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    let key = format!(
+        "0x{:08x}",
+        shm_sysv::key_for(&SegmentName::new(&name).unwrap()).unwrap() as u32
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains(&key))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(row.ends_with("locked"), "{row}");
+}
+
+#[test]
+fn negative_keys_are_keys_and_oversized_ones_are_refused() {
+    // Python's sysv_ipc prints key 0xfffffff1 as -15. Ours is -15 minus the pid's low bits.
+    let key: i32 = -(1 + (std::process::id() as i32 & 0x7fff));
+    // SAFETY: plain system call.
+    let id = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+    if id < 0 {
+        return skip("negative_keys", "the key is taken");
+    }
+    struct Rm(i32);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            // SAFETY: IPC_RMID ignores the buffer.
+            unsafe { libc::shmctl(self.0, libc::IPC_RMID, std::ptr::null_mut()) };
+        }
+    }
+    let _rm = Rm(id);
+    let info = json(&[
+        "--backend",
+        "sysv",
+        "info",
+        "--json",
+        "--",
+        &key.to_string(),
+    ]);
+    assert_eq!(info["id"], id, "{info}");
+    assert_eq!(info["key"], format!("0x{:08x}", key as u32));
+    for big in ["0x100000000", "99999999999"] {
+        let line = one_error_line(
+            big,
+            &shm()
+                .args(["--backend", "sysv", "info", big])
+                .output()
+                .unwrap(),
+        );
+        assert!(line.contains("does not fit in 32 bits"), "{line}");
+    }
+}
+
+#[test]
+fn the_owner_in_json_is_what_the_text_shows() {
+    let test = "the_owner_in_json_is_what_the_text_shows";
+    if !is_root() {
+        return skip(
+            test,
+            "giving a segment to a uid without a passwd entry needs root",
+        );
+    }
+    let name = unique_name("owner");
+    let _g = PosixGuard(name.clone());
+    assert!(
+        shm()
+            .args(["create", &name, "-s", "4096"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let path = format!("/dev/shm/{}", name.trim_start_matches('/'));
+    std::os::unix::fs::chown(&path, Some(54321), None).unwrap();
+    let info = json(&["info", &name, "--json"]);
+    assert_eq!(info["owner"], "54321", "{info}");
+    let text =
+        String::from_utf8_lossy(&shm().args(["info", &name]).output().unwrap().stdout).into_owned();
+    assert!(text.contains("54321 (uid 54321"), "{text}");
+}
+
+#[test]
+fn a_size_no_mapping_could_hold_is_refused_at_create() {
+    for backend in ["posix", "sysv"] {
+        let name = unique_name(&format!("huge-{backend}"));
+        let _g = PosixGuard(name.clone());
+        let _s = SysvNameGuard(name.clone());
+        let out = shm()
+            .args([
+                "--backend",
+                backend,
+                "create",
+                &name,
+                "--size",
+                "200TiB",
+                "--no-reserve",
+            ])
+            .output()
+            .unwrap();
+        let line = one_error_line("200TiB", &out);
+        assert!(
+            line.contains("could never be mapped") || line.contains("limit"),
+            "{line}"
+        );
+        assert!(
+            !shm()
+                .args(["--backend", backend, "info", &name])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
+    }
+}
+
+#[test]
+fn mode_bits_beyond_permissions_never_reach_a_segment() {
+    for backend in ["posix", "sysv"] {
+        let name = unique_name(&format!("suid-{backend}"));
+        let _g = PosixGuard(name.clone());
+        let _s = SysvNameGuard(name.clone());
+        let seg = SegmentName::new(&name).unwrap();
+        let opts = CreateOptions::new(4096).mode(0o4777);
+        let err = match backend {
+            "posix" => shm_posix::Posix::new().create(&seg, &opts).map(drop),
+            _ => shm_sysv::SysV::new().create(&seg, &opts).map(drop),
+        }
+        .unwrap_err();
+        assert!(matches!(err, shm_core::Error::InvalidMode { .. }), "{err}");
+        for mode in ["4777", "2755", "1777"] {
+            let out = shm()
+                .args([
+                    "--backend",
+                    backend,
+                    "create",
+                    &name,
+                    "-s",
+                    "4k",
+                    "-m",
+                    mode,
+                ])
+                .output()
+                .unwrap();
+            one_error_line(mode, &out);
+        }
+        assert!(
+            !shm()
+                .args(["--backend", backend, "info", &name])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
+    }
+}
