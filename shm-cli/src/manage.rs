@@ -32,8 +32,8 @@ pub struct CreateArgs {
     /// Permission bits in octal, applied exactly whatever the umask.
     #[arg(long, short, value_parser = parse_mode, default_value = "0600")]
     mode: u32,
-    /// Do not allocate the memory now (sparse; on POSIX a full /dev/shm then means SIGBUS on
-    /// first touch instead of an error here).
+    /// Do not allocate the memory now (sparse). On a full /dev/shm, `shm read` then sees zeros
+    /// and `shm write` fails with "no space"; another program that maps it may die of SIGBUS.
     #[arg(long)]
     no_reserve: bool,
     /// Remove an existing segment of the same name first.

@@ -32,8 +32,18 @@
 //! # Ownership
 //!
 //! The handle that created a segment removes it when dropped, unless [`Segment::keep`] was called;
-//! a handle that opened one never removes it. A [`Mapping`] is independent of its handle: it stays
-//! valid after the handle is dropped and after the segment is removed, and unmaps on drop.
+//! a handle that opened one never removes it. A handle removes (and, on System V, maps) only its
+//! own segment: if someone removed it and a new segment took the name (or the System V id),
+//! the handle's `unlink` fails with [`Error::Stale`] and its drop removes nothing. A
+//! [`Mapping`] is independent of its handle: it stays valid after the handle is dropped and
+//! after the segment is removed, and unmaps on drop.
+//!
+//! # SIGBUS
+//!
+//! Another process can shrink a POSIX segment, or leave a sparse one on a full `/dev/shm`.
+//! [`Mapping::read_at`] and [`Mapping::write_at`] then fail with an error instead of SIGBUS
+//! (they copy through the descriptor); the one thing no library can protect is an atomic view
+//! held while someone shrinks the object (see [`Mapping`]'s module docs).
 //!
 //! # Why no `&[u8]`
 //!

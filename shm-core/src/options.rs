@@ -74,7 +74,9 @@ pub struct CreateOptions {
     /// Access of the creating handle (default read-write).
     pub access: Access,
     /// Allocate the whole size at create (default on), so that a full `/dev/shm` is an error
-    /// here and never a SIGBUS later. Off gives a sparse segment and that risk.
+    /// here. Off gives a sparse segment: on a full `/dev/shm`, `read_at` reads its holes as
+    /// zeros and `write_at` fails with [`Error::NoSpace`], but an atomic view (or another
+    /// program's mapping) that touches a hole raises SIGBUS.
     pub reserve: bool,
     /// Remove an existing segment of the same name first (default off).
     pub replace: bool,

@@ -17,6 +17,11 @@
 //!   few microseconds) the object has size 0; open waits up to 100 ms for the size instead of
 //!   reporting 0, and mapping a segment whose size stays 0 is an [`Error::InvalidSize`], never a
 //!   SIGBUS. A create that fails removes what it made.
+//! * **Only what it made or opened**: open refuses what is not a regular file (a FIFO is opened
+//!   without blocking, then refused; `sem.*` names are glibc's semaphores), and a handle removes
+//!   its name only while the name still stands for its own object (same device and inode).
+//! * **Copies never fault**: a mapping's `read_at`/`write_at` go through the descriptor
+//!   (`pread`/`pwrite`), so a neighbour's shrink is an error, not a SIGBUS.
 //!
 //! Create, write, open from a second handle (as another process would), read back, and let the
 //! creator remove it:

@@ -229,10 +229,8 @@ fn locked_segments_show_as_locked() {
         .create(&SegmentName::new(&name).unwrap(), &CreateOptions::new(4096))
         .unwrap();
     // SAFETY: SHM_LOCK on our own segment; the buffer is ignored.
-    assert_eq!(
-        unsafe { libc::shmctl(seg.id(), libc::SHM_LOCK, std::ptr::null_mut()) },
-        0
-    );
+    let rc = unsafe { libc::shmctl(seg.id(), libc::SHM_LOCK, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
     let info = json(&["--backend", "sysv", "info", &name, "--json"]);
     assert_eq!(info["locked"], true, "{info}");
     let text = String::from_utf8_lossy(
