@@ -11,6 +11,7 @@ mod shutdown;
 mod taller;
 mod units;
 
+use std::error::Error as _;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -108,6 +109,50 @@ fn one_line(err: &anyhow::Error) -> String {
     line
 }
 
+/// The command's own words for a library error that reaches the user as it is (a command that
+/// wrapped it in its own context has said what to do already): the library advises in its
+/// terms (`Backend::unlink`, `CreateOptions::replace`), the user has `shm rm` and `--replace`.
+/// `None` keeps the library's line.
+fn cli_line(err: &anyhow::Error) -> Option<String> {
+    let e = err.downcast_ref::<shm_core::Error>()?;
+    if err.chain().count() > 1 + e.source().map_or(0, |_| 1) {
+        return None;
+    }
+    let ctx = e.context()?;
+    let flag = match ctx.backend {
+        b if b == backend::DEFAULT.as_str() => String::new(),
+        b => format!("--backend {b} "),
+    };
+    let target = match ctx.segment.strip_prefix("key ") {
+        Some(key) => format!("--key {key}"),
+        None => out::escape(&ctx.segment),
+    };
+    let ctx_text = out::escape(&ctx.to_string());
+    use shm_core::Error as E;
+    Some(match e {
+        E::AlreadyExists { .. } => format!(
+            "{ctx_text}: it already exists; remove it with `shm {flag}rm {target}` or pass --replace"
+        ),
+        E::NotFound { .. } if ctx.segment.starts_with("key ") => format!(
+            "{ctx_text}: there is no System V segment with {}; `shm --backend sysv list` shows \
+             those there are",
+            ctx.segment
+        ),
+        E::NotFound { .. } => {
+            format!("{ctx_text}: no such segment; `shm list` shows those there are")
+        }
+        E::Symlink { .. } => format!(
+            "{ctx_text}: a symbolic link stands at its place in /dev/shm and is not followed; if \
+             you did not make it, `shm {flag}rm {target}` removes the link (never its target)"
+        ),
+        E::NoSpace { .. } | E::LimitExceeded { .. } => format!(
+            "{}; `shm list` shows what holds it, `shm rm` frees it",
+            one_line(err)
+        ),
+        _ => return None,
+    })
+}
+
 /// A command-line error of clap's in one line: its message, its indented details (missing
 /// arguments, possible values, tips) joined in, and where to find help, without the usage
 /// block: `error: unexpected argument '--frob' found; see 'shm create --help'`.
@@ -176,8 +221,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            let line = cli_line(&err).unwrap_or_else(|| one_line(&err));
             // Not eprintln!: a closed stderr must not turn an error into a panic.
-            let _ = writeln!(io::stderr(), "shm: error: {}", one_line(&err));
+            let _ = writeln!(io::stderr(), "shm: error: {line}");
             ExitCode::FAILURE
         }
     }

@@ -57,6 +57,11 @@ pub struct InfoArgs {
 }
 
 /// Arguments of `shm list`.
+///
+/// POSIX: every regular file in /dev/shm, glibc's named semaphores (`sem.NAME`) included with
+/// the status `semaphore` (they are not segments: info, read and rm refuse them). A name that is
+/// not UTF-8 shows its invalid bytes as U+FFFD. System V: every segment of the IPC namespace,
+/// also removed (`dest`) and IPC_PRIVATE ones (reach those with `--id`).
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Print a JSON array of objects, one per segment.

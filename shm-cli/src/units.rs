@@ -42,8 +42,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         }
         let scale = 10u128.pow(frac.len() as u32);
         let frac: u128 = frac.parse().map_err(|_| format!("invalid size {s:?}"))?;
-        // 1.5 (bytes) or 1.0000001KiB is not a whole number of bytes: refuse, never round.
-        if (frac * mult) % scale != 0 {
+        // A fraction of a byte is never a size: 1.5 (bytes) is refused, not rounded to 1. With
+        // a larger unit the fraction is of that unit (1.5KiB = 1536), rounded down to a byte.
+        if mult == 1 {
             return Err(format!(
                 "invalid size {s:?}: not a whole number of bytes (1.5KiB is fine, 1.5 is not)"
             ));

@@ -507,7 +507,7 @@ pub fn shrink_is_an_error_not_sigbus<Sut: Backend>(sut: &Sut) {
         let view = map.atomics::<AtomicU32>(2 * 4096, 1);
         let remap = seg.map().map(|m| m.len());
         matches!(read, Err(Error::OutOfBounds { .. }))
-            && matches!(view, Err(Error::OutOfBounds { .. }))
+            && matches!(view, Err(Error::OutOfBounds { .. } | Error::Stale { .. }))
             && remap.ok() == Some(4096)
             && map.read_at(0, &mut buf).is_ok()
     });

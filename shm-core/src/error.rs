@@ -94,13 +94,15 @@ impl fmt::Display for Context {
 /// assert_eq!(err.context().map(|c| c.op), Some(Op::Create));
 /// let message = err.to_string();
 /// assert!(message.starts_with("cannot create /test.shmem (posix): it already exists"));
-/// assert!(message.contains("shm rm /test.shmem"));
+/// assert!(message.contains("CreateOptions::replace"));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A segment of that name already exists.
-    #[error("{ctx}: it already exists; remove it with `shm rm {}` or pass --replace", ctx.segment)]
+    #[error(
+        "{ctx}: it already exists; remove it first (`Backend::unlink`) or create with `CreateOptions::replace`"
+    )]
     AlreadyExists {
         /// Where.
         ctx: Context,
@@ -109,7 +111,7 @@ pub enum Error {
         source: Option<io::Error>,
     },
     /// No segment of that name exists.
-    #[error("{ctx}: no such segment; check the name and the backend, or create it first")]
+    #[error("{ctx}: no such segment; check the name and the backend")]
     NotFound {
         /// Where.
         ctx: Context,
@@ -170,7 +172,7 @@ pub enum Error {
     },
     /// A symbolic link stands where the segment should be; it was not followed.
     #[error(
-        "{ctx}: a symbolic link stands at its place in /dev/shm and is not followed; if you did not make it, remove it with `shm rm {}` (which removes the link, not its target)", ctx.segment
+        "{ctx}: a symbolic link stands at its place in /dev/shm and is not followed; if you did not make it, remove the name (`Backend::unlink` removes the link, not its target)"
     )]
     Symlink {
         /// Where.
@@ -359,7 +361,7 @@ mod tests {
         assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
         let msg = err.to_string();
         assert!(
-            msg.contains("shm rm /x") && msg.contains("--replace"),
+            msg.contains("Backend::unlink") && msg.contains("CreateOptions::replace"),
             "{msg}"
         );
     }

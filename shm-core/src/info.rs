@@ -49,6 +49,9 @@ pub struct SegmentInfo {
     pub removed: bool,
     /// Locked in memory, never swapped (System V `SHM_LOCK`, as `ipcs` and `lsipc` show it).
     pub locked: bool,
+    /// Not a segment but a glibc named semaphore (`/dev/shm/sem.NAME`): listed so that what
+    /// holds `/dev/shm` is complete, never opened or removed as a segment.
+    pub semaphore: bool,
 }
 
 impl SegmentInfo {

@@ -84,6 +84,8 @@ mod info;
 mod mapping;
 mod name;
 mod options;
+#[cfg(unix)]
+mod sigbus;
 pub mod wait;
 
 pub use backend::{Backend, Capabilities, DynBackend, Segment};

@@ -13,13 +13,19 @@
 //! object's end, or a hole the file system cannot fill, raises SIGBUS. What another process does
 //! to the object's size must never kill this one, so:
 //!
-//! * [`Mapping::read_at`] and [`Mapping::write_at`] never touch the mapping where the object can
-//!   change size: the backend hands over the object's descriptor ([`MapBacking::fd`]) and the
-//!   copy goes through it (`pread`/`pwrite`), which reads holes as zeros, stops at the end
-//!   ([`Error::OutOfBounds`]) and reports a full file system as [`Error::NoSpace`], without a
-//!   fault. Where the size cannot change (System V) they copy with `memcpy`.
-//! * A `write_at` that reaches past the object's current end (someone shrank it) grows the
-//!   object back as far as the write reaches, as `pwrite` does; it never faults.
+//! * [`Mapping::read_at`] and [`Mapping::write_at`] copy at `memcpy` speed under a SIGBUS guard
+//!   where the object can change size (the backend says so by handing over its descriptor,
+//!   [`MapBacking::fd`]). A fault during the copy is absorbed: the faulting page is replaced by
+//!   a private zero page, the mapping is marked as faulted, and the copy is redone through the
+//!   descriptor (`pread`/`pwrite`), which reads holes as zeros, reports a range past the
+//!   object's end as [`Error::OutOfBounds`] and a full file system as [`Error::NoSpace`]. From
+//!   then on this mapping's copies always go through the descriptor (exact, a system call each),
+//!   and its atomic views are refused ([`Error::Stale`]): map the segment again. The guard is a
+//!   process-wide SIGBUS handler installed on first use, which passes every other fault on to
+//!   the handler that was there before.
+//! * Within the page that holds the object's new end, the kernel backs the bytes past the end
+//!   with zeros: a copy there does not fault, reads zeros and writes bytes no one will see. Only
+//!   whole pages past the end are refused.
 //! * [`Mapping::atomics`] checks the object's current size when it makes the view. What it
 //!   cannot check is the future: **an atomic view held while someone else shrinks the object
 //!   faults on its next access past the new end** (`tests/tests/failures_shrink.rs` shows a
@@ -27,7 +33,8 @@
 //!   behind a protocol that never shrinks.
 //! * `Segment::map` maps the size the kernel reports at that moment.
 //!
-//! System V segments cannot shrink: their mapping stays valid until detached.
+//! System V segments cannot shrink: their mapping stays valid until detached, and copies are a
+//! plain `memcpy`.
 
 use std::fmt;
 use std::io;
@@ -54,10 +61,10 @@ pub trait MapBacking: Send + Sync {
         Ok(None)
     }
     /// The object's descriptor, where its size can change under the mapping (POSIX, files):
-    /// [`Mapping::read_at`] and [`Mapping::write_at`] then copy through it with
-    /// `pread`/`pwrite` at the same offsets, so that a shrink or a full file system is an error
-    /// and never SIGBUS. The mapping must map the object from file offset 0. `None` (the
-    /// default) where the size cannot change: copies then use the mapping.
+    /// [`Mapping::read_at`] and [`Mapping::write_at`] then copy under a SIGBUS guard and, after
+    /// a fault, through it with `pread`/`pwrite` at the same offsets, so that a shrink or a
+    /// full file system is an error and never SIGBUS. The mapping must map the object from file
+    /// offset 0. `None` (the default) where the size cannot change: copies are plain `memcpy`s.
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         None
     }
@@ -88,6 +95,9 @@ pub struct Mapping {
     len: usize,
     writable: bool,
     backing: Box<dyn MapBacking>,
+    /// A guarded copy absorbed a SIGBUS: some pages of this mapping were replaced by private
+    /// zero pages, so copies go through the descriptor from now on and atomic views are refused.
+    faulted: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the memory is shared with other processes anyway; every safe access goes through
@@ -116,6 +126,7 @@ impl Mapping {
             len,
             writable,
             backing,
+            faulted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -192,6 +203,9 @@ impl Mapping {
         let bytes = count.saturating_mul(size_of::<T>());
         // Against the object's size now too: a view past the end would fault at once.
         self.check_live(offset, bytes)?;
+        if self.faulted.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(self.faulted_error());
+        }
         let align = align_of::<T>();
         // The base is page-aligned, so the offset decides the alignment.
         if offset % align != 0 {
@@ -217,48 +231,109 @@ impl Mapping {
     ///
     /// Bytes another process writes meanwhile may be seen half-written: synchronize with atomics
     /// where that matters. Never raises SIGBUS: where the object can shrink (POSIX), the copy
-    /// goes through its descriptor (`pread`, one system call for up to 2 GiB), reads holes as
-    /// zeros, and a range past the object's current end is [`Error::OutOfBounds`]; elsewhere it
-    /// is a `memcpy`.
+    /// runs at `memcpy` speed under a SIGBUS guard, and a fault (someone shrank the object, or
+    /// a hole of a sparse one meets a full file system) is absorbed and the copy redone
+    /// through the descriptor (`pread`), which reads holes as zeros and reports a range past
+    /// the object's end as [`Error::OutOfBounds`]. See the module docs for what this means for
+    /// the mapping afterwards.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.check_range(offset, buf.len(), self.len)?;
-        if let Some(fd) = self.backing.fd() {
-            return self.pread_all(fd, offset, buf);
-        }
-        // SAFETY: the range is inside the mapping, and the backing says the object's size
-        // cannot change (no fd), so no page of it can fault; `buf` is private memory that
-        // cannot overlap a shared mapping that we never hand out as a slice.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
+        let fd = self.backing.fd();
+        // SAFETY: the range is inside the mapping; `buf` is private memory that cannot overlap
+        // a shared mapping that we never hand out as a slice.
+        let copied = unsafe {
+            self.copy(
                 self.ptr.as_ptr().add(offset),
                 buf.as_mut_ptr(),
                 buf.len(),
+                fd.is_some(),
             )
         };
-        Ok(())
+        match (copied, fd) {
+            (true, _) | (false, None) => Ok(()),
+            (false, Some(fd)) => self.pread_all(fd, offset, buf),
+        }
     }
 
     /// Copies `data` into the mapping starting at `offset`.
     ///
     /// Fails with [`Error::ReadOnly`] on a read-only mapping and [`Error::OutOfBounds`] past the
     /// end of the mapping. Never raises SIGBUS: where the object can shrink (POSIX), the copy
-    /// goes through its descriptor (`pwrite`); a full file system under a sparse segment is then
-    /// [`Error::NoSpace`], and a write past an end that someone else moved down grows the object
-    /// back as far as the write reaches. Elsewhere it is a `memcpy`.
+    /// runs under a SIGBUS guard like [`Mapping::read_at`]'s, and after a fault it is redone
+    /// through the descriptor (`pwrite`): past the object's current end it is
+    /// [`Error::OutOfBounds`], into a hole of a full file system [`Error::NoSpace`].
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         if !self.writable {
             return Err(Error::ReadOnly { ctx: self.ctx() });
         }
         self.check_range(offset, data.len(), self.len)?;
-        if let Some(fd) = self.backing.fd() {
-            return self.pwrite_all(fd, offset, data);
-        }
-        // SAFETY: the range is inside a writable mapping whose object cannot change size (no
-        // fd), so no page faults; `data` is private memory and cannot overlap it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(offset), data.len())
+        let fd = self.backing.fd();
+        // SAFETY: the range is inside a writable mapping; `data` is private memory and cannot
+        // overlap it.
+        let copied = unsafe {
+            self.copy(
+                data.as_ptr(),
+                self.ptr.as_ptr().add(offset),
+                data.len(),
+                fd.is_some(),
+            )
         };
-        Ok(())
+        match (copied, fd) {
+            (true, _) | (false, None) => Ok(()),
+            (false, Some(fd)) => {
+                self.check_live(offset, data.len())?;
+                self.pwrite_all(fd, offset, data)
+            }
+        }
+    }
+
+    /// The copy of `read_at` and `write_at`: a plain `memcpy` where the object cannot change
+    /// size (`guard` false), else a guarded one. Returns false when the copy must be redone
+    /// through the descriptor: a fault was absorbed now or earlier, or no guard is available.
+    ///
+    /// # Safety
+    ///
+    /// `src` and `dst` are valid for `len` bytes, do not overlap, and one of them lies inside
+    /// this mapping (writable, if it is `dst`).
+    unsafe fn copy(&self, src: *const u8, dst: *mut u8, len: usize, guard: bool) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !guard {
+            // SAFETY: the caller's contract; the object cannot shrink, so no page faults.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
+            return true;
+        }
+        if self.faulted.load(Relaxed) {
+            return false;
+        }
+        #[cfg(unix)]
+        {
+            let start = self.ptr.as_ptr() as usize;
+            // SAFETY: the caller's contract; the guarded range is this mapping, alive for the
+            // call, and a hit marks it faulted before anyone copies through it again.
+            match unsafe { crate::sigbus::copy(src, dst, len, start, start + self.len) } {
+                Some(true) => true,
+                Some(false) => {
+                    self.faulted.store(true, Relaxed);
+                    false
+                }
+                None => false,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (src, dst, len);
+            false
+        }
+    }
+
+    /// The error for an atomic view of a mapping that a guarded copy found faulting.
+    fn faulted_error(&self) -> Error {
+        Error::Stale {
+            ctx: self.ctx(),
+            detail: "the object shrank (or ran out of space) under this mapping, and pages of it \
+                     were replaced; map the segment again"
+                .to_owned(),
+        }
     }
 
     /// `pread` until `buf` is full; the end of the object before that is `OutOfBounds`.

@@ -244,7 +244,7 @@ fn space_detail(size: usize) -> String {
             let total = vfs.f_blocks as u64 * vfs.f_frsize as u64;
             return format!(
                 "{size} bytes asked, {SHM_DIR} has {free} bytes free of {total}; \
-                 free space (`shm list`, `shm rm`) or ask for less"
+                 free space (remove unused segments) or ask for less"
             );
         }
     }
@@ -452,7 +452,8 @@ impl Backend for Posix {
     }
 }
 
-/// Every regular file in /dev/shm except glibc's named semaphores (`sem.*`).
+/// Every regular file in /dev/shm: the segments, and glibc's named semaphores (`sem.*`) marked
+/// as such. A name that is not UTF-8 is shown with U+FFFD for its invalid bytes.
 #[cfg(target_os = "linux")]
 fn list() -> Result<Vec<SegmentInfo>> {
     use std::os::unix::fs::MetadataExt;
@@ -463,20 +464,16 @@ fn list() -> Result<Vec<SegmentInfo>> {
         let Ok(kind) = entry.file_type() else {
             continue;
         };
-        let file_name = entry.file_name();
-        let Some(bare) = file_name.to_str() else {
-            continue;
-        };
-        if !kind.is_file() || bare.starts_with("sem.") {
+        if !kind.is_file() {
             continue;
         }
-        let Ok(name) = SegmentName::new(bare) else {
-            continue;
-        };
+        let file_name = entry.file_name();
+        let bare = file_name.to_string_lossy();
         // The object may vanish between readdir and stat: skip it then.
         let Ok(md) = entry.metadata() else { continue };
         let mut info = SegmentInfo::new(BACKEND);
-        info.name = Some(name.as_str().to_owned());
+        info.name = Some(format!("/{bare}"));
+        info.semaphore = bare.starts_with("sem.");
         info.size = md.size();
         info.mode = md.mode() & 0o7777;
         info.uid = md.uid();

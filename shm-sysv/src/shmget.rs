@@ -18,8 +18,17 @@ const SHM_DEST: u32 = 0o1000;
 /// `SHM_LOCKED`: the segment is locked in memory (`shmctl(SHM_LOCK)`).
 pub(crate) const SHM_LOCKED: u32 = 0o2000;
 
+/// Where an error happened: a name as given, or a key literal as a key (`key 0x4936af99`), the
+/// way `ipcs` shows it, never as a name (`/0x4936af99`).
 fn ctx(name: &SegmentName, op: Op) -> Context {
-    Context::new(BACKEND, name.as_str(), op)
+    let segment = match crate::key::is_key_literal(name.as_str()) {
+        true => match key_for(name) {
+            Ok(key) => format!("key 0x{:08x}", key as u32),
+            Err(_) => name.as_str().to_owned(),
+        },
+        false => name.as_str().to_owned(),
+    };
+    Context::new(BACKEND, segment, op)
 }
 
 /// The System V shared memory backend (`shmget`).
@@ -233,13 +242,13 @@ fn os_error(
                 (Some(l), Some(n)) if n >= l.shmmni => {
                     format!(
                         "kernel.shmmni = {} segments, and {n} exist; remove unused ones \
-                         (`shm list`, `shm rm`) or raise it (sysctl -w kernel.shmmni=COUNT)",
+                         or raise it (sysctl -w kernel.shmmni=COUNT)",
                         l.shmmni
                     )
                 }
                 (Some(l), _) => format!(
                     "kernel.shmall = {} pages for all segments together ({size} bytes asked); \
-                     remove unused ones (`shm list`, `shm rm`) or raise it \
+                     remove unused ones or raise it \
                      (sysctl -w kernel.shmall=PAGES)",
                     l.shmall
                 ),

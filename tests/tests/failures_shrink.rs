@@ -1,6 +1,6 @@
 //! A POSIX segment shrunk (`ftruncate`) by another process after we mapped it: `read_at` and
-//! `write_at` see the new size (one `fstat`) and return [`Error::OutOfBounds`] instead of
-//! touching pages past the end, which would raise SIGBUS. Atomic views cannot check on every
+//! `write_at` absorb the SIGBUS of pages past the end and return [`Error::OutOfBounds`] (after
+//! the first fault, every copy of that mapping is checked against the new size). Atomic views cannot check on every
 //! access: a child process proves that their risk is real (it dies by SIGBUS), as the
 //! `Mapping` docs say.
 #![allow(clippy::unwrap_used)]
@@ -109,7 +109,11 @@ fn an_atomic_past_a_shrunk_end_is_sigbus_as_documented() {
         Status::Signaled(libc::SIGBUS),
         "a load past the end of a shrunk object raises SIGBUS: {touched}"
     );
-    // A view taken after the shrink is checked only against the mapping's length (no fstat
-    // per access), which is why the docs say: do not shrink a segment that others use.
-    assert!(map.atomic::<AtomicU32>(3 * PAGE).is_ok());
+    // A view made after the shrink is checked against the object's size now, and refused; it
+    // is the view held across the shrink that no check can save, which is why the docs say: do
+    // not shrink a segment that others use.
+    assert!(matches!(
+        map.atomic::<AtomicU32>(3 * PAGE),
+        Err(Error::OutOfBounds { .. })
+    ));
 }

@@ -293,6 +293,40 @@ fn semaphores_and_special_files_are_not_segments() {
     assert!(std::fs::symlink_metadata(&fifo).is_ok() && std::fs::symlink_metadata(&sock).is_ok());
     assert!(std::fs::metadata(format!("/dev/shm/sem.{bare}-sem")).is_ok());
     drop(listener);
+    // list shows the semaphore for what it is, and not the others.
+    let out = shm()
+        .args(["--backend", "posix", "list", "--json"])
+        .output()
+        .unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mine: Vec<&serde_json::Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.contains(&bare)))
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["semaphore"], true, "{mine:?}");
+}
+
+#[test]
+fn a_name_that_is_not_utf8_is_listed() {
+    use std::os::unix::ffi::OsStrExt;
+    let bare = unique_name("latin1").trim_start_matches('/').to_owned();
+    let mut bytes = bare.as_bytes().to_vec();
+    bytes.extend_from_slice(b"-caf\xe9");
+    let path = std::path::Path::new("/dev/shm").join(std::ffi::OsStr::from_bytes(&bytes));
+    std::fs::write(&path, [0u8; 100]).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _rm = Rm(path);
+    let out = shm().args(["--backend", "posix", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("/{bare}-caf\u{fffd}")), "{text}");
 }
 
 #[test]

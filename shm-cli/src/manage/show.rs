@@ -35,6 +35,7 @@ pub fn info_json(i: &SegmentInfo) -> Value {
         "mtime": i.mtime,
         "removed": i.removed,
         "locked": i.locked,
+        "semaphore": i.semaphore,
     })
 }
 
@@ -61,8 +62,12 @@ pub fn list_row(i: &SegmentInfo) -> Vec<String> {
     ]
 }
 
-/// The STATUS column: `dest` (removed, still attached), `locked` (SHM_LOCK), both, or `-`.
+/// The STATUS column: `dest` (removed, still attached), `locked` (SHM_LOCK), both, `semaphore`
+/// (a glibc named semaphore, not a segment), or `-`.
 fn status(i: &SegmentInfo) -> String {
+    if i.semaphore {
+        return "semaphore".to_owned();
+    }
     match (i.removed, i.locked) {
         (true, true) => "dest,locked",
         (true, false) => "dest",
