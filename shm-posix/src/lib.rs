@@ -1,4 +1,8 @@
-//! POSIX shared memory behind the [`shm_core`] contract.
+//! POSIX shared memory behind the [`shm_core`](crate::core) contract.
+//!
+//! One dependency is enough to start: this crate re-exports what a user needs of shm-core
+//! ([`Backend`], [`Segment`], [`SegmentName`], [`CreateOptions`], [`Access`], [`Error`],
+//! [`Result`], [`Mapping`]), and the whole crate as [`core`].
 //!
 //! Segments are made with the C library's `shm_open` (which opens `/dev/shm/NAME` with
 //! `O_NOFOLLOW | O_CLOEXEC` on Linux, so a planted symlink is refused, never followed; this crate
@@ -57,5 +61,9 @@
 
 mod shm_open;
 
-pub use shm_core::{Access, CreateOptions, Error};
+pub use shm_core::{
+    Access, Backend, CreateOptions, Error, Mapping, Result, Segment, SegmentInfo, SegmentName,
+};
+/// The contract crate itself, for everything else (`core::wait`, `core::DynBackend`, ...).
+pub use shm_core as core;
 pub use shm_open::{Posix, PosixSegment};

@@ -1,11 +1,15 @@
-//! System V shared memory behind the [`shm_core`] contract.
+//! System V shared memory behind the [`shm_core`](crate::core) contract.
+//!
+//! One dependency is enough to start: this crate re-exports what a user needs of shm-core
+//! ([`Backend`], [`Segment`], [`SegmentName`], [`CreateOptions`], [`Access`], [`Error`],
+//! [`Result`], [`Mapping`]), and the whole crate as [`core`].
 //!
 //! Segments are made with `shmget(IPC_CREAT | IPC_EXCL | mode)`, mapped with `shmat` (`SHM_RDONLY`
 //! for read-only), inspected with `shmctl(IPC_STAT)` and removed with `shmctl(IPC_RMID)`.
 //!
 //! # One name for both backends
 //!
-//! System V knows keys, not names. A [`SegmentName`](shm_core::SegmentName) maps to a key by
+//! System V knows keys, not names. A [`SegmentName`] maps to a key by
 //! [`key_for`]: a name that is a key literal (`0x1234`, `/0x1234` or decimal `4660`) is that key;
 //! any other name hashes to one (FNV-1a, 32 bits, over the name with its leading slash; a hash of
 //! 0, which would be `IPC_PRIVATE`, becomes 1). The mapping is stable across versions: the same
@@ -41,4 +45,9 @@ mod shmget;
 
 pub use key::{is_key_literal, key_for};
 pub use proc::Limits;
+pub use shm_core::{
+    Access, Backend, CreateOptions, Error, Mapping, Result, Segment, SegmentInfo, SegmentName,
+};
+/// The contract crate itself, for everything else (`core::wait`, `core::DynBackend`, ...).
+pub use shm_core as core;
 pub use shmget::{SysV, SysVSegment};
