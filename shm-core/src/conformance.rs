@@ -311,7 +311,8 @@ pub fn size_over_limit_refused<Sut: Backend>(sut: &Sut) {
     }
 }
 
-/// A read-only handle maps read-only: writes and atomic views are refused by the API.
+/// A read-only handle maps read-only: writes and atomic views are refused by the API; loads
+/// (`Mapping::loads`) work.
 pub fn read_only_refuses_writes<Sut: Backend>(sut: &Sut) {
     let c = Cleanup::new(sut, "readonly");
     let seg = sut.create(&c.name, &opts(4096)).expect("create");
@@ -326,6 +327,16 @@ pub fn read_only_refuses_writes<Sut: Backend>(sut: &Sut) {
     let mut buf = [0u8; 1];
     map.read_at(0, &mut buf).unwrap();
     assert_eq!(&buf, b"x");
+    // Loads work on a read-only mapping, and see the writer's stores.
+    let words = map
+        .loads::<AtomicU32>(4, 1)
+        .expect("loads on a read-only mapping");
+    seg.map()
+        .unwrap()
+        .atomic::<AtomicU32>(4)
+        .unwrap()
+        .store(7, Ordering::SeqCst);
+    assert_eq!(words[0].load(Ordering::SeqCst), 7);
 }
 
 /// The creator's drop removes the segment; an opener's drop does not; `keep` keeps it.

@@ -91,6 +91,6 @@ pub mod wait;
 pub use backend::{Backend, Capabilities, DynBackend, Segment};
 pub use error::{Context, Error, Op, Result};
 pub use info::SegmentInfo;
-pub use mapping::{MapBacking, Mapping, SharedAtomic};
+pub use mapping::{MapBacking, Mapping, ReadOnlyAtomic, SharedAtomic};
 pub use name::{MAX_NAME_LEN, SegmentName};
 pub use options::{Access, CreateOptions, PERMISSION_BITS};

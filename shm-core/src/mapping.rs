@@ -41,7 +41,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{
-    AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64,
+    AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering,
 };
 
 use crate::error::{Context, Error, Op, Result};
@@ -73,21 +73,55 @@ pub trait MapBacking: Send + Sync {
 /// Integer atomics that may view shared memory: the `core::sync::atomic` types of 1 to 8 bytes.
 ///
 /// Sealed: only those types implement it.
-pub trait SharedAtomic: sealed::Sealed + Sync + Sized {}
+pub trait SharedAtomic: sealed::Sealed + Sync + Sized {
+    /// The integer it holds.
+    type Value: Copy;
+    /// `load` of the atomic type.
+    fn load_value(&self, order: Ordering) -> Self::Value;
+}
 
 mod sealed {
     pub trait Sealed {}
 }
 
 macro_rules! shared_atomic {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $v:ty),*) => {$(
         impl sealed::Sealed for $t {}
-        impl SharedAtomic for $t {}
+        impl SharedAtomic for $t {
+            type Value = $v;
+            fn load_value(&self, order: Ordering) -> $v {
+                self.load(order)
+            }
+        }
     )*};
 }
 shared_atomic!(
-    AtomicU8, AtomicI8, AtomicU16, AtomicI16, AtomicU32, AtomicI32, AtomicU64, AtomicI64
+    AtomicU8 => u8, AtomicI8 => i8, AtomicU16 => u16, AtomicI16 => i16, AtomicU32 => u32,
+    AtomicI32 => i32, AtomicU64 => u64, AtomicI64 => i64
 );
+
+/// An atomic of a read-only mapping: it can only be loaded. What [`Mapping::loads`] hands out,
+/// where [`Mapping::atomics`] would refuse (a store through a read-only mapping faults).
+#[repr(transparent)]
+pub struct ReadOnlyAtomic<T: SharedAtomic>(T);
+
+impl<T: SharedAtomic> ReadOnlyAtomic<T> {
+    /// Loads the value, as the atomic type's `load` does.
+    pub fn load(&self, order: Ordering) -> T::Value {
+        self.0.load_value(order)
+    }
+}
+
+impl<T: SharedAtomic> fmt::Debug for ReadOnlyAtomic<T>
+where
+    T::Value: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReadOnlyAtomic")
+            .field(&self.load(Ordering::Relaxed))
+            .finish()
+    }
+}
 
 /// A segment mapped into this process. Dropping it unmaps (detaches).
 pub struct Mapping {
@@ -200,6 +234,39 @@ impl Mapping {
         if !self.writable {
             return Err(Error::ReadOnly { ctx: self.ctx() });
         }
+        let ptr = self.view::<T>(offset, count)?;
+        // SAFETY: `view` checked that the range is inside the mapping, inside the object's size
+        // now, and aligned for T; integer atomics have the layout of their integer and every bit
+        // pattern is valid; the memory is writable (so stores do not fault) and lives as long as
+        // &self. Other processes writing it concurrently is exactly what atomics allow.
+        Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
+    }
+
+    /// A view of `count` atomics of type `T` at byte `offset` that can only be loaded: works on
+    /// read-only mappings too. Fails as [`Mapping::atomics`] does, except for
+    /// [`Error::ReadOnly`].
+    ///
+    /// ```no_run
+    /// # fn f(m: &shm_core::Mapping) -> shm_core::Result<()> {
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// let words = m.loads::<AtomicU32>(0, 2)?;
+    /// let first: u32 = words[0].load(Ordering::Acquire);
+    /// # Ok(()) }
+    /// ```
+    pub fn loads<T: SharedAtomic>(
+        &self,
+        offset: usize,
+        count: usize,
+    ) -> Result<&[ReadOnlyAtomic<T>]> {
+        let ptr = self.view::<T>(offset, count)?;
+        // SAFETY: as in `atomics`, with ReadOnlyAtomic<T> transparent over T; the type offers
+        // loads only, and an integer atomic load of 1 to 8 bytes is a plain read on the targets
+        // this crate supports, so it does not fault on read-only memory.
+        Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<ReadOnlyAtomic<T>>(), count) })
+    }
+
+    /// Checks a view of `count` `T`s at `offset` and returns its first element's address.
+    fn view<T: SharedAtomic>(&self, offset: usize, count: usize) -> Result<*const T> {
         let bytes = count.saturating_mul(size_of::<T>());
         // Against the object's size now too: a view past the end would fault at once.
         self.check_live(offset, bytes)?;
@@ -215,11 +282,8 @@ impl Mapping {
                 align,
             });
         }
-        // SAFETY: the range is inside the mapping and aligned for T; integer atomics have the
-        // layout of their integer and every bit pattern is valid; the memory is writable (so
-        // stores do not fault) and lives as long as &self. Other processes writing it
-        // concurrently is exactly what atomics allow.
-        Ok(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<T>(), count) })
+        // SAFETY: `offset` is inside the mapping (checked above).
+        Ok(unsafe { self.ptr.as_ptr().add(offset) }.cast::<T>())
     }
 
     /// One atomic of type `T` at byte `offset`; see [`Mapping::atomics`].

@@ -61,9 +61,9 @@
 
 mod shm_open;
 
+/// The contract crate itself, for everything else (`core::wait`, `core::DynBackend`, ...).
+pub use shm_core as core;
 pub use shm_core::{
     Access, Backend, CreateOptions, Error, Mapping, Result, Segment, SegmentInfo, SegmentName,
 };
-/// The contract crate itself, for everything else (`core::wait`, `core::DynBackend`, ...).
-pub use shm_core as core;
 pub use shm_open::{Posix, PosixSegment};

@@ -45,9 +45,9 @@ mod shmget;
 
 pub use key::{is_key_literal, key_for};
 pub use proc::Limits;
+/// The contract crate itself, for everything else (`core::wait`, `core::DynBackend`, ...).
+pub use shm_core as core;
 pub use shm_core::{
     Access, Backend, CreateOptions, Error, Mapping, Result, Segment, SegmentInfo, SegmentName,
 };
-/// The contract crate itself, for everything else (`core::wait`, `core::DynBackend`, ...).
-pub use shm_core as core;
 pub use shmget::{SysV, SysVSegment};
