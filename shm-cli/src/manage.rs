@@ -20,9 +20,15 @@ use crate::units::{format_size, parse_mode, parse_offset, parse_size};
 
 /// Arguments of `shm create`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
+#[command(
+    after_help = "Python: multiprocessing.shared_memory.SharedMemory(name=\"scratch\") attaches \
+    to /scratch, and Python up to 3.12 removes it when that Python exits, although it only \
+    attached. Pass track=False (3.13+), or right after attaching call \
+    multiprocessing.resource_tracker.unregister(shm._name, \"shared_memory\").\n\n\
+    Examples:\n  \
     shm create /scratch --size 1MiB\n  \
-    shm --backend sysv create /scratch --size 4096 --mode 0640")]
+    shm --backend sysv create /scratch --size 4096 --mode 0640"
+)]
 pub struct CreateArgs {
     /// The segment's name (`/name` or `name`; on System V it maps to a key, see `shm info`).
     name: String,
