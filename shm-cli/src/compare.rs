@@ -29,8 +29,12 @@ use crate::units::format_size;
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
     /// Print a JSON array of {"behaviour", "posix", "sysv"} objects.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
+    /// Print one wide Markdown table (a row per behaviour) instead of a block per behaviour
+    /// that fits the terminal.
+    #[arg(long)]
+    markdown: bool,
 }
 
 /// A behaviour where POSIX and System V differ; each backend module probes every one.
@@ -125,8 +129,8 @@ impl Drop for Lab {
 /// One row of the table.
 struct Row {
     behaviour: &'static str,
-    posix: String,
-    sysv: String,
+    posix: Option<String>,
+    sysv: Option<String>,
 }
 
 /// A probe's result as a cell: the observation, or the error that stopped it.
@@ -155,8 +159,13 @@ fn probe_sysv(_p: Probe, _lab: &mut Lab) -> Result<String> {
     Ok("sysv backend not compiled in".to_owned())
 }
 
-/// Runs `shm compare`. `--backend` does not narrow it: the point is both side by side.
-pub fn run(_g: &Global, a: &CompareArgs) -> Result<()> {
+/// Runs `shm compare`. With `--backend`, only that backend is probed and shown.
+pub fn run(g: &Global, a: &CompareArgs) -> Result<()> {
+    let (posix_on, sysv_on) = match g.backend.map(|k| k.as_str()) {
+        Some("posix") => (true, false),
+        Some(_) => (false, true),
+        None => (true, true),
+    };
     let mut lab = Lab::new();
     let mut rows = Vec::new();
     for (probe, behaviour) in BEHAVIOURS {
@@ -166,9 +175,9 @@ pub fn run(_g: &Global, a: &CompareArgs) -> Result<()> {
         if crate::shutdown::pending() {
             bail!("interrupted");
         }
-        let posix = cell(probe_posix(probe, &mut lab));
+        let posix = posix_on.then(|| cell(probe_posix(probe, &mut lab)));
         lab.clean();
-        let sysv = cell(probe_sysv(probe, &mut lab));
+        let sysv = sysv_on.then(|| cell(probe_sysv(probe, &mut lab)));
         lab.clean();
         drop(armed);
         rows.push(Row {
@@ -178,24 +187,114 @@ pub fn run(_g: &Global, a: &CompareArgs) -> Result<()> {
         });
     }
     drop(lab);
+    let columns: Vec<(&str, fn(&Row) -> Option<&String>)> = [
+        (
+            "posix",
+            (|r: &Row| r.posix.as_ref()) as fn(&Row) -> Option<&String>,
+        ),
+        ("sysv", |r: &Row| r.sysv.as_ref()),
+    ]
+    .into_iter()
+    .filter(|(name, _)| if *name == "posix" { posix_on } else { sysv_on })
+    .collect();
     if a.json {
         let array: Vec<_> = rows
             .iter()
-            .map(|r| json!({"behaviour": r.behaviour, "posix": r.posix, "sysv": r.sysv}))
+            .map(|r| {
+                let mut o = serde_json::Map::new();
+                o.insert("behaviour".into(), json!(r.behaviour));
+                for (name, get) in &columns {
+                    o.insert((*name).into(), json!(get(r)));
+                }
+                serde_json::Value::Object(o)
+            })
             .collect();
         crate::out::line(format_args!("{}", serde_json::to_string_pretty(&array)?))?;
-    } else {
+    } else if a.markdown {
+        let mut headers = vec!["behaviour"];
+        headers.extend(columns.iter().map(|(name, _)| *name));
         let cells: Vec<Vec<String>> = rows
-            .into_iter()
-            .map(|r| vec![r.behaviour.to_owned(), r.posix, r.sysv])
+            .iter()
+            .map(|r| {
+                let mut row = vec![r.behaviour.to_owned()];
+                row.extend(
+                    columns
+                        .iter()
+                        .map(|(_, get)| get(r).cloned().unwrap_or_default()),
+                );
+                row
+            })
             .collect();
-        crate::out::text(&render_table(
-            &["behaviour", "posix", "sysv"],
-            &cells,
-            Style::Markdown,
-        ))?;
+        crate::out::text(&render_table(&headers, &cells, Style::Markdown))?;
+    } else {
+        let width = terminal_width();
+        let mut text = String::new();
+        for r in &rows {
+            text.push_str(r.behaviour);
+            text.push('\n');
+            for (name, get) in &columns {
+                let value = get(r).map(String::as_str).unwrap_or_default();
+                for (i, line) in wrap(value, width.saturating_sub(9).max(20))
+                    .iter()
+                    .enumerate()
+                {
+                    let label = if i == 0 { *name } else { "" };
+                    text.push_str(&format!("  {label:<6} {line}\n"));
+                }
+            }
+            text.push('\n');
+        }
+        crate::out::text(&text)?;
     }
     Ok(())
+}
+
+/// The terminal's width: `COLUMNS` when set, else the width of the terminal on stdout, else 80.
+fn terminal_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+    {
+        return n;
+    }
+    // SAFETY: an all-zero winsize is a valid value of a plain C struct.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize to a valid out-pointer; a non-terminal fails.
+    if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0
+    {
+        return usize::from(ws.ws_col);
+    }
+    80
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a word longer than the
+/// width is cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word = word.to_owned();
+        while word.chars().count() > width {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            let cut: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(cut);
+        }
+        let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+        if needed > width && !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// The symbolic name of an OS error (`ENOENT`), or its number.

@@ -65,7 +65,9 @@ const EXAMPLES: &[(&str, &str)] = &[
         "compare",
         "
   shm compare                             every behaviour, POSIX beside System V
-  shm compare --json                      the same as a JSON array",
+  shm compare --json                      the same as a JSON array
+  shm compare --markdown                  one wide Markdown table
+  shm --backend sysv compare              System V only",
     ),
     (
         "bench",

@@ -39,7 +39,12 @@ Examples:
 /// Options every subcommand takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Global {
-    /// Backend to use (default: posix when compiled in). `list` shows both unless one is named.
+    /// Backend: posix or sysv (without it: see --help).
+    ///
+    /// Without --backend: create and taller use posix (the first compiled in); info, read,
+    /// write and rm use whichever backend has the name, and refuse a name both have; list and
+    /// compare show both. A name that reads as a number (0x1234, 4660) is a System V key only
+    /// with --backend sysv.
     #[arg(long, short = 'b', global = true, env = "SHM_BACKEND", value_enum)]
     pub backend: Option<backend::Kind>,
 }

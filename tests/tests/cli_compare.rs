@@ -5,6 +5,7 @@
 use std::process::Output;
 
 use serde_json::Value;
+use shm_tests::shm;
 
 /// Runs `shm compare ARGS`; its pid and output.
 fn compare(args: &[&str]) -> (u32, Output) {
@@ -63,8 +64,8 @@ fn compare_json_has_both_columns_and_leaves_nothing() {
 }
 
 #[test]
-fn compare_prints_one_table() {
-    let (pid, out) = compare(&[]);
+fn compare_markdown_prints_one_table() {
+    let (pid, out) = compare(&["--markdown"]);
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(
@@ -77,4 +78,47 @@ fn compare_prints_one_table() {
     let width = lines[0].chars().count();
     assert!(lines.iter().all(|l| l.chars().count() == width), "{text}");
     assert_nothing_left(pid);
+}
+
+/// By default a block per behaviour, every line within the terminal's width (COLUMNS).
+#[test]
+fn compare_fits_the_terminal() {
+    for columns in ["80", "200"] {
+        let mut cmd = shm();
+        cmd.env("COLUMNS", columns).arg("compare");
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let width: usize = columns.parse().unwrap();
+        let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+        assert!(
+            widest <= width,
+            "COLUMNS={columns}: a line of {widest}:\n{text}"
+        );
+        assert!(
+            text.contains("\nidentity\n") || text.starts_with("identity\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  posix  ") && text.contains("  sysv   "),
+            "{text}"
+        );
+    }
+}
+
+/// --backend narrows compare to that backend's column.
+#[test]
+fn compare_with_a_backend_shows_that_backend() {
+    let out = shm()
+        .args(["--backend", "sysv", "compare", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for row in rows.as_array().unwrap() {
+        assert!(
+            row.get("sysv").is_some() && row.get("posix").is_none(),
+            "{row}"
+        );
+    }
 }
