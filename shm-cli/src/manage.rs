@@ -69,7 +69,15 @@ pub struct InfoArgs {
 /// not UTF-8 shows its invalid bytes as U+FFFD. System V: every segment of the IPC namespace,
 /// also removed (`dest`) and IPC_PRIVATE ones (reach those with `--id`).
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Why System V segments show no name: the kernel keeps a segment's key, never the name it was \
+made by. shm turns a name into a key (an FNV-1a hash), which cannot be turned back; so `list` \
+shows a System V name only for the names you give it (`shm list NAME...` looks each up by its \
+key), and `shm info NAME` shows it too.")]
 pub struct ListArgs {
+    /// Only these segments: POSIX names, and the System V segments with the keys of these
+    /// names (shown with their names).
+    names: Vec<String>,
     /// Print a JSON array of objects, one per segment.
     #[arg(long)]
     json: bool,
@@ -265,10 +273,17 @@ pub fn create(g: &Global, a: &CreateArgs) -> Result<()> {
         Some(kind) if kind != backend::DEFAULT => format!("--backend {kind} "),
         _ => String::new(),
     };
-    let name = escape(name.as_str());
+    // A key literal is shown as the key it is, and removed as one.
+    let (name, rm_target) = match info.key {
+        Some(key) if is_key_literal(&name) => (
+            format!("with key {}", show::key_hex(key)),
+            format!("--key {}", show::key_hex(key)),
+        ),
+        _ => (escape(name.as_str()), escape(name.as_str())),
+    };
     // Told, or not made: a create whose report cannot be written removes the segment again.
     outln!(
-        "created {} segment {name}: {}; it stays until `shm {flag}rm {name}`",
+        "created {} segment {name}: {}; it stays until `shm {flag}rm {rm_target}`",
         backend.name(),
         what.join(", ")
     )
@@ -336,9 +351,21 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
         Some(kind) => vec![kind],
         None => backend::compiled(),
     };
+    let names = a
+        .names
+        .iter()
+        .map(|n| name_of(n))
+        .collect::<Result<Vec<_>>>()?;
     let mut all = Vec::new();
     for kind in kinds {
-        all.extend(backend::get(Some(kind))?.list()?);
+        let listed = backend::get(Some(kind))?.list()?;
+        if names.is_empty() {
+            all.extend(listed);
+            continue;
+        }
+        for name in &names {
+            all.extend(listed.iter().filter_map(|i| matching(kind, i, name)));
+        }
     }
     if a.json {
         let array: Vec<_> = all.iter().map(show::info_json).collect();
@@ -354,6 +381,29 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// `info` if it is the segment `name` names on `kind` (System V: by the name's key, and then
+/// shown with the name), else `None`.
+fn matching(
+    kind: Kind,
+    info: &shm_core::SegmentInfo,
+    name: &SegmentName,
+) -> Option<shm_core::SegmentInfo> {
+    match kind {
+        Kind::Posix => (info.name.as_deref() == Some(name.as_str())).then(|| info.clone()),
+        Kind::Sysv => {
+            let key = backend::sysv_key(kind, name)?;
+            if info.key != Some(key) || info.removed {
+                return None;
+            }
+            let mut info = info.clone();
+            if !is_key_literal(name) {
+                info.name = Some(name.as_str().to_owned());
+            }
+            Some(info)
+        }
+    }
 }
 
 /// One thing `shm rm` was asked to remove.

@@ -203,6 +203,15 @@ impl Fingerprint {
     }
 }
 
+/// `info` with the name it was asked by, where that is a name (the kernel keeps only the key:
+/// the name is known to whoever asks by it, never to `list`). A key literal stays a key.
+pub(crate) fn with_name(mut info: SegmentInfo, name: &SegmentName) -> SegmentInfo {
+    if !crate::key::is_key_literal(name.as_str()) {
+        info.name = Some(name.as_str().to_owned());
+    }
+    info
+}
+
 /// Owner and mode of segment `id` from /proc (readable without permission on the segment).
 fn owner_and_mode(id: libc::c_int) -> Option<String> {
     let info = proc::list().ok()?.into_iter().find(|i| i.id == Some(id))?;
@@ -421,14 +430,15 @@ impl Backend for SysV {
 
     fn info(&self, name: &SegmentName) -> Result<SegmentInfo> {
         let (_, id) = lookup(name, Op::Info)?;
-        match stat(id) {
-            Ok(ds) => Ok(info_from_ds(id, &ds)),
+        let info = match stat(id) {
+            Ok(ds) => info_from_ds(id, &ds),
             // No read permission: /proc still tells, as it does for ipcs.
             Err(e) => proc::list()
                 .ok()
                 .and_then(|l| l.into_iter().find(|i| i.id == Some(id)))
-                .ok_or_else(|| os_error(name, Op::Info, Some(id), 0, e)),
-        }
+                .ok_or_else(|| os_error(name, Op::Info, Some(id), 0, e))?,
+        };
+        Ok(with_name(info, name))
     }
 
     fn list(&self) -> Result<Vec<SegmentInfo>> {
@@ -559,7 +569,12 @@ impl Segment for SysVSegment {
     fn info(&self) -> Result<SegmentInfo> {
         self.check_same(Op::Info, false)?;
         let ds = stat(self.id).map_err(|e| os_error(&self.name, Op::Info, Some(self.id), 0, e))?;
-        Ok(info_from_ds(self.id, &ds))
+        let info = info_from_ds(self.id, &ds);
+        // A handle opened by id (`open_id`) has no name of the segment's: keep the key alone.
+        Ok(match key_for(&self.name) {
+            Ok(key) if key == self.key => with_name(info, &self.name),
+            _ => info,
+        })
     }
 
     fn is_owner(&self) -> bool {
