@@ -5,6 +5,7 @@
 //! `create` uses the default backend.
 
 pub(crate) mod show;
+mod users;
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -78,6 +79,11 @@ pub struct ListArgs {
     /// Only these segments: POSIX names, and the System V segments with the keys of these
     /// names (shown with their names).
     names: Vec<String>,
+    /// Only segments that no live process uses (STATUS unused): what is safe to remove after a
+    /// crash. POSIX users are found in /proc as fuser does; processes that cannot be read
+    /// (another user's, without root) make it `unused?`, and a note says how many.
+    #[arg(long)]
+    unused: bool,
     /// Print a JSON array of objects, one per segment.
     #[arg(long)]
     json: bool,
@@ -319,11 +325,15 @@ pub fn info(g: &Global, a: &InfoArgs) -> Result<()> {
         }
         (None, None) => bail!("name a segment, or a System V segment by --id"),
     };
+    let usage = users::Users::scan().usage(&info);
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&show::info_json(&info))?)?;
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&show::info_json(&info, &usage))?
+        )?;
     } else {
         let mut text = String::new();
-        for (label, value) in show::info_lines(&info) {
+        for (label, value) in show::info_lines(&info, &usage) {
             text.push_str(&format!("{label:<9} {value}\n"));
         }
         crate::out::text(&text)?;
@@ -367,13 +377,32 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
             all.extend(listed.iter().filter_map(|i| matching(kind, i, name)));
         }
     }
+    let users = users::Users::scan();
+    let mut shown: Vec<_> = all
+        .into_iter()
+        .map(|i| {
+            let u = users.usage(&i);
+            (i, u)
+        })
+        .collect();
+    if a.unused {
+        shown.retain(|(i, u)| u.unused(i));
+        if let Some((_, u)) = shown.iter().find(|(_, u)| u.unsure()) {
+            let _ = writeln!(
+                io::stderr(),
+                "shm: note: {} processes could not be read (another user's, or outside this \
+                 namespace); a POSIX segment marked unused? may be theirs",
+                u.hidden
+            );
+        }
+    }
     if a.json {
-        let array: Vec<_> = all.iter().map(show::info_json).collect();
+        let array: Vec<_> = shown.iter().map(|(i, u)| show::info_json(i, u)).collect();
         outln!("{}", serde_json::to_string_pretty(&array)?)?;
-    } else if all.is_empty() {
+    } else if shown.is_empty() {
         outln!("no segments")?;
     } else {
-        let rows: Vec<_> = all.iter().map(show::list_row).collect();
+        let rows: Vec<_> = shown.iter().map(|(i, u)| show::list_row(i, u)).collect();
         crate::out::text(&show::render_table(
             &show::LIST_HEADERS,
             &rows,

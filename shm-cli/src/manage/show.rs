@@ -7,6 +7,8 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 use shm_core::SegmentInfo;
 
+use super::users::Usage;
+
 use crate::units::format_size;
 
 /// A System V key as `ipcs` prints it: `0x0000abcd`.
@@ -15,7 +17,7 @@ pub fn key_hex(key: i32) -> String {
 }
 
 /// The one JSON object of a segment, for `list --json` and `info --json`.
-pub fn info_json(i: &SegmentInfo) -> Value {
+pub fn info_json(i: &SegmentInfo, u: &Usage) -> Value {
     json!({
         "backend": i.backend,
         "name": i.name,
@@ -26,7 +28,12 @@ pub fn info_json(i: &SegmentInfo) -> Value {
         "uid": i.uid,
         "gid": i.gid,
         "owner": owner(i.uid),
-        "nattch": i.nattch,
+        "nattch": nattch(i, u),
+        "pids": u.pids,
+        "hidden_processes": u.pids.as_ref().map(|_| u.hidden),
+        "creator_command": u.creator,
+        "last_command": u.last_user,
+        "unused": u.unused(i),
         "cpid": i.cpid,
         "lpid": i.lpid,
         "atime": i.atime,
@@ -45,7 +52,7 @@ pub const LIST_HEADERS: [&str; 11] = [
 ];
 
 /// One row of `shm list`, in [`LIST_HEADERS`] order.
-pub fn list_row(i: &SegmentInfo) -> Vec<String> {
+pub fn list_row(i: &SegmentInfo, u: &Usage) -> Vec<String> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     vec![
         i.backend.to_owned(),
@@ -55,30 +62,55 @@ pub fn list_row(i: &SegmentInfo) -> Vec<String> {
         format_size(i.size),
         format!("{:04o}", i.mode),
         owner(i.uid),
-        opt(i.nattch.map(|v| v.to_string())),
+        nattch_text(i, u),
         opt(i.cpid.map(|v| v.to_string())),
         opt(i.lpid.map(|v| v.to_string())),
-        status(i),
+        status(i, u),
     ]
 }
 
-/// The STATUS column: `dest` (removed, still attached), `locked` (SHM_LOCK), both, `semaphore`
-/// (a glibc named semaphore, not a segment), or `-`.
-fn status(i: &SegmentInfo) -> String {
+/// The STATUS column: `dest` (removed, still attached), `locked` (SHM_LOCK), `unused` (no live
+/// process maps or holds it), joined by commas, or `semaphore` (a glibc named semaphore, not a
+/// segment), or `-`.
+fn status(i: &SegmentInfo, u: &Usage) -> String {
     if i.semaphore {
         return "semaphore".to_owned();
     }
-    match (i.removed, i.locked) {
-        (true, true) => "dest,locked",
-        (true, false) => "dest",
-        (false, true) => "locked",
-        (false, false) => "-",
+    let mut words = Vec::new();
+    if i.removed {
+        words.push("dest");
     }
-    .to_owned()
+    if i.locked {
+        words.push("locked");
+    }
+    if u.unused(i) {
+        // "unused?": none seen, but some processes could not be read.
+        words.push(if u.unsure() { "unused?" } else { "unused" });
+    }
+    if words.is_empty() {
+        "-".to_owned()
+    } else {
+        words.join(",")
+    }
+}
+
+/// The attach count: the kernel's (System V), or the processes seen to map or hold the segment
+/// (POSIX); `None` where it is unknown.
+fn nattch(i: &SegmentInfo, u: &Usage) -> Option<u64> {
+    i.nattch.or(u.pids.as_ref().map(|p| p.len() as u64))
+}
+
+/// NATTCH as shown: the count, with `+` when processes that could not be read may add to it.
+fn nattch_text(i: &SegmentInfo, u: &Usage) -> String {
+    match nattch(i, u) {
+        Some(n) if u.unsure() => format!("{n}+"),
+        Some(n) => n.to_string(),
+        None => "-".to_owned(),
+    }
 }
 
 /// The lines of `shm info`: label and value.
-pub fn info_lines(i: &SegmentInfo) -> Vec<(&'static str, String)> {
+pub fn info_lines(i: &SegmentInfo, u: &Usage) -> Vec<(&'static str, String)> {
     let mut lines = vec![("backend", i.backend.to_owned())];
     if let Some(name) = &i.name {
         lines.push(("name", crate::out::escape(name)));
@@ -101,11 +133,29 @@ pub fn info_lines(i: &SegmentInfo) -> Vec<(&'static str, String)> {
     if let Some(n) = i.nattch {
         lines.push(("nattch", n.to_string()));
     }
+    if let Some(pids) = &u.pids {
+        let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+        let mut text = match list.len() {
+            0 => "none (no process maps it or holds it open)".to_owned(),
+            n => format!("{n}: {}", list.join(" ")),
+        };
+        if u.hidden > 0 {
+            text.push_str(&format!(
+                "; {} processes of other users could not be read (run as root to see them)",
+                u.hidden
+            ));
+        }
+        lines.push(("users", text));
+    }
+    let with_command = |pid: i32, command: &Option<String>| match command {
+        Some(c) => format!("{pid} ({c})"),
+        None => pid.to_string(),
+    };
     if let Some(pid) = i.cpid {
-        lines.push(("cpid", pid.to_string()));
+        lines.push(("cpid", with_command(pid, &u.creator)));
     }
     if let Some(pid) = i.lpid {
-        lines.push(("lpid", pid.to_string()));
+        lines.push(("lpid", with_command(pid, &u.last_user)));
     }
     // System V reports attach and detach times; POSIX a modification time.
     if i.nattch.is_some() {
@@ -116,8 +166,13 @@ pub fn info_lines(i: &SegmentInfo) -> Vec<(&'static str, String)> {
         lines.push(("modified", format_time(i.mtime)));
     }
     lines.push(("changed", format_time(i.ctime)));
-    if i.key.is_some() || i.removed || i.locked {
+    if i.key.is_some() || i.removed || i.locked || u.unused(i) {
         let mut status = Vec::new();
+        if u.unused(i) && u.unsure() {
+            status.push("unused?: no process seen using it, but some could not be read");
+        } else if u.unused(i) {
+            status.push("unused: no live process uses it");
+        }
         if i.removed {
             status.push("removed (dest): it lives until its last detach");
         }
