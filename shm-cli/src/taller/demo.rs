@@ -1,10 +1,20 @@
 //! `shm taller demo`: the server in this process, the client as a second process (this same
-//! program, `shm taller client`), both outputs interleaved line by line behind a prefix.
+//! program, `shm taller client`), both outputs merged line by line behind a prefix, in the
+//! order the moves happened.
+//!
+//! Both sides stamp their lines (the system-wide monotonic clock, and for a move the value it
+//! wrote); a merger thread holds each side's lines briefly and prints the earliest first: moves
+//! by their values (which order the moves of both sides exactly), other lines by time. A line
+//! waits for the other side's next line at most [`HOLD`], so a quiet side never stalls the
+//! other.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use shm_core::DynBackend;
@@ -21,9 +31,37 @@ const CLIENT: &str = "client | ";
 /// Runs the demo: creates the segment, starts the client once it exists, plays the server's
 /// side, waits for the client, removes the segment. Fails when either side fails.
 pub(super) fn run(kind: Kind, backend: Arc<dyn DynBackend>, args: &ServerArgs) -> Result<()> {
-    let out = Out { prefix: SERVER };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink: &'static game::Sink = Box::leak(Box::new(std::sync::Mutex::new(tx.clone())));
+    let merger = std::thread::Builder::new()
+        .name("merge".into())
+        .spawn(move || merge(&rx))
+        .context("cannot start the thread that merges both sides' lines")?;
+    let out = Out {
+        prefix: SERVER,
+        sink: Some(sink),
+        stamped: true,
+    };
+    let finished = play_both(kind, backend, args, out, tx);
+    // The server's lines end here; the merger prints what it holds and stops.
+    let _ = sink
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((Who::Server, None));
+    let _ = merger.join();
+    finished
+}
+
+/// The demo's two sides, once the merger runs.
+fn play_both(
+    kind: Kind,
+    backend: Arc<dyn DynBackend>,
+    args: &ServerArgs,
+    out: Out,
+    tx: Sender<(Who, Option<String>)>,
+) -> Result<()> {
     let map = game::create(&backend, args, out)?;
-    let (mut child, relays) = match start_client(kind, args) {
+    let (mut child, relays) = match start_client(kind, args, tx) {
         Ok(started) => started,
         Err(e) => {
             let _ = game::remove(out);
@@ -49,12 +87,17 @@ pub(super) fn run(kind: Kind, backend: Arc<dyn DynBackend>, args: &ServerArgs) -
 }
 
 /// Starts `shm taller client` with the same game, its output relayed behind [`CLIENT`].
-fn start_client(kind: Kind, args: &ServerArgs) -> Result<(Child, Vec<JoinHandle<()>>)> {
+fn start_client(
+    kind: Kind,
+    args: &ServerArgs,
+    tx: Sender<(Who, Option<String>)>,
+) -> Result<(Child, Vec<JoinHandle<()>>)> {
     let exe = std::env::current_exe().context("cannot find this program to start the client")?;
     // Under the lock, so that a signal that comes meanwhile also stops the new child.
     let mut armed = shutdown::lock();
     let mut cmd = Command::new(&exe);
     cmd.args(client_args(kind, &args.game))
+        .env(game::STAMPS_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -73,7 +116,8 @@ fn start_client(kind: Kind, args: &ServerArgs) -> Result<(Child, Vec<JoinHandle<
     ];
     for (stream, to_stderr) in streams {
         if let Some(stream) = stream {
-            match relay(stream, to_stderr) {
+            let to = (!to_stderr).then(|| tx.clone());
+            match relay(stream, to) {
                 Ok(handle) => relays.push(handle),
                 Err(e) => {
                     let _ = child.kill();
@@ -86,8 +130,11 @@ fn start_client(kind: Kind, args: &ServerArgs) -> Result<(Child, Vec<JoinHandle<
     Ok((child, relays))
 }
 
-/// Copies `stream` line by line to stdout (or stderr), each line after [`CLIENT`].
-fn relay(stream: Box<dyn Read + Send>, to_stderr: bool) -> Result<JoinHandle<()>> {
+/// Copies `stream` line by line to the merger (`to`), or to stderr after [`CLIENT`].
+fn relay(
+    stream: Box<dyn Read + Send>,
+    to: Option<Sender<(Who, Option<String>)>>,
+) -> Result<JoinHandle<()>> {
     let handle = std::thread::Builder::new()
         .name("client-output".into())
         .spawn(move || {
@@ -101,16 +148,105 @@ fn relay(stream: Box<dyn Read + Send>, to_stderr: bool) -> Result<JoinHandle<()>
                 }
                 let text = String::from_utf8_lossy(&buf);
                 let line = text.trim_end_matches(['\n', '\r']);
-                // A closed terminal or pipe must not stop the game: ignore write errors.
-                let _ = if to_stderr {
-                    writeln!(std::io::stderr(), "{CLIENT}{line}")
-                } else {
-                    writeln!(std::io::stdout(), "{CLIENT}{line}")
-                };
+                match &to {
+                    Some(tx) => {
+                        let _ = tx.send((Who::Client, Some(line.to_owned())));
+                    }
+                    // A closed terminal must not stop the game: ignore write errors.
+                    None => {
+                        let _ = writeln!(std::io::stderr(), "{CLIENT}{line}");
+                    }
+                }
+            }
+            if let Some(tx) = to {
+                let _ = tx.send((Who::Client, None));
             }
         })
         .context("cannot start a thread to relay the client's output")?;
     Ok(handle)
+}
+
+/// Which side a line comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Who {
+    /// The server (this process).
+    Server,
+    /// The client (the child process).
+    Client,
+}
+
+/// How long a line waits for the other side's next one before it is printed anyway.
+const HOLD: Duration = Duration::from_millis(150);
+
+/// One line waiting to be printed.
+struct Held {
+    /// The stamp's time, in nanoseconds of the monotonic clock (0 for a line without one).
+    at: u128,
+    /// For a move, the value it wrote.
+    wrote: Option<i64>,
+    text: String,
+    came: Instant,
+}
+
+impl Held {
+    fn parse(line: String) -> Self {
+        let came = Instant::now();
+        let mark = game::STAMP_MARK;
+        let stamped = line
+            .strip_prefix(mark)
+            .and_then(|rest| rest.split_once(mark))
+            .and_then(|(ns, text)| Some((ns.parse::<u128>().ok()?, text.to_owned())));
+        let (at, text) = stamped.unwrap_or((0, line));
+        let wrote = text
+            .strip_prefix("I am taller. ")
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|x| x.trim().parse().ok());
+        Held {
+            at,
+            wrote,
+            text,
+            came,
+        }
+    }
+
+    /// Whether this line happened before `other`: moves by the values they wrote, anything
+    /// else by time.
+    fn before(&self, other: &Held) -> bool {
+        match (self.wrote, other.wrote) {
+            (Some(a), Some(b)) if a != b => a < b,
+            _ => self.at <= other.at,
+        }
+    }
+}
+
+/// The merger: prints both sides' lines, earliest first, until both sides are done.
+fn merge(rx: &std::sync::mpsc::Receiver<(Who, Option<String>)>) {
+    let mut queues: [VecDeque<Held>; 2] = [VecDeque::new(), VecDeque::new()];
+    let mut open = [true, true];
+    let index = |w: Who| usize::from(w == Who::Client);
+    let prefix = [SERVER, CLIENT];
+    let mut stdout = std::io::stdout();
+    while open.iter().any(|&o| o) || queues.iter().any(|q| !q.is_empty()) {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok((who, Some(line))) => queues[index(who)].push_back(Held::parse(line)),
+            Ok((who, None)) => open[index(who)] = false,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = [false, false],
+        }
+        loop {
+            let pick = match (queues[0].front(), queues[1].front()) {
+                (Some(a), Some(b)) => Some(usize::from(!a.before(b))),
+                (Some(a), None) if !open[1] || a.came.elapsed() >= HOLD => Some(0),
+                (None, Some(b)) if !open[0] || b.came.elapsed() >= HOLD => Some(1),
+                _ => None,
+            };
+            let Some(side) = pick else { break };
+            if let Some(line) = queues[side].pop_front() {
+                // A closed terminal must not stop the game: ignore write errors.
+                let _ = writeln!(stdout, "{}{}", prefix[side], line.text);
+            }
+        }
+    }
 }
 
 /// Waits for the client to exit, then reaps it with the signal cleanup disarmed, so that a
