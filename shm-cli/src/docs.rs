@@ -113,8 +113,46 @@ pub fn command() -> Command {
 pub fn completions(a: &CompletionsArgs) -> Result<()> {
     let mut script = Vec::new();
     clap_complete::generate(a.shell, &mut command(), "shm", &mut script);
+    // Live segment names, asked of `shm list --quiet` at completion time, where a name goes.
+    match a.shell {
+        clap_complete::Shell::Bash => script.extend_from_slice(BASH_NAMES.as_bytes()),
+        clap_complete::Shell::Fish => script.extend_from_slice(FISH_NAMES.as_bytes()),
+        _ => {}
+    }
     to_stdout(&script)
 }
+
+/// Bash: segment names for `info`, `read`, `write`, `rm` and `taller --name`, from the backend
+/// named on the line (posix when none), else clap's completion.
+const BASH_NAMES: &str = r#"
+# Live segment names where a name goes (shm list --quiet), else the completion above.
+_shm_names() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    local i sub="" backend=posix
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${COMP_WORDS[i]}" in
+            --backend|-b) backend="${COMP_WORDS[i+1]}" ;;
+            --backend=*) backend="${COMP_WORDS[i]#--backend=}" ;;
+            info|read|write|rm|taller) [[ -z $sub ]] && sub="${COMP_WORDS[i]}" ;;
+        esac
+    done
+    if [[ $cur != -* && ( ( -n $sub && $sub != taller && $prev != -* ) || $prev == --name ) ]]; then
+        local names
+        names="$("${COMP_WORDS[0]}" --backend "$backend" list --quiet 2>/dev/null)"
+        COMPREPLY=($(compgen -W "$names" -- "$cur"))
+        return 0
+    fi
+    _shm "$@"
+}
+complete -F _shm_names -o bashdefault -o default shm
+"#;
+
+/// Fish: the same names for the same places.
+const FISH_NAMES: &str = r#"
+# Live segment names where a name goes (shm list --quiet).
+complete -c shm -n '__fish_seen_subcommand_from info read write rm' -f -a '(shm list --quiet 2>/dev/null)'
+complete -c shm -n '__fish_seen_subcommand_from taller' -l name -r -f -a '(shm list --quiet 2>/dev/null)'
+"#;
 
 /// `shm man`: shm(1) on stdout, or every page into `--dir`.
 pub fn man(a: &ManArgs) -> Result<()> {

@@ -84,6 +84,10 @@ pub struct ListArgs {
     /// (another user's, without root) make it `unused?`, and a note says how many.
     #[arg(long)]
     unused: bool,
+    /// Print only what names each segment, one per line: POSIX names, System V keys (what
+    /// `info`, `read` and `rm` take; shell completion uses it).
+    #[arg(long, short, conflicts_with = "json")]
+    quiet: bool,
     /// Print a JSON array of objects, one per segment.
     #[arg(long)]
     json: bool,
@@ -396,7 +400,18 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
             );
         }
     }
-    if a.json {
+    if a.quiet {
+        let mut text = String::new();
+        for (i, _) in shown.iter().filter(|(i, _)| !i.semaphore) {
+            match (&i.name, i.key) {
+                (Some(name), _) => text.push_str(name),
+                (None, Some(key)) if key != 0 => text.push_str(&show::key_hex(key)),
+                _ => continue,
+            }
+            text.push('\n');
+        }
+        crate::out::text(&text)?;
+    } else if a.json {
         let array: Vec<_> = shown.iter().map(|(i, u)| show::info_json(i, u)).collect();
         outln!("{}", serde_json::to_string_pretty(&array)?)?;
     } else if shown.is_empty() {

@@ -27,7 +27,8 @@ pub(super) struct Out {
 }
 
 /// The demo's merger input: every line of both sides, stamped, by side.
-pub(super) type Sink = std::sync::Mutex<std::sync::mpsc::Sender<(super::demo::Who, Option<String>)>>;
+pub(super) type Sink =
+    std::sync::Mutex<std::sync::mpsc::Sender<(super::demo::Who, Option<String>)>>;
 
 /// Set by the demo for the client it starts: the client stamps its lines.
 pub(super) const STAMPS_ENV: &str = "SHM_TALLER_STAMPED";

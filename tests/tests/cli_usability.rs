@@ -1,0 +1,328 @@
+//! What newcomers and embedders tripped on: the demo's order, keys shown as keys, names of
+//! System V segments, who uses a segment, unused segments, completion of live names, help.
+#![allow(clippy::unwrap_used)]
+
+mod failures_support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use failures_support::one_error_line;
+use shm_core::{Backend, CreateOptions, SegmentName};
+use shm_tests::{PosixGuard, shm, shm_bin, temp_path, unique_name};
+
+/// Removes a System V segment by name on drop.
+struct SysvNameGuard(String);
+impl Drop for SysvNameGuard {
+    fn drop(&mut self) {
+        let _ = shm()
+            .args(["--backend", "sysv", "rm", "-f", &self.0])
+            .output();
+    }
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = shm().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The values X of "I am taller. X, Y" in the order the demo printed them, and whether the
+/// client's "opened" line came before its first move.
+fn moves(text: &str) -> (Vec<i64>, bool) {
+    let mut xs = Vec::new();
+    let mut client_opened = false;
+    let mut opened_first = true;
+    for line in text.lines() {
+        let (side, rest) = line.split_once(" | ").unwrap_or(("", line));
+        if side == "client" && rest.starts_with("opened ") {
+            client_opened = true;
+        }
+        if let Some(m) = rest.strip_prefix("I am taller. ") {
+            if side == "client" && !client_opened {
+                opened_first = false;
+            }
+            xs.push(m.split(',').next().unwrap().trim().parse().unwrap());
+        }
+    }
+    (xs, opened_first)
+}
+
+#[test]
+fn the_demo_prints_moves_in_the_order_they_happened() {
+    for run in 0..6 {
+        for (mode, args) in [
+            ("reference", &["--rounds", "6", "--interval", "5ms"][..]),
+            ("lockstep", &["--lockstep", "--verbose", "--rounds", "200"]),
+        ] {
+            let name = unique_name(&format!("order-{mode}"));
+            let _g = PosixGuard(name.clone());
+            let out = shm()
+                .args(["taller", "demo", "--name", &name])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let (xs, opened_first) = moves(&text);
+            assert!(!xs.is_empty(), "{text}");
+            assert!(
+                xs.windows(2).all(|w| w[0] <= w[1]),
+                "run {run}, {mode}: moves out of order {xs:?}\n{text}"
+            );
+            assert!(
+                opened_first,
+                "run {run}, {mode}: a client move before its start line\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn keys_show_as_keys_and_a_missing_key_says_so() {
+    let key = format!("0x5b{:06x}", std::process::id() & 0xffffff);
+    let _s = SysvNameGuard(key.clone());
+    let out = shm()
+        .args(["--backend", "sysv", "create", &key, "-s", "4096"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains(&format!("with key {key}")) && !text.contains(&format!("/{key}")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("rm --key {key}")), "{text}");
+    assert!(
+        shm()
+            .args(["--backend", "sysv", "rm", "--key", &key])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let line = one_error_line(
+        "missing key",
+        &shm()
+            .args(["--backend", "sysv", "info", &key])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        line.contains(&format!("no System V segment with key {key}")),
+        "{line}"
+    );
+    assert!(
+        !line.contains("create it first") && !line.contains(&format!("/{key}")),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_system_v_name_is_shown_where_it_can_be_known() {
+    let name = unique_name("sysvname");
+    let _s = SysvNameGuard(name.clone());
+    assert!(
+        shm()
+            .args(["--backend", "sysv", "create", &name, "-s", "4096"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let info = json(&["--backend", "sysv", "info", &name, "--json"]);
+    assert_eq!(info["name"], name.as_str());
+    let listed = json(&["list", &name, "--json"]);
+    let rows = listed.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(rows[0]["backend"], "sysv");
+    assert_eq!(rows[0]["name"], name.as_str());
+    let help = String::from_utf8(shm().args(["list", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(help.contains("never the name"), "{help}");
+}
+
+#[test]
+fn posix_users_are_counted_and_named_and_unused_is_marked() {
+    let name = unique_name("users");
+    let _g = PosixGuard(name.clone());
+    assert!(
+        shm()
+            .args(["create", &name, "-s", "4096"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Nobody uses it yet.
+    let all = json(&["list", "--unused", &name, "--json"]);
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    assert_eq!(all[0]["unused"], true);
+    assert_eq!(all[0]["nattch"], 0);
+    // A process that maps it (a taller client holds a mapping for its whole game) and one that
+    // holds it open.
+    let mut server = shm()
+        .args([
+            "taller",
+            "server",
+            "--name",
+            &format!("{name}-game"),
+            "--rounds",
+            "1000",
+        ])
+        .args(["--interval", "20ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _g2 = PosixGuard(format!("{name}-game"));
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("created "));
+    let holder = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("exec 3</dev/shm/{}; sleep 30", name.trim_start_matches('/')),
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let game = json(&["info", &format!("{name}-game"), "--json"]);
+    let held = json(&["info", &name, "--json"]);
+    let mut holder = holder;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    let pids = |v: &serde_json::Value| -> Vec<u64> {
+        v["pids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap())
+            .collect()
+    };
+    assert!(pids(&game).contains(&u64::from(server.id())), "{game}");
+    assert!(game["nattch"].as_u64().unwrap() >= 1, "{game}");
+    assert_eq!(game["unused"], false);
+    assert!(pids(&held).contains(&u64::from(holder.id())), "{held}");
+    assert_eq!(held["unused"], false);
+}
+
+#[test]
+fn system_v_creator_command_is_named() {
+    let name = SegmentName::new(&unique_name("creator")).unwrap();
+    let _s = SysvNameGuard(name.as_str().to_owned());
+    let seg = shm_sysv::SysV::new()
+        .create(&name, &CreateOptions::new(4096))
+        .unwrap();
+    let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let info = json(&["--backend", "sysv", "info", name.as_str(), "--json"]);
+    assert_eq!(info["creator_command"], me.trim_end(), "{info}");
+    drop(seg);
+}
+
+#[test]
+fn bash_completes_live_segment_names() {
+    let name = unique_name("complete");
+    let _g = PosixGuard(name.clone());
+    assert!(
+        shm()
+            .args(["create", &name, "-s", "4096"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let script = shm().args(["completions", "bash"]).output().unwrap().stdout;
+    let dir = temp_path("bash-names");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("shm.bash");
+    std::fs::write(&file, script).unwrap();
+    let bin = shm_bin();
+    let partial = &name[..name.len() - 3];
+    let complete = |words: &str, cword: usize| -> String {
+        let prog = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; \
+             _shm_names {} \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; \
+             echo \"${{COMPREPLY[*]}}\"",
+            file.display(),
+            bin.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &prog])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let info = complete(&format!("{} info {partial}", bin.display()), 2);
+    let taller = complete(
+        &format!("{} taller client --name {partial}", bin.display()),
+        4,
+    );
+    let sub = complete(&format!("{} ta", bin.display()), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(info.trim(), name, "info");
+    assert_eq!(taller.trim(), name, "taller --name");
+    assert_eq!(sub.trim(), "taller", "subcommands still complete");
+}
+
+#[test]
+fn taller_sides_have_examples_that_explain_the_numbers() {
+    for side in ["server", "client", "demo"] {
+        let help = String::from_utf8(
+            shm()
+                .args(["taller", side, "--help"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert!(
+            help.contains("Examples:") && help.contains(&format!("shm taller {side}")),
+            "{help}"
+        );
+        assert!(
+            help.contains("I am taller. X, Y") && help.contains("Quit server: S, C"),
+            "{help}"
+        );
+    }
+    let demo = String::from_utf8(
+        shm()
+            .args(["taller", "demo", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(demo.contains("--interval sets both sides"), "{demo}");
+}
+
+#[test]
+fn library_errors_advise_in_library_terms() {
+    let name = SegmentName::new(&unique_name("libterms")).unwrap();
+    let posix = shm_posix::Posix::new();
+    let first = posix.create(&name, &CreateOptions::new(4096)).unwrap();
+    let err = posix
+        .create(&name, &CreateOptions::new(4096))
+        .unwrap_err()
+        .to_string();
+    drop(first);
+    assert!(
+        err.contains("CreateOptions::replace") && !err.contains("shm rm"),
+        "{err}"
+    );
+    // The CLI adds its own.
+    let cli = unique_name("cliterms");
+    let _g = PosixGuard(cli.clone());
+    assert!(
+        shm()
+            .args(["create", &cli, "-s", "4096"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let line = one_error_line(
+        "taken",
+        &shm().args(["create", &cli, "-s", "4096"]).output().unwrap(),
+    );
+    assert!(
+        line.contains(&format!("shm rm {cli}")) && line.contains("--replace"),
+        "{line}"
+    );
+    assert!(!line.contains("CreateOptions"), "{line}");
+}
