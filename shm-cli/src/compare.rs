@@ -126,6 +126,9 @@ impl Drop for Lab {
     }
 }
 
+/// How a backend's cell is read from a row.
+type Column = fn(&Row) -> Option<&String>;
+
 /// One row of the table.
 struct Row {
     behaviour: &'static str,
