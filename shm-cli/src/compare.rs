@@ -190,11 +190,8 @@ pub fn run(g: &Global, a: &CompareArgs) -> Result<()> {
         });
     }
     drop(lab);
-    let columns: Vec<(&str, fn(&Row) -> Option<&String>)> = [
-        (
-            "posix",
-            (|r: &Row| r.posix.as_ref()) as fn(&Row) -> Option<&String>,
-        ),
+    let columns: Vec<(&str, Column)> = [
+        ("posix", (|r: &Row| r.posix.as_ref()) as Column),
         ("sysv", |r: &Row| r.sysv.as_ref()),
     ]
     .into_iter()
