@@ -158,9 +158,35 @@ fn cli_line(err: &anyhow::Error) -> Option<String> {
     })
 }
 
+/// The subcommands named on the command line (`shm taller demo`), for errors whose text has no
+/// usage line to tell it: the leading words of the arguments that are subcommands, global
+/// flags skipped.
+fn command_path() -> String {
+    let mut cmd = docs::command();
+    let mut path = vec!["shm".to_owned()];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--backend" || arg == "-b" {
+            args.next();
+            continue;
+        }
+        if arg.starts_with('-') {
+            continue;
+        }
+        match cmd.find_subcommand(&arg) {
+            Some(sub) => {
+                path.push(sub.get_name().to_owned());
+                cmd = sub.clone();
+            }
+            None => break,
+        }
+    }
+    path.join(" ")
+}
+
 /// A command-line error of clap's in one line: its message, its indented details (missing
 /// arguments, possible values, tips) joined in, and where to find help, without the usage
-/// block: `error: unexpected argument '--frob' found; see 'shm create --help'`.
+/// block: `shm: error: unexpected argument '--frob' found; see 'shm create --help'`.
 fn clap_one_line(err: &clap::Error) -> String {
     let text = err.render().to_string();
     let lines: Vec<&str> = text
@@ -179,10 +205,10 @@ fn clap_one_line(err: &clap::Error) -> String {
                 .collect();
             path.join(" ")
         })
-        .unwrap_or_else(|| "shm".to_owned());
+        .unwrap_or_else(command_path);
     if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         // clap would print the whole help: say what is missing and where the help is.
-        return format!("error: '{path}' needs a subcommand; see '{path} --help'");
+        return format!("shm: error: '{path}' needs a subcommand; see '{path} --help'");
     }
     let mut line = String::new();
     for l in lines {
@@ -194,7 +220,9 @@ fn clap_one_line(err: &clap::Error) -> String {
         }
         line.push_str(l);
     }
-    format!("{line}; see '{path} --help'")
+    // One style for every failure: `shm: error: ...`, usage errors included.
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    format!("shm: error: {line}; see '{path} --help'")
 }
 
 fn main() -> ExitCode {
