@@ -55,26 +55,8 @@ impl SysV {
     pub fn open_id(&self, id: libc::c_int, access: Access) -> Result<SysVSegment> {
         let name = SegmentName::new(&format!("/shmid.{id}"))?;
         let ds = stat(id).map_err(|e| id_error(id, Op::Open, e))?;
-        if !permitted(&ds, access) {
-            return Err(Error::PermissionDenied {
-                ctx: Context::new(BACKEND, format!("id {id}"), Op::Open),
-                detail: Some(format!(
-                    "owner uid {}, mode {:04o}",
-                    ds.shm_perm.uid,
-                    ds.shm_perm.mode & 0o777
-                )),
-                source: None,
-            });
-        }
-        Ok(SysVSegment {
-            name,
-            key: ds.shm_perm.__key,
-            id,
-            made: Fingerprint::of(&ds),
-            size: ds.shm_segsz,
-            access,
-            owner: false,
-        })
+        let ctx = || Context::new(BACKEND, format!("id {id}"), Op::Open);
+        opened(name, ds.shm_perm.__key, id, &ds, access, ctx)
     }
 
     /// What the kernel says about the segment with identifier `id` (also a removed one that is
@@ -304,6 +286,38 @@ fn in_group(gid: libc::gid_t) -> bool {
     groups.contains(&gid)
 }
 
+/// The handle of an opened segment (never its owner), once the caller is known to be allowed
+/// to attach it with `access` ([`permitted`]).
+fn opened(
+    name: SegmentName,
+    key: libc::key_t,
+    id: libc::c_int,
+    ds: &libc::shmid_ds,
+    access: Access,
+    ctx: impl FnOnce() -> Context,
+) -> Result<SysVSegment> {
+    if !permitted(ds, access) {
+        return Err(Error::PermissionDenied {
+            ctx: ctx(),
+            detail: Some(format!(
+                "owner uid {}, mode {:04o}",
+                ds.shm_perm.uid,
+                ds.shm_perm.mode & 0o777
+            )),
+            source: None,
+        });
+    }
+    Ok(SysVSegment {
+        name,
+        key,
+        id,
+        made: Fingerprint::of(ds),
+        size: ds.shm_segsz,
+        access,
+        owner: false,
+    })
+}
+
 /// Whether the caller may attach a segment with this access: the kernel checks only at `shmat`,
 /// so open checks the mode bits as the kernel will (root passes every check).
 fn permitted(ds: &libc::shmid_ds, access: Access) -> bool {
@@ -401,26 +415,7 @@ impl Backend for SysV {
     fn open(&self, name: &SegmentName, access: Access) -> Result<SysVSegment> {
         let (key, id) = lookup(name, Op::Open)?;
         let ds = stat(id).map_err(|e| os_error(name, Op::Open, Some(id), 0, e))?;
-        if !permitted(&ds, access) {
-            return Err(Error::PermissionDenied {
-                ctx: ctx(name, Op::Open),
-                detail: Some(format!(
-                    "owner uid {}, mode {:04o}",
-                    ds.shm_perm.uid,
-                    ds.shm_perm.mode & 0o777
-                )),
-                source: None,
-            });
-        }
-        Ok(SysVSegment {
-            name: name.clone(),
-            key,
-            id,
-            made: Fingerprint::of(&ds),
-            size: ds.shm_segsz,
-            access,
-            owner: false,
-        })
+        opened(name.clone(), key, id, &ds, access, || ctx(name, Op::Open))
     }
 
     fn unlink(&self, name: &SegmentName) -> Result<()> {

@@ -7,25 +7,9 @@ mod failures_support;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use failures_support::one_error_line;
+use failures_support::{SysvNameGuard, one_error_line, shm_json};
 use shm_core::{Backend, CreateOptions, SegmentName};
 use shm_tests::{PosixGuard, shm, shm_bin, temp_path, unique_name};
-
-/// Removes a System V segment by name on drop.
-struct SysvNameGuard(String);
-impl Drop for SysvNameGuard {
-    fn drop(&mut self) {
-        let _ = shm()
-            .args(["--backend", "sysv", "rm", "-f", &self.0])
-            .output();
-    }
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = shm().args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// The values X of "I am taller. X, Y" in the order the demo printed them, and whether the
 /// client's "opened" line came before its first move.
@@ -128,9 +112,9 @@ fn a_system_v_name_is_shown_where_it_can_be_known() {
             .unwrap()
             .success()
     );
-    let info = json(&["--backend", "sysv", "info", &name, "--json"]);
+    let info = shm_json(&["--backend", "sysv", "info", &name, "--json"]);
     assert_eq!(info["name"], name.as_str());
-    let listed = json(&["list", &name, "--json"]);
+    let listed = shm_json(&["list", &name, "--json"]);
     let rows = listed.as_array().unwrap();
     assert_eq!(rows.len(), 1, "{listed}");
     assert_eq!(rows[0]["backend"], "sysv");
@@ -151,7 +135,7 @@ fn posix_users_are_counted_and_named_and_unused_is_marked() {
             .success()
     );
     // Nobody uses it yet.
-    let all = json(&["list", "--unused", &name, "--json"]);
+    let all = shm_json(&["list", "--unused", &name, "--json"]);
     assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
     assert_eq!(all[0]["unused"], true);
     assert_eq!(all[0]["nattch"], 0);
@@ -182,8 +166,8 @@ fn posix_users_are_counted_and_named_and_unused_is_marked() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let game = json(&["info", &format!("{name}-game"), "--json"]);
-    let held = json(&["info", &name, "--json"]);
+    let game = shm_json(&["info", &format!("{name}-game"), "--json"]);
+    let held = shm_json(&["info", &name, "--json"]);
     let mut holder = holder;
     let _ = holder.kill();
     let _ = holder.wait();
@@ -212,7 +196,7 @@ fn system_v_creator_command_is_named() {
         .create(&name, &CreateOptions::new(4096))
         .unwrap();
     let me = std::fs::read_to_string("/proc/self/comm").unwrap();
-    let info = json(&["--backend", "sysv", "info", name.as_str(), "--json"]);
+    let info = shm_json(&["--backend", "sysv", "info", name.as_str(), "--json"]);
     assert_eq!(info["creator_command"], me.trim_end(), "{info}");
     drop(seg);
 }

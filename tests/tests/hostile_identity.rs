@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use failures_support::{Status, check, in_child, one_error_line};
+use failures_support::{Status, check, in_child, one_error_line, shm_exists};
 use shm_core::{Access, Backend, CreateOptions, Error, Segment, SegmentName};
 use shm_sysv::SysV;
 use shm_tests::{PosixGuard, is_root, shm, skip, unique_name};
@@ -142,15 +142,6 @@ impl Server {
     }
 }
 
-fn exists(backend: &str, name: &str) -> bool {
-    shm()
-        .args(["--backend", backend, "info", name])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
 #[test]
 fn a_replaced_taller_server_leaves_the_new_servers_segment_alone() {
     for backend in ["posix", "sysv"] {
@@ -165,14 +156,14 @@ fn a_replaced_taller_server_leaves_the_new_servers_segment_alone() {
             "{backend}: {err}"
         );
         assert!(
-            exists(backend, &name),
+            shm_exists(backend, &name),
             "{backend}: the old server removed the new one's segment"
         );
         let (code, err) = new.signal_and_wait(libc::SIGTERM);
         assert_eq!(code, Some(128 + libc::SIGTERM), "{err}");
         assert!(err.contains("removed"), "{err}");
         assert!(
-            !exists(backend, &name),
+            !shm_exists(backend, &name),
             "{backend}: the new server left its segment"
         );
     }
@@ -189,12 +180,12 @@ fn a_replaced_taller_server_that_ends_its_game_leaves_the_new_one_alone() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{out:?}");
         assert!(
-            exists(backend, &name),
+            shm_exists(backend, &name),
             "{backend}: the old server's end removed the new one: {text}"
         );
         let (code, _) = new.signal_and_wait(libc::SIGINT);
         assert_eq!(code, Some(128 + libc::SIGINT));
-        assert!(!exists(backend, &name));
+        assert!(!shm_exists(backend, &name));
     }
 }
 

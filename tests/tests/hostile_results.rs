@@ -7,25 +7,9 @@ mod failures_support;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use failures_support::one_error_line;
+use failures_support::{SysvNameGuard, one_error_line, shm_exists, shm_json};
 use shm_core::{Backend, CreateOptions, Segment, SegmentName};
 use shm_tests::{PosixGuard, is_root, shm, skip, unique_name};
-
-/// Removes a System V segment by name on drop.
-struct SysvNameGuard(String);
-impl Drop for SysvNameGuard {
-    fn drop(&mut self) {
-        let _ = shm()
-            .args(["--backend", "sysv", "rm", "-f", &self.0])
-            .output();
-    }
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = shm().args(args).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn rounds_beyond_what_an_i32_holds_are_refused() {
@@ -115,7 +99,7 @@ fn racing_create_replace_always_ends_in_one_segment() {
                 );
             }
             assert_eq!(
-                json(&["--backend", backend, "info", &name, "--json"])["size"],
+                shm_json(&["--backend", backend, "info", &name, "--json"])["size"],
                 65536
             );
         }
@@ -163,7 +147,7 @@ fn names_with_control_characters_cannot_forge_rows() {
     let escaped = format!("{}\\nposix forged\\e[31m", unique_name_prefix(&name));
     assert!(text.contains(&escaped), "{escaped} not in {text}");
     // JSON keeps the name exact.
-    let all = json(&["--backend", "posix", "list", "--json"]);
+    let all = shm_json(&["--backend", "posix", "list", "--json"]);
     assert!(
         all.as_array()
             .unwrap()
@@ -231,7 +215,7 @@ fn locked_segments_show_as_locked() {
     // SAFETY: SHM_LOCK on our own segment; the buffer is ignored.
     let rc = unsafe { libc::shmctl(seg.id(), libc::SHM_LOCK, std::ptr::null_mut()) };
     assert_eq!(rc, 0);
-    let info = json(&["--backend", "sysv", "info", &name, "--json"]);
+    let info = shm_json(&["--backend", "sysv", "info", &name, "--json"]);
     assert_eq!(info["locked"], true, "{info}");
     let text = String::from_utf8_lossy(
         &shm()
@@ -270,7 +254,7 @@ fn negative_keys_are_keys_and_oversized_ones_are_refused() {
         }
     }
     let _rm = Rm(id);
-    let info = json(&[
+    let info = shm_json(&[
         "--backend",
         "sysv",
         "info",
@@ -313,7 +297,7 @@ fn the_owner_in_json_is_what_the_text_shows() {
     );
     let path = format!("/dev/shm/{}", name.trim_start_matches('/'));
     std::os::unix::fs::chown(&path, Some(54321), None).unwrap();
-    let info = json(&["info", &name, "--json"]);
+    let info = shm_json(&["info", &name, "--json"]);
     assert_eq!(info["owner"], "54321", "{info}");
     let text =
         String::from_utf8_lossy(&shm().args(["info", &name]).output().unwrap().stdout).into_owned();
@@ -343,14 +327,7 @@ fn a_size_no_mapping_could_hold_is_refused_at_create() {
             line.contains("could never be mapped") || line.contains("limit"),
             "{line}"
         );
-        assert!(
-            !shm()
-                .args(["--backend", backend, "info", &name])
-                .output()
-                .unwrap()
-                .status
-                .success()
-        );
+        assert!(!shm_exists(backend, &name));
     }
 }
 
@@ -384,13 +361,6 @@ fn mode_bits_beyond_permissions_never_reach_a_segment() {
                 .unwrap();
             one_error_line(mode, &out);
         }
-        assert!(
-            !shm()
-                .args(["--backend", backend, "info", &name])
-                .output()
-                .unwrap()
-                .status
-                .success()
-        );
+        assert!(!shm_exists(backend, &name));
     }
 }

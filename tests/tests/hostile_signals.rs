@@ -10,7 +10,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use failures_support::{one_error_line, run_bounded};
+use failures_support::{SysvNameGuard, one_error_line, run_bounded, shm_exists};
 use shm_tests::{PosixGuard, assert_nothing_left, shm, unique_name};
 
 const BOUND: Duration = Duration::from_secs(30);
@@ -124,15 +124,6 @@ fn broken_stdout(kind: &str) -> Stdio {
     }
 }
 
-fn exists(backend: &str, name: &str) -> bool {
-    shm()
-        .args(["--backend", backend, "info", name])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
 #[test]
 fn a_broken_stdout_is_one_error_line_and_work_is_finished_or_undone() {
     for kind in ["full", "closed pipe"] {
@@ -156,7 +147,7 @@ fn a_broken_stdout_is_one_error_line_and_work_is_finished_or_undone() {
             let line = one_error_line(&format!("create >{kind}"), &out);
             assert!(line.contains("cannot write to stdout"), "{line}");
             assert!(
-                !exists(backend, &names[0]),
+                !shm_exists(backend, &names[0]),
                 "{backend}: create >{kind} kept the segment"
             );
             for n in &names {
@@ -184,7 +175,7 @@ fn a_broken_stdout_is_one_error_line_and_work_is_finished_or_undone() {
             assert_eq!(out.status.code(), Some(1), "{out:?}");
             assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
             for n in &names {
-                assert!(!exists(backend, n), "{backend}: rm >{kind} left {n}");
+                assert!(!shm_exists(backend, n), "{backend}: rm >{kind} left {n}");
             }
         }
     }
@@ -199,16 +190,6 @@ fn a_broken_stdout_is_one_error_line_and_work_is_finished_or_undone() {
     let line = one_error_line("compare >/dev/full", &out);
     assert!(line.contains("cannot write to stdout"), "{line}");
     assert_nothing_left(&format!("shm-compare-{pid}-"), pid);
-}
-
-/// Removes a System V segment by name on drop.
-struct SysvNameGuard(String);
-impl Drop for SysvNameGuard {
-    fn drop(&mut self) {
-        let _ = shm()
-            .args(["--backend", "sysv", "rm", "-f", &self.0])
-            .output();
-    }
 }
 
 /// Sends `sig` to `child` after `delay`, and returns its exit code.
@@ -315,7 +296,7 @@ fn any_catchable_signal_on_a_server_removes_its_segment() {
                 "{backend} signal {sig}: {out:?}"
             );
             assert!(
-                !exists(backend, &name),
+                !shm_exists(backend, &name),
                 "{backend}: signal {sig} left the segment"
             );
         }

@@ -150,15 +150,18 @@ pub(super) fn create(
         bail!("interrupted before the server started");
     }
     let seg = backend.dyn_create(name, &opts).map_err(|e| {
-        let taken = e.is_already_exists();
-        let e = anyhow::Error::new(e);
-        if taken {
-            e.context(format!(
-                "cannot start the server: {name} is taken (left by an earlier run, \
-                 or a server still running)"
-            ))
+        if e.is_already_exists() {
+            // The command's own advice, in its own terms (the library's speaks of its API).
+            let flag = match backend.dyn_name() {
+                b if b == crate::backend::DEFAULT.as_str() => String::new(),
+                b => format!("--backend {b} "),
+            };
+            anyhow::anyhow!(
+                "cannot start the server: {name} is taken (left by an earlier run, or a server \
+                 still running); remove it with `shm {flag}rm {name}` or pass --replace"
+            )
         } else {
-            e
+            anyhow::Error::new(e)
         }
     })?;
     // From here an error drops `seg`, which removes the segment (this handle owns it).

@@ -198,3 +198,32 @@ pub fn run_bounded(cmd: &mut std::process::Command, bound: std::time::Duration) 
     }
     child.wait_with_output().unwrap()
 }
+
+/// Removes a System V segment by name on drop (`shm --backend sysv rm -f NAME`), also when the
+/// test fails.
+pub struct SysvNameGuard(pub String);
+
+impl Drop for SysvNameGuard {
+    fn drop(&mut self) {
+        let _ = shm_tests::shm()
+            .args(["--backend", "sysv", "rm", "-f", &self.0])
+            .output();
+    }
+}
+
+/// `shm ARGS`, which must succeed and print JSON; the value.
+pub fn shm_json(args: &[&str]) -> serde_json::Value {
+    let out = shm_tests::shm().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Does `shm --backend BACKEND info NAME` find the segment?
+pub fn shm_exists(backend: &str, name: &str) -> bool {
+    shm_tests::shm()
+        .args(["--backend", backend, "info", name])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
