@@ -180,7 +180,7 @@ fn kill_9_server_mid_game_then_list_replace_and_rm() {
             .unwrap();
         let line = failures_support::one_error_line("server over a leftover", &blocked);
         assert!(
-            line.contains("--replace") && line.contains("shm rm"),
+            line.contains("--replace") && line.contains(&format!("rm {name}`")),
             "{line}"
         );
 
