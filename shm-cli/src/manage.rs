@@ -266,7 +266,19 @@ pub fn create(g: &Global, a: &CreateArgs) -> Result<()> {
     }
     let mut segment = backend.create(&name, &opts)?;
     // Until keep() the handle owns the segment: a failure or a signal from here removes it.
-    let info = segment.info()?;
+    let info = match segment.info() {
+        Ok(info) => info,
+        // Racing `create --replace`s: another one removed ours already and made its own. Ours
+        // was made as asked; what stands now is the other's.
+        Err(Error::NotFound { .. } | Error::Stale { .. }) if a.replace => {
+            return outln!(
+                "created {} segment {}, and another `create --replace` has replaced it since",
+                backend.name(),
+                escape(name.as_str())
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
     if shutdown::pending() {
         bail!("interrupted; {name} was removed again");
     }
