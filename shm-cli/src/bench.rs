@@ -321,6 +321,9 @@ fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
     }
     cases.push(Box::new(game::Echo::pipe(rounds)?));
     cases.push(Box::new(game::Echo::socketpair(rounds)?));
+    if kinds.contains(&Kind::Posix) {
+        cases.push(Box::new(game::BellGame::new(rounds)?));
+    }
     if let Some(cpu) = game::one_cpu() {
         cases.push(Box::new(game::Game::processes(
             backend::DEFAULT,

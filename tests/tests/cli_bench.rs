@@ -13,7 +13,7 @@ use shm_tests::{shm, skip};
 /// The bench spins on both CPUs: two runs at once would only slow each other down.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-const LATENCY_CASES: [&str; 12] = [
+const LATENCY_CASES: [&str; 13] = [
     "threads",
     "posix_spin",
     "posix_hybrid",
@@ -23,6 +23,7 @@ const LATENCY_CASES: [&str; 12] = [
     "sysv_block",
     "pipe",
     "socketpair",
+    "posix_block_bell",
     "posix_hybrid_one_cpu",
     "cycle_posix",
     "cycle_sysv",

@@ -38,6 +38,9 @@ pub enum PeerKind {
     Game,
     /// Echo each byte from stdin to stdout until end of file.
     Echo,
+    /// Play the client of the lockstep game on `--peer-segment`, blocking on a pipe doorbell
+    /// (stdin rings it, stdout rings the bench) instead of a futex, until end of file.
+    Bell,
 }
 
 /// The bench's own words, on cache lines the game does not use (it uses bytes 0..72): the
@@ -196,6 +199,20 @@ pub fn peer(kind: PeerKind, g: &Global, a: &BenchArgs) -> Result<()> {
     }
     match kind {
         PeerKind::Echo => echo(),
+        PeerKind::Bell => {
+            let name = a
+                .peer_segment
+                .as_deref()
+                .context("--peer-segment is missing")?;
+            let segment =
+                backend::get(g.backend)?.open(&SegmentName::new(name)?, Access::ReadWrite)?;
+            let map = segment.map()?;
+            let rx = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+            let tx = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+            let bell = Bell::new(&map, Role::Client, rx, tx)?;
+            ready(&map)?.store(1);
+            bell.serve()
+        }
         PeerKind::Game => {
             let name = a
                 .peer_segment
@@ -715,5 +732,220 @@ mod affinity {
         pub fn to(_cpu: usize) -> io::Result<Self> {
             Err(unsupported())
         }
+    }
+}
+
+/// The lockstep game with `block` waits on a doorbell instead of a futex: the experiment behind
+/// the choice of the futex (see the README's Performance section). A waiter announces that it
+/// sleeps (the sleepers word, as [`Signal`] does), checks the value, and reads one byte from its
+/// pipe; a writer stores the value and, only when the peer announced it sleeps, writes one byte
+/// (non-blocking: a full pipe rings already). A pipe wakes its reader with the scheduler's
+/// "sync" hint, which a futex wake does not carry.
+struct Bell<'m> {
+    mine: &'m AtomicU32,
+    other: &'m AtomicU32,
+    other_sleepers: &'m AtomicU32,
+    my_sleepers: &'m AtomicU32,
+    rx: File,
+    tx: File,
+}
+
+impl<'m> Bell<'m> {
+    fn new(map: &'m Mapping, role: Role, rx: File, tx: File) -> Result<Self> {
+        use crate::lockstep::{CLIENT_AT, CLIENT_SLEEPERS_AT, SERVER_AT, SERVER_SLEEPERS_AT};
+        let (mine, mine_sl, other, other_sl) = match role {
+            Role::Server => (SERVER_AT, SERVER_SLEEPERS_AT, CLIENT_AT, CLIENT_SLEEPERS_AT),
+            Role::Client => (CLIENT_AT, CLIENT_SLEEPERS_AT, SERVER_AT, SERVER_SLEEPERS_AT),
+        };
+        set_nonblocking(&tx)?;
+        Ok(Self {
+            mine: map.atomic(mine)?,
+            my_sleepers: map.atomic(mine_sl)?,
+            other: map.atomic(other)?,
+            other_sleepers: map.atomic(other_sl)?,
+            rx,
+            tx,
+        })
+    }
+
+    /// Stores `v` and rings when the peer sleeps.
+    fn store(&mut self, v: u32) -> Result<()> {
+        self.mine.store(v, SeqCst);
+        if self.other_sleepers.load(SeqCst) != 0 {
+            match self.tx.write(&[1]) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(anyhow::Error::from(e).context("ringing the doorbell")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps on the doorbell until the peer's value exceeds `mine`; `Ok(None)` at end of
+    /// file. Gives up when the bench is stopping or after [`MOVE_TIMEOUT`] (a pipe read is
+    /// interrupted by the bench's tick; a peer's read ends when the bench closes the pipe).
+    fn wait_above(&mut self, mine: u32) -> Result<Option<u32>> {
+        self.my_sleepers.fetch_add(1, SeqCst);
+        let result = self.sleep_above(mine);
+        self.my_sleepers.fetch_sub(1, SeqCst);
+        result
+    }
+
+    fn sleep_above(&mut self, mine: u32) -> Result<Option<u32>> {
+        let mut byte = [0u8; 1];
+        let mut waiting_since = None;
+        loop {
+            let v = self.other.load(SeqCst);
+            if v as i32 > mine as i32 {
+                return Ok(Some(v));
+            }
+            match self.rx.read(&mut byte) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    if super::stopping() {
+                        bail!("interrupted");
+                    }
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > MOVE_TIMEOUT {
+                        bail!("waited {MOVE_TIMEOUT:?} for the peer's move (doorbell)");
+                    }
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("waiting on the doorbell")),
+            }
+        }
+    }
+
+    /// The client's side: answers every move until the bench closes the doorbell.
+    fn serve(mut self) -> Result<()> {
+        let mut mine = self.mine.load(SeqCst);
+        while let Some(other) = self.wait_above(mine)? {
+            mine = other.wrapping_add(1);
+            self.store(mine)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets `O_NONBLOCK` on `file`'s open file description.
+fn set_nonblocking(file: &File) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor this process owns; no memory is passed.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags != -1 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) != -1
+    };
+    if !ok {
+        return Err(anyhow::Error::from(std::io::Error::last_os_error())
+            .context("making the doorbell non-blocking"));
+    }
+    Ok(())
+}
+
+/// `posix_block_bell`: the lockstep game with blocking waits on a pipe doorbell.
+pub struct BellGame {
+    rounds: Rounds,
+    // Declared before `peer`: the mapping and pipes go first, the peer is reaped after.
+    map: Arc<Mapping>,
+    rx: Option<File>,
+    tx: Option<File>,
+    peer: Peer,
+}
+
+impl BellGame {
+    /// Starts the peer on a fresh POSIX board.
+    pub fn new(rounds: Rounds) -> Result<Self> {
+        let key = "posix_block_bell";
+        let (map, name, mut segment) = board_segment(Kind::Posix, key)?;
+        let mut cmd = peer_command()?;
+        cmd.args(["--backend", Kind::Posix.as_str(), "bench", "--peer", "bell"])
+            .args(["--peer-segment", &name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut peer = Peer::spawn(&mut cmd)?;
+        let tx = File::from(OwnedFd::from(
+            peer.0.stdin.take().context("the peer's stdin")?,
+        ));
+        let rx = File::from(OwnedFd::from(
+            peer.0.stdout.take().context("the peer's stdout")?,
+        ));
+        let ready = ready(&map)?;
+        let start = Instant::now();
+        while ready
+            .wait_until(|v| v == 1, Duration::from_millis(20))
+            .is_err()
+        {
+            if super::stopping() {
+                bail!("interrupted while starting the peer of {key}");
+            }
+            peer.check_alive()
+                .with_context(|| format!("bench case {key}: starting the peer"))?;
+            if start.elapsed() > START_TIMEOUT {
+                bail!("bench case {key}: the peer did not start within {START_TIMEOUT:?}");
+            }
+        }
+        segment
+            .unlink()
+            .with_context(|| format!("removing {name} (both sides have it mapped)"))?;
+        Ok(Self {
+            rounds,
+            map,
+            rx: Some(rx),
+            tx: Some(tx),
+            peer,
+        })
+    }
+}
+
+impl Case for BellGame {
+    fn key(&self) -> &str {
+        "posix_block_bell"
+    }
+    fn what(&self) -> &str {
+        "two processes, block, pipe doorbell"
+    }
+    fn section(&self) -> super::report::Section {
+        super::report::Section::RoundTrip
+    }
+
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
+        let _ticker = super::Ticker::start();
+        let (Some(rx), Some(tx)) = (&self.rx, &self.tx) else {
+            bail!("the doorbell is closed");
+        };
+        let mut bell = Bell::new(&self.map, Role::Server, rx.try_clone()?, tx.try_clone()?)?;
+        let rounds = self.rounds.next;
+        let chunk = self.rounds.chunk();
+        let mut clock = self.rounds.clock();
+        let start = Instant::now();
+        let mut played = 0;
+        while played < rounds {
+            let mine = bell.other.load(SeqCst).wrapping_add(1);
+            bell.store(mine)?;
+            clock.tick(out);
+            match bell.wait_above(mine) {
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("the doorbell peer closed its end"),
+                Err(e) => {
+                    self.peer.check_alive()?;
+                    return Err(e);
+                }
+            }
+            played += 1;
+            if played % chunk == 0 && (super::stopping() || start.elapsed() > self.rounds.limit) {
+                break;
+            }
+        }
+        self.rounds.update(played, start.elapsed());
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        // Closing the doorbell is the peer's end of file.
+        self.tx = None;
+        self.rx = None;
+        let BellGame { peer, .. } = *self;
+        peer.finish()
     }
 }
