@@ -39,7 +39,8 @@ pub enum WaitStrategy {
     /// a peer that said it sleeps. While spinning it yields the CPU a few times, at doubling
     /// intervals (about 2, 4, 8, ... µs), so that a peer the scheduler put on the same CPU can
     /// answer without a storm of `sched_yield` calls. With one CPU available to this process it
-    /// sleeps at once, since spinning would only keep the peer from running.
+    /// does not spin (that would only keep the peer from running): it hands the CPU over to the
+    /// peer with `sched_yield` and looks again, for up to [`ONE_CPU_HANDOVER`], then sleeps.
     #[default]
     Hybrid,
 }
@@ -83,6 +84,10 @@ pub const HYBRID_SPIN_MIN: Duration = Duration::from_micros(20);
 /// The most a [`WaitStrategy::Hybrid`] signal spins before it sleeps. Below a millisecond, so
 /// that a waiter whose peer stopped uses no CPU after its first millisecond.
 pub const HYBRID_SPIN_MAX: Duration = Duration::from_micros(500);
+
+/// How long a [`WaitStrategy::Hybrid`] waiter with one CPU hands the CPU over to its peer
+/// (`sched_yield`) before it sleeps.
+pub const ONE_CPU_HANDOVER: Duration = Duration::from_micros(50);
 
 /// What a wake-up may add to a sleep, at most, on the machines measured (an idle vCPU is woken
 /// by the host): a sleep that ends within twice the budget plus this was a near miss.
@@ -212,6 +217,8 @@ pub struct Signal<'a> {
     /// Hybrid's spin budget in nanoseconds, learned from the waits (0: never spin). Only this
     /// side's waits read and write it, so relaxed accesses suffice.
     budget: AtomicU32,
+    /// Hybrid with one CPU for this process: hand the CPU over instead of spinning.
+    one_cpu: bool,
 }
 
 impl Clone for Signal<'_> {
@@ -223,6 +230,7 @@ impl Clone for Signal<'_> {
             strategy: self.strategy,
             what: self.what,
             budget: AtomicU32::new(self.budget.load(Relaxed)),
+            one_cpu: self.one_cpu,
         }
     }
 }
@@ -243,8 +251,9 @@ enum Outcome {
 impl<'a> Signal<'a> {
     /// A signal over `value`, with waiters counted in `sleepers`.
     pub fn new(value: &'a AtomicU32, sleepers: &'a AtomicU32, strategy: WaitStrategy) -> Self {
+        let one_cpu = strategy == WaitStrategy::Hybrid && single_cpu();
         let budget = match strategy {
-            WaitStrategy::Hybrid if single_cpu() => 0,
+            WaitStrategy::Hybrid if one_cpu => 0,
             WaitStrategy::Hybrid => nanos(HYBRID_SPIN),
             WaitStrategy::Spin | WaitStrategy::Block => 0,
         };
@@ -254,6 +263,7 @@ impl<'a> Signal<'a> {
             strategy,
             what: "the value",
             budget: AtomicU32::new(budget),
+            one_cpu,
         }
     }
 
@@ -306,7 +316,12 @@ impl<'a> Signal<'a> {
             },
             WaitStrategy::Hybrid => {
                 let budget = self.spin_budget().min(timeout);
-                let start = if budget.is_zero() {
+                let start = if self.one_cpu {
+                    match self.hand_over(&mut done, ONE_CPU_HANDOVER.min(timeout)) {
+                        Ok(v) => return Ok(v),
+                        Err(start) => start,
+                    }
+                } else if budget.is_zero() {
                     Instant::now()
                 } else {
                     match self.spin(&mut done, budget, true) {
@@ -367,6 +382,28 @@ impl<'a> Signal<'a> {
                 // run here the call returns at once.
                 std::thread::yield_now();
                 next_yield = spent * 2;
+            }
+        }
+    }
+
+    /// With one CPU: gives the CPU to the peer (`sched_yield`) and looks again, until `limit`.
+    /// A peer that waits the same way is runnable, so the yield runs it at once, and a round
+    /// trip costs two yields, less than the two sleeps and wakes of a pipe; a peer that sleeps
+    /// leaves nothing to run, the yield returns at once, and after `limit` this side sleeps too.
+    fn hand_over(
+        &self,
+        done: &mut impl FnMut(u32) -> bool,
+        limit: Duration,
+    ) -> std::result::Result<u32, Instant> {
+        let start = Instant::now();
+        loop {
+            std::thread::yield_now();
+            let v = self.value.load(SeqCst);
+            if done(v) {
+                return Ok(v);
+            }
+            if start.elapsed() >= limit {
+                return Err(start);
             }
         }
     }
@@ -516,5 +553,74 @@ mod tests {
         });
         assert_eq!(b.load(), 1000);
         assert_eq!((words[1].load(SeqCst), words[3].load(SeqCst)), (0, 0));
+    }
+
+    /// Both threads pinned to one CPU before they make their signals: hybrid hands the CPU
+    /// over instead of spinning, and the game goes on, also when one side is slow to answer.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hybrid_with_one_cpu_hands_over() {
+        fn pin_to_first_cpu() {
+            // SAFETY: zeroed cpu_set_t is the empty set; the calls read and write only `set`.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set);
+                let first = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set));
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(first.unwrap_or(0), &mut one);
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one);
+            }
+        }
+        let words: [AtomicU32; 4] = Default::default();
+        let words = &words;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                pin_to_first_cpu();
+                let a = Signal::new(&words[0], &words[1], WaitStrategy::Hybrid);
+                let b = Signal::new(&words[2], &words[3], WaitStrategy::Hybrid);
+                assert!(a.one_cpu && a.spin_budget().is_zero());
+                for i in 0..500u32 {
+                    a.store(2 * i + 1);
+                    b.wait_until(|x| x == 2 * i + 2, Duration::from_secs(10))
+                        .unwrap();
+                }
+            });
+            s.spawn(|| {
+                pin_to_first_cpu();
+                let a = Signal::new(&words[0], &words[1], WaitStrategy::Hybrid);
+                let b = Signal::new(&words[2], &words[3], WaitStrategy::Hybrid);
+                for i in 0..500u32 {
+                    a.wait_until(|x| x == 2 * i + 1, Duration::from_secs(10))
+                        .unwrap();
+                    if i % 100 == 0 {
+                        // Longer than the hand-over: the other side falls asleep.
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    b.store(2 * i + 2);
+                }
+            });
+        });
+        assert_eq!(words[2].load(SeqCst), 1000);
+        assert_eq!((words[1].load(SeqCst), words[3].load(SeqCst)), (0, 0));
+    }
+
+    /// The budget stays within its bounds whatever the waits teach it.
+    #[test]
+    fn hybrid_budget_stays_within_bounds() {
+        let (v, s) = (AtomicU32::new(0), AtomicU32::new(0));
+        let sig = Signal::new(&v, &s, WaitStrategy::Hybrid);
+        if sig.one_cpu {
+            return;
+        }
+        for _ in 0..20 {
+            sig.learn(Outcome::Slept(Duration::from_secs(1)));
+        }
+        assert_eq!(sig.spin_budget(), HYBRID_SPIN_MIN);
+        for _ in 0..20 {
+            sig.learn(Outcome::Slept(Duration::from_micros(1)));
+        }
+        assert_eq!(sig.spin_budget(), HYBRID_SPIN_MAX);
+        sig.learn(Outcome::Spun(Duration::from_micros(1)));
+        assert_eq!(sig.spin_budget(), HYBRID_SPIN_MAX);
     }
 }
