@@ -10,12 +10,12 @@
 //! quickly, no system call is made at all.
 //!
 //! Why a futex and not a doorbell file descriptor (a pipe, FIFO, Unix socket or eventfd, whose
-//! wake-ups may carry the scheduler's "sync" hint): measured on this project's 2-vCPU VM, a
-//! blocking round trip through a futex and through a pipe doorbell cost the same whenever the
-//! scheduler put both processes on one CPU (about 5 µs each), and the pipe won only on some runs
-//! of a less busy machine (21 against 37 µs); a Unix datagram socket was slower than both
-//! (about 7 µs). Not enough to tie every segment to a second object that must be created, found
-//! and removed with it. See the README's Performance section.
+//! wake-ups carry the scheduler's "sync" hint, so that the woken process may run where the waker
+//! was instead of on its own idle CPU): on this project's 2-vCPU VM, shared with other work, the
+//! two were equal whenever both processes shared a CPU, and the pipe doorbell won on some runs
+//! and lost on others (`shm bench`'s `posix_block_bell` case measures it beside `posix_block`);
+//! not enough to tie every segment to a second object that must be created, found and removed
+//! with it. See the README's Performance section.
 
 use std::hint::spin_loop;
 use std::sync::atomic::{
