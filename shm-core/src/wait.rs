@@ -90,7 +90,8 @@ pub const HYBRID_SPIN_MAX: Duration = Duration::from_micros(500);
 pub const ONE_CPU_HANDOVER: Duration = Duration::from_micros(50);
 
 /// What a wake-up may add to a sleep, at most, on the machines measured (an idle vCPU is woken
-/// by the host): a sleep that ends within twice the budget plus this was a near miss.
+/// by the host): a sleep that ended within [`HYBRID_SPIN_MAX`] plus this was for an answer that
+/// the longest spin would have caught.
 const WAKE_COST: Duration = Duration::from_micros(50);
 
 /// The first yield of a hybrid spin, after which the interval doubles.
@@ -409,10 +410,15 @@ impl<'a> Signal<'a> {
     }
 
     /// Adapts hybrid's spin budget to how the peer answered, as glibc's adaptive mutex adapts
-    /// its spin count: an answer late in the spin, or soon after the waiter fell asleep, means
-    /// a longer spin would have saved a sleep and a wake (double it, up to the maximum); a
-    /// sleep much longer than the spin means the peer was away and spinning only burnt the CPU
-    /// (halve it, down to the minimum).
+    /// its spin count: an answer late in the spin, or after a sleep short enough that the
+    /// longest spin would have caught it, means a longer spin would have saved a sleep and a
+    /// wake (double it, up to the maximum); an answer that not even the longest spin would have
+    /// caught means the peer was away and spinning only burnt the CPU (halve it, down to the
+    /// minimum).
+    ///
+    /// Judging a sleep against the longest spin, not the current one, keeps two sides that both
+    /// fell asleep from staying asleep: each answer then takes two wake-ups (20-50 µs each on
+    /// a VM), longer than a short spin, and the spin must grow past that to catch it.
     fn learn(&self, outcome: Outcome) {
         let budget = self.budget.load(Relaxed);
         if budget == 0 {
@@ -422,7 +428,7 @@ impl<'a> Signal<'a> {
         let next = match outcome {
             Outcome::Spun(t) if t > b / 2 => b * 2,
             Outcome::Spun(_) => return,
-            Outcome::Slept(t) if t <= b * 2 + WAKE_COST => b * 2,
+            Outcome::Slept(t) if t <= HYBRID_SPIN_MAX + WAKE_COST => b * 2,
             Outcome::Slept(_) => b / 2,
         };
         let next = next.clamp(HYBRID_SPIN_MIN, HYBRID_SPIN_MAX);
@@ -616,8 +622,9 @@ mod tests {
             sig.learn(Outcome::Slept(Duration::from_secs(1)));
         }
         assert_eq!(sig.spin_budget(), HYBRID_SPIN_MIN);
+        // Answers after two wake-ups (a sleep-sleep rhythm): the spin grows out of it.
         for _ in 0..20 {
-            sig.learn(Outcome::Slept(Duration::from_micros(1)));
+            sig.learn(Outcome::Slept(Duration::from_micros(120)));
         }
         assert_eq!(sig.spin_budget(), HYBRID_SPIN_MAX);
         sig.learn(Outcome::Spun(Duration::from_micros(1)));
