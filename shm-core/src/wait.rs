@@ -10,12 +10,13 @@
 //! quickly, no system call is made at all.
 //!
 //! Why a futex and not a doorbell file descriptor (a pipe, FIFO, Unix socket or eventfd, whose
-//! wake-ups carry the scheduler's "sync" hint, so that the woken process may run where the waker
-//! was instead of on its own idle CPU): on this project's 2-vCPU VM, shared with other work, the
-//! two were equal whenever both processes shared a CPU, and the pipe doorbell won on some runs
-//! and lost on others (`shm bench`'s `posix_block_bell` case measures it beside `posix_block`);
-//! not enough to tie every segment to a second object that must be created, found and removed
-//! with it. See the README's Performance section.
+//! wake-ups may carry the scheduler's "sync" hint, so that the woken process may run where the
+//! waker was instead of on its own idle CPU): on this project's 2-vCPU VM a pipe doorbell was
+//! faster than the futex in most runs (`shm bench`'s `posix_block_bell` measures it beside
+//! `posix_block`), but a pipe can only reach the other process over a socket or through a FIFO
+//! in the file system, and the one doorbell that can be found by name with nothing left behind,
+//! a Unix datagram socket at an abstract address, was slower than the futex. See the README's
+//! Performance section.
 
 use std::hint::spin_loop;
 use std::sync::atomic::{
