@@ -259,7 +259,11 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
     }
     let interrupted =
         || anyhow!("interrupted; the bench removed its segments and stopped its peers");
-    let mut cases = cases(&plan, &kinds)?;
+    // A signal while the peers start may fail a system call (EINTR) before the flag is seen.
+    let mut cases = match cases(&plan, &kinds) {
+        Err(_) if stopping() => return Err(interrupted()),
+        started => started?,
+    };
     let mut samples: Vec<Samples> = cases.iter().map(|_| Samples::default()).collect();
     for rep in 0..plan.reps {
         if progress {
