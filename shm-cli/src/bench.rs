@@ -2,8 +2,14 @@
 //!
 //! Every case runs once per repetition, in turn with the others (A B C ... A B C ...), so that
 //! the machine's slow and fast spells fall on all of them alike; the samples of all repetitions
-//! give each case's median and p99. On a noisy machine only the ratios between cases measured
-//! this way mean something.
+//! give each case's mean, median and p99. On a noisy machine only the ratios between cases
+//! measured this way mean something. The ratios divide means, and `--check` fails the run when
+//! one misses its target.
+//!
+//! Every wait of the bench has a deadline and looks at the stop flag (Ctrl-C, SIGTERM, SIGHUP):
+//! a round-trip case plays its rounds in chunks of at most a few milliseconds and checks both
+//! between chunks; a repetition of a case ends early after [`Plan::rep_limit`]; a blocking read
+//! of the pipe cases is interrupted every [`TICK`] to look.
 //!
 //! * [`game`]: round trips of the lockstep game (threads, two processes over POSIX and System V
 //!   with each wait strategy, both processes on one CPU) and of one byte each way through a pipe
@@ -17,11 +23,11 @@ mod cycle;
 mod game;
 mod report;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use shm_core::wait::WaitStrategy;
 
 use crate::Global;
@@ -30,16 +36,22 @@ use crate::backend::{self, Kind};
 /// Arguments of `shm bench`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Prints a table of medians and p99s and the ratios that matter, each beside its target.
-The machine is shared and noisy: compare ratios, run it twice, and run it when the machine is
-quiet. `--quick` takes a few seconds, the full run well under a minute.")]
+Prints a table of means, medians and p99s and the ratios that matter (ratios of means: a
+program pays the mean), each beside its target. The machine is shared and noisy: compare
+ratios, run it twice, and run it when the machine is quiet. `--quick` takes a few seconds
+(fewer repetitions, the same time per case and repetition), the full run about a minute.
+With --check the exit status is 1 when a target is missed.")]
 pub struct BenchArgs {
-    /// Print one JSON object {"results": {...}, "ratios": {...}} instead of the table.
+    /// Print one JSON object {"results": {...}, "ratios": {...}, "targets": {...}} instead of
+    /// the table.
     #[arg(long)]
     pub json: bool,
-    /// A short run: fewer repetitions and rounds (a few seconds; for CI and a first look).
+    /// A short run: fewer repetitions (a few seconds; for CI and a first look).
     #[arg(long)]
     pub quick: bool,
+    /// Exit non-zero when a ratio misses its target (after printing the results).
+    #[arg(long)]
+    pub check: bool,
     /// Internal: run as the second process of a two-process case.
     #[arg(long, hide = true, value_enum)]
     pub peer: Option<game::PeerKind>,
@@ -65,10 +77,26 @@ struct Plan {
     cycles: [usize; 3],
 }
 
+impl Plan {
+    /// The longest one repetition of a round-trip case may take: it ends early after this
+    /// (its samples are kept), so that a case that became a thousand times slower than its
+    /// last repetition (a stop, a busy machine) cannot hold the bench for minutes.
+    fn rep_limit(&self) -> Duration {
+        self.budget * 10
+    }
+
+    fn describe(&self) -> String {
+        format!("{} ms of round trips per case", self.budget.as_millis())
+    }
+}
+
+/// `--quick`: as many round trips per case and repetition as the full run (a short repetition
+/// is what made the ratios flip from run to run), and as many 4 KiB create cycles (their ratios
+/// are of means too: one slow cycle in 40 moved them past their target), in fewer repetitions.
 const QUICK: Plan = Plan {
-    reps: 5,
-    budget: Duration::from_millis(15),
-    cycles: [40, 10, 1],
+    reps: 6,
+    budget: Duration::from_millis(60),
+    cycles: [300, 10, 1],
 };
 
 const FULL: Plan = Plan {
@@ -76,6 +104,44 @@ const FULL: Plan = Plan {
     budget: Duration::from_millis(60),
     cycles: [300, 40, 2],
 };
+
+/// How often a blocking read of the pipe cases is interrupted to look at the stop flag and its
+/// deadline.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What a case measured: samples (nanoseconds each, for the median and p99) and the time and
+/// count of all the operations they cover (for the mean).
+#[derive(Debug, Default)]
+pub struct Samples {
+    /// One per sample: the mean of the operations it covers, in nanoseconds.
+    pub each: Vec<u64>,
+    total_ns: u128,
+    ops: u64,
+}
+
+impl Samples {
+    /// One operation that took `ns`.
+    pub fn push(&mut self, ns: u64) {
+        self.push_batch(u128::from(ns), 1);
+    }
+
+    /// `ops` operations that took `total_ns` together: one sample, their mean.
+    pub fn push_batch(&mut self, total_ns: u128, ops: u64) {
+        let ops = ops.max(1);
+        let each = u64::try_from(total_ns / u128::from(ops)).unwrap_or(u64::MAX);
+        self.each.push(each.max(1));
+        self.total_ns += total_ns;
+        self.ops += ops;
+    }
+
+    /// Total time over operations, in nanoseconds (0 without any).
+    pub fn mean(&self) -> u64 {
+        if self.ops == 0 {
+            return 0;
+        }
+        u64::try_from(self.total_ns / u128::from(self.ops)).unwrap_or(u64::MAX)
+    }
+}
 
 /// What a case measures: a duration per sample, or a duration per `bytes` moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,8 +162,8 @@ trait Case {
     fn unit(&self) -> Unit {
         Unit::Latency
     }
-    /// Runs one repetition, pushing one sample (nanoseconds) per measured operation.
-    fn run(&mut self, out: &mut Vec<u64>) -> Result<()>;
+    /// Runs one repetition, pushing its samples.
+    fn run(&mut self, out: &mut Samples) -> Result<()>;
     /// Stops what the case started (peers) and reports how they ended. Dropping a case without
     /// it kills its peers and removes its segments too.
     fn finish(self: Box<Self>) -> Result<()> {
@@ -105,22 +171,74 @@ trait Case {
     }
 }
 
-/// Set by Ctrl-C, SIGTERM or SIGHUP: the bench stops after the case that runs, and cleans up
+/// Set by Ctrl-C, SIGTERM or SIGHUP: the bench stops within a chunk of rounds, and cleans up
 /// as on any error (the peers die with their own Ctrl-C, or with the bench).
 static STOP: AtomicBool = AtomicBool::new(false);
+
+/// True once the bench was asked to stop.
+fn stopping() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+extern "C" fn on_tick(_: libc::c_int) {}
+
+/// Installs `handler` for `sig` without `SA_RESTART`: a blocking call the signal interrupts
+/// returns EINTR, and its caller looks at the stop flag.
+fn catch(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: an all-zero sigaction is a valid value (no flags, empty mask); the handler only
+    // stores to an atomic or does nothing, which is async-signal-safe; sigaction reads `action`
+    // and writes nothing back (null old action).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(sig, &action, std::ptr::null_mut());
+    }
+}
+
 /// Turns the signals that would end the bench at once (leaving a segment of a create cycle
-/// behind) into [`STOP`].
+/// behind) into [`STOP`]; SIGALRM (see [`Ticker`]) only interrupts.
 fn catch_signals() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; signal()
-        // takes a plain function pointer.
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+        catch(sig, on_signal);
     }
+    catch(libc::SIGALRM, on_tick);
+}
+
+/// SIGALRM every [`TICK`] while alive, so that a blocking read returns EINTR now and then.
+/// Only around the pipe cases: other system calls (a `posix_fallocate` of 64 MiB) must not be
+/// interrupted.
+struct Ticker;
+
+impl Ticker {
+    fn start() -> Self {
+        set_timer(TICK);
+        Ticker
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        set_timer(Duration::ZERO);
+    }
+}
+
+/// Arms (or, with zero, disarms) a repeating `ITIMER_REAL` of `every`.
+fn set_timer(every: Duration) {
+    let tv = libc::timeval {
+        tv_sec: libc::time_t::try_from(every.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_usec: libc::suseconds_t::from(every.subsec_micros()),
+    };
+    let timer = libc::itimerval {
+        it_interval: tv,
+        it_value: tv,
+    };
+    // SAFETY: setitimer reads `timer` and writes nothing back (null old value).
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
 }
 
 /// A name for the bench's own segment: `/shm-bench-PID-KEY` (unique per run and case).
@@ -140,18 +258,24 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
     if progress {
         eprint!("shm bench: starting the peers...");
     }
-    let mut cases = cases(&plan, &kinds)?;
-    let mut samples: Vec<Vec<u64>> = cases.iter().map(|_| Vec::new()).collect();
+    let interrupted =
+        || anyhow!("interrupted; the bench removed its segments and stopped its peers");
+    // A signal while the peers start may fail a system call (EINTR) before the flag is seen.
+    let mut cases = match cases(&plan, &kinds) {
+        Err(_) if stopping() => return Err(interrupted()),
+        started => started?,
+    };
+    let mut samples: Vec<Samples> = cases.iter().map(|_| Samples::default()).collect();
     for rep in 0..plan.reps {
         if progress {
             eprint!("\r\x1b[Kshm bench: repetition {}/{}", rep + 1, plan.reps);
         }
         for (case, out) in cases.iter_mut().zip(samples.iter_mut()) {
-            case.run(out)
-                .with_context(|| format!("bench case {}", case.key()))?;
-            if STOP.load(Ordering::Relaxed) {
-                bail!("interrupted; the bench removed its segments and stopped its peers");
+            let ran = case.run(out);
+            if stopping() {
+                return Err(interrupted());
             }
+            ran.with_context(|| format!("bench case {}", case.key()))?;
         }
     }
     if progress {
@@ -166,11 +290,24 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
         let key = case.key().to_owned();
         case.finish().with_context(|| format!("bench case {key}"))?;
     }
-    let report = report::Report::new(plan.reps, rows);
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    let report = report::Report::new(plan.reps, plan.describe(), rows);
+    let text = if a.json {
+        let mut json = serde_json::to_string_pretty(&report.json())?;
+        json.push('\n');
+        json
     } else {
-        print!("{}", report.table());
+        report.table()
+    };
+    // Everything is cleaned up by now: a failed write (a closed pipe, a full disk) is reported
+    // as an error like any other, not a panic.
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing the results to stdout")?;
+    let missed = report.missed();
+    if a.check && !missed.is_empty() {
+        bail!("--check: targets not met: {}", missed.join(", "));
     }
     Ok(())
 }
@@ -178,7 +315,7 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
 /// Every case this binary can run, in table order; peers are started here.
 fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
     use WaitStrategy::{Block, Hybrid, Spin};
-    let rounds = game::Rounds::new(plan.budget);
+    let rounds = game::Rounds::new(plan.budget, plan.rep_limit());
     let mut cases: Vec<Box<dyn Case>> = vec![Box::new(game::Game::threads(rounds)?)];
     for &kind in kinds {
         for strategy in [Spin, Hybrid, Block] {
@@ -189,6 +326,9 @@ fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
     }
     cases.push(Box::new(game::Echo::pipe(rounds)?));
     cases.push(Box::new(game::Echo::socketpair(rounds)?));
+    if kinds.contains(&Kind::Posix) {
+        cases.push(Box::new(game::BellGame::new(rounds)?));
+    }
     if let Some(cpu) = game::one_cpu() {
         cases.push(Box::new(game::Game::processes(
             backend::DEFAULT,

@@ -74,7 +74,8 @@ const EXAMPLES: &[(&str, &str)] = &[
         "
   shm bench --quick                       a first look in a few seconds
   shm bench                               the full run
-  shm bench --quick --json                the numbers as one JSON object",
+  shm bench --quick --json                the numbers as one JSON object
+  shm bench --check                       exit status 1 when a target is missed",
     ),
     (
         "completions",

@@ -43,19 +43,33 @@ fn signal<'m>(
     at: usize,
     sleepers_at: usize,
     s: WaitStrategy,
+    what: &'static str,
 ) -> Result<Signal<'m>> {
     Ok(Signal::new(
         map.atomic::<AtomicU32>(at)?,
         map.atomic::<AtomicU32>(sleepers_at)?,
         s,
-    ))
+    )
+    .named(what))
 }
 
 impl<'m> Board<'m> {
     /// The board in `map` as seen by `role`, waiting with `strategy`.
     pub fn new(map: &'m Mapping, role: Role, strategy: WaitStrategy) -> Result<Self> {
-        let server = signal(map, SERVER_AT, SERVER_SLEEPERS_AT, strategy)?;
-        let client = signal(map, CLIENT_AT, CLIENT_SLEEPERS_AT, strategy)?;
+        let server = signal(
+            map,
+            SERVER_AT,
+            SERVER_SLEEPERS_AT,
+            strategy,
+            "the server's move (its int at byte 0)",
+        )?;
+        let client = signal(
+            map,
+            CLIENT_AT,
+            CLIENT_SLEEPERS_AT,
+            strategy,
+            "the client's move (its int at byte 4)",
+        )?;
         let (mine, other) = match role {
             Role::Server => (server, client),
             Role::Client => (client, server),

@@ -123,6 +123,12 @@ fn cli_line(err: &anyhow::Error) -> Option<String> {
     if err.chain().count() > 1 + e.source().map_or(0, |_| 1) {
         return None;
     }
+    if let shm_core::Error::TimedOut { .. } = e {
+        return Some(format!(
+            "{}; `shm list` shows anything left behind and `shm rm` removes it",
+            one_line(err)
+        ));
+    }
     let ctx = e.context()?;
     let flag = match ctx.backend {
         b if b == backend::DEFAULT.as_str() => String::new(),

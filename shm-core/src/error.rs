@@ -249,11 +249,13 @@ pub enum Error {
     },
     /// A wait for another process gave up.
     #[error(
-        "the peer stopped answering: no change after {after:?} (if it died, `shm list` shows anything left behind and `shm rm` removes it)"
+        "the peer stopped answering: waited {after:?} for {waited_for} (if it died, what it made may be left behind)"
     )]
     TimedOut {
         /// How long it waited.
         after: Duration,
+        /// What it waited for (the name given to [`Signal::named`](crate::wait::Signal::named)).
+        waited_for: String,
     },
     /// Any other error of the operating system.
     #[error("{ctx}: {source}")]

@@ -4,12 +4,25 @@
 //! process is woken by a writer in another: the kernel keys the wait on the physical page, not on
 //! this process's address. Elsewhere a portable fallback polls with short sleeps.
 //!
-//! [`Signal`] adds what makes waiting cheap: the waiter spins briefly ([`WaitStrategy::Hybrid`]),
-//! then announces that it sleeps in a second word, and the writer makes the wake system call only
-//! when someone announced it. While the peer answers quickly, no system call is made at all.
+//! [`Signal`] adds what makes waiting cheap: the waiter spins for a while it learns from the
+//! peer's answers ([`WaitStrategy::Hybrid`]), then announces that it sleeps in a second word, and
+//! the writer makes the wake system call only when someone announced it. While the peer answers
+//! quickly, no system call is made at all.
+//!
+//! Why a futex and not a doorbell file descriptor (a pipe, FIFO, Unix socket or eventfd, whose
+//! wake-ups may carry the scheduler's "sync" hint, so that the woken process may run where the
+//! waker was instead of on its own idle CPU): on this project's 2-vCPU VM a pipe doorbell was
+//! faster than the futex in most runs (`shm bench`'s `posix_block_bell` measures it beside
+//! `posix_block`), but a pipe can only reach the other process over a socket or through a FIFO
+//! in the file system, and the one doorbell that can be found by name with nothing left behind,
+//! a Unix datagram socket at an abstract address, was slower than the futex. See the README's
+//! Performance section.
 
 use std::hint::spin_loop;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicU32,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
@@ -22,10 +35,13 @@ pub enum WaitStrategy {
     Spin,
     /// Sleep in the kernel at once: a system call on every wait and every wake.
     Block,
-    /// Spin for [`HYBRID_SPIN`], then sleep; the writer wakes only a peer that said it sleeps.
-    /// While spinning it yields the CPU now and then (about every microsecond), so that a peer
-    /// the scheduler put on the same CPU can answer. With one CPU available to this process it
-    /// sleeps at once, since spinning would only keep the peer from running.
+    /// Spin for a budget learned from the peer's recent answers (between [`HYBRID_SPIN_MIN`]
+    /// and [`HYBRID_SPIN_MAX`], starting at [`HYBRID_SPIN`]), then sleep; the writer wakes only
+    /// a peer that said it sleeps. While spinning it yields the CPU a few times, at doubling
+    /// intervals (about 2, 4, 8, ... µs), so that a peer the scheduler put on the same CPU can
+    /// answer without a storm of `sched_yield` calls. With one CPU available to this process it
+    /// does not spin (that would only keep the peer from running): it hands the CPU over to the
+    /// peer with `sched_yield` and looks again, for up to [`ONE_CPU_HANDOVER`], then sleeps.
     #[default]
     Hybrid,
 }
@@ -54,9 +70,33 @@ impl std::fmt::Display for WaitStrategy {
     }
 }
 
-/// How long [`WaitStrategy::Hybrid`] spins before it sleeps: about what a sleep and a wake
-/// cost together, so that spinning never costs more than twice the best choice.
-pub const HYBRID_SPIN: Duration = Duration::from_micros(5);
+/// The spin budget a new [`WaitStrategy::Hybrid`] signal starts with.
+///
+/// On the 2-vCPU VMs this project measures on, a futex wake of an idle vCPU costs 20 to 50 µs.
+/// Spinning for about that long before sleeping means a wait never costs more than about twice
+/// the best choice made in hindsight; spinning longer when the peer answers late in the window
+/// makes sleeps, and their wake-up cost, rare while the peer runs.
+pub const HYBRID_SPIN: Duration = Duration::from_micros(50);
+
+/// The least a [`WaitStrategy::Hybrid`] signal spins (while more than one CPU is available):
+/// about what a sleep and a wake cost on a quiet machine.
+pub const HYBRID_SPIN_MIN: Duration = Duration::from_micros(20);
+
+/// The most a [`WaitStrategy::Hybrid`] signal spins before it sleeps. Below a millisecond, so
+/// that a waiter whose peer stopped uses no CPU after its first millisecond.
+pub const HYBRID_SPIN_MAX: Duration = Duration::from_micros(500);
+
+/// How long a [`WaitStrategy::Hybrid`] waiter with one CPU hands the CPU over to its peer
+/// (`sched_yield`) before it sleeps.
+pub const ONE_CPU_HANDOVER: Duration = Duration::from_micros(50);
+
+/// What a wake-up may add to a sleep, at most, on the machines measured (an idle vCPU is woken
+/// by the host): a sleep that ended within [`HYBRID_SPIN_MAX`] plus this was for an answer that
+/// the longest spin would have caught.
+const WAKE_COST: Duration = Duration::from_micros(50);
+
+/// The first yield of a hybrid spin, after which the interval doubles.
+const FIRST_YIELD: Duration = Duration::from_micros(2);
 
 /// Checks of the value between two looks at the clock while spinning: with the pause hint,
 /// about a microsecond and a half, longer than a peer on another core takes to answer.
@@ -141,38 +181,109 @@ cfg_if::cfg_if! {
 ///
 /// Both words live in shared memory (take them from [`Mapping::atomics`](crate::Mapping::atomics)).
 ///
+/// # Memory ordering
+///
+/// [`store`](Signal::store) is a sequentially consistent store, and every load of the value in
+/// [`wait_until`](Signal::wait_until) and [`load`](Signal::load) is a sequentially consistent
+/// load: a store releases, a load acquires. So when a waiter sees a value `v` (returned by
+/// `wait_until`, or passed to its `done`), it also sees every write that the writer made before
+/// `store(v)`, to shared memory or any other memory the two share, plain or atomic. Nothing is
+/// promised about writes the writer makes after that `store`. The sleepers word is ordered with
+/// the value in the same total order, so that no wake-up is lost: either the waiter sees the new
+/// value before it sleeps, or the writer sees that it sleeps and wakes it.
+///
+/// # Timeouts
+///
+/// A wait that gives up fails with [`Error::TimedOut`], which names what was waited for: the
+/// name given with [`named`](Signal::named) (`"the value"` by default) and how long.
+///
 /// ```
 /// use std::sync::atomic::AtomicU32;
 /// use std::time::Duration;
 /// use shm_core::wait::{Signal, WaitStrategy};
 /// let (value, sleepers) = (AtomicU32::new(0), AtomicU32::new(0));
-/// let signal = Signal::new(&value, &sleepers, WaitStrategy::Hybrid);
+/// let signal = Signal::new(&value, &sleepers, WaitStrategy::Hybrid).named("the answer");
 /// std::thread::scope(|s| {
 ///     s.spawn(|| signal.store(7));
 ///     assert_eq!(signal.wait_until(|v| v == 7, Duration::from_secs(5)).unwrap(), 7);
 /// });
+/// let err = signal.wait_until(|v| v == 8, Duration::from_millis(10)).unwrap_err();
+/// assert!(err.to_string().contains("the answer"), "{err}");
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Signal<'a> {
     value: &'a AtomicU32,
     sleepers: &'a AtomicU32,
     strategy: WaitStrategy,
-    spin: Duration,
+    what: &'a str,
+    /// Hybrid's spin budget in nanoseconds, learned from the waits (0: never spin). Only this
+    /// side's waits read and write it, so relaxed accesses suffice.
+    budget: AtomicU32,
+    /// Hybrid with one CPU for this process: hand the CPU over instead of spinning.
+    one_cpu: bool,
+}
+
+impl Clone for Signal<'_> {
+    /// A signal over the same words, starting from the spin budget this one has learned.
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value,
+            sleepers: self.sleepers,
+            strategy: self.strategy,
+            what: self.what,
+            budget: AtomicU32::new(self.budget.load(Relaxed)),
+            one_cpu: self.one_cpu,
+        }
+    }
+}
+
+/// `d` in nanoseconds, as the budget stores it.
+fn nanos(d: Duration) -> u32 {
+    u32::try_from(d.as_nanos()).unwrap_or(u32::MAX)
+}
+
+/// How one hybrid wait went, for the budget to learn from.
+enum Outcome {
+    /// The value came while spinning, after this long.
+    Spun(Duration),
+    /// The waiter slept, and the whole wait took this long.
+    Slept(Duration),
 }
 
 impl<'a> Signal<'a> {
     /// A signal over `value`, with waiters counted in `sleepers`.
     pub fn new(value: &'a AtomicU32, sleepers: &'a AtomicU32, strategy: WaitStrategy) -> Self {
-        let spin = match strategy {
-            WaitStrategy::Hybrid if single_cpu() => Duration::ZERO,
-            _ => HYBRID_SPIN,
+        let one_cpu = strategy == WaitStrategy::Hybrid && single_cpu();
+        let budget = match strategy {
+            WaitStrategy::Hybrid if one_cpu => 0,
+            WaitStrategy::Hybrid => nanos(HYBRID_SPIN),
+            WaitStrategy::Spin | WaitStrategy::Block => 0,
         };
         Self {
             value,
             sleepers,
             strategy,
-            spin,
+            what: "the value",
+            budget: AtomicU32::new(budget),
+            one_cpu,
         }
+    }
+
+    /// The same signal, naming what it carries in its timeout errors ("the client's move").
+    pub fn named(mut self, what: &'a str) -> Self {
+        self.what = what;
+        self
+    }
+
+    /// The strategy its waits use.
+    pub fn strategy(&self) -> WaitStrategy {
+        self.strategy
+    }
+
+    /// How long a hybrid wait spins now before it sleeps (zero for the other strategies, and
+    /// for hybrid with one CPU).
+    pub fn spin_budget(&self) -> Duration {
+        Duration::from_nanos(u64::from(self.budget.load(Relaxed)))
     }
 
     /// The current value.
@@ -193,43 +304,143 @@ impl<'a> Signal<'a> {
     }
 
     /// Waits until `done(value)` holds and returns that value, or fails with
-    /// [`Error::TimedOut`] after `timeout`.
+    /// [`Error::TimedOut`] (naming what it waited for) after `timeout`.
     pub fn wait_until(&self, mut done: impl FnMut(u32) -> bool, timeout: Duration) -> Result<u32> {
         let v = self.value.load(SeqCst);
         if done(v) {
             return Ok(v);
         }
-        let (spin_for, yields) = match self.strategy {
-            WaitStrategy::Spin => (timeout, false),
-            WaitStrategy::Hybrid => (self.spin, true),
-            WaitStrategy::Block => (Duration::ZERO, false),
-        };
-        // Read while the peer is still answering: it costs the wait nothing.
-        let start = Instant::now();
-        if spin_for.is_zero() {
-            return self.sleep_until(&mut done, start, timeout);
+        match self.strategy {
+            WaitStrategy::Block => self.sleep_until(&mut done, Instant::now(), timeout),
+            WaitStrategy::Spin => match self.spin(&mut done, timeout, false) {
+                Ok((v, _)) => Ok(v),
+                Err(_) => Err(self.timed_out(timeout)),
+            },
+            WaitStrategy::Hybrid => {
+                let budget = self.spin_budget().min(timeout);
+                let start = if self.one_cpu {
+                    match self.hand_over(&mut done, ONE_CPU_HANDOVER.min(timeout)) {
+                        Ok(v) => return Ok(v),
+                        Err(start) => start,
+                    }
+                } else if budget.is_zero() {
+                    Instant::now()
+                } else {
+                    match self.spin(&mut done, budget, true) {
+                        Ok((v, spent)) => {
+                            if let Some(spent) = spent {
+                                self.learn(Outcome::Spun(spent));
+                            }
+                            return Ok(v);
+                        }
+                        Err(start) => start,
+                    }
+                };
+                let result = self.sleep_until(&mut done, start, timeout);
+                if result.is_ok() {
+                    self.learn(Outcome::Slept(start.elapsed()));
+                }
+                result
+            }
         }
+    }
+
+    /// Spins until `done` holds, or `limit` has passed; yields the CPU at doubling intervals
+    /// when `yields`. Returns the value and, when the spin lasted long enough to look at the
+    /// clock, how long it took; or, when `limit` passed, when it started. The clock is read
+    /// only after the first [`SPINS_PER_CLOCK`] checks: a peer that answers at once costs no
+    /// clock reads.
+    #[inline]
+    fn spin(
+        &self,
+        done: &mut impl FnMut(u32) -> bool,
+        limit: Duration,
+        yields: bool,
+    ) -> std::result::Result<(u32, Option<Duration>), Instant> {
+        for _ in 0..SPINS_PER_CLOCK {
+            let v = self.value.load(SeqCst);
+            if done(v) {
+                return Ok((v, None));
+            }
+            spin_loop();
+        }
+        // The spins before count as nothing: about a microsecond.
+        let start = Instant::now();
+        let mut next_yield = FIRST_YIELD;
         loop {
             for _ in 0..SPINS_PER_CLOCK {
                 let v = self.value.load(SeqCst);
                 if done(v) {
-                    return Ok(v);
+                    return Ok((v, Some(start.elapsed())));
                 }
                 spin_loop();
             }
-            if start.elapsed() >= spin_for {
-                break;
+            let spent = start.elapsed();
+            if spent >= limit {
+                return Err(start);
             }
-            if yields {
+            if yields && spent >= next_yield {
                 // The peer may be waiting for this very CPU: let it run. With nothing else to
                 // run here the call returns at once.
                 std::thread::yield_now();
+                next_yield = spent * 2;
             }
         }
-        if self.strategy == WaitStrategy::Spin {
-            return Err(Error::TimedOut { after: timeout });
+    }
+
+    /// With one CPU: gives the CPU to the peer (`sched_yield`) and looks again, until `limit`.
+    /// A peer that waits the same way is runnable, so the yield runs it at once, and a round
+    /// trip costs two yields, less than the two sleeps and wakes of a pipe; a peer that sleeps
+    /// leaves nothing to run, the yield returns at once, and after `limit` this side sleeps too.
+    fn hand_over(
+        &self,
+        done: &mut impl FnMut(u32) -> bool,
+        limit: Duration,
+    ) -> std::result::Result<u32, Instant> {
+        let start = Instant::now();
+        loop {
+            std::thread::yield_now();
+            let v = self.value.load(SeqCst);
+            if done(v) {
+                return Ok(v);
+            }
+            if start.elapsed() >= limit {
+                return Err(start);
+            }
         }
-        self.sleep_until(&mut done, start, timeout)
+    }
+
+    /// Adapts hybrid's spin budget to how the peer answered, as glibc's adaptive mutex adapts
+    /// its spin count: an answer late in the spin, or after a sleep short enough that the
+    /// longest spin would have caught it, means a longer spin would have saved a sleep and a
+    /// wake (double it, up to the maximum); an answer that not even the longest spin would have
+    /// caught means the peer was away and spinning only burnt the CPU (halve it, down to the
+    /// minimum).
+    ///
+    /// Judging a sleep against the longest spin, not the current one, keeps two sides that both
+    /// fell asleep from staying asleep: each answer then takes two wake-ups (20-50 µs each on
+    /// a VM), longer than a short spin, and the spin must grow past that to catch it.
+    fn learn(&self, outcome: Outcome) {
+        let budget = self.budget.load(Relaxed);
+        if budget == 0 {
+            return;
+        }
+        let b = Duration::from_nanos(u64::from(budget));
+        let next = match outcome {
+            Outcome::Spun(t) if t > b / 2 => b * 2,
+            Outcome::Spun(_) => return,
+            Outcome::Slept(t) if t <= HYBRID_SPIN_MAX + WAKE_COST => b * 2,
+            Outcome::Slept(_) => b / 2,
+        };
+        let next = next.clamp(HYBRID_SPIN_MIN, HYBRID_SPIN_MAX);
+        self.budget.store(nanos(next), Relaxed);
+    }
+
+    fn timed_out(&self, after: Duration) -> Error {
+        Error::TimedOut {
+            after,
+            waited_for: self.what.to_owned(),
+        }
     }
 
     fn sleep_until(
@@ -246,7 +457,7 @@ impl<'a> Signal<'a> {
             }
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
-                break Err(Error::TimedOut { after: timeout });
+                break Err(self.timed_out(timeout));
             }
             wait(self.value, v, Some(left));
         };
@@ -277,6 +488,7 @@ mod tests {
                 .wait_until(|x| x == 1, Duration::from_millis(20))
                 .unwrap_err();
             assert!(matches!(err, Error::TimedOut { .. }), "{strategy}: {err}");
+            assert!(err.to_string().contains("the value"), "{strategy}: {err}");
             assert_eq!(s.load(SeqCst), 0);
         }
     }
@@ -348,5 +560,75 @@ mod tests {
         });
         assert_eq!(b.load(), 1000);
         assert_eq!((words[1].load(SeqCst), words[3].load(SeqCst)), (0, 0));
+    }
+
+    /// Both threads pinned to one CPU before they make their signals: hybrid hands the CPU
+    /// over instead of spinning, and the game goes on, also when one side is slow to answer.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hybrid_with_one_cpu_hands_over() {
+        fn pin_to_first_cpu() {
+            // SAFETY: zeroed cpu_set_t is the empty set; the calls read and write only `set`.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set);
+                let first = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set));
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(first.unwrap_or(0), &mut one);
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one);
+            }
+        }
+        let words: [AtomicU32; 4] = Default::default();
+        let words = &words;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                pin_to_first_cpu();
+                let a = Signal::new(&words[0], &words[1], WaitStrategy::Hybrid);
+                let b = Signal::new(&words[2], &words[3], WaitStrategy::Hybrid);
+                assert!(a.one_cpu && a.spin_budget().is_zero());
+                for i in 0..500u32 {
+                    a.store(2 * i + 1);
+                    b.wait_until(|x| x == 2 * i + 2, Duration::from_secs(10))
+                        .unwrap();
+                }
+            });
+            s.spawn(|| {
+                pin_to_first_cpu();
+                let a = Signal::new(&words[0], &words[1], WaitStrategy::Hybrid);
+                let b = Signal::new(&words[2], &words[3], WaitStrategy::Hybrid);
+                for i in 0..500u32 {
+                    a.wait_until(|x| x == 2 * i + 1, Duration::from_secs(10))
+                        .unwrap();
+                    if i % 100 == 0 {
+                        // Longer than the hand-over: the other side falls asleep.
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    b.store(2 * i + 2);
+                }
+            });
+        });
+        assert_eq!(words[2].load(SeqCst), 1000);
+        assert_eq!((words[1].load(SeqCst), words[3].load(SeqCst)), (0, 0));
+    }
+
+    /// The budget stays within its bounds whatever the waits teach it.
+    #[test]
+    fn hybrid_budget_stays_within_bounds() {
+        let (v, s) = (AtomicU32::new(0), AtomicU32::new(0));
+        let sig = Signal::new(&v, &s, WaitStrategy::Hybrid);
+        if sig.one_cpu {
+            return;
+        }
+        for _ in 0..20 {
+            sig.learn(Outcome::Slept(Duration::from_secs(1)));
+        }
+        assert_eq!(sig.spin_budget(), HYBRID_SPIN_MIN);
+        // Answers after two wake-ups (a sleep-sleep rhythm): the spin grows out of it.
+        for _ in 0..20 {
+            sig.learn(Outcome::Slept(Duration::from_micros(120)));
+        }
+        assert_eq!(sig.spin_budget(), HYBRID_SPIN_MAX);
+        sig.learn(Outcome::Spun(Duration::from_micros(1)));
+        assert_eq!(sig.spin_budget(), HYBRID_SPIN_MAX);
     }
 }

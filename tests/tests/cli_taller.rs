@@ -570,6 +570,112 @@ fn lockstep_survivor_of_a_killed_server_fails_within_the_timeout() {
     }
 }
 
+/// Starts a lockstep game that would last for ages, waiting with `wait` and giving up after
+/// `timeout`, and returns both sides once both play.
+fn endless_game_waiting(
+    backend: &str,
+    name: &str,
+    wait: &str,
+    timeout: &str,
+) -> (Running, Running) {
+    let args = [
+        "--lockstep",
+        "--rounds",
+        "4000000000",
+        "--timeout",
+        timeout,
+        "--wait",
+        wait,
+    ];
+    let mut server = start(&mut taller(backend, "server", name, &args), "server");
+    server.wait_line(|l| l.starts_with("created "));
+    let mut client = start(&mut taller(backend, "client", name, &args), "client");
+    client.wait_line(|l| l.starts_with("opened "));
+    std::thread::sleep(Duration::from_millis(100));
+    (server, client)
+}
+
+/// CPU time (user + system) that process `pid` has used so far, from /proc/PID/stat.
+fn cpu_time(pid: libc::pid_t) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may hold blanks: the fields that follow it start after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf takes a plain constant.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap();
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+fn signal(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: plain system call to a child of ours that has not been waited for.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// Each wait strategy on each backend, with a client that is stopped (SIGSTOP): the server
+/// fails with a timeout naming the client's move, within a bound far above its timeout, and
+/// removes its segment. A hybrid or blocking server sleeps meanwhile: it uses no more than a
+/// tenth of a CPU (the target is 1%; the bound is loose so that a busy machine never fails it,
+/// while a spinning waiter, at 100%, always would).
+#[test]
+fn lockstep_with_a_stopped_client_times_out_naming_the_move() {
+    for backend in backends("lockstep_with_a_stopped_client_times_out_naming_the_move") {
+        for wait in ["spin", "block", "hybrid"] {
+            let name = unique_name(&format!("stopped-{backend}-{wait}"));
+            let _guard = guard(backend, &name);
+            let (mut server, client) = endless_game_waiting(backend, &name, wait, "3s");
+            signal(client.pid(), libc::SIGSTOP);
+            // The waiter's first millisecond may spin; then it sleeps until its deadline.
+            std::thread::sleep(Duration::from_millis(200));
+            let before = cpu_time(server.pid());
+            let idle = Duration::from_millis(1500);
+            std::thread::sleep(idle);
+            let used = cpu_time(server.pid()).saturating_sub(before);
+            let s = server.finish_within(Duration::from_secs(60));
+            let text = s.assert_failure();
+            assert!(text.contains("the peer stopped answering"), "{}", s.dump());
+            assert!(
+                text.contains("waited 3s for the client's move"),
+                "{}",
+                s.dump()
+            );
+            if wait != "spin" {
+                assert!(
+                    used <= idle / 10,
+                    "{backend} {wait}: the server used {used:?} of CPU in {idle:?} while its peer was stopped; {}",
+                    s.dump()
+                );
+            }
+            assert_gone(backend, &name);
+            drop(client); // killed (SIGKILL ends a stopped process too)
+        }
+    }
+}
+
+/// Each wait strategy on each backend, with a server killed by SIGKILL: the client fails with
+/// a timeout naming the server's move, and does not hang.
+#[test]
+fn lockstep_with_a_killed_server_times_out_naming_the_move() {
+    for backend in backends("lockstep_with_a_killed_server_times_out_naming_the_move") {
+        for wait in ["spin", "block", "hybrid"] {
+            let name = unique_name(&format!("killed-{backend}-{wait}"));
+            let _guard = guard(backend, &name);
+            let (mut server, mut client) = endless_game_waiting(backend, &name, wait, "1s");
+            server.child.kill().unwrap();
+            server.child.wait().unwrap();
+            let c = client.finish_within(Duration::from_secs(60));
+            let text = c.assert_failure();
+            assert!(
+                text.contains("waited 1s for the server's move"),
+                "{backend} {wait}: {}",
+                c.dump()
+            );
+            // The killed server could not clean up; the guard removes its segment.
+        }
+    }
+}
+
 #[test]
 fn lockstep_server_without_client_says_so() {
     for backend in backends("lockstep_server_without_client_says_so") {

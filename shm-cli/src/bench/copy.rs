@@ -113,7 +113,7 @@ impl Case for Copy {
             bytes: 2 * SIZE as u64,
         }
     }
-    fn run(&mut self, out: &mut Vec<u64>) -> Result<()> {
+    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
         // Untimed first: whatever ran before (caches, page tables, clocks) settles here.
         self.once()?;
         let start = Instant::now();
@@ -168,7 +168,7 @@ impl Case for Memcpy {
             bytes: 2 * SIZE as u64,
         }
     }
-    fn run(&mut self, out: &mut Vec<u64>) -> Result<()> {
+    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
         // Untimed first, as for the copy.
         self.once();
         let start = Instant::now();

@@ -122,7 +122,7 @@ impl Case for Cycle {
         super::report::Section::Cycle
     }
 
-    fn run(&mut self, out: &mut Vec<u64>) -> Result<()> {
+    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
         for _ in 0..self.per_rep {
             let start = Instant::now();
             self.once()

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use shm_core::wait::{Signal, WaitStrategy};
 use shm_core::{Access, Backend, CreateOptions, Mapping, Segment, SegmentName};
 
-use super::{BenchArgs, Case, segment_name};
+use super::{BenchArgs, Case, Samples, segment_name};
 use crate::Global;
 use crate::backend::{self, Kind};
 use crate::lockstep::{Board, Role};
@@ -38,6 +38,9 @@ pub enum PeerKind {
     Game,
     /// Echo each byte from stdin to stdout until end of file.
     Echo,
+    /// Play the client of the lockstep game on `--peer-segment`, blocking on a pipe doorbell
+    /// (stdin rings it, stdout rings the bench) instead of a futex, until end of file.
+    Bell,
 }
 
 /// The bench's own words, on cache lines the game does not use (it uses bytes 0..72): the
@@ -55,39 +58,55 @@ const MOVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait for a peer to start, or to end when told.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A word of the bench's protocol: waiting on it always sleeps in the kernel.
-fn control(map: &Mapping, at: usize) -> shm_core::Result<Signal<'_>> {
+/// A word of the bench's protocol, `what` in errors: waiting on it always sleeps in the kernel.
+fn control<'m>(map: &'m Mapping, at: usize, what: &'static str) -> shm_core::Result<Signal<'m>> {
     Ok(Signal::new(
         map.atomic::<AtomicU32>(at)?,
         map.atomic::<AtomicU32>(at + 4)?,
         WaitStrategy::Block,
-    ))
+    )
+    .named(what))
+}
+
+/// The peer's command word.
+fn command(map: &Mapping) -> shm_core::Result<Signal<'_>> {
+    control(map, COMMAND_AT, "the bench's next command")
+}
+
+/// The peer's ready word.
+fn ready(map: &Mapping) -> shm_core::Result<Signal<'_>> {
+    control(map, READY_AT, "the peer to map the board")
 }
 
 /// Rounds per repetition, adapted so that each repetition takes about `budget`, whatever a
 /// round costs on this machine now (a spinning case on a busy machine can be a thousand times
 /// slower than on a quiet one); and rounds per sample, so that a sample lasts at least
 /// [`Rounds::SAMPLE`] (the clock counts in steps of up to tens of nanoseconds, and reading it
-/// costs about as much: a round trip of 50 ns cannot be timed alone).
+/// costs about as much: a round trip of 50 ns cannot be timed alone). The rounds are played in
+/// chunks of about a tenth of the budget, at most [`Rounds::CHUNK`]: between two the bench looks
+/// at its stop flag and at `limit`, after which the repetition ends early.
 #[derive(Debug, Clone, Copy)]
 pub struct Rounds {
     next: u64,
     batch: u64,
     budget: Duration,
+    limit: Duration,
 }
 
 impl Rounds {
     const FIRST: u64 = 100;
     const MIN: u64 = 50;
     const MAX: u64 = 1_000_000;
+    const CHUNK: u64 = 20_000;
     const SAMPLE: Duration = Duration::from_micros(2);
 
-    /// About `budget` per repetition.
-    pub fn new(budget: Duration) -> Self {
+    /// About `budget` per repetition, never much more than `limit`.
+    pub fn new(budget: Duration, limit: Duration) -> Self {
         Self {
             next: Self::FIRST,
             batch: 1,
             budget,
+            limit,
         }
     }
 
@@ -100,43 +119,55 @@ impl Rounds {
         self.batch = batch.clamp(1, self.next / Self::MIN);
     }
 
+    /// Rounds per chunk.
+    fn chunk(&self) -> u64 {
+        (self.next / 10).clamp(Self::MIN, Self::CHUNK)
+    }
+
     /// A clock for the next repetition.
     fn clock(&self) -> Clock {
         Clock {
             last: Instant::now(),
-            moves: 0,
+            count: 0,
             batch: self.batch,
             // The first moves wake the peer and warm the caches.
-            warmup: (self.next / 20).max(2),
+            skip: (self.next / 20).max(2),
         }
     }
 }
 
-/// Times a sequence of moves: one sample per `batch` moves (their mean), after `warmup` moves.
+/// Times a sequence of moves: one sample per `batch` moves (their mean), after `skip` moves.
 struct Clock {
     last: Instant,
-    moves: u64,
+    count: u64,
     batch: u64,
-    warmup: u64,
+    skip: u64,
 }
 
 impl Clock {
     #[inline]
-    fn tick(&mut self, out: &mut Vec<u64>) {
-        self.moves += 1;
-        if self.moves < self.warmup {
+    fn tick(&mut self, out: &mut Samples) {
+        if self.skip > 0 {
+            self.skip -= 1;
+            if self.skip == 0 {
+                self.last = Instant::now();
+            }
             return;
         }
-        if self.moves == self.warmup {
-            self.last = Instant::now();
-            return;
-        }
-        if (self.moves - self.warmup) % self.batch == 0 {
+        self.count += 1;
+        if self.count == self.batch {
             let now = Instant::now();
-            let ns = now.duration_since(self.last).as_nanos() / u128::from(self.batch);
-            out.push(u64::try_from(ns).unwrap_or(u64::MAX).max(1));
+            out.push_batch(now.duration_since(self.last).as_nanos(), self.batch);
             self.last = now;
+            self.count = 0;
         }
+    }
+
+    /// A new chunk starts: its first two moves include the peer's waking up on the command
+    /// word, so they are not timed (nor the moves of a batch left unfinished).
+    fn restart(&mut self) {
+        self.skip = self.skip.max(2);
+        self.count = 0;
     }
 }
 
@@ -144,9 +175,9 @@ impl Clock {
 /// asks for, and again, until told to quit.
 fn serve(map: &Mapping, strategy: WaitStrategy) -> Result<()> {
     let board = Board::new(map, Role::Client, strategy)?;
-    let command = control(map, COMMAND_AT)?;
+    let command = command(map)?;
     let rounds = map.atomic::<AtomicU32>(ROUNDS_AT)?;
-    control(map, READY_AT)?.store(1);
+    ready(map)?.store(1);
     let mut seen = 0;
     loop {
         let now = command
@@ -168,6 +199,20 @@ pub fn peer(kind: PeerKind, g: &Global, a: &BenchArgs) -> Result<()> {
     }
     match kind {
         PeerKind::Echo => echo(),
+        PeerKind::Bell => {
+            let name = a
+                .peer_segment
+                .as_deref()
+                .context("--peer-segment is missing")?;
+            let segment =
+                backend::get(g.backend)?.open(&SegmentName::new(name)?, Access::ReadWrite)?;
+            let map = segment.map()?;
+            let rx = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+            let tx = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+            let bell = Bell::new(&map, Role::Client, rx, tx)?;
+            ready(&map)?.store(1);
+            bell.serve()
+        }
         PeerKind::Game => {
             let name = a
                 .peer_segment
@@ -356,12 +401,15 @@ impl Game {
         (map, name, mut segment): (Arc<Mapping>, String, Box<dyn shm_core::Segment>),
         mut client: Client,
     ) -> Result<Self> {
-        let ready = control(&map, READY_AT)?;
+        let ready = ready(&map)?;
         let start = Instant::now();
         while ready
             .wait_until(|v| v == 1, Duration::from_millis(20))
             .is_err()
         {
+            if super::stopping() {
+                bail!("interrupted while starting the peer of {key}");
+            }
             client
                 .check_alive()
                 .with_context(|| format!("bench case {key}: starting the peer"))?;
@@ -408,29 +456,37 @@ impl Case for Game {
         super::report::Section::RoundTrip
     }
 
-    fn run(&mut self, out: &mut Vec<u64>) -> Result<()> {
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
         let _pinned = self.cpu.map(affinity::Pinned::to).transpose()?;
         // Made after pinning: a hybrid signal does not spin when only one CPU is available.
         let board = Board::new(&self.map, Role::Server, self.strategy)?;
+        let command = command(&self.map)?;
+        let chunk_rounds = self.map.atomic::<AtomicU32>(ROUNDS_AT)?;
         let rounds = self.rounds.next;
-        self.map
-            .atomic::<AtomicU32>(ROUNDS_AT)?
-            .store(u32::try_from(rounds)?, SeqCst);
-        self.sequence += 1;
-        control(&self.map, COMMAND_AT)?.store(self.sequence);
         let mut clock = self.rounds.clock();
         let start = Instant::now();
-        let played = board.play(rounds, MOVE_TIMEOUT, |_, _| clock.tick(out));
-        if let Err(e) = played {
-            self.client.check_alive()?;
-            return Err(e.into());
+        let mut played = 0;
+        while played < rounds {
+            let chunk = self.rounds.chunk().min(rounds - played);
+            chunk_rounds.store(u32::try_from(chunk)?, SeqCst);
+            self.sequence += 1;
+            command.store(self.sequence);
+            clock.restart();
+            if let Err(e) = board.play(chunk, MOVE_TIMEOUT, |_, _| clock.tick(out)) {
+                self.client.check_alive()?;
+                return Err(e.into());
+            }
+            played += chunk;
+            if super::stopping() || start.elapsed() > self.rounds.limit {
+                break;
+            }
         }
-        self.rounds.update(rounds, start.elapsed());
+        self.rounds.update(played, start.elapsed());
         Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
-        control(&self.map, COMMAND_AT)?.store(QUIT);
+        command(&self.map)?.store(QUIT);
         match std::mem::replace(&mut self.client, Client::Thread(None)) {
             Client::Thread(handle) => match handle.map(|h| h.join()) {
                 Some(Ok(result)) => result,
@@ -446,7 +502,7 @@ impl Drop for Game {
     fn drop(&mut self) {
         // A thread peer sleeps on the command word: tell it to go, so that it does not outlive
         // the case by its idle timeout. A process peer is killed by its own drop.
-        if let Ok(command) = control(&self.map, COMMAND_AT) {
+        if let Ok(command) = command(&self.map) {
             command.store(QUIT);
         }
     }
@@ -504,6 +560,39 @@ impl Echo {
     }
 }
 
+impl Echo {
+    /// Reads the echoed byte; gives up when the bench is stopping, or when the peer has not
+    /// answered for [`MOVE_TIMEOUT`] (it was stopped, or is stuck).
+    fn read_echo(&mut self) -> Result<()> {
+        let mut byte = [0u8; 1];
+        let mut waiting_since = None;
+        loop {
+            match self.rx.read(&mut byte) {
+                Ok(1) => return Ok(()),
+                Ok(_) => bail!("{}: the echo peer closed its end", self.key),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    if super::stopping() {
+                        bail!("{}: interrupted", self.key);
+                    }
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > MOVE_TIMEOUT {
+                        self.peer.check_alive()?;
+                        bail!(
+                            "{}: waited {MOVE_TIMEOUT:?} for the echo of a byte (the peer is stopped or stuck)",
+                            self.key
+                        );
+                    }
+                }
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::from(e).context(format!("{}: reading the echo", self.key))
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl Case for Echo {
     fn key(&self) -> &str {
         self.key
@@ -515,19 +604,24 @@ impl Case for Echo {
         super::report::Section::RoundTrip
     }
 
-    fn run(&mut self, out: &mut Vec<u64>) -> Result<()> {
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
+        // A read that blocks is interrupted now and then, to look at the flag and the time.
+        let _ticker = super::Ticker::start();
         let rounds = self.rounds.next;
+        let chunk = self.rounds.chunk();
         let mut clock = self.rounds.clock();
-        let mut byte = [0u8; 1];
         let start = Instant::now();
-        for _ in 0..rounds {
+        let mut played = 0;
+        while played < rounds {
             self.tx.write_all(&[1])?;
-            self.rx
-                .read_exact(&mut byte)
-                .with_context(|| format!("{}: reading the echo", self.key))?;
+            self.read_echo()?;
             clock.tick(out);
+            played += 1;
+            if played % chunk == 0 && (super::stopping() || start.elapsed() > self.rounds.limit) {
+                break;
+            }
         }
-        self.rounds.update(rounds, start.elapsed());
+        self.rounds.update(played, start.elapsed());
         Ok(())
     }
 
@@ -638,5 +732,220 @@ mod affinity {
         pub fn to(_cpu: usize) -> io::Result<Self> {
             Err(unsupported())
         }
+    }
+}
+
+/// The lockstep game with `block` waits on a doorbell instead of a futex: the experiment behind
+/// the choice of the futex (see the README's Performance section). A waiter announces that it
+/// sleeps (the sleepers word, as [`Signal`] does), checks the value, and reads one byte from its
+/// pipe; a writer stores the value and, only when the peer announced it sleeps, writes one byte
+/// (non-blocking: a full pipe rings already). A pipe wakes its reader with the scheduler's
+/// "sync" hint, which a futex wake does not carry.
+struct Bell<'m> {
+    mine: &'m AtomicU32,
+    other: &'m AtomicU32,
+    other_sleepers: &'m AtomicU32,
+    my_sleepers: &'m AtomicU32,
+    rx: File,
+    tx: File,
+}
+
+impl<'m> Bell<'m> {
+    fn new(map: &'m Mapping, role: Role, rx: File, tx: File) -> Result<Self> {
+        use crate::lockstep::{CLIENT_AT, CLIENT_SLEEPERS_AT, SERVER_AT, SERVER_SLEEPERS_AT};
+        let (mine, mine_sl, other, other_sl) = match role {
+            Role::Server => (SERVER_AT, SERVER_SLEEPERS_AT, CLIENT_AT, CLIENT_SLEEPERS_AT),
+            Role::Client => (CLIENT_AT, CLIENT_SLEEPERS_AT, SERVER_AT, SERVER_SLEEPERS_AT),
+        };
+        set_nonblocking(&tx)?;
+        Ok(Self {
+            mine: map.atomic(mine)?,
+            my_sleepers: map.atomic(mine_sl)?,
+            other: map.atomic(other)?,
+            other_sleepers: map.atomic(other_sl)?,
+            rx,
+            tx,
+        })
+    }
+
+    /// Stores `v` and rings when the peer sleeps.
+    fn store(&mut self, v: u32) -> Result<()> {
+        self.mine.store(v, SeqCst);
+        if self.other_sleepers.load(SeqCst) != 0 {
+            match self.tx.write(&[1]) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(anyhow::Error::from(e).context("ringing the doorbell")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps on the doorbell until the peer's value exceeds `mine`; `Ok(None)` at end of
+    /// file. Gives up when the bench is stopping or after [`MOVE_TIMEOUT`] (a pipe read is
+    /// interrupted by the bench's tick; a peer's read ends when the bench closes the pipe).
+    fn wait_above(&mut self, mine: u32) -> Result<Option<u32>> {
+        self.my_sleepers.fetch_add(1, SeqCst);
+        let result = self.sleep_above(mine);
+        self.my_sleepers.fetch_sub(1, SeqCst);
+        result
+    }
+
+    fn sleep_above(&mut self, mine: u32) -> Result<Option<u32>> {
+        let mut byte = [0u8; 1];
+        let mut waiting_since = None;
+        loop {
+            let v = self.other.load(SeqCst);
+            if v as i32 > mine as i32 {
+                return Ok(Some(v));
+            }
+            match self.rx.read(&mut byte) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    if super::stopping() {
+                        bail!("interrupted");
+                    }
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > MOVE_TIMEOUT {
+                        bail!("waited {MOVE_TIMEOUT:?} for the peer's move (doorbell)");
+                    }
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("waiting on the doorbell")),
+            }
+        }
+    }
+
+    /// The client's side: answers every move until the bench closes the doorbell.
+    fn serve(mut self) -> Result<()> {
+        let mut mine = self.mine.load(SeqCst);
+        while let Some(other) = self.wait_above(mine)? {
+            mine = other.wrapping_add(1);
+            self.store(mine)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets `O_NONBLOCK` on `file`'s open file description.
+fn set_nonblocking(file: &File) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor this process owns; no memory is passed.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags != -1 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) != -1
+    };
+    if !ok {
+        return Err(anyhow::Error::from(std::io::Error::last_os_error())
+            .context("making the doorbell non-blocking"));
+    }
+    Ok(())
+}
+
+/// `posix_block_bell`: the lockstep game with blocking waits on a pipe doorbell.
+pub struct BellGame {
+    rounds: Rounds,
+    // Declared before `peer`: the mapping and pipes go first, the peer is reaped after.
+    map: Arc<Mapping>,
+    rx: Option<File>,
+    tx: Option<File>,
+    peer: Peer,
+}
+
+impl BellGame {
+    /// Starts the peer on a fresh POSIX board.
+    pub fn new(rounds: Rounds) -> Result<Self> {
+        let key = "posix_block_bell";
+        let (map, name, mut segment) = board_segment(Kind::Posix, key)?;
+        let mut cmd = peer_command()?;
+        cmd.args(["--backend", Kind::Posix.as_str(), "bench", "--peer", "bell"])
+            .args(["--peer-segment", &name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut peer = Peer::spawn(&mut cmd)?;
+        let tx = File::from(OwnedFd::from(
+            peer.0.stdin.take().context("the peer's stdin")?,
+        ));
+        let rx = File::from(OwnedFd::from(
+            peer.0.stdout.take().context("the peer's stdout")?,
+        ));
+        let ready = ready(&map)?;
+        let start = Instant::now();
+        while ready
+            .wait_until(|v| v == 1, Duration::from_millis(20))
+            .is_err()
+        {
+            if super::stopping() {
+                bail!("interrupted while starting the peer of {key}");
+            }
+            peer.check_alive()
+                .with_context(|| format!("bench case {key}: starting the peer"))?;
+            if start.elapsed() > START_TIMEOUT {
+                bail!("bench case {key}: the peer did not start within {START_TIMEOUT:?}");
+            }
+        }
+        segment
+            .unlink()
+            .with_context(|| format!("removing {name} (both sides have it mapped)"))?;
+        Ok(Self {
+            rounds,
+            map,
+            rx: Some(rx),
+            tx: Some(tx),
+            peer,
+        })
+    }
+}
+
+impl Case for BellGame {
+    fn key(&self) -> &str {
+        "posix_block_bell"
+    }
+    fn what(&self) -> &str {
+        "two processes, block, pipe doorbell"
+    }
+    fn section(&self) -> super::report::Section {
+        super::report::Section::RoundTrip
+    }
+
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
+        let _ticker = super::Ticker::start();
+        let (Some(rx), Some(tx)) = (&self.rx, &self.tx) else {
+            bail!("the doorbell is closed");
+        };
+        let mut bell = Bell::new(&self.map, Role::Server, rx.try_clone()?, tx.try_clone()?)?;
+        let rounds = self.rounds.next;
+        let chunk = self.rounds.chunk();
+        let mut clock = self.rounds.clock();
+        let start = Instant::now();
+        let mut played = 0;
+        while played < rounds {
+            let mine = bell.other.load(SeqCst).wrapping_add(1);
+            bell.store(mine)?;
+            clock.tick(out);
+            match bell.wait_above(mine) {
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("the doorbell peer closed its end"),
+                Err(e) => {
+                    self.peer.check_alive()?;
+                    return Err(e);
+                }
+            }
+            played += 1;
+            if played % chunk == 0 && (super::stopping() || start.elapsed() > self.rounds.limit) {
+                break;
+            }
+        }
+        self.rounds.update(played, start.elapsed());
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        // Closing the doorbell is the peer's end of file.
+        self.tx = None;
+        self.rx = None;
+        let BellGame { peer, .. } = *self;
+        peer.finish()
     }
 }

@@ -1,10 +1,14 @@
-//! Medians, p99s, ratios and their targets: as a table, or as one JSON object.
+//! Means, medians, p99s, ratios and their targets: as a table, or as one JSON object.
+//!
+//! A program pays the mean, not the median: a round trip that falls asleep once in a hundred
+//! can triple the mean and leave the median where it was. So the ratios of latencies are ratios
+//! of means (total time over operations), and the targets are judged on them.
 
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use super::{Case, Unit};
+use super::{Case, Samples, Unit};
 
 /// The table's sections, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,15 +31,15 @@ impl Section {
 /// What one case measured.
 #[derive(Debug, Clone, Copy)]
 enum Measure {
-    Latency { median: u64, p99: u64 },
+    Latency { mean: u64, median: u64, p99: u64 },
     Throughput { gbps: f64 },
 }
 
 impl Measure {
-    /// The number ratios divide: a median in ns, or GB/s.
+    /// The number ratios divide: a mean in ns, or GB/s.
     fn value(self) -> f64 {
         match self {
-            Measure::Latency { median, .. } => median as f64,
+            Measure::Latency { mean, .. } => mean as f64,
             Measure::Throughput { gbps } => gbps,
         }
     }
@@ -59,12 +63,15 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
 }
 
 impl Row {
-    /// Summarizes `samples` (nanoseconds each; sorted here).
-    pub fn new(case: &dyn Case, samples: &mut [u64]) -> Self {
+    /// Summarizes `samples` (sorted here).
+    pub fn new(case: &dyn Case, samples: &mut Samples) -> Self {
+        let mean = samples.mean().max(1);
+        let samples = &mut samples.each;
         samples.sort_unstable();
         let median = quantile(samples, 0.5).max(1);
         let measure = match case.unit() {
             Unit::Latency => Measure::Latency {
+                mean,
                 median,
                 p99: quantile(samples, 0.99).max(1),
             },
@@ -108,19 +115,27 @@ impl Target {
     }
 }
 
-/// The ratios reported: name, numerator, denominator, target.
+/// A ratio as measured: its name, its value, its target.
+#[derive(Debug, Clone, Copy)]
+struct Ratio {
+    name: &'static str,
+    value: f64,
+    target: Target,
+}
+
+/// The ratios reported: name, numerator, denominator, target. Latencies divide means.
 const RATIOS: [(&str, &str, &str, Target); 8] = [
     (
         "posix_hybrid_vs_threads",
         "posix_hybrid",
         "threads",
-        Target::AtMost(1.10),
+        Target::AtMost(1.15),
     ),
     (
         "sysv_hybrid_vs_threads",
         "sysv_hybrid",
         "threads",
-        Target::AtMost(1.10),
+        Target::AtMost(1.15),
     ),
     (
         "pipe_vs_posix_hybrid",
@@ -138,7 +153,7 @@ const RATIOS: [(&str, &str, &str, Target); 8] = [
         "posix_hybrid_one_cpu_vs_pipe",
         "posix_hybrid_one_cpu",
         "pipe",
-        Target::AtMost(2.0),
+        Target::AtMost(1.0),
     ),
     (
         "cycle_posix_vs_raw",
@@ -158,13 +173,15 @@ const RATIOS: [(&str, &str, &str, Target); 8] = [
 /// Everything one run measured.
 pub struct Report {
     reps: usize,
+    plan: String,
     rows: Vec<Row>,
-    ratios: Vec<(&'static str, f64, Target)>,
+    ratios: Vec<Ratio>,
 }
 
 impl Report {
-    /// The report of `rows`, with every ratio whose two cases ran.
-    pub fn new(reps: usize, rows: Vec<Row>) -> Self {
+    /// The report of `rows`, with every ratio whose two cases ran; `plan` says in a few words
+    /// how much was measured.
+    pub fn new(reps: usize, plan: String, rows: Vec<Row>) -> Self {
         let find = |key: &str| {
             rows.iter()
                 .find(|r| r.key == key)
@@ -172,17 +189,40 @@ impl Report {
         };
         let ratios = RATIOS
             .iter()
-            .filter_map(|&(name, num, den, target)| Some((name, find(num)? / find(den)?, target)))
+            .filter_map(|&(name, num, den, target)| {
+                Some(Ratio {
+                    name,
+                    value: find(num)? / find(den)?,
+                    target,
+                })
+            })
             .collect();
-        Self { reps, rows, ratios }
+        Self {
+            reps,
+            plan,
+            rows,
+            ratios,
+        }
     }
 
-    /// `{"results": {case: {"median_ns", "p99_ns"} or {"gbps"}}, "ratios": {name: x}}`.
+    /// The names of the ratios whose targets were missed.
+    pub fn missed(&self) -> Vec<&'static str> {
+        self.ratios
+            .iter()
+            .filter(|r| !r.target.met(r.value))
+            .map(|r| r.name)
+            .collect()
+    }
+
+    /// `{"results": {case: {"mean_ns", "median_ns", "p99_ns"} or {"gbps"}},
+    /// "ratios": {name: x}, "targets": {name: {"target": "<= 1.15", "met": true}}}`.
     pub fn json(&self) -> Value {
         let mut results = Map::new();
         for row in &self.rows {
             let value = match row.measure {
-                Measure::Latency { median, p99 } => json!({"median_ns": median, "p99_ns": p99}),
+                Measure::Latency { mean, median, p99 } => {
+                    json!({"mean_ns": mean, "median_ns": median, "p99_ns": p99})
+                }
                 Measure::Throughput { gbps } => json!({ "gbps": gbps }),
             };
             results.insert(row.key.clone(), value);
@@ -190,9 +230,17 @@ impl Report {
         let ratios: Map<String, Value> = self
             .ratios
             .iter()
-            .map(|&(name, x, _)| (name.to_owned(), json!(x)))
+            .map(|r| (r.name.to_owned(), json!(r.value)))
             .collect();
-        json!({"results": results, "ratios": ratios})
+        let targets: Map<String, Value> = self
+            .ratios
+            .iter()
+            .map(|r| {
+                let verdict = json!({"target": r.target.show(), "met": r.target.met(r.value)});
+                (r.name.to_owned(), verdict)
+            })
+            .collect();
+        json!({"results": results, "ratios": ratios, "targets": targets})
     }
 
     /// The human table: a section per kind of case, then the ratios beside their targets.
@@ -202,53 +250,74 @@ impl Report {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "shm bench: {} repetitions, cases interleaved; {}",
+            "shm bench: {} repetitions ({}), cases interleaved; {}",
             self.reps,
+            self.plan,
             machine()
         );
         let mut section = None;
         for row in &self.rows {
             if section != Some(row.section) {
                 section = Some(row.section);
-                let (a, b) = match row.measure {
-                    Measure::Latency { .. } => ("median", "p99"),
-                    Measure::Throughput { .. } => ("GB/s", ""),
+                let (a, b, c) = match row.measure {
+                    Measure::Latency { .. } => ("mean", "median", "p99"),
+                    Measure::Throughput { .. } => ("", "GB/s", ""),
                 };
                 let _ = writeln!(
                     t,
-                    "\n{:<w$}  {a:>9}  {b:>9}",
+                    "\n{:<w$}  {a:>9}  {b:>9}  {c:>9}",
                     row.section.title(),
                     w = kw + ww + 4
                 );
             }
-            let (a, b) = match row.measure {
-                Measure::Latency { median, p99 } => (duration(median), duration(p99)),
-                Measure::Throughput { gbps } => (format!("{gbps:.1}"), String::new()),
+            let (a, b, c) = match row.measure {
+                Measure::Latency { mean, median, p99 } => {
+                    (duration(mean), duration(median), duration(p99))
+                }
+                Measure::Throughput { gbps } => {
+                    (String::new(), format!("{gbps:.1}"), String::new())
+                }
             };
-            let _ = writeln!(t, "  {:<kw$}  {:<ww$}  {a:>9}  {b:>9}", row.key, row.what);
+            let _ = writeln!(
+                t,
+                "  {:<kw$}  {:<ww$}  {a:>9}  {b:>9}  {c:>9}",
+                row.key, row.what
+            );
         }
-        let rw = self.ratios.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let rw = self.ratios.iter().map(|r| r.name.len()).max().unwrap_or(0);
         let _ = writeln!(
             t,
             "\n{:<w$}  {:>7}  {:<8}",
-            "ratio",
+            "ratio (of means)",
             "value",
             "target",
             w = rw + 2
         );
-        for &(name, x, target) in &self.ratios {
+        for r in &self.ratios {
+            let x = r.value;
             let value = if x >= 10.0 {
                 format!("{x:.1}")
             } else {
                 format!("{x:.2}")
             };
-            let verdict = if target.met(x) { "met" } else { "not met" };
+            let verdict = if r.target.met(x) { "met" } else { "not met" };
             let _ = writeln!(
                 t,
-                "  {name:<rw$}  {value:>7}  {:<8}  {verdict}",
-                target.show()
+                "  {:<rw$}  {value:>7}  {:<8}  {verdict}",
+                r.name,
+                r.target.show()
             );
         }
+        let missed = self.missed();
+        let _ = if missed.is_empty() {
+            writeln!(t, "\nevery target met")
+        } else {
+            writeln!(
+                t,
+                "\ntargets not met: {} (a busy machine misses them: run again when it is quiet)",
+                missed.join(", ")
+            )
+        };
         // No trailing blanks where a column is empty.
         t.lines().map(|l| format!("{}\n", l.trim_end())).collect()
     }
