@@ -358,5 +358,16 @@ fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
     }
     cases.push(Box::new(copy::Copy::new()?));
     cases.push(Box::new(copy::Memcpy::new()));
+    for &kind in kinds {
+        for way in [copy::SmallWay::Read, copy::SmallWay::Write] {
+            cases.push(Box::new(copy::Small::new(kind, way)?));
+        }
+        if kind == Kind::Posix {
+            cases.push(Box::new(copy::Small::new(
+                kind,
+                copy::SmallWay::FstatThenCopy,
+            )?));
+        }
+    }
     Ok(cases)
 }

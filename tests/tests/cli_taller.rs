@@ -581,7 +581,7 @@ fn endless_game_waiting(
     let args = [
         "--lockstep",
         "--rounds",
-        "4000000000",
+        "1000000000",
         "--timeout",
         timeout,
         "--wait",

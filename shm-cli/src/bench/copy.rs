@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, ensure};
 use shm_core::{Backend, CreateOptions, Mapping, Segment, SegmentName};
 
 use super::report::Section;
@@ -174,6 +174,118 @@ impl Case for Memcpy {
         let start = Instant::now();
         self.once();
         out.push(elapsed_ns(start));
+        Ok(())
+    }
+}
+
+/// Bytes in one small copy: a cache line, a typical message header.
+pub const SMALL: usize = 64;
+
+/// Small copies in a batch per sample: the clock's steps are far coarser than one copy.
+const SMALL_BATCH: u64 = 2000;
+
+/// How a small copy is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmallWay {
+    /// `Mapping::read_at` of [`SMALL`] bytes.
+    Read,
+    /// `Mapping::write_at` of [`SMALL`] bytes.
+    Write,
+    /// What `read_at` did on POSIX before it copied under a SIGBUS guard: ask the kernel for
+    /// the object's size (`fstat`), then copy. The same bytes, for the before-and-after ratio.
+    FstatThenCopy,
+}
+
+/// [`SMALL`]-byte copies out of (or into) a mapping of `kind`, at offsets that walk a page.
+pub struct Small {
+    key: String,
+    way: SmallWay,
+    map: Mapping,
+    /// The POSIX segment's descriptor, for [`SmallWay::FstatThenCopy`].
+    fd: Option<std::fs::File>,
+    buf: [u8; SMALL],
+}
+
+impl Small {
+    /// A fresh one-page segment of `kind` (its name removed at once: the mapping keeps it).
+    pub fn new(kind: backend::Kind, way: SmallWay) -> Result<Self> {
+        let name = segment_name("small");
+        let mut segment = backend::get(Some(kind))?
+            .create(&SegmentName::new(&name)?, &CreateOptions::new(4096))?;
+        let map = segment.map()?;
+        // The old way needs the object's descriptor: open it by name before it goes.
+        let fd = match way {
+            SmallWay::FstatThenCopy => Some(
+                std::fs::File::open(format!("/dev/shm{name}"))
+                    .with_context(|| format!("cannot open /dev/shm{name}"))?,
+            ),
+            _ => None,
+        };
+        segment.unlink()?;
+        let what = match way {
+            SmallWay::Read => "read",
+            SmallWay::Write => "write",
+            SmallWay::FstatThenCopy => "read_fstat",
+        };
+        Ok(Self {
+            key: format!("small_{what}_{kind}"),
+            way,
+            map,
+            fd,
+            buf: [7; SMALL],
+        })
+    }
+
+    fn batch(&mut self) -> Result<()> {
+        for i in 0..SMALL_BATCH as usize {
+            let at = (i * SMALL) % (4096 - SMALL);
+            match self.way {
+                SmallWay::Read => self.map.read_at(at, &mut self.buf)?,
+                SmallWay::Write => self.map.write_at(at, &self.buf)?,
+                SmallWay::FstatThenCopy => {
+                    if let Some(fd) = &self.fd {
+                        let size = fd.metadata()?.len();
+                        ensure!(size as usize >= at + SMALL, "the segment shrank");
+                    }
+                    // SAFETY: `at + SMALL` lies inside the one-page mapping (checked against
+                    // its size just above, as the old read_at did); `buf` is private memory.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            self.map.as_ptr().add(at),
+                            self.buf.as_mut_ptr(),
+                            SMALL,
+                        )
+                    };
+                }
+            }
+            std::hint::black_box(&mut self.buf);
+        }
+        Ok(())
+    }
+}
+
+impl Case for Small {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn what(&self) -> &str {
+        match self.way {
+            SmallWay::Read => "read_at of 64 bytes",
+            SmallWay::Write => "write_at of 64 bytes",
+            SmallWay::FstatThenCopy => "fstat, then copy 64 bytes (read_at before)",
+        }
+    }
+    fn section(&self) -> Section {
+        Section::Small
+    }
+    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
+        // Untimed first, as for the bulk copy.
+        self.batch()?;
+        for _ in 0..20 {
+            let start = Instant::now();
+            self.batch()?;
+            out.push_batch(u128::from(elapsed_ns(start)), SMALL_BATCH);
+        }
         Ok(())
     }
 }

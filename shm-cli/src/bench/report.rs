@@ -16,6 +16,7 @@ pub enum Section {
     RoundTrip,
     Cycle,
     Copy,
+    Small,
 }
 
 impl Section {
@@ -24,6 +25,7 @@ impl Section {
             Section::RoundTrip => "round trip: lockstep game (pipe, socketpair: one byte each way)",
             Section::Cycle => "create, map, unmap, unlink",
             Section::Copy => "copy 64 MiB in, then out",
+            Section::Small => "copy 64 bytes (read_at, write_at)",
         }
     }
 }
@@ -124,7 +126,7 @@ struct Ratio {
 }
 
 /// The ratios reported: name, numerator, denominator, target. Latencies divide means.
-const RATIOS: [(&str, &str, &str, Target); 8] = [
+const RATIOS: [(&str, &str, &str, Target); 9] = [
     (
         "posix_hybrid_vs_threads",
         "posix_hybrid",
@@ -168,6 +170,12 @@ const RATIOS: [(&str, &str, &str, Target); 8] = [
         Target::AtMost(1.10),
     ),
     ("copy_vs_memcpy", "copy", "memcpy", Target::AtLeast(0.8)),
+    (
+        "small_read_posix_vs_before",
+        "small_read_posix",
+        "small_read_fstat_posix",
+        Target::AtMost(1.0),
+    ),
 ];
 
 /// Everything one run measured.
