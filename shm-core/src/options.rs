@@ -146,7 +146,9 @@ impl CreateOptions {
                 mode: self.mode,
             });
         }
-        if !fits_address_space(self.size) {
+        // Only a large size can fail to fit (a small one always finds room): no system call for
+        // the usual segment.
+        if self.size >= 1 << 30 && !fits_address_space(self.size) {
             return Err(Error::InvalidSize {
                 ctx: ctx(),
                 size: self.size as u64,

@@ -206,9 +206,20 @@ mod raw {
             match self {
                 Raw::Posix { name, size } => {
                     let fd = posix_create(name, *size)?;
-                    let mapped = map_unmap(fd, *size);
-                    // SAFETY: `name` is NUL-terminated and outlives the call.
-                    let unlinked = check(unsafe { libc::shm_unlink(name.as_ptr()) });
+                    // shm-posix maps the size the kernel reports now: one fstat.
+                    let mapped = fstat(fd).and_then(|_| map_unmap(fd, *size));
+                    // shm-posix removes the name only while it stands for the handle's object:
+                    // lstat of the name, fstat of the descriptor, compared.
+                    let path = dev_shm_path(name);
+                    let same = lstat(&path)
+                        .and_then(|by_name| Ok((by_name, fstat(fd)?)))
+                        .map(|(a, b)| a.st_dev == b.st_dev && a.st_ino == b.st_ino);
+                    let unlinked = match same {
+                        // SAFETY: `name` is NUL-terminated and outlives the call.
+                        Ok(true) => check(unsafe { libc::shm_unlink(name.as_ptr()) }),
+                        Ok(false) => Err(io::Error::other("the name stands for another object")),
+                        Err(e) => Err(e),
+                    };
                     // SAFETY: `fd` is ours and closed exactly once, here.
                     unsafe { libc::close(fd) };
                     mapped.and(unlinked)
@@ -216,6 +227,29 @@ mod raw {
                 Raw::Sysv { key, size } => sysv_cycle(*key, *size),
             }
         }
+    }
+
+    fn fstat(fd: libc::c_int) -> io::Result<libc::stat> {
+        // SAFETY: an all-zero stat is a valid value of a plain C struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is a valid out-pointer.
+        check(unsafe { libc::fstat(fd, &mut st) })?;
+        Ok(st)
+    }
+
+    fn lstat(path: &CString) -> io::Result<libc::stat> {
+        // SAFETY: an all-zero stat is a valid value of a plain C struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `st` a valid out-pointer.
+        check(unsafe { libc::lstat(path.as_ptr(), &mut st) })?;
+        Ok(st)
+    }
+
+    /// `/dev/shm/NAME` of a `/NAME` (made once per cycle, as shm-posix does).
+    fn dev_shm_path(name: &CString) -> CString {
+        let mut bytes = b"/dev/shm".to_vec();
+        bytes.extend_from_slice(name.as_bytes());
+        CString::new(bytes).unwrap_or_default()
     }
 
     /// shm-posix's create: shm_open(O_CREAT|O_EXCL|O_RDWR, 0600), posix_fallocate, fchmod.
@@ -253,12 +287,22 @@ mod raw {
         check(unsafe { libc::munmap(addr, size) })
     }
 
-    /// shmget(IPC_CREAT|IPC_EXCL|0600), shmat, shmdt, shmctl(IPC_RMID).
+    fn ipc_stat(id: libc::c_int) -> io::Result<()> {
+        // SAFETY: an all-zero shmid_ds is a valid value of a plain C struct.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: IPC_STAT writes one shmid_ds to a valid out-pointer.
+        check(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) })
+    }
+
+    /// shmget(IPC_CREAT|IPC_EXCL|0600), shmat, shmdt, shmctl(IPC_RMID), and the IPC_STATs with
+    /// which shm-sysv learns the segment's fingerprint at create and checks it before shmat and
+    /// IPC_RMID (an id may have been given to another segment).
     fn sysv_cycle(key: libc::key_t, size: usize) -> io::Result<()> {
         let flags = libc::IPC_CREAT | libc::IPC_EXCL | 0o600;
         // SAFETY: shmget takes plain values.
         let id = unsafe { libc::shmget(key, size, flags) };
         check(id)?;
+        let stated = ipc_stat(id).and_then(|()| ipc_stat(id));
         // SAFETY: the kernel picks the address; the result is checked below.
         let addr = unsafe { libc::shmat(id, std::ptr::null(), 0) };
         let result = if addr as isize == -1 {
@@ -267,8 +311,9 @@ mod raw {
             // SAFETY: `addr` was attached just above and nothing uses it.
             check(unsafe { libc::shmdt(addr) })
         };
+        let checked = ipc_stat(id);
         // SAFETY: IPC_RMID ignores the buffer argument.
         let removed = check(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) });
-        result.and(removed)
+        stated.and(result).and(checked).and(removed)
     }
 }
