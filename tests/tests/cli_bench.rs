@@ -29,7 +29,12 @@ const LATENCY_CASES: [&str; 13] = [
     "cycle_sysv",
 ];
 
-const MORE_LATENCY_CASES: [&str; 8] = [
+const MORE_LATENCY_CASES: [&str; 13] = [
+    "small_read_posix",
+    "small_write_posix",
+    "small_read_fstat_posix",
+    "small_read_sysv",
+    "small_write_sysv",
     "cycle_raw_posix",
     "cycle_raw_sysv",
     "cycle_posix_4k_reserve",
@@ -40,7 +45,7 @@ const MORE_LATENCY_CASES: [&str; 8] = [
     "cycle_posix_64m_noreserve",
 ];
 
-const RATIOS: [&str; 8] = [
+const RATIOS: [&str; 9] = [
     "posix_hybrid_vs_threads",
     "sysv_hybrid_vs_threads",
     "pipe_vs_posix_hybrid",
@@ -49,6 +54,7 @@ const RATIOS: [&str; 8] = [
     "cycle_posix_vs_raw",
     "cycle_sysv_vs_raw",
     "copy_vs_memcpy",
+    "small_read_posix_vs_before",
 ];
 
 /// Runs `shm bench ARGS` to the end; also returns its pid, which its segment names carry.
