@@ -130,6 +130,13 @@ macro_rules! end_info {
             self.shared.creator
         }
 
+        /// What the kernel says about the channel's segment now (its System V id, size, mode,
+        /// attach count where the backend keeps one). Once both ends are there its name is
+        /// gone: POSIX and file backends may then fail with `NotFound`.
+        pub fn segment_info(&self) -> Result<shm_core::SegmentInfo> {
+            self.shared.segment_info()
+        }
+
         /// The peer's process id, once a peer has joined.
         pub fn peer_pid(&self) -> Option<i32> {
             self.shared.peer().ok().flatten().map(|p| p.pid)

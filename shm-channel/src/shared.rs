@@ -381,6 +381,16 @@ impl Shared {
         Ok(Ok(shared))
     }
 
+    /// The kernel's view of the segment.
+    pub fn segment_info(&self) -> Result<shm_core::SegmentInfo> {
+        match self.segment.lock() {
+            Ok(seg) => Ok(seg.info()?),
+            Err(_) => Err(Error::Protocol(
+                "a thread panicked holding the segment".to_owned(),
+            )),
+        }
+    }
+
     /// Removes the segment's name (the memory lives while mapped).
     fn remove_name(&self) {
         if let Ok(mut seg) = self.segment.lock() {
@@ -470,6 +480,9 @@ impl Shared {
         if ready(v) {
             return Ok(v);
         }
+        // A creator learns who its peer is as early as it can: before the peer could have
+        // scribbled over the header, if the peer keeps the protocol that long.
+        self.peer()?;
         let start = Instant::now();
         loop {
             let slice = match deadline {
