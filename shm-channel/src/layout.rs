@@ -4,8 +4,9 @@
 //! 0     header (128 bytes): magic, layout version, kind, slots, max message, stride, creator's
 //!       role, connection state, the two ends' process ids and start times, total size
 //! 128   ring 0: producer line (128 bytes: tail, its sleepers), consumer line (128 bytes: head,
-//!       its sleepers), then `slots` slots of `stride` bytes: a 4-byte length, 4 reserved
-//!       bytes, the payload (8-aligned); the stride is a multiple of 64 (one cache line)
+//!       its sleepers), then `slots` slots of `stride` bytes: a 4-byte length, a 4-byte
+//!       sequence (the message's count with bit 31 set, written last), the payload
+//!       (8-aligned); the stride is a multiple of 64 (one cache line)
 //! ...   ring 1 (a request/response pair only): the same
 //! ```
 //!
@@ -27,6 +28,9 @@ pub(crate) const STRIDE_ALIGN: usize = 64;
 
 pub(crate) const COUNT_MASK: u32 = 0x7fff_ffff;
 pub(crate) const CLOSED: u32 = 0x8000_0000;
+/// Set in every slot's sequence word that holds a message, so that a zero-filled slot never
+/// matches count 0.
+pub(crate) const SEQ_SET: u32 = 0x8000_0000;
 
 /// At most this many slots per ring (a power of two, so that counts modulo 2^31 map to slots
 /// without a jump at the wrap).

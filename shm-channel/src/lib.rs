@@ -101,8 +101,9 @@
 //!   [`Error::Version`], [`Error::Mismatch`]);
 //! - the only values read from shared memory after open are the peer's count (one load per
 //!   wait, checked: at most `slots` ahead of this end's own count, else [`Error::Protocol`]),
-//!   a message's length (one load, checked against the maximum, else [`Error::Protocol`]) and
-//!   the connection state; this end's own count lives in private memory, and every offset is
+//!   a slot's sequence word (only compared with the count this end expects), a message's
+//!   length (one load, checked against the maximum, else [`Error::Protocol`]) and the
+//!   connection state; this end's own count lives in private memory, and every offset is
 //!   computed from private values only, so every address touched is inside the mapping;
 //! - a blocking call without a deadline waits as long as the peer's process lives (as a read
 //!   from a pipe does); the `_timeout` and `try_` forms bound it. A peer that lies about its

@@ -48,6 +48,12 @@ fn slot(shared: &Shared, ring: usize, count: u32) -> *mut u8 {
     unsafe { shared.base().add(shared.layout.slot(ring, count)) }
 }
 
+/// The sequence word of a slot: `count | SEQ_SET` once message `count` is complete in it.
+fn seq_word<'a>(slot: *mut u8) -> &'a AtomicU32 {
+    // SAFETY: as for `len_word`, 4 bytes further (still inside the 8-byte slot header).
+    unsafe { &*slot.add(4).cast::<AtomicU32>() }
+}
+
 /// The length word of a slot.
 fn len_word<'a>(slot: *mut u8) -> &'a AtomicU32 {
     // SAFETY: a slot starts 64-aligned inside the mapping with its 4-byte length word; the
@@ -75,8 +81,8 @@ pub struct Receiver {
     ring: Ring,
     /// Messages released, modulo 2^31: private.
     head: u32,
-    /// The sender's tail as last seen: the messages before it are complete.
-    tail_seen: u32,
+    /// Messages past `head` known to be complete (from the tail or a slot's sequence word).
+    avail: u32,
     shared: Arc<Shared>,
 }
 
@@ -396,6 +402,8 @@ impl<'a> Loan<'a> {
     pub fn send(self, len: usize) -> Result<()> {
         self.tx.check_len(len)?;
         len_word(self.slot).store(len as u32, Ordering::Relaxed);
+        // Release: a receiver that sees the sequence sees the bytes and the length.
+        seq_word(self.slot).store(self.tx.tail | SEQ_SET, Ordering::Release);
         self.tx.publish();
         Ok(())
     }
@@ -467,7 +475,7 @@ impl Receiver {
         Receiver {
             ring,
             head: 0,
-            tail_seen: 0,
+            avail: 0,
             shared,
         }
     }
@@ -522,10 +530,31 @@ impl Receiver {
         tail.wrapping_sub(self.head) & COUNT_MASK
     }
 
+    /// True when `tail` is behind this end's head: messages taken by their sequence words
+    /// before the sender's store of the tail became visible here (by one, with a conforming
+    /// sender).
+    fn lags(head: u32, tail: u32, slots: u32) -> bool {
+        let behind = head.wrapping_sub(tail) & COUNT_MASK;
+        behind != 0 && behind <= slots
+    }
+
     /// Checks a tail read once: `Ok(true)` when a message is waiting.
     fn look(&mut self, tail: u32) -> Result<bool> {
+        let slots = self.shared.layout.slots;
+        if Self::lags(self.head, tail & COUNT_MASK, slots) {
+            if tail & CLOSED != 0 {
+                // The final count is never behind what was received.
+                return Err(Error::Protocol(format!(
+                    "the sender closed at message {}, behind {}",
+                    tail & COUNT_MASK,
+                    self.head
+                )));
+            }
+            self.avail = 0;
+            return Ok(false);
+        }
         let used = self.used(tail);
-        if used > self.shared.layout.slots {
+        if used > slots {
             return Err(Error::Protocol(format!(
                 "the sender says it sent message {}, but only {} slots exist past {}",
                 tail & COUNT_MASK,
@@ -533,7 +562,7 @@ impl Receiver {
                 self.head
             )));
         }
-        self.tail_seen = tail & COUNT_MASK;
+        self.avail = used;
         if used == 0 && tail & CLOSED != 0 {
             return Err(Error::Closed);
         }
@@ -541,20 +570,60 @@ impl Receiver {
     }
 
     fn waiting_now(&mut self) -> Result<bool> {
-        if self.used(self.tail_seen) > 0 {
+        if self.avail > 0 || self.sequenced() {
             return Ok(true);
         }
         let tail = self.ring.tail.load();
         self.look(tail)
     }
 
+    /// True when the next slot's sequence word says its message is complete: one look at the
+    /// slot's own cache line, which the message brings anyway (the tail's line stays with the
+    /// sender). A peer that fakes it only gets this end to read a slot it owns, in bounds.
+    fn sequenced(&mut self) -> bool {
+        let slot = slot(&self.shared, self.ring.index, self.head);
+        if seq_word(slot).load(Ordering::Acquire) == self.head | SEQ_SET {
+            self.avail = 1;
+            return true;
+        }
+        false
+    }
+
+    /// Spins on the next slot's sequence word for a few microseconds (never with one CPU, or
+    /// with the block strategy), yielding now and then as `shm_core::wait` does.
+    fn spin_for_message(&mut self) -> bool {
+        if !self.shared.spins {
+            return false;
+        }
+        let start = Instant::now();
+        loop {
+            for _ in 0..64 {
+                if self.sequenced() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= shm_core::wait::HYBRID_SPIN {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     fn recv_until(&mut self, deadline: Deadline) -> Result<Sample<'_>> {
-        if !self.waiting_now()? {
-            let head = self.head;
-            // Ready when the count moved or the closed bit came (either makes it differ).
-            let tail = self.shared.wait(&self.ring.tail, |t| t != head, deadline)?;
-            if !self.look(tail)? {
-                return Err(Error::Protocol("the sender's count went back".to_owned()));
+        if !self.waiting_now()? && !self.spin_for_message() {
+            let (head, slots) = (self.head, self.shared.layout.slots);
+            loop {
+                // Ready when closed, or when the count moved ahead of this end's (a count
+                // that moved anywhere else but behind is ready too: look() refuses it).
+                let tail = self.shared.wait(
+                    &self.ring.tail,
+                    |t| t & CLOSED != 0 || (t != head && !Self::lags(head, t, slots)),
+                    deadline,
+                )?;
+                if self.look(tail)? {
+                    break;
+                }
             }
         }
         self.take()
@@ -710,6 +779,7 @@ impl Drop for Sample<'_> {
     fn drop(&mut self) {
         let rx = &mut *self.rx;
         rx.head = rx.head.wrapping_add(1) & COUNT_MASK;
+        rx.avail = rx.avail.saturating_sub(1);
         // SeqCst store: every read of the slot happened before the sender can see it free.
         rx.ring.head.store(rx.head);
     }

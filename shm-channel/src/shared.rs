@@ -78,6 +78,9 @@ pub(crate) struct Shared {
     pub backend: &'static str,
     pub creator: bool,
     pub wait: WaitStrategy,
+    /// Whether a receiver spins on its next slot before it waits: not with the block
+    /// strategy, and not with one CPU (the spinning would only keep the peer from running).
+    pub spins: bool,
     peer: OnceLock<Proc>,
     segment: Mutex<Box<dyn Segment>>,
     /// Declared last: dropped after everything that points into it.
@@ -167,6 +170,7 @@ impl Shared {
             backend: backend.name(),
             creator: true,
             wait: opts.wait,
+            spins: spins(opts.wait),
             peer: OnceLock::new(),
             segment: Mutex::new(Box::new(segment)),
             map,
@@ -229,6 +233,7 @@ impl Shared {
             backend: backend.name(),
             creator: false,
             wait: opts.wait,
+            spins: spins(opts.wait),
             peer: OnceLock::new(),
             segment: Mutex::new(Box::new(segment)),
             map,
@@ -510,6 +515,12 @@ impl Shared {
         self.wait(&signal, |v| v != WAITING, deadline)?;
         self.peer().map(|_| ())
     }
+}
+
+fn spins(wait: WaitStrategy) -> bool {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    wait != WaitStrategy::Block && cpus > 1
 }
 
 impl Drop for Shared {
