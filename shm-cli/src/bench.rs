@@ -12,6 +12,7 @@
 //!   made directly with libc, and how the cost grows with the size.
 //! * [`copy`]: `write_at` then `read_at` of 64 MiB through a mapping, against `memcpy`.
 
+mod channel;
 mod copy;
 mod cycle;
 mod game;
@@ -52,6 +53,9 @@ pub struct BenchArgs {
     /// Internal: the CPU a peer pins itself to.
     #[arg(long, hide = true)]
     pub peer_cpu: Option<usize>,
+    /// Run only these cases (and those their ratios divide by), e.g. `channel_rtt`.
+    #[arg(value_name = "CASE")]
+    pub cases: Vec<String>,
 }
 
 /// How much to measure.
@@ -133,6 +137,9 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
     if let Some(peer) = a.peer {
         return game::peer(peer, g, a);
     }
+    if let Some(result) = channel::peer_from_env(g) {
+        return result;
+    }
     let plan = if a.quick { QUICK } else { FULL };
     catch_signals();
     let kinds = backend::compiled();
@@ -141,6 +148,20 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
         eprint!("shm bench: starting the peers...");
     }
     let mut cases = cases(&plan, &kinds)?;
+    if !a.cases.is_empty() {
+        let known: Vec<String> = cases.iter().map(|c| c.key().to_owned()).collect();
+        if let Some(bad) = a.cases.iter().find(|c| !known.contains(c)) {
+            bail!("no bench case {bad:?}; the cases are: {}", known.join(", "));
+        }
+        let mut wanted = a.cases.clone();
+        wanted.extend(
+            a.cases
+                .iter()
+                .flat_map(|c| report::denominators(c))
+                .map(String::from),
+        );
+        cases.retain(|c| wanted.iter().any(|w| w == c.key()));
+    }
     let mut samples: Vec<Vec<u64>> = cases.iter().map(|_| Vec::new()).collect();
     for rep in 0..plan.reps {
         if progress {
@@ -189,6 +210,7 @@ fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
     }
     cases.push(Box::new(game::Echo::pipe(rounds)?));
     cases.push(Box::new(game::Echo::socketpair(rounds)?));
+    cases.push(Box::new(channel::Rtt::new(plan.budget)?));
     if let Some(cpu) = game::one_cpu() {
         cases.push(Box::new(game::Game::processes(
             backend::DEFAULT,
@@ -218,5 +240,8 @@ fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
     }
     cases.push(Box::new(copy::Copy::new()?));
     cases.push(Box::new(copy::Memcpy::new()));
+    for stream in channel::Stream::all(channel::stream_bytes(plan.budget))? {
+        cases.push(Box::new(stream));
+    }
     Ok(cases)
 }

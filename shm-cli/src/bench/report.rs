@@ -12,6 +12,7 @@ pub enum Section {
     RoundTrip,
     Cycle,
     Copy,
+    Stream,
 }
 
 impl Section {
@@ -20,6 +21,7 @@ impl Section {
             Section::RoundTrip => "round trip: lockstep game (pipe, socketpair: one byte each way)",
             Section::Cycle => "create, map, unmap, unlink",
             Section::Copy => "copy 64 MiB in, then out",
+            Section::Stream => "stream in 64 KiB messages, every byte checked by the receiver",
         }
     }
 }
@@ -109,7 +111,7 @@ impl Target {
 }
 
 /// The ratios reported: name, numerator, denominator, target.
-const RATIOS: [(&str, &str, &str, Target); 8] = [
+const RATIOS: [(&str, &str, &str, Target); 11] = [
     (
         "posix_hybrid_vs_threads",
         "posix_hybrid",
@@ -153,7 +155,31 @@ const RATIOS: [(&str, &str, &str, Target); 8] = [
         Target::AtMost(1.10),
     ),
     ("copy_vs_memcpy", "copy", "memcpy", Target::AtLeast(0.8)),
+    (
+        "channel_rtt_vs_threads",
+        "channel_rtt",
+        "threads",
+        Target::AtMost(1.25),
+    ),
+    (
+        "channel_stream_vs_copy_stream",
+        "channel_stream",
+        "copy_stream",
+        Target::AtLeast(2.0),
+    ),
+    (
+        "channel_stream_vs_pipe_stream",
+        "channel_stream",
+        "pipe_stream",
+        Target::AtLeast(3.0),
+    ),
 ];
+
+/// The cases a ratio of `key` divides by (`threads` for `channel_rtt`): `shm bench CASE...`
+/// runs them too.
+pub fn denominators(key: &str) -> impl Iterator<Item = &'static str> + '_ {
+    RATIOS.iter().filter(move |r| r.1 == key).map(|r| r.2)
+}
 
 /// Everything one run measured.
 pub struct Report {
