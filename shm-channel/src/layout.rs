@@ -4,9 +4,10 @@
 //! 0     header (128 bytes): magic, layout version, kind, slots, max message, stride, creator's
 //!       role, connection state, the two ends' process ids and start times, total size
 //! 128   ring 0: producer line (128 bytes: tail, its sleepers), consumer line (128 bytes: head,
-//!       its sleepers), then `slots` slots of `stride` bytes: a 4-byte length, a 4-byte
-//!       sequence (the message's count with bit 31 set, written last), the payload
-//!       (8-aligned); the stride is a multiple of 64 (one cache line)
+//!       its sleepers), then `slots` slots of `stride` bytes: an 8-byte header (the length in
+//!       the low 32 bits, the sequence, the message's count with bit 31 set, in the high 32;
+//!       written last, in one store), the payload (8-aligned); the stride is a multiple of 64
+//!       (one cache line)
 //! ...   ring 1 (a request/response pair only): the same
 //! ```
 //!

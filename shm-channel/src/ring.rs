@@ -1,7 +1,7 @@
 //! The two ends of one ring: [`Sender`] (with [`Loan`]) and [`Receiver`] (with [`Sample`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_core::Backend;
@@ -48,17 +48,18 @@ fn slot(shared: &Shared, ring: usize, count: u32) -> *mut u8 {
     unsafe { shared.base().add(shared.layout.slot(ring, count)) }
 }
 
-/// The sequence word of a slot: `count | SEQ_SET` once message `count` is complete in it.
-fn seq_word<'a>(slot: *mut u8) -> &'a AtomicU32 {
-    // SAFETY: as for `len_word`, 4 bytes further (still inside the 8-byte slot header).
-    unsafe { &*slot.add(4).cast::<AtomicU32>() }
+/// The header word of a slot: the message's length in the low 32 bits, its sequence
+/// (`count | SEQ_SET`, once message `count` is complete in the slot) in the high 32. One store
+/// publishes both, so the receiver, which may be polling this very cache line, takes it from
+/// the sender once per message rather than once per field.
+fn header_word<'a>(slot: *mut u8) -> &'a AtomicU64 {
+    // SAFETY: a slot starts 64-aligned inside the mapping with its 8-byte header; the callers
+    // hold the Arc that keeps the mapping, and bound the lifetime by their borrow.
+    unsafe { &*slot.cast::<AtomicU64>() }
 }
 
-/// The length word of a slot.
-fn len_word<'a>(slot: *mut u8) -> &'a AtomicU32 {
-    // SAFETY: a slot starts 64-aligned inside the mapping with its 4-byte length word; the
-    // callers hold the Arc that keeps the mapping, and bound the lifetime by their borrow.
-    unsafe { &*slot.cast::<AtomicU32>() }
+fn header(len: usize, count: u32) -> u64 {
+    (u64::from(count | SEQ_SET) << 32) | len as u64
 }
 
 /// The sending end of a channel.
@@ -401,9 +402,8 @@ impl<'a> Loan<'a> {
     /// Sends the first `len` bytes of the slot as one message.
     pub fn send(self, len: usize) -> Result<()> {
         self.tx.check_len(len)?;
-        len_word(self.slot).store(len as u32, Ordering::Relaxed);
-        // Release: a receiver that sees the sequence sees the bytes and the length.
-        seq_word(self.slot).store(self.tx.tail | SEQ_SET, Ordering::Release);
+        // Release: a receiver that sees the sequence sees the bytes.
+        header_word(self.slot).store(header(len, self.tx.tail), Ordering::Release);
         self.tx.publish();
         Ok(())
     }
@@ -582,7 +582,7 @@ impl Receiver {
     /// sender). A peer that fakes it only gets this end to read a slot it owns, in bounds.
     fn sequenced(&mut self) -> bool {
         let slot = slot(&self.shared, self.ring.index, self.head);
-        if seq_word(slot).load(Ordering::Acquire) == self.head | SEQ_SET {
+        if (header_word(slot).load(Ordering::Acquire) >> 32) as u32 == self.head | SEQ_SET {
             self.avail = 1;
             return true;
         }
@@ -611,7 +611,13 @@ impl Receiver {
     }
 
     fn recv_until(&mut self, deadline: Deadline) -> Result<Sample<'_>> {
-        if !self.waiting_now()? && !self.spin_for_message() {
+        // The slot first, the tail last: reading the tail's line would make the sender's next
+        // store of it fetch the line back, a second transfer per message.
+        if self.avail == 0
+            && !self.sequenced()
+            && !self.spin_for_message()
+            && !self.waiting_now()?
+        {
             let (head, slots) = (self.head, self.shared.layout.slots);
             loop {
                 // Ready when closed, or when the count moved ahead of this end's (a count
@@ -633,7 +639,7 @@ impl Receiver {
     fn take(&mut self) -> Result<Sample<'_>> {
         let slot = slot(&self.shared, self.ring.index, self.head);
         // The length is read once, into private memory, and checked: nothing is read past it.
-        let len = len_word(slot).load(Ordering::Relaxed) as usize;
+        let len = (header_word(slot).load(Ordering::Relaxed) & 0xffff_ffff) as usize;
         let max = self.max_message();
         if len > max {
             return Err(Error::Protocol(format!(

@@ -35,7 +35,8 @@ const SLOTS: u32 = 32;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn rtt_options() -> Options {
-    Options::new(4, 64)
+    // Many slots: the sender reads the receiver's count (another cache line) once per lap.
+    Options::new(64, 64)
 }
 
 fn stream_options() -> Options {
@@ -190,7 +191,8 @@ impl Rtt {
             bail!("the case has finished");
         };
         self.seq += 1;
-        let back: u64 = client.call_timeout(&self.seq, TIMEOUT)?.read_value()?;
+        // Default waiting, no deadline (a dead peer is PeerDead within ~40 ms anyway).
+        let back: u64 = client.call(&self.seq)?.read_value()?;
         if back != self.seq {
             bail!("the echo sent {back} back for {}", self.seq);
         }
