@@ -10,12 +10,47 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use shm_channel::{Error, Options, Receiver, Sender};
 
 use crate::Global;
 use crate::backend;
+
+/// Set by Ctrl-C, SIGTERM or SIGHUP: the command stops within [`TICK`] and drops its end, so
+/// that a channel it made and nobody joined is removed (once joined, its name is gone anyway).
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// How often a waiting end looks at [`STOP`].
+const TICK: Duration = Duration::from_millis(100);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Turns the signals that would end the command at once into [`STOP`]. Without `SA_RESTART`,
+/// so that a read of the input that the signal interrupts returns and sees it.
+fn catch_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler only stores
+        // to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// An error once a signal came.
+fn check_stop() -> Result<()> {
+    if STOP.load(Ordering::Relaxed) {
+        bail!("interrupted; this end of the channel is closed, and nothing of it is left behind");
+    }
+    Ok(())
+}
 
 /// Both ends use these, so either may create the channel: 32 slots of 64 KiB (2 MiB).
 fn options() -> Options {
@@ -69,21 +104,27 @@ pub fn send(g: &Global, a: &SendArgs) -> Result<()> {
         .as_ref()
         .map_or(io::stdin().as_raw_fd(), AsRawFd::as_raw_fd);
     let backend = backend::get(g.backend)?;
+    catch_signals();
     let mut tx = Sender::open_or_create(&backend, &a.name, &options())?;
     loop {
-        let mut loan = match tx.loan() {
+        let mut loan = match tx.loan_timeout(TICK) {
             Ok(loan) => loan,
+            Err(Error::TimedOut { .. }) => {
+                check_stop()?;
+                continue;
+            }
             Err(Error::Closed) => return Ok(()), // the receiver stopped reading: as EPIPE
             Err(e) => return Err(e.into()),
         };
         let cap = loan.capacity();
         let ptr = loan.as_mut_ptr();
-        let n = retry_eintr(|| {
+        let read = retry_eintr(|| {
             // SAFETY: `ptr` is the loaned slot's payload, `cap` bytes inside the mapping; the
             // kernel writes at most `cap` bytes there, and no Rust reference to it exists.
             unsafe { libc::read(fd, ptr.cast(), cap) }
-        })
-        .context("cannot read the input")?;
+        });
+        check_stop()?;
+        let n = read.context("cannot read the input")?;
         if n == 0 {
             break; // the loan goes unsent
         }
@@ -95,18 +136,27 @@ pub fn send(g: &Global, a: &SendArgs) -> Result<()> {
     }
     // A creator dropped before its receiver came would take the bytes with it: wait for the
     // receiver; then dropping closes the channel, and the receiver drains it.
-    tx.wait_for_peer(None)?;
-    Ok(())
+    loop {
+        match tx.wait_for_peer(Some(TICK)) {
+            Err(Error::TimedOut { .. }) => check_stop()?,
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// `shm recv`.
 pub fn recv(g: &Global, a: &RecvArgs) -> Result<()> {
     let backend = backend::get(g.backend)?;
+    catch_signals();
     let mut rx = Receiver::open_or_create(&backend, &a.name, &options())?;
     let out = io::stdout().as_raw_fd();
     loop {
-        let sample = match rx.recv() {
+        let sample = match rx.recv_timeout(TICK) {
             Ok(s) => s,
+            Err(Error::TimedOut { .. }) => {
+                check_stop()?;
+                continue;
+            }
             Err(Error::Closed) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
@@ -137,7 +187,8 @@ fn write_all(fd: RawFd, ptr: *const u8, len: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs a read or write system call again while it is interrupted; its count, or the error.
+/// Runs a read or write system call again while it is interrupted by anything but a stop
+/// signal; its count, or the error.
 fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     loop {
         let n = call();
@@ -145,7 +196,7 @@ fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
             return Ok(n as usize);
         }
         let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
+        if e.kind() != io::ErrorKind::Interrupted || STOP.load(Ordering::Relaxed) {
             return Err(e);
         }
     }

@@ -240,3 +240,50 @@ fn a_stranger_segment_is_refused() {
     assert!(err.contains("is not a channel"), "{err}");
     shm_tests::shm_ok(&["rm", &name]);
 }
+
+/// Ctrl-C on a `shm recv` that made the channel and still waits for a sender: it stops, says
+/// so, and removes the channel (nobody else would).
+fn ctrl_c_removes_an_unjoined_channel(backend: &str) {
+    use shm_core::{Backend, DynBackend, SegmentName};
+    let name = unique_name("cli-ctrl-c");
+    let b: Box<dyn DynBackend> = match backend {
+        "posix" => Box::new(shm_posix::Posix::new()),
+        _ => Box::new(shm_sysv::SysV::new()),
+    };
+    let sname = SegmentName::new(&name).unwrap();
+    let mut rx = spawn(
+        &["--backend", backend, "recv", &name],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let t0 = Instant::now();
+    while b.info(&sname).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "recv made no channel"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: kill with our child's pid (not yet reaped).
+    unsafe { libc::kill(rx.0.id() as i32, libc::SIGINT) };
+    let status = rx.0.wait().unwrap();
+    let mut err = String::new();
+    rx.0.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success());
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(b.info(&sname).is_err(), "the channel is still there");
+}
+
+#[test]
+fn posix_ctrl_c_removes_an_unjoined_channel() {
+    ctrl_c_removes_an_unjoined_channel("posix");
+}
+
+#[test]
+fn sysv_ctrl_c_removes_an_unjoined_channel() {
+    ctrl_c_removes_an_unjoined_channel("sysv");
+}
