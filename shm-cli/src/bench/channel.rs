@@ -43,13 +43,49 @@ fn stream_options() -> Options {
     Options::new(SLOTS, MESSAGE)
 }
 
-/// The stream: byte `k` is `k % 251`; any message of it is a slice of this.
-fn pattern() -> Vec<u8> {
-    (0..MESSAGE + 251).map(|k| (k % 251) as u8).collect()
+/// The stream's content: 64-bit word `k` of the stream is `k` (every message is a whole
+/// number of words). A producer writes it where it goes; a consumer checks it where it is. In
+/// place for the channel; through a private buffer for the others, as their APIs require.
+fn fill(words: &mut [u64], at_byte: u64) {
+    let first = at_byte / 8;
+    for (k, w) in words.iter_mut().enumerate() {
+        *w = first + k as u64;
+    }
 }
 
-fn chunk(pattern: &[u8], at: u64, len: usize) -> &[u8] {
-    &pattern[(at % 251) as usize..][..len]
+fn check(words: &[u64], at_byte: u64) -> bool {
+    let first = at_byte / 8;
+    // No early exit: the loop vectorizes, and a wrong stream is the exception.
+    let wrong = words
+        .iter()
+        .enumerate()
+        .fold(0, |acc, (k, &w)| acc | (w ^ (first + k as u64)));
+    wrong == 0
+}
+
+/// A private buffer of words as bytes.
+fn bytes_of(words: &[u64]) -> &[u8] {
+    // SAFETY: u8 has no alignment and every u64 is 8 initialized bytes.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 8) }
+}
+
+fn bytes_of_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: as above; any byte pattern is a valid u64, so writes through it are fine.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 8) }
+}
+
+/// Bytes as words, where they are 8-aligned and a whole number of words.
+fn words_of(bytes: &[u8]) -> Option<&[u64]> {
+    // SAFETY: every bit pattern is a valid u64; align_to puts only aligned whole words in
+    // the middle part.
+    let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
+    (head.is_empty() && tail.is_empty()).then_some(words)
+}
+
+fn words_of_mut(bytes: &mut [u8]) -> Option<&mut [u64]> {
+    // SAFETY: as in words_of.
+    let (head, words, tail) = unsafe { bytes.align_to_mut::<u64>() };
+    (head.is_empty() && tail.is_empty()).then_some(words)
 }
 
 /// The peer side, when this process is one: `Some(result)`; otherwise `None`.
@@ -82,7 +118,6 @@ fn peer(g: &Global, spec: &str) -> Result<()> {
         }
         "stream" => {
             let mut server = Server::open(&backend, name, &stream_options())?;
-            let pattern = pattern();
             let (mut got, mut wrong) = (0u64, 0u64);
             loop {
                 let (requests, responses) = server.parts();
@@ -94,7 +129,7 @@ fn peer(g: &Global, spec: &str) -> Result<()> {
                 // SAFETY: the sender is this bench (shm-channel): it never writes a slot it
                 // has sent until this sample releases it.
                 let data = unsafe { sample.as_slice() };
-                if data != chunk(&pattern, got, data.len()) {
+                if !words_of(data).is_some_and(|w| check(w, got)) {
                     wrong += 1;
                 }
                 got += data.len() as u64;
@@ -262,7 +297,8 @@ pub struct Stream {
     key: &'static str,
     what: &'static str,
     bytes: u64,
-    pattern: Vec<u8>,
+    /// A private message buffer, for the transports that copy.
+    buf: Vec<u64>,
     // Declared before `peer`: the sending side closes first, then the peer is reaped.
     transport: Option<Transport>,
     peer: Option<Peer>,
@@ -293,7 +329,7 @@ impl Stream {
             key: "channel_stream",
             what: "shm-channel, zero-copy",
             bytes,
-            pattern: pattern(),
+            buf: vec![0; MESSAGE / 8],
             transport: Some(Transport::Channel(client)),
             peer: Some(peer),
         })
@@ -316,7 +352,7 @@ impl Stream {
             key: "copy_stream",
             what: "write_at/read_at ring",
             bytes,
-            pattern: pattern(),
+            buf: vec![0; MESSAGE / 8],
             transport: Some(Transport::Copy(ring)),
             peer: Some(peer),
         })
@@ -344,7 +380,7 @@ impl Stream {
             },
             what: if socket { "Unix socketpair" } else { "pipe" },
             bytes,
-            pattern: pattern(),
+            buf: vec![0; MESSAGE / 8],
             transport: Some(Transport::Fd { data, ack }),
             peer: Some(peer),
         })
@@ -352,7 +388,7 @@ impl Stream {
 
     /// Moves `bytes` to the peer and waits until it has checked them all.
     fn send_all(&mut self) -> Result<()> {
-        let (bytes, pattern) = (self.bytes, &self.pattern);
+        let (bytes, buf) = (self.bytes, &mut self.buf);
         let Some(transport) = self.transport.as_mut() else {
             bail!("the case has finished");
         };
@@ -363,7 +399,11 @@ impl Stream {
                 while sent < bytes {
                     let len = MESSAGE.min((bytes - sent) as usize);
                     let mut loan = requests.loan_timeout(TIMEOUT)?;
-                    loan.write_at(0, chunk(pattern, sent, len))?;
+                    // SAFETY: the receiver is this bench's peer (shm-channel): it never reads
+                    // a slot before it is sent.
+                    let slot = unsafe { loan.as_mut_slice() };
+                    let words = words_of_mut(&mut slot[..len]).context("a slot is 8-aligned")?;
+                    fill(words, sent);
                     loan.send(len)?;
                     sent += len as u64;
                 }
@@ -372,11 +412,12 @@ impl Stream {
                     bail!("the receiver found {wrong} wrong messages");
                 }
             }
-            Transport::Copy(ring) => ring.send_all(bytes, pattern)?,
+            Transport::Copy(ring) => ring.send_all(bytes, buf)?,
             Transport::Fd { data, ack } => {
                 while sent < bytes {
                     let len = MESSAGE.min((bytes - sent) as usize);
-                    data.write_all(chunk(pattern, sent, len))?;
+                    fill(&mut buf[..len / 8], sent);
+                    data.write_all(bytes_of(&buf[..len / 8]))?;
                     sent += len as u64;
                 }
                 let mut verdict = [0u8; 1];
@@ -503,7 +544,7 @@ impl CopyRing {
     }
 
     /// The sender: `bytes` in messages, then waits for the acknowledgement.
-    fn send_all(&mut self, bytes: u64, pattern: &[u8]) -> Result<()> {
+    fn send_all(&mut self, bytes: u64, buf: &mut [u64]) -> Result<()> {
         let mut tail = self.tail.load();
         let mut sent = 0u64;
         while sent < bytes {
@@ -514,7 +555,8 @@ impl CopyRing {
                 .context("the copy peer stopped reading")?;
             let at = Self::slot(tail);
             self.map.write_at(at, &(len as u64).to_ne_bytes())?;
-            self.map.write_at(at + 8, chunk(pattern, sent, len))?;
+            fill(&mut buf[..len / 8], sent);
+            self.map.write_at(at + 8, bytes_of(&buf[..len / 8]))?;
             tail = tail.wrapping_add(1);
             self.tail.store(tail);
             sent += len as u64;
@@ -535,8 +577,7 @@ impl CopyRing {
 fn copy_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Result<()> {
     let ring = CopyRing::open(backend, name)?;
     ring.ready.store(1);
-    let pattern = pattern();
-    let mut buf = vec![0u8; MESSAGE];
+    let mut buf = vec![0u64; MESSAGE / 8];
     let (mut head, mut got, mut ok) = (ring.head.load(), 0u64, true);
     let idle = Duration::from_secs(60);
     loop {
@@ -548,9 +589,10 @@ fn copy_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Result<()> {
         let at = CopyRing::slot(head);
         let mut len = [0u8; 8];
         ring.map.read_at(at, &mut len)?;
-        let len = (u64::from_ne_bytes(len) as usize).min(MESSAGE);
-        ring.map.read_at(at + 8, &mut buf[..len])?;
-        ok &= buf[..len] == *chunk(&pattern, got, len);
+        let len = (u64::from_ne_bytes(len) as usize).min(MESSAGE) / 8 * 8;
+        ring.map
+            .read_at(at + 8, bytes_of_mut(&mut buf[..len / 8]))?;
+        ok &= check(&buf[..len / 8], got);
         got += len as u64;
         head = head.wrapping_add(1);
         ring.head.store(head);
@@ -569,19 +611,18 @@ fn fd_peer(bytes: u64) -> Result<()> {
     use std::os::fd::AsFd;
     let mut input = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let mut output = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
-    let pattern = pattern();
-    let mut buf = vec![0u8; MESSAGE];
+    let mut buf = vec![0u64; MESSAGE / 8];
     let (mut got, mut ok) = (0u64, true);
     loop {
+        // A message at a time, whatever pieces the kernel hands it out in.
         let want = MESSAGE.min((bytes - got) as usize);
-        let n = match input.read(&mut buf[..want]) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+        match input.read_exact(bytes_of_mut(&mut buf[..want / 8])) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e.into()),
-        };
-        ok &= buf[..n] == *chunk(&pattern, got, n);
-        got += n as u64;
+        }
+        ok &= check(&buf[..want / 8], got);
+        got += want as u64;
         if got == bytes {
             output.write_all(&[u8::from(!ok)])?;
             (got, ok) = (0, true);
