@@ -38,7 +38,7 @@ const MORE_LATENCY_CASES: [&str; 8] = [
     "cycle_posix_64m_noreserve",
 ];
 
-const RATIOS: [&str; 8] = [
+const RATIOS: [&str; 11] = [
     "posix_hybrid_vs_threads",
     "sysv_hybrid_vs_threads",
     "pipe_vs_posix_hybrid",
@@ -47,6 +47,9 @@ const RATIOS: [&str; 8] = [
     "cycle_posix_vs_raw",
     "cycle_sysv_vs_raw",
     "copy_vs_memcpy",
+    "channel_rtt_vs_threads",
+    "channel_stream_vs_copy_stream",
+    "channel_stream_vs_pipe_stream",
 ];
 
 /// Runs `shm bench ARGS` to the end; also returns its pid, which its segment names carry.

@@ -276,10 +276,10 @@ impl Case for Rtt {
     }
 }
 
-/// Bytes per stream per repetition: 1 GiB, or 128 MiB for a quick run (a short budget).
+/// Bytes per stream per repetition: 1 GiB, or 32 MiB for a quick run (a short budget).
 pub fn stream_bytes(budget: Duration) -> u64 {
     if budget < Duration::from_millis(30) {
-        128 << 20
+        32 << 20
     } else {
         1 << 30
     }
