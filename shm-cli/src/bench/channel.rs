@@ -545,6 +545,8 @@ impl CopyRing {
 
     /// The sender: `bytes` in messages, then waits for the acknowledgement.
     fn send_all(&mut self, bytes: u64, buf: &mut [u64]) -> Result<()> {
+        // Read before sending: the peer may acknowledge before this side looks again.
+        let want = self.ack.load().wrapping_add(1);
         let mut tail = self.tail.load();
         let mut sent = 0u64;
         while sent < bytes {
@@ -561,7 +563,6 @@ impl CopyRing {
             self.tail.store(tail);
             sent += len as u64;
         }
-        let want = self.ack.load().wrapping_add(1);
         let verdict = self
             .ack
             .wait_until(|a| a == want || a == u32::MAX, TIMEOUT)
