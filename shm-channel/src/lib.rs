@@ -84,7 +84,10 @@
 //!   creator killed before a peer came leaves it until the next open or create of that name,
 //!   which sees the dead creator and removes it. So however the two processes end, kill -9
 //!   included, nothing stays in `/dev/shm` or `ipcs -m`. While it waits for its peer, `shm list`
-//!   shows a channel as one segment of its name, sized as its header and slots need.
+//!   shows a channel as one segment of its name, sized as its header and slots need. (The
+//!   removal goes through `Segment::unlink`, which on POSIX acts on the name: a segment that
+//!   someone else put under the same name in the microseconds between this end's open and
+//!   its removal would be removed instead. System V removes by id, which has no such window.)
 //!
 //! # What a peer that breaks the protocol can and cannot do
 //!

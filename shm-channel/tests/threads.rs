@@ -328,6 +328,17 @@ fn either_side_first<B: Backend + Sync>(b: &B) {
     }
 }
 
+/// Each end can move to another thread (one thread at a time uses it: methods take `&mut`).
+#[test]
+fn ends_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Sender>();
+    send_sync::<Receiver>();
+    send_sync::<Client>();
+    send_sync::<Server>();
+    send_sync::<Error>();
+}
+
 macro_rules! on_backend {
     ($m:ident, $b:expr) => {
         mod $m {
