@@ -145,7 +145,12 @@ impl Shared {
                     }
                     match Self::create(backend, &sname, opts, layout, role) {
                         Ok(s) => break s,
-                        Err(Error::Shm(e)) if e.is_already_exists() => continue,
+                        // Taken meanwhile, or a name its creator is giving up and removes
+                        // in a moment: look again, a little later.
+                        Err(Error::Shm(e)) if e.is_already_exists() => {
+                            std::thread::sleep(Duration::from_millis(1));
+                            continue;
+                        }
                         Err(e) => return Err(e),
                     }
                 }
