@@ -264,6 +264,20 @@ fn ctrl_c_removes_an_unjoined_channel(backend: &str) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+    // While it waits, `shm list` shows what the channel is made of: one segment of its name,
+    // sized for its header and slots (System V lists it by key).
+    let (_, out) = shm_tests::shm_ok(&["--backend", backend, "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let size = shm_channel::Options::new(32, 64 * 1024)
+        .segment_size()
+        .unwrap() as u64;
+    let key = format!("{:#010x}", shm_sysv::key_for(&sname).unwrap() as u32);
+    let shown = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| (s["name"] == name.as_str() || s["key"] == key.as_str()) && s["size"] == size);
+    assert!(shown, "{name} ({size} bytes) not in shm list: {list}");
     // SAFETY: kill with our child's pid (not yet reaped).
     unsafe { libc::kill(rx.0.id() as i32, libc::SIGINT) };
     let status = rx.0.wait().unwrap();
