@@ -303,6 +303,33 @@ fn pair_calls<B: Backend + Sync>(b: &B) {
     });
 }
 
+fn call_timeout_and_loan_timeout<B: Backend + Sync>(b: &B) {
+    let n = name("calltimeout");
+    let opts = Options::new(1, 8);
+    let mut server = Server::create(b, &n, &opts).unwrap();
+    let mut client = Client::open(b, &n, &opts).unwrap();
+    let t0 = Instant::now();
+    // The server never answers.
+    let e = client
+        .call_timeout(&7u64, Duration::from_millis(30))
+        .unwrap_err();
+    assert!(matches!(e, Error::TimedOut { .. }), "{e}");
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    // The one request slot is taken: a loan waits, then times out.
+    let (requests, _) = client.parts();
+    assert!(matches!(
+        requests.loan_timeout(Duration::from_millis(20)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert_eq!(server.recv().unwrap().read_value::<u64>().unwrap(), 7);
+    server.reply(&8u64.to_ne_bytes()).unwrap();
+    let (_, responses) = client.parts();
+    assert_eq!(responses.recv_value::<u64>().unwrap(), 8);
+    // The client leaves: the server's next receive says Closed.
+    drop(client);
+    assert!(matches!(server.recv(), Err(Error::Closed)));
+}
+
 fn either_side_first<B: Backend + Sync>(b: &B) {
     for receiver_first in [true, false] {
         let n = name("either");
@@ -365,6 +392,10 @@ macro_rules! on_backend {
             #[test]
             fn pair_calls() {
                 super::pair_calls(&$b);
+            }
+            #[test]
+            fn call_timeout_and_loan_timeout() {
+                super::call_timeout_and_loan_timeout(&$b);
             }
             #[test]
             fn either_side_first() {
