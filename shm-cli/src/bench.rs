@@ -18,6 +18,7 @@
 //!   made directly with libc, and how the cost grows with the size.
 //! * [`copy`]: `write_at` then `read_at` of 64 MiB through a mapping, against `memcpy`.
 
+mod channel;
 mod copy;
 mod cycle;
 mod game;
@@ -64,6 +65,9 @@ pub struct BenchArgs {
     /// Internal: the CPU a peer pins itself to.
     #[arg(long, hide = true)]
     pub peer_cpu: Option<usize>,
+    /// Run only these cases (and those their ratios divide by), e.g. `channel_rtt`.
+    #[arg(value_name = "CASE")]
+    pub cases: Vec<String>,
 }
 
 /// How much to measure.
@@ -251,6 +255,9 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
     if let Some(peer) = a.peer {
         return game::peer(peer, g, a);
     }
+    if let Some(result) = channel::peer_from_env(g) {
+        return result;
+    }
     let plan = if a.quick { QUICK } else { FULL };
     catch_signals();
     let kinds = backend::compiled();
@@ -265,6 +272,20 @@ pub fn run(g: &Global, a: &BenchArgs) -> Result<()> {
         Err(_) if stopping() => return Err(interrupted()),
         started => started?,
     };
+    if !a.cases.is_empty() {
+        let known: Vec<String> = cases.iter().map(|c| c.key().to_owned()).collect();
+        if let Some(bad) = a.cases.iter().find(|c| !known.contains(c)) {
+            bail!("no bench case {bad:?}; the cases are: {}", known.join(", "));
+        }
+        let mut wanted = a.cases.clone();
+        wanted.extend(
+            a.cases
+                .iter()
+                .flat_map(|c| report::denominators(c))
+                .map(String::from),
+        );
+        cases.retain(|c| wanted.iter().any(|w| w == c.key()));
+    }
     let mut samples: Vec<Samples> = cases.iter().map(|_| Samples::default()).collect();
     for rep in 0..plan.reps {
         if progress {
@@ -329,6 +350,7 @@ fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
     if kinds.contains(&Kind::Posix) {
         cases.push(Box::new(game::BellGame::new(rounds)?));
     }
+    cases.push(Box::new(channel::Rtt::new(plan.budget)?));
     if let Some(cpu) = game::one_cpu() {
         cases.push(Box::new(game::Game::processes(
             backend::DEFAULT,
@@ -368,6 +390,9 @@ fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
                 copy::SmallWay::FstatThenCopy,
             )?));
         }
+    }
+    for stream in channel::Stream::all(channel::stream_bytes(plan.budget))? {
+        cases.push(Box::new(stream));
     }
     Ok(cases)
 }

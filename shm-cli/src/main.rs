@@ -2,6 +2,7 @@
 
 mod backend;
 mod bench;
+mod channel;
 mod compare;
 mod docs;
 mod lockstep;
@@ -70,6 +71,10 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Measure round trips, create/map/unlink cycles and copies against their floors.
     Bench(bench::BenchArgs),
+    /// Send a byte stream (stdin or a file) through a channel to `shm recv`.
+    Send(channel::SendArgs),
+    /// Receive the byte stream of `shm send` on stdout.
+    Recv(channel::RecvArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a directory.
@@ -88,6 +93,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Write(a) => manage::write(g, a),
         Command::Compare(a) => compare::run(g, a),
         Command::Bench(a) => bench::run(g, a),
+        Command::Send(a) => channel::send(g, a),
+        Command::Recv(a) => channel::recv(g, a),
         Command::Completions(a) => docs::completions(a),
         Command::Man(a) => docs::man(a),
     }

@@ -23,6 +23,7 @@ const BACKEND: &str = "file";
 #[derive(Debug)]
 pub struct FileBackend {
     dir: PathBuf,
+    owns_dir: bool,
 }
 
 impl FileBackend {
@@ -30,7 +31,24 @@ impl FileBackend {
     pub fn new() -> Self {
         let dir = crate::temp_path("file-backend");
         fs::create_dir_all(&dir).expect("create the backend's directory");
-        Self { dir }
+        Self {
+            dir,
+            owns_dir: true,
+        }
+    }
+
+    /// A backend over the directory of another one (another process's, for a peer); dropping
+    /// it leaves the directory to its owner.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            owns_dir: false,
+        }
+    }
+
+    /// The directory that holds the segments.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     fn path(&self, name: &SegmentName) -> PathBuf {
@@ -46,7 +64,9 @@ impl Default for FileBackend {
 
 impl Drop for FileBackend {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

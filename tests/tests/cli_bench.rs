@@ -45,7 +45,7 @@ const MORE_LATENCY_CASES: [&str; 13] = [
     "cycle_posix_64m_noreserve",
 ];
 
-const RATIOS: [&str; 9] = [
+const RATIOS: [&str; 12] = [
     "posix_hybrid_vs_threads",
     "sysv_hybrid_vs_threads",
     "pipe_vs_posix_hybrid",
@@ -55,6 +55,9 @@ const RATIOS: [&str; 9] = [
     "cycle_sysv_vs_raw",
     "copy_vs_memcpy",
     "small_read_posix_vs_before",
+    "channel_rtt_vs_threads",
+    "channel_stream_vs_copy_stream",
+    "channel_stream_vs_pipe_stream",
 ];
 
 /// Runs `shm bench ARGS` to the end; also returns its pid, which its segment names carry.

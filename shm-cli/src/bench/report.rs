@@ -17,6 +17,7 @@ pub enum Section {
     Cycle,
     Copy,
     Small,
+    Stream,
 }
 
 impl Section {
@@ -26,6 +27,7 @@ impl Section {
             Section::Cycle => "create, map, unmap, unlink",
             Section::Copy => "copy 64 MiB in, then out",
             Section::Small => "copy 64 bytes (read_at, write_at)",
+            Section::Stream => "stream in 64 KiB messages, every byte checked by the receiver",
         }
     }
 }
@@ -126,7 +128,7 @@ struct Ratio {
 }
 
 /// The ratios reported: name, numerator, denominator, target. Latencies divide means.
-const RATIOS: [(&str, &str, &str, Target); 9] = [
+const RATIOS: [(&str, &str, &str, Target); 12] = [
     (
         "posix_hybrid_vs_threads",
         "posix_hybrid",
@@ -176,7 +178,31 @@ const RATIOS: [(&str, &str, &str, Target); 9] = [
         "small_read_fstat_posix",
         Target::AtMost(1.0),
     ),
+    (
+        "channel_rtt_vs_threads",
+        "channel_rtt",
+        "threads",
+        Target::AtMost(1.25),
+    ),
+    (
+        "channel_stream_vs_copy_stream",
+        "channel_stream",
+        "copy_stream",
+        Target::AtLeast(2.0),
+    ),
+    (
+        "channel_stream_vs_pipe_stream",
+        "channel_stream",
+        "pipe_stream",
+        Target::AtLeast(3.0),
+    ),
 ];
+
+/// The cases a ratio of `key` divides by (`threads` for `channel_rtt`): `shm bench CASE...`
+/// runs them too.
+pub fn denominators(key: &str) -> impl Iterator<Item = &'static str> + '_ {
+    RATIOS.iter().filter(move |r| r.1 == key).map(|r| r.2)
+}
 
 /// Everything one run measured.
 pub struct Report {

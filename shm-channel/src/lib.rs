@@ -1,0 +1,211 @@
+//! Messages between processes through shared memory, on any `shm_core::Backend`: a bounded
+//! single-producer, single-consumer channel with zero-copy loans and samples, copying and typed
+//! forms, blocking, non-blocking and deadline waits, closing, peer-death detection, and a
+//! request/response pair.
+//!
+//! ```
+//! use shm_channel::{Error, Options, Receiver, Sender};
+//!
+//! # fn main() -> shm_channel::Result<()> {
+//! let backend = shm_posix::Posix::new(); // or shm_sysv::SysV::new(), or your own backend
+//! # let name: &'static str = Box::leak(format!("/doc-channel-{}", std::process::id()).into());
+//! let opts = Options::new(8, 4096); // 8 slots of at most 4096 bytes
+//!
+//! // One process creates (here: this thread) ...
+//! let mut rx = Receiver::create(&backend, name, &opts)?;
+//! // ... another opens by name (here: a thread; in real life, another process).
+//! let producer = std::thread::spawn(move || -> shm_channel::Result<()> {
+//!     let mut tx = Sender::open(&shm_posix::Posix::new(), name, &opts)?;
+//!     tx.send(b"hello")?; // a copy
+//!     let mut loan = tx.loan()?; // zero-copy: write in place, then send
+//!     loan.write_at(0, b"in place")?;
+//!     loan.send(8)?;
+//!     tx.send_value(&42u64)?; // plain data, by zerocopy's traits
+//!     Ok(()) // dropping the sender closes the channel
+//! });
+//!
+//! assert_eq!(rx.recv()?.to_vec(), b"hello");
+//! let sample = rx.recv()?; // in place: the slot is released when `sample` drops
+//! let mut buf = [0u8; 8];
+//! sample.copy_to(&mut buf)?;
+//! assert_eq!(&buf, b"in place");
+//! drop(sample);
+//! assert_eq!(rx.recv_value::<u64>()?, 42);
+//! assert!(matches!(rx.recv(), Err(Error::Closed))); // drained, then Closed
+//! producer.join().expect("producer")?;
+//! # Ok(()) }
+//! ```
+//!
+//! The repository's examples run the same between real processes:
+//! `cargo run --release -p shm-channel --example stream` (1 GiB, verified) and
+//! `--example service` (request/response).
+//!
+//! # Shape
+//!
+//! A channel is one segment: a header (magic, layout version, slots, maximum message size,
+//! the two ends' process ids), then a ring of `slots` slots, each a length word and room for
+//! the largest message. One end creates it ([`Sender::create`] or [`Receiver::create`]); the
+//! other opens it by name ([`open`](Receiver::open)), or both call
+//! [`open_or_create`](Receiver::open_or_create) and either may start first. A
+//! [`Server`]/[`Client`] pair holds two rings in one segment, requests and responses.
+//!
+//! - **Copying**: [`Sender::send`], [`Receiver::recv_into`], [`Sample::copy_to`],
+//!   [`Sample::to_vec`].
+//! - **Zero-copy**: [`Sender::loan`] gives a [`Loan`], a slot to fill in place and
+//!   [`send`](Loan::send); [`Receiver::recv`] gives a [`Sample`], the message in its slot, which
+//!   goes back to the sender when the sample is dropped.
+//! - **Typed**: [`Sender::send_value`], [`Receiver::recv_value`], [`Sample::read_value`] for
+//!   any `T` that zerocopy's derives say may be sent as bytes (`IntoBytes`) and received from
+//!   any bytes (`FromBytes`).
+//! - **Waiting**: every receive and send has a blocking form, a `try_` form ([`Error::Empty`],
+//!   [`Error::Full`]) and `_timeout`/`_deadline` forms ([`Error::TimedOut`]). Waits use
+//!   `shm_core::wait` (the strategy in [`Options::wait`]: by default spin for a few
+//!   microseconds, then sleep on a futex); an idle end sleeps in the kernel and wakes every
+//!   40 ms only to check that its peer lives.
+//! - **Memory**: the slots made at create, nothing more; no heap allocation per message.
+//!
+//! # Lifecycle
+//!
+//! - **Closing.** Dropping the [`Sender`] closes the channel: the receiver receives every
+//!   message sent, then [`Error::Closed`]. Dropping the [`Receiver`] makes the sender's next
+//!   wait for a slot fail with [`Error::Closed`] (a pipe's `EPIPE`).
+//! - **Death.** Each end writes its process id and the process's start time in the header; a
+//!   blocking call that has waited 40 ms checks the peer (`kill(pid, 0)`, `/proc/PID/stat`: gone,
+//!   a zombie, or another process under a reused id) and fails with [`Error::PeerDead`], so a
+//!   dead peer is known within about 50 ms. Messages the peer completed before it died are
+//!   received first. (Why not a file lock: the contract gives a channel no file on System V,
+//!   and none to share on the others; a process id works on every backend.)
+//! - **Half-written messages.** A message exists for the receiver only once the sender
+//!   published its count, after writing the bytes and the length. A sender killed in the
+//!   middle of a message leaves a slot the receiver never reads.
+//! - **Nothing left behind.** The name exists only until both ends are there: the end that
+//!   opens removes it at once (the memory lives on while mapped, and the kernel frees it when
+//!   the last end unmaps or dies). A creator dropped before a peer came removes its segment; a
+//!   creator killed before a peer came leaves it until the next open or create of that name,
+//!   which sees the dead creator and removes it. So however the two processes end, kill -9
+//!   included, nothing stays in `/dev/shm` or `ipcs -m`. While it waits for its peer, `shm list`
+//!   shows a channel as one segment of its name, sized as its header and slots need. (The
+//!   removal goes through `Segment::unlink`, which on POSIX acts on the name: a segment that
+//!   someone else put under the same name in the microseconds between this end's open and
+//!   its removal would be removed instead. System V removes by id, which has no such window.)
+//!
+//! # What a peer that breaks the protocol can and cannot do
+//!
+//! The peer maps the same memory read-write: it can write anything there at any time. This
+//! end assumes nothing about those bytes beyond what it checks.
+//!
+//! It **cannot** make safe code of this process read or write out of bounds, panic or hang
+//! without a way out:
+//!
+//! - the header (magic, version, slots, maximum size, stride, total size, roles, process ids)
+//!   is read once at open, checked, and kept in private memory; it is never read again, so
+//!   rewriting it later changes nothing here. A stranger's segment, an older layout, other
+//!   parameters, or a size that does not match are refused at open ([`Error::NotAChannel`],
+//!   [`Error::Version`], [`Error::Mismatch`]);
+//! - the only values read from shared memory after open are the peer's count (one load per
+//!   wait, checked: at most `slots` ahead of this end's own count, else [`Error::Protocol`]),
+//!   a slot's sequence word (only compared with the count this end expects), a message's
+//!   length (one load, checked against the maximum, else [`Error::Protocol`]) and the
+//!   connection state; this end's own count lives in private memory, and every offset is
+//!   computed from private values only, so every address touched is inside the mapping;
+//! - a blocking call without a deadline waits as long as the peer's process lives (as a read
+//!   from a pipe does); the `_timeout` and `try_` forms bound it. A peer that lies about its
+//!   process id can only make this end think it lives.
+//!
+//! It **can**: change the bytes of any message at any time (a copy out may be torn: validate
+//! data you did not make), send fewer or other messages than it should, and, on a backend
+//! whose segments can be resized (POSIX, files), shrink the segment (see below).
+//!
+//! # Why `&[u8]` in place is `unsafe`
+//!
+//! A conforming peer never writes a slot while the other end holds it: the sender writes only
+//! slots the receiver has released, and a [`Sample`] releases its slot only when dropped. But
+//! no check in this process can stop a peer that breaks the protocol, and Rust assumes that
+//! the bytes behind a `&[u8]` never change (and that nobody else touches those behind a
+//! `&mut [u8]`). So this crate hands out no safe reference into shared memory: the safe forms
+//! copy ([`Sample::copy_to`], [`Loan::write_at`]), and the in-place forms
+//! ([`Sample::as_slice`], [`Sample::as_value`], [`Loan::as_mut_slice`],
+//! [`Loan::as_mut_value`]) are `unsafe fn`s whose caller promises that the peer is a
+//! conforming program (this crate, the same layout version), which is how the zero-copy
+//! benchmark and examples use them.
+//!
+//! # SIGBUS
+//!
+//! A POSIX (or file) segment can be shrunk by a process that holds it, and a touch of a page
+//! past the new end raises SIGBUS. Once both ends are there, the name is gone, so only the
+//! peer itself can do that; before, anyone with permission to open the name can. The channel
+//! touches its memory directly (that is its speed), so it cannot refuse such a page as
+//! `Mapping::read_at` does. System V segments cannot shrink. Closing this for POSIX needs
+//! sealed segments (`memfd_create` with `F_SEAL_SHRINK`) in `shm-core`.
+
+#![deny(missing_docs)]
+
+mod error;
+mod layout;
+mod pair;
+mod peer;
+mod ring;
+mod shared;
+
+pub use error::{Error, Result};
+pub use pair::{Client, Server};
+pub use ring::{Loan, Receiver, Sample, Sender};
+pub use shm_core::wait::WaitStrategy;
+
+/// The parameters of a channel, fixed at create and checked at open, and how this end waits.
+///
+/// ```
+/// let opts = shm_channel::Options::new(32, 64 * 1024).mode(0o640);
+/// assert_eq!((opts.slots, opts.max_message, opts.mode), (32, 65536, 0o640));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Slots in the ring: a power of two from 1 to 2^20. The sender can be this many
+    /// messages ahead of the receiver.
+    pub slots: u32,
+    /// The largest message in bytes, 1 to 2^30.
+    pub max_message: usize,
+    /// Permission bits of the segment (default `0o600`: only this user).
+    pub mode: u32,
+    /// How this end waits (default hybrid: spin briefly, then sleep on a futex). Not part of
+    /// the channel: each end chooses its own.
+    pub wait: WaitStrategy,
+}
+
+impl Options {
+    /// `slots` slots of at most `max_message` bytes, mode 0600, hybrid waiting.
+    pub fn new(slots: u32, max_message: usize) -> Self {
+        Self {
+            slots,
+            max_message,
+            mode: 0o600,
+            wait: WaitStrategy::Hybrid,
+        }
+    }
+
+    /// Sets the permission bits.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets how this end waits.
+    pub fn wait(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Bytes of the segment a channel of these options takes (a request/response pair takes
+    /// twice the ring part), or [`Error::InvalidOptions`].
+    pub fn segment_size(&self) -> Result<usize> {
+        Ok(layout::Layout::new(1, self.slots, self.max_message)?.total)
+    }
+}
+
+impl Default for Options {
+    /// 16 slots of 64 KiB.
+    fn default() -> Self {
+        Self::new(16, 64 * 1024)
+    }
+}

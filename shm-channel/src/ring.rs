@@ -1,0 +1,792 @@
+//! The two ends of one ring: [`Sender`] (with [`Loan`]) and [`Receiver`] (with [`Sample`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shm_core::Backend;
+use shm_core::wait::Signal;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+use crate::layout::*;
+use crate::shared::{Deadline, How, Role, Shared};
+use crate::{Error, Options, Result};
+
+/// The two signals of one ring and where its slots are.
+struct Ring {
+    /// Messages sent (bit 31: the sender closed). Written by the sender only.
+    tail: Signal<'static>,
+    /// Messages released (bit 31: the receiver closed). Written by the receiver only.
+    head: Signal<'static>,
+    index: usize,
+}
+
+impl Ring {
+    /// The ring `index` of `shared`.
+    ///
+    /// # Safety
+    ///
+    /// The returned value must be dropped before `shared`'s last `Arc` (its owner keeps one).
+    unsafe fn new(shared: &Shared, index: usize) -> Ring {
+        let at = shared.layout.ring(index);
+        // SAFETY: the offsets are the ring's control words; the caller keeps the Arc alive
+        // for as long as the ring.
+        unsafe {
+            Ring {
+                tail: shared.signal(at + OFF_TAIL, at + OFF_TAIL_SLEEPERS),
+                head: shared.signal(at + OFF_HEAD, at + OFF_HEAD_SLEEPERS),
+                index,
+            }
+        }
+    }
+}
+
+/// Where message number `count`'s slot starts (its length word).
+fn slot(shared: &Shared, ring: usize, count: u32) -> *mut u8 {
+    // SAFETY: `Layout::slot` is below `layout.total - SLOT_HEADER - max` for every count
+    // (checked in layout's tests), and the mapping is `layout.total` bytes long.
+    unsafe { shared.base().add(shared.layout.slot(ring, count)) }
+}
+
+/// The header word of a slot: the message's length in the low 32 bits, its sequence
+/// (`count | SEQ_SET`, once message `count` is complete in the slot) in the high 32. One store
+/// publishes both, so the receiver, which may be polling this very cache line, takes it from
+/// the sender once per message rather than once per field.
+fn header_word<'a>(slot: *mut u8) -> &'a AtomicU64 {
+    // SAFETY: a slot starts 64-aligned inside the mapping with its 8-byte header; the callers
+    // hold the Arc that keeps the mapping, and bound the lifetime by their borrow.
+    unsafe { &*slot.cast::<AtomicU64>() }
+}
+
+fn header(len: usize, count: u32) -> u64 {
+    (u64::from(count | SEQ_SET) << 32) | len as u64
+}
+
+/// The sending end of a channel.
+///
+/// Created by one process and opened by another (or either: [`Sender::open_or_create`]).
+/// Dropping it closes the channel: the receiver gets every message sent, then
+/// [`Error::Closed`].
+pub struct Sender {
+    ring: Ring,
+    /// Messages sent, modulo 2^31: private, never read back from shared memory.
+    tail: u32,
+    /// The receiver's head as last seen: the slots before it are free.
+    head_seen: u32,
+    shared: Arc<Shared>,
+}
+
+/// The receiving end of a channel. Dropping it closes the channel: the sender's next wait for
+/// a free slot returns [`Error::Closed`].
+pub struct Receiver {
+    ring: Ring,
+    /// Messages released, modulo 2^31: private.
+    head: u32,
+    /// Messages past `head` known to be complete (from the tail or a slot's sequence word).
+    avail: u32,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("channel", &self.shared)
+            .field("sent", &self.tail)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("channel", &self.shared)
+            .field("received", &self.head)
+            .finish()
+    }
+}
+
+fn deadline_in(timeout: Duration) -> Deadline {
+    // A timeout too far away to represent is no deadline.
+    Instant::now().checked_add(timeout)
+}
+
+macro_rules! end_info {
+    () => {
+        /// The channel's name.
+        pub fn name(&self) -> &str {
+            &self.shared.name
+        }
+
+        /// The backend's name (`"posix"`, `"sysv"`, ...).
+        pub fn backend(&self) -> &'static str {
+            self.shared.backend
+        }
+
+        /// The largest message, in bytes, fixed at create.
+        pub fn max_message(&self) -> usize {
+            self.shared.layout.max as usize
+        }
+
+        /// The number of slots, fixed at create.
+        pub fn slots(&self) -> u32 {
+            self.shared.layout.slots
+        }
+
+        /// True when this end created the channel.
+        pub fn is_creator(&self) -> bool {
+            self.shared.creator
+        }
+
+        /// What the kernel says about the channel's segment now (its System V id, size, mode,
+        /// attach count where the backend keeps one). Once both ends are there its name is
+        /// gone: POSIX and file backends may then fail with `NotFound`.
+        pub fn segment_info(&self) -> Result<shm_core::SegmentInfo> {
+            self.shared.segment_info()
+        }
+
+        /// The peer's process id, once a peer has joined.
+        pub fn peer_pid(&self) -> Option<i32> {
+            self.shared.peer().ok().flatten().map(|p| p.pid)
+        }
+
+        /// Waits until the other end has joined (returns at once on the end that opened).
+        /// A creator that is dropped before its peer joins removes the channel, and what it
+        /// sent with it: call this before dropping a sender whose messages must arrive.
+        pub fn wait_for_peer(&self, timeout: Option<Duration>) -> Result<()> {
+            self.shared.wait_for_peer(timeout.and_then(deadline_in))
+        }
+    };
+}
+
+impl Sender {
+    /// Creates the channel `name` on `backend`, as its sender. Fails with
+    /// `Error::Shm(AlreadyExists)` when the name is taken.
+    pub fn create<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Sender> {
+        Self::connect(backend, name, opts, How::Create)
+    }
+
+    /// Opens the channel `name` that a receiver created. Its parameters must equal `opts`'s
+    /// (`slots`, `max_message`), or [`Error::Mismatch`]; a segment that is not a channel is
+    /// [`Error::NotAChannel`]; a channel that already has a sender is [`Error::Busy`].
+    pub fn open<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Sender> {
+        Self::connect(backend, name, opts, How::Open)
+    }
+
+    /// Opens the channel, or creates it when there is none: either end may start first.
+    pub fn open_or_create<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Sender> {
+        Self::connect(backend, name, opts, How::OpenOrCreate)
+    }
+
+    fn connect<B: Backend>(backend: &B, name: &str, opts: &Options, how: How) -> Result<Sender> {
+        let shared = Shared::connect(backend, name, opts, Role::Sender, how)?;
+        Ok(Sender::on(shared, 0))
+    }
+
+    pub(crate) fn on(shared: Arc<Shared>, index: usize) -> Sender {
+        // SAFETY: the ring is a field of the Sender, which holds the Arc as well.
+        let ring = unsafe { Ring::new(&shared, index) };
+        Sender {
+            ring,
+            tail: 0,
+            head_seen: 0,
+            shared,
+        }
+    }
+
+    end_info!();
+
+    /// Sends a copy of `data`, waiting while the channel is full.
+    ///
+    /// Fails with [`Error::TooLarge`] (longer than [`max_message`](Self::max_message)),
+    /// [`Error::Closed`] (the receiver is gone), [`Error::PeerDead`] or [`Error::Protocol`].
+    pub fn send(&mut self, data: &[u8]) -> Result<()> {
+        self.send_until(data, None)
+    }
+
+    /// Sends a copy of `data` if a slot is free now, or fails with [`Error::Full`].
+    pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
+        self.check_len(data.len())?;
+        self.try_loan()?.send_bytes(data)
+    }
+
+    /// Sends a copy of `data`, waiting at most `timeout` for a free slot
+    /// ([`Error::TimedOut`]).
+    pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
+        self.send_until(data, deadline_in(timeout))
+    }
+
+    /// Sends a copy of `data`, waiting until `deadline` at most for a free slot.
+    pub fn send_deadline(&mut self, data: &[u8], deadline: Instant) -> Result<()> {
+        self.send_until(data, Some(deadline))
+    }
+
+    fn send_until(&mut self, data: &[u8], deadline: Deadline) -> Result<()> {
+        self.check_len(data.len())?;
+        self.loan_until(deadline)?.send_bytes(data)
+    }
+
+    /// Sends one value of plain data (any bit pattern of its bytes is fine to send: zerocopy's
+    /// `IntoBytes`), copied; the receiver reads it with [`Receiver::recv_value`].
+    pub fn send_value<T: IntoBytes + Immutable>(&mut self, value: &T) -> Result<()> {
+        self.send(value.as_bytes())
+    }
+
+    /// Loans the next free slot, waiting while the channel is full: fill it in place, then
+    /// [`Loan::send`] it. A loan dropped unsent sends nothing.
+    pub fn loan(&mut self) -> Result<Loan<'_>> {
+        self.loan_until(None)
+    }
+
+    /// Loans a slot if one is free now, or fails with [`Error::Full`].
+    pub fn try_loan(&mut self) -> Result<Loan<'_>> {
+        if self.free_now()? {
+            Ok(self.make_loan())
+        } else {
+            Err(Error::Full)
+        }
+    }
+
+    /// Loans a slot, waiting at most `timeout`.
+    pub fn loan_timeout(&mut self, timeout: Duration) -> Result<Loan<'_>> {
+        self.loan_until(deadline_in(timeout))
+    }
+
+    /// Loans a slot, waiting until `deadline` at most.
+    pub fn loan_deadline(&mut self, deadline: Instant) -> Result<Loan<'_>> {
+        self.loan_until(Some(deadline))
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        let max = self.max_message();
+        if len > max {
+            return Err(Error::TooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    fn used(&self, head: u32) -> u32 {
+        self.tail.wrapping_sub(head) & COUNT_MASK
+    }
+
+    /// Reads the receiver's head once and checks it: `Ok(true)` when a slot is free.
+    fn look(&mut self, head: u32) -> Result<bool> {
+        if head & CLOSED != 0 {
+            return Err(Error::Closed);
+        }
+        let used = self.used(head);
+        if used > self.shared.layout.slots {
+            return Err(Error::Protocol(format!(
+                "the receiver says it released message {head}, but only {} were sent",
+                self.tail
+            )));
+        }
+        self.head_seen = head;
+        Ok(used < self.shared.layout.slots)
+    }
+
+    fn free_now(&mut self) -> Result<bool> {
+        // The head seen last may already leave a slot free: no need to touch its cache line.
+        if self.used(self.head_seen) < self.shared.layout.slots {
+            return Ok(true);
+        }
+        let head = self.ring.head.load();
+        self.look(head)
+    }
+
+    fn loan_until(&mut self, deadline: Deadline) -> Result<Loan<'_>> {
+        if !self.free_now()? {
+            let (tail, slots) = (self.tail, self.shared.layout.slots);
+            let head = self.shared.wait(
+                &self.ring.head,
+                // Ready when closed, when a slot is free, or when the value is impossible
+                // (look() turns that into an error).
+                |h| h & CLOSED != 0 || tail.wrapping_sub(h) & COUNT_MASK != slots,
+                deadline,
+            )?;
+            if !self.look(head)? {
+                return Err(Error::Protocol("the receiver's head went back".to_owned()));
+            }
+        }
+        Ok(self.make_loan())
+    }
+
+    fn make_loan(&mut self) -> Loan<'_> {
+        let slot = slot(&self.shared, self.ring.index, self.tail);
+        Loan { tx: self, slot }
+    }
+
+    fn publish(&mut self) {
+        self.tail = self.tail.wrapping_add(1) & COUNT_MASK;
+        // SeqCst store: the slot's bytes and length, written before, are seen by a receiver
+        // that sees this count (Release and more).
+        self.ring.tail.store(self.tail);
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.ring.tail.store(self.tail | CLOSED);
+    }
+}
+
+/// A slot loaned by [`Sender::loan`]: write the message in place, then [`send`](Loan::send) it.
+///
+/// Nothing written here is visible as a message until `send`: a sender that dies or drops the
+/// loan midway leaves the receiver nothing to take.
+pub struct Loan<'a> {
+    tx: &'a mut Sender,
+    slot: *mut u8,
+}
+
+impl std::fmt::Debug for Loan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loan")
+            .field("message", &self.tx.tail)
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+impl<'a> Loan<'a> {
+    /// How many bytes the slot holds (the channel's maximum message).
+    pub fn capacity(&self) -> usize {
+        self.tx.max_message()
+    }
+
+    /// The first byte of the slot's payload (8-aligned; `capacity()` bytes).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        // SAFETY: the payload follows the 8-byte slot header inside the slot.
+        unsafe { self.slot.add(SLOT_HEADER) }
+    }
+
+    /// Copies `data` into the slot at `offset` (zero-copy in the sense that counts: the bytes
+    /// go straight from `data` to the receiver's memory).
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
+        let end = offset.checked_add(data.len());
+        match end {
+            Some(end) if end <= self.capacity() => {}
+            _ => {
+                return Err(Error::TooLarge {
+                    len: end.unwrap_or(usize::MAX),
+                    max: self.capacity(),
+                });
+            }
+        }
+        // SAFETY: offset..end is inside the payload (checked above); `data` is this
+        // process's memory, which never overlaps a shared mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.as_mut_ptr().add(offset), data.len())
+        };
+        Ok(())
+    }
+
+    /// The whole slot as a mutable byte slice, to fill in place.
+    ///
+    /// # Safety
+    ///
+    /// The receiver's process must keep the protocol while the slice lives: it never touches
+    /// a slot the sender has not yet sent. A receiver built from this crate keeps it (it reads
+    /// only slots below the count the sender published, and this slot is above it). Rust
+    /// assumes nobody else reads or writes memory behind a `&mut [u8]`; a process that breaks
+    /// the protocol (another program, a bug) breaks that assumption, which no check in this
+    /// process can detect. Also, no process may shrink the segment (see the crate docs on
+    /// SIGBUS).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        let cap = self.capacity();
+        // SAFETY: the payload is `cap` bytes inside the mapping; exclusivity is the caller's
+        // promise above.
+        unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), cap) }
+    }
+
+    /// Sends the first `len` bytes of the slot as one message.
+    pub fn send(self, len: usize) -> Result<()> {
+        self.tx.check_len(len)?;
+        // Release: a receiver that sees the sequence sees the bytes.
+        header_word(self.slot).store(header(len, self.tx.tail), Ordering::Release);
+        self.tx.publish();
+        Ok(())
+    }
+
+    /// Copies `data` into the slot and sends it.
+    pub fn send_bytes(mut self, data: &[u8]) -> Result<()> {
+        self.write_at(0, data)?;
+        self.send(data.len())
+    }
+
+    /// Copies one value of plain data into the slot and sends it.
+    pub fn send_value<T: IntoBytes + Immutable>(self, value: &T) -> Result<()> {
+        self.send_bytes(value.as_bytes())
+    }
+
+    /// The slot as a `T`, to build the value in place; send it with
+    /// `send(size_of::<T>())`. Fails with [`Error::TooLarge`] when `T` does not fit a slot,
+    /// and [`Error::InvalidOptions`] when it needs more than 8-byte alignment.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Loan::as_mut_slice`].
+    pub unsafe fn as_mut_value<T: FromBytes + IntoBytes + KnownLayout>(
+        &mut self,
+    ) -> Result<&mut T> {
+        let size = size_of::<T>();
+        if size > self.capacity() {
+            return Err(Error::TooLarge {
+                len: size,
+                max: self.capacity(),
+            });
+        }
+        // SAFETY: the caller's promise, as for as_mut_slice.
+        let bytes = unsafe { self.as_mut_slice() };
+        T::mut_from_bytes(&mut bytes[..size]).map_err(|_| {
+            Error::InvalidOptions(format!(
+                "a slot is 8-aligned; this type needs {}-byte alignment",
+                align_of::<T>()
+            ))
+        })
+    }
+}
+
+impl Receiver {
+    /// Creates the channel `name` on `backend`, as its receiver. Fails with
+    /// `Error::Shm(AlreadyExists)` when the name is taken.
+    pub fn create<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Receiver> {
+        Self::connect(backend, name, opts, How::Create)
+    }
+
+    /// Opens the channel `name` that a sender created; see [`Sender::open`] for the checks.
+    pub fn open<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Receiver> {
+        Self::connect(backend, name, opts, How::Open)
+    }
+
+    /// Opens the channel, or creates it when there is none: either end may start first.
+    pub fn open_or_create<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Receiver> {
+        Self::connect(backend, name, opts, How::OpenOrCreate)
+    }
+
+    fn connect<B: Backend>(backend: &B, name: &str, opts: &Options, how: How) -> Result<Receiver> {
+        let shared = Shared::connect(backend, name, opts, Role::Receiver, how)?;
+        Ok(Receiver::on(shared, 0))
+    }
+
+    pub(crate) fn on(shared: Arc<Shared>, index: usize) -> Receiver {
+        // SAFETY: the ring is a field of the Receiver, which holds the Arc as well.
+        let ring = unsafe { Ring::new(&shared, index) };
+        Receiver {
+            ring,
+            head: 0,
+            avail: 0,
+            shared,
+        }
+    }
+
+    end_info!();
+
+    /// Receives the next message in place, waiting while the channel is empty. The slot is
+    /// released when the [`Sample`] is dropped.
+    ///
+    /// Fails with [`Error::Closed`] once the sender is gone and every message it sent was
+    /// received, [`Error::PeerDead`] once the sender's process died and every message it
+    /// completed was received, and [`Error::Protocol`].
+    pub fn recv(&mut self) -> Result<Sample<'_>> {
+        self.recv_until(None)
+    }
+
+    /// Receives a message if one is waiting, or fails with [`Error::Empty`].
+    pub fn try_recv(&mut self) -> Result<Sample<'_>> {
+        if self.waiting_now()? {
+            self.take()
+        } else {
+            Err(Error::Empty)
+        }
+    }
+
+    /// Receives, waiting at most `timeout` ([`Error::TimedOut`]).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>> {
+        self.recv_until(deadline_in(timeout))
+    }
+
+    /// Receives, waiting until `deadline` at most.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Sample<'_>> {
+        self.recv_until(Some(deadline))
+    }
+
+    /// Receives a copy of the next message into `buf` and returns its length; a message longer
+    /// than `buf` is left in the channel and fails with [`Error::TooLarge`].
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let sample = self.recv()?;
+        let len = sample.len();
+        sample.copy_to(buf)?;
+        Ok(len)
+    }
+
+    /// Receives one value of plain data (zerocopy's `FromBytes`: any bytes make a valid
+    /// value), copied out. A message of another size than `T` is [`Error::WrongSize`].
+    pub fn recv_value<T: FromBytes + IntoBytes>(&mut self) -> Result<T> {
+        self.recv()?.read_value()
+    }
+
+    fn used(&self, tail: u32) -> u32 {
+        tail.wrapping_sub(self.head) & COUNT_MASK
+    }
+
+    /// True when `tail` is behind this end's head: messages taken by their sequence words
+    /// before the sender's store of the tail became visible here (by one, with a conforming
+    /// sender).
+    fn lags(head: u32, tail: u32, slots: u32) -> bool {
+        let behind = head.wrapping_sub(tail) & COUNT_MASK;
+        behind != 0 && behind <= slots
+    }
+
+    /// Checks a tail read once: `Ok(true)` when a message is waiting.
+    fn look(&mut self, tail: u32) -> Result<bool> {
+        let slots = self.shared.layout.slots;
+        if Self::lags(self.head, tail & COUNT_MASK, slots) {
+            if tail & CLOSED != 0 {
+                // The final count is never behind what was received.
+                return Err(Error::Protocol(format!(
+                    "the sender closed at message {}, behind {}",
+                    tail & COUNT_MASK,
+                    self.head
+                )));
+            }
+            self.avail = 0;
+            return Ok(false);
+        }
+        let used = self.used(tail);
+        if used > slots {
+            return Err(Error::Protocol(format!(
+                "the sender says it sent message {}, but only {} slots exist past {}",
+                tail & COUNT_MASK,
+                self.shared.layout.slots,
+                self.head
+            )));
+        }
+        self.avail = used;
+        if used == 0 && tail & CLOSED != 0 {
+            return Err(Error::Closed);
+        }
+        Ok(used > 0)
+    }
+
+    fn waiting_now(&mut self) -> Result<bool> {
+        if self.avail > 0 || self.sequenced() {
+            return Ok(true);
+        }
+        let tail = self.ring.tail.load();
+        self.look(tail)
+    }
+
+    /// True when the next slot's sequence word says its message is complete: one look at the
+    /// slot's own cache line, which the message brings anyway (the tail's line stays with the
+    /// sender). A peer that fakes it only gets this end to read a slot it owns, in bounds.
+    fn sequenced(&mut self) -> bool {
+        let slot = slot(&self.shared, self.ring.index, self.head);
+        if (header_word(slot).load(Ordering::Acquire) >> 32) as u32 == self.head | SEQ_SET {
+            self.avail = 1;
+            return true;
+        }
+        false
+    }
+
+    /// Spins on the next slot's sequence word for a few microseconds (never with one CPU, or
+    /// with the block strategy), yielding now and then as `shm_core::wait` does.
+    fn spin_for_message(&mut self) -> bool {
+        if !self.shared.spins {
+            return false;
+        }
+        let start = Instant::now();
+        loop {
+            for _ in 0..64 {
+                if self.sequenced() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= shm_core::wait::HYBRID_SPIN {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn recv_until(&mut self, deadline: Deadline) -> Result<Sample<'_>> {
+        // The slot first, the tail last: reading the tail's line would make the sender's next
+        // store of it fetch the line back, a second transfer per message.
+        if self.avail == 0
+            && !self.sequenced()
+            && !self.spin_for_message()
+            && !self.waiting_now()?
+        {
+            let (head, slots) = (self.head, self.shared.layout.slots);
+            loop {
+                // Ready when closed, or when the count moved ahead of this end's (a count
+                // that moved anywhere else but behind is ready too: look() refuses it).
+                let tail = self.shared.wait(
+                    &self.ring.tail,
+                    |t| t & CLOSED != 0 || (t != head && !Self::lags(head, t, slots)),
+                    deadline,
+                )?;
+                if self.look(tail)? {
+                    break;
+                }
+            }
+        }
+        self.take()
+    }
+
+    /// The message at `head`, which `look` found complete.
+    fn take(&mut self) -> Result<Sample<'_>> {
+        let slot = slot(&self.shared, self.ring.index, self.head);
+        // The length is read once, into private memory, and checked: nothing is read past it.
+        let len = (header_word(slot).load(Ordering::Relaxed) & 0xffff_ffff) as usize;
+        let max = self.max_message();
+        if len > max {
+            return Err(Error::Protocol(format!(
+                "message {} claims {len} bytes; the channel's maximum is {max}",
+                self.head
+            )));
+        }
+        Ok(Sample {
+            rx: self,
+            // SAFETY: the payload follows the slot header, inside the mapping.
+            data: unsafe { slot.add(SLOT_HEADER) },
+            len,
+        })
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.ring.head.store(self.head | CLOSED);
+    }
+}
+
+/// A message received in place; its slot goes back to the sender when the sample is dropped.
+///
+/// Read it by copy ([`copy_to`](Sample::copy_to), [`to_vec`](Sample::to_vec),
+/// [`read_value`](Sample::read_value)), safe whatever the peer does, or in place with
+/// [`as_slice`](Sample::as_slice) (`unsafe`: see there why).
+pub struct Sample<'a> {
+    rx: &'a mut Receiver,
+    data: *const u8,
+    len: usize,
+}
+
+impl std::fmt::Debug for Sample<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sample")
+            .field("message", &self.rx.head)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Sample<'_> {
+    /// The message's length in bytes (read once from shared memory, and checked against the
+    /// channel's maximum).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a message of 0 bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first byte of the message, in shared memory (`len()` bytes, 8-aligned).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.data
+    }
+
+    /// Copies the message to the front of `buf`; fails with [`Error::TooLarge`] when `buf` is
+    /// shorter than the message.
+    pub fn copy_to(&self, buf: &mut [u8]) -> Result<()> {
+        if buf.len() < self.len {
+            return Err(Error::TooLarge {
+                len: self.len,
+                max: buf.len(),
+            });
+        }
+        // SAFETY: `len` bytes of payload lie inside the mapping (len <= max, checked at
+        // receive); `buf` is private memory, so no overlap. A misbehaving peer writing
+        // meanwhile can change the bytes copied, never the bounds.
+        unsafe { std::ptr::copy_nonoverlapping(self.data, buf.as_mut_ptr(), self.len) };
+        Ok(())
+    }
+
+    /// A copy of the message.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        // Cannot fail: the buffer has the message's length.
+        let _ = self.copy_to(&mut v);
+        v
+    }
+
+    /// A copy of the message as one value of plain data; [`Error::WrongSize`] when the
+    /// message's length is not `size_of::<T>()`.
+    pub fn read_value<T: FromBytes + IntoBytes>(&self) -> Result<T> {
+        let mut value = T::new_zeroed();
+        if self.len != size_of::<T>() {
+            return Err(Error::WrongSize {
+                len: self.len,
+                expected: size_of::<T>(),
+            });
+        }
+        self.copy_to(value.as_mut_bytes())?;
+        Ok(value)
+    }
+
+    /// The message in place, as a byte slice: zero-copy.
+    ///
+    /// # Safety
+    ///
+    /// The sender's process must keep the protocol while the slice lives: a sender never
+    /// writes a slot between sending it and the receiver releasing it (when this sample is
+    /// dropped), so no byte behind the slice changes. A sender built from this crate keeps it:
+    /// it writes only slots whose number is at least the receiver's released count plus
+    /// nothing in flight, which this slot is not. Rust assumes the bytes behind a `&[u8]` do
+    /// not change; a process that breaks the protocol (another program, a bug, a hostile
+    /// peer) can change them anyway, and no check in this process can stop it. Also, no
+    /// process may shrink the segment while the slice lives (SIGBUS; see the crate docs).
+    /// Where the peer is not trusted, use [`copy_to`](Self::copy_to).
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` bytes inside the mapping (checked at receive); immutability is the
+        // caller's promise above.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+
+    /// The message in place as a `T`: zero-copy. Fails with [`Error::WrongSize`] when the
+    /// length differs from `size_of::<T>()`, [`Error::InvalidOptions`] when `T` needs more
+    /// than 8-byte alignment.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Sample::as_slice`].
+    pub unsafe fn as_value<T: FromBytes + Immutable + KnownLayout>(&self) -> Result<&T> {
+        if self.len != size_of::<T>() {
+            return Err(Error::WrongSize {
+                len: self.len,
+                expected: size_of::<T>(),
+            });
+        }
+        // SAFETY: the caller's promise, as for as_slice.
+        let bytes = unsafe { self.as_slice() };
+        T::ref_from_bytes(bytes).map_err(|_| {
+            Error::InvalidOptions(format!(
+                "a slot is 8-aligned; this type needs {}-byte alignment",
+                align_of::<T>()
+            ))
+        })
+    }
+}
+
+impl Drop for Sample<'_> {
+    fn drop(&mut self) {
+        let rx = &mut *self.rx;
+        rx.head = rx.head.wrapping_add(1) & COUNT_MASK;
+        rx.avail = rx.avail.saturating_sub(1);
+        // SeqCst store: every read of the slot happened before the sender can see it free.
+        rx.ring.head.store(rx.head);
+    }
+}

@@ -1,0 +1,409 @@
+//! The channel between two threads of one process, on POSIX and System V (the process tests,
+//! and the third backend, are in the `shm-tests` crate: tests/tests/channel_*.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use shm_channel::{Client, Error, Options, Receiver, Sender, Server};
+use shm_core::{Backend, CreateOptions, Segment, SegmentName};
+
+fn name(test: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "/shmt-{}-{}-ch-{test}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// xorshift: lengths and bytes that a test can recompute on the other side.
+fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+fn ordering_and_integrity<B: Backend + Sync>(b: &B) {
+    let n = name("order");
+    let opts = Options::new(8, 1000);
+    let mut rx = Receiver::create(b, &n, &opts).unwrap();
+    const COUNT: u64 = 100_000;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut tx = Sender::open(b, &n, &opts).unwrap();
+            let mut r = rng(7);
+            let mut buf = vec![0u8; 1000];
+            for i in 0..COUNT {
+                let len = (r() % 1001) as usize;
+                for (j, byte) in buf[..len].iter_mut().enumerate() {
+                    *byte = (i as usize + j) as u8;
+                }
+                tx.send(&buf[..len]).unwrap();
+            }
+        });
+        let mut r = rng(7);
+        let mut buf = vec![0u8; 1000];
+        for i in 0..COUNT {
+            let len = rx.recv_into(&mut buf).unwrap();
+            assert_eq!(len, (r() % 1001) as usize, "message {i}");
+            for (j, byte) in buf[..len].iter().enumerate() {
+                assert_eq!(*byte, (i as usize + j) as u8, "message {i} byte {j}");
+            }
+        }
+        assert!(matches!(rx.recv(), Err(Error::Closed)));
+    });
+}
+
+fn full_empty_and_timeouts<B: Backend + Sync>(b: &B) {
+    let n = name("full");
+    let opts = Options::new(4, 16);
+    let mut tx = Sender::create(b, &n, &opts).unwrap();
+    let mut rx = Receiver::open(b, &n, &opts).unwrap();
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    let t0 = Instant::now();
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(30)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    for i in 0..4u8 {
+        tx.try_send(&[i; 3]).unwrap();
+    }
+    assert!(matches!(tx.try_send(b"x"), Err(Error::Full)));
+    assert!(matches!(tx.try_loan(), Err(Error::Full)));
+    let t0 = Instant::now();
+    assert!(matches!(
+        tx.send_timeout(b"x", Duration::from_millis(30)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert!(matches!(
+        tx.loan_deadline(Instant::now() + Duration::from_millis(10)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert!(t0.elapsed() >= Duration::from_millis(40));
+    assert!(matches!(
+        tx.send(&[0; 17]),
+        Err(Error::TooLarge { len: 17, max: 16 })
+    ));
+    for i in 0..4u8 {
+        assert_eq!(rx.try_recv().unwrap().to_vec(), vec![i; 3]);
+    }
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    // A loan dropped unsent sends nothing.
+    {
+        let _unsent = tx.loan().unwrap();
+    }
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    tx.send_deadline(b"abc", Instant::now() + Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(
+        rx.recv_deadline(Instant::now() + Duration::from_secs(1))
+            .unwrap()
+            .to_vec(),
+        b"abc"
+    );
+    // Closing from the receiver: the sender's next wait for a slot says Closed.
+    drop(rx);
+    let mut closed = false;
+    for _ in 0..5 {
+        if let Err(e) = tx.send(b"y") {
+            assert!(matches!(e, Error::Closed), "{e}");
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed);
+}
+
+fn typed_and_in_place<B: Backend + Sync>(b: &B) {
+    #[derive(
+        Debug,
+        PartialEq,
+        Clone,
+        Copy,
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+        zerocopy::KnownLayout,
+    )]
+    #[repr(C)]
+    struct Point {
+        x: u64,
+        y: u32,
+        z: u32,
+    }
+    let n = name("typed");
+    let opts = Options::new(2, 64);
+    let mut rx = Receiver::create(b, &n, &opts).unwrap();
+    let mut tx = Sender::open(b, &n, &opts).unwrap();
+    let p = Point { x: 1, y: 2, z: 3 };
+    tx.send_value(&p).unwrap();
+    assert_eq!(rx.recv_value::<Point>().unwrap(), p);
+    let mut loan = tx.loan().unwrap();
+    // SAFETY: the receiver is this crate's, in this process.
+    let slot = unsafe { loan.as_mut_value::<Point>() }.unwrap();
+    *slot = Point { x: 9, y: 8, z: 7 };
+    loan.send(size_of::<Point>()).unwrap();
+    let sample = rx.recv().unwrap();
+    // SAFETY: the sender is this crate's, in this process.
+    assert_eq!(unsafe { sample.as_value::<Point>() }.unwrap().x, 9);
+    assert!(matches!(
+        sample.read_value::<u64>(),
+        Err(Error::WrongSize {
+            len: 16,
+            expected: 8
+        })
+    ));
+    drop(sample);
+    tx.send(b"12345").unwrap();
+    let s = rx.recv().unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { s.as_slice() }, b"12345");
+}
+
+fn refuses_what_is_not_its_channel<B: Backend + Sync>(b: &B) {
+    // A stranger's segment: random bytes, or zeros.
+    for fill in [0u8, 0x5a] {
+        let n = name("stranger");
+        let seg = b
+            .create(&SegmentName::new(&n).unwrap(), &CreateOptions::new(8192))
+            .unwrap();
+        seg.map().unwrap().write_at(0, &[fill; 8192]).unwrap();
+        let e = Receiver::open(b, &n, &Options::new(4, 64)).unwrap_err();
+        assert!(matches!(e, Error::NotAChannel { .. }), "{e}");
+        assert!(e.to_string().contains("is not a channel"), "{e}");
+    }
+    // Other parameters, another kind, the same role twice.
+    let n = name("params");
+    let _tx = Sender::create(b, &n, &Options::new(4, 64)).unwrap();
+    let e = Receiver::open(b, &n, &Options::new(8, 64)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Mismatch {
+                what: "slots",
+                expected: 8,
+                found: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = Receiver::open(b, &n, &Options::new(4, 65)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Mismatch {
+                what: "max message size",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = Client::open(b, &n, &Options::new(4, 64)).unwrap_err();
+    assert!(matches!(e, Error::Mismatch { .. }), "{e}");
+    let e = Sender::open(b, &n, &Options::new(4, 64)).unwrap_err();
+    assert!(matches!(e, Error::Busy { .. }), "{e}");
+    // The right one joins, and the name is gone at once; a third finds nothing.
+    let _rx = Receiver::open(b, &n, &Options::new(4, 64)).unwrap();
+    let e = Receiver::open(b, &n, &Options::new(4, 64)).unwrap_err();
+    assert!(matches!(e, Error::Shm(ref s) if s.is_not_found()), "{e}");
+    // Another layout version.
+    let n = name("version");
+    let tx = Sender::create(b, &n, &Options::new(4, 64)).unwrap();
+    let seg = b
+        .open(&SegmentName::new(&n).unwrap(), shm_core::Access::ReadWrite)
+        .unwrap();
+    seg.map()
+        .unwrap()
+        .write_at(8, &99u32.to_ne_bytes())
+        .unwrap();
+    let e = Receiver::open(b, &n, &Options::new(4, 64)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Version {
+                found: 99,
+                expected: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    drop(tx);
+    // The creator dropped without a peer: its name went with it.
+    assert!(
+        b.open(&SegmentName::new(&n).unwrap(), shm_core::Access::ReadOnly)
+            .is_err()
+    );
+}
+
+/// A peer that writes garbage over the whole segment after joining: every call fails with an
+/// error (or, where the garbage happens to look valid, succeeds), never panics, never hangs.
+fn garbage_from_the_peer<B: Backend + Sync>(b: &B) {
+    let n = name("garbage");
+    let opts = Options::new(4, 64);
+    let mut tx = Sender::create(b, &n, &opts).unwrap();
+    // Keep a raw handle to scribble with, opened before the receiver removes the name.
+    let raw = b
+        .open(&SegmentName::new(&n).unwrap(), shm_core::Access::ReadWrite)
+        .unwrap()
+        .map()
+        .unwrap();
+    let mut rx = Receiver::open(b, &n, &opts).unwrap();
+    tx.send(b"ok").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"ok");
+    let mut r = rng(99);
+    for round in 0..200 {
+        let mut junk = vec![0u8; raw.len()];
+        for byte in junk.iter_mut() {
+            *byte = r() as u8;
+        }
+        if round % 2 == 0 {
+            raw.write_at(0, &junk).unwrap();
+        } else {
+            // Only the ring's words, where it hurts most.
+            raw.write_at(128, &junk[..512]).unwrap();
+        }
+        let short = Duration::from_millis(1);
+        let _ = rx.recv_timeout(short).map(|s| s.to_vec());
+        let _ = rx.try_recv().map(|s| s.len());
+        let _ = tx.send_timeout(b"abc", short);
+        let _ = tx.try_send(b"abc");
+    }
+}
+
+fn pair_calls<B: Backend + Sync>(b: &B) {
+    let n = name("pair");
+    let opts = Options::new(2, 64);
+    let mut server = Server::create(b, &n, &opts).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut client = Client::open(b, &n, &opts).unwrap();
+            for i in 0..1000u32 {
+                let sum: u32 = client.call(&[i, 1]).unwrap().read_value().unwrap();
+                assert_eq!(sum, i + 1);
+            }
+        });
+        loop {
+            let (requests, responses) = server.parts();
+            let req = match requests.recv() {
+                Err(Error::Closed) => break,
+                other => other.unwrap(),
+            };
+            let [a, b]: [u32; 2] = req.read_value().unwrap();
+            drop(req);
+            responses.send_value(&(a + b)).unwrap();
+        }
+    });
+}
+
+fn call_timeout_and_loan_timeout<B: Backend + Sync>(b: &B) {
+    let n = name("calltimeout");
+    let opts = Options::new(1, 8);
+    let mut server = Server::create(b, &n, &opts).unwrap();
+    let mut client = Client::open(b, &n, &opts).unwrap();
+    let t0 = Instant::now();
+    // The server never answers.
+    let e = client
+        .call_timeout(&7u64, Duration::from_millis(30))
+        .unwrap_err();
+    assert!(matches!(e, Error::TimedOut { .. }), "{e}");
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+    // The one request slot is taken: a loan waits, then times out.
+    let (requests, _) = client.parts();
+    assert!(matches!(
+        requests.loan_timeout(Duration::from_millis(20)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert_eq!(server.recv().unwrap().read_value::<u64>().unwrap(), 7);
+    server.reply(&8u64.to_ne_bytes()).unwrap();
+    let (_, responses) = client.parts();
+    assert_eq!(responses.recv_value::<u64>().unwrap(), 8);
+    // The client leaves: the server's next receive says Closed.
+    drop(client);
+    assert!(matches!(server.recv(), Err(Error::Closed)));
+}
+
+fn either_side_first<B: Backend + Sync>(b: &B) {
+    for receiver_first in [true, false] {
+        let n = name("either");
+        let opts = Options::new(4, 64);
+        std::thread::scope(|s| {
+            let n = &n;
+            let opts = &opts;
+            let rx = s.spawn(move || {
+                if !receiver_first {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let mut rx = Receiver::open_or_create(b, n, opts).unwrap();
+                rx.recv().unwrap().to_vec()
+            });
+            if receiver_first {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let mut tx = Sender::open_or_create(b, n, opts).unwrap();
+            tx.send(b"first").unwrap();
+            tx.wait_for_peer(Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(rx.join().unwrap(), b"first");
+        });
+    }
+}
+
+/// Each end can move to another thread (one thread at a time uses it: methods take `&mut`).
+#[test]
+fn ends_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Sender>();
+    send_sync::<Receiver>();
+    send_sync::<Client>();
+    send_sync::<Server>();
+    send_sync::<Error>();
+}
+
+macro_rules! on_backend {
+    ($m:ident, $b:expr) => {
+        mod $m {
+            #[test]
+            fn ordering_and_integrity() {
+                super::ordering_and_integrity(&$b);
+            }
+            #[test]
+            fn full_empty_and_timeouts() {
+                super::full_empty_and_timeouts(&$b);
+            }
+            #[test]
+            fn typed_and_in_place() {
+                super::typed_and_in_place(&$b);
+            }
+            #[test]
+            fn refuses_what_is_not_its_channel() {
+                super::refuses_what_is_not_its_channel(&$b);
+            }
+            #[test]
+            fn garbage_from_the_peer() {
+                super::garbage_from_the_peer(&$b);
+            }
+            #[test]
+            fn pair_calls() {
+                super::pair_calls(&$b);
+            }
+            #[test]
+            fn call_timeout_and_loan_timeout() {
+                super::call_timeout_and_loan_timeout(&$b);
+            }
+            #[test]
+            fn either_side_first() {
+                super::either_side_first(&$b);
+            }
+        }
+    };
+}
+
+on_backend!(posix, shm_posix::Posix::new());
+on_backend!(sysv, shm_sysv::SysV::new());

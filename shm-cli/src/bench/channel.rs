@@ -1,0 +1,631 @@
+//! Channel cases: `channel_rtt` (8 bytes there and back through a shm-channel request/response
+//! pair, two processes, default waiting) and four streams of the same bytes in 64 KiB messages,
+//! every byte checked by the receiving process: `channel_stream` (zero-copy on both sides),
+//! `copy_stream` (a ring of `write_at`/`read_at` copies over shm-core, as a user would write it
+//! without shm-channel), `pipe_stream` and `socket_stream`.
+//!
+//! The peer is this binary started again as `shm bench` with [`PEER_ENV`] set (so that the
+//! bench's own arguments stay as they are); it dies with the bench (`PR_SET_PDEATHSIG`).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use shm_channel::{Client, Error, Options, Server};
+use shm_core::wait::{Signal, WaitStrategy};
+use shm_core::{Access, Backend, CreateOptions, Mapping, Segment, SegmentName};
+
+use super::report::Section;
+use super::{Case, Unit, segment_name};
+use crate::Global;
+use crate::backend;
+
+/// Set in a peer's environment: `ROLE NAME BYTES`.
+pub const PEER_ENV: &str = "SHM_BENCH_CHANNEL_PEER";
+/// Messages of the streams.
+const MESSAGE: usize = 64 * 1024;
+/// Slots of the stream rings (2 MiB: stays in a large L2 or L3).
+const SLOTS: u32 = 32;
+/// Longest wait for anything the peer should do at once.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn rtt_options() -> Options {
+    // Many slots: the sender reads the receiver's count (another cache line) once per lap.
+    Options::new(64, 64)
+}
+
+fn stream_options() -> Options {
+    Options::new(SLOTS, MESSAGE)
+}
+
+/// The stream's content: 64-bit word `k` of the stream is `k` (every message is a whole
+/// number of words). A producer writes it where it goes; a consumer checks it where it is. In
+/// place for the channel; through a private buffer for the others, as their APIs require.
+fn fill(words: &mut [u64], at_byte: u64) {
+    let first = at_byte / 8;
+    for (k, w) in words.iter_mut().enumerate() {
+        *w = first + k as u64;
+    }
+}
+
+fn check(words: &[u64], at_byte: u64) -> bool {
+    let first = at_byte / 8;
+    // No early exit: the loop vectorizes, and a wrong stream is the exception.
+    let wrong = words
+        .iter()
+        .enumerate()
+        .fold(0, |acc, (k, &w)| acc | (w ^ (first + k as u64)));
+    wrong == 0
+}
+
+/// A private buffer of words as bytes.
+fn bytes_of(words: &[u64]) -> &[u8] {
+    // SAFETY: u8 has no alignment and every u64 is 8 initialized bytes.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast(), words.len() * 8) }
+}
+
+fn bytes_of_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: as above; any byte pattern is a valid u64, so writes through it are fine.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 8) }
+}
+
+/// Bytes as words, where they are 8-aligned and a whole number of words.
+fn words_of(bytes: &[u8]) -> Option<&[u64]> {
+    // SAFETY: every bit pattern is a valid u64; align_to puts only aligned whole words in
+    // the middle part.
+    let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
+    (head.is_empty() && tail.is_empty()).then_some(words)
+}
+
+fn words_of_mut(bytes: &mut [u8]) -> Option<&mut [u64]> {
+    // SAFETY: as in words_of.
+    let (head, words, tail) = unsafe { bytes.align_to_mut::<u64>() };
+    (head.is_empty() && tail.is_empty()).then_some(words)
+}
+
+/// The peer side, when this process is one: `Some(result)`; otherwise `None`.
+pub fn peer_from_env(g: &Global) -> Option<Result<()>> {
+    let spec = std::env::var(PEER_ENV).ok()?;
+    die_with_parent();
+    Some(peer(g, &spec).with_context(|| format!("bench peer {spec}")))
+}
+
+fn peer(g: &Global, spec: &str) -> Result<()> {
+    let mut words = spec.split(' ');
+    let (role, name, bytes) = (
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default().parse::<u64>().unwrap_or(0),
+    );
+    let backend = backend::get(g.backend)?;
+    match role {
+        "echo" => {
+            let mut server = Server::open(&backend, name, &rtt_options())?;
+            let mut buf = [0u8; 8];
+            loop {
+                match server.recv() {
+                    Ok(s) => s.copy_to(&mut buf)?,
+                    Err(Error::Closed) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+                server.reply(&buf)?;
+            }
+        }
+        "stream" => {
+            let mut server = Server::open(&backend, name, &stream_options())?;
+            let (mut got, mut wrong) = (0u64, 0u64);
+            loop {
+                let (requests, responses) = server.parts();
+                let sample = match requests.recv() {
+                    Ok(s) => s,
+                    Err(Error::Closed) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                // SAFETY: the sender is this bench (shm-channel): it never writes a slot it
+                // has sent until this sample releases it.
+                let data = unsafe { sample.as_slice() };
+                if !words_of(data).is_some_and(|w| check(w, got)) {
+                    wrong += 1;
+                }
+                got += data.len() as u64;
+                drop(sample);
+                if got == bytes {
+                    responses.send_value(&wrong)?;
+                    (got, wrong) = (0, 0);
+                }
+            }
+        }
+        "copy" => copy_peer(&backend, name, bytes),
+        "fd" => fd_peer(bytes),
+        other => bail!("unknown peer role {other:?}"),
+    }
+}
+
+/// Asks the kernel to kill this process when the bench that started it dies.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+}
+
+/// A peer process: killed and reaped when dropped.
+struct Peer(Child);
+
+impl Peer {
+    fn spawn(spec: &str, stdin: Stdio, stdout: Stdio) -> Result<Peer> {
+        let exe = std::env::current_exe().context("finding this binary to start a peer")?;
+        let child = Command::new(exe)
+            .args(["--backend", backend::DEFAULT.as_str(), "bench"])
+            .env(PEER_ENV, spec)
+            .stdin(stdin)
+            .stdout(stdout)
+            .spawn()
+            .context("starting a peer process")?;
+        Ok(Peer(child))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.0.try_wait()? {
+                if !status.success() {
+                    bail!("the peer process failed ({status})");
+                }
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("the peer process did not end when told (killed)");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `channel_rtt`: 8 bytes there and back through a request/response pair.
+pub struct Rtt {
+    // Declared before `peer`: the client closes the pair first, then the peer is reaped.
+    client: Option<Client>,
+    peer: Option<Peer>,
+    budget: Duration,
+    batch: u64,
+    seq: u64,
+}
+
+impl Rtt {
+    pub fn new(budget: Duration) -> Result<Rtt> {
+        let name = segment_name("channel_rtt");
+        let backend = backend::get(None)?;
+        let client = Client::create(&backend, &name, &rtt_options())?;
+        let peer = Peer::spawn(&format!("echo {name} 0"), Stdio::null(), Stdio::null())?;
+        client.wait_for_peer(Some(TIMEOUT))?;
+        Ok(Rtt {
+            client: Some(client),
+            peer: Some(peer),
+            budget,
+            batch: 1,
+            seq: 0,
+        })
+    }
+
+    fn call(&mut self) -> Result<()> {
+        let Some(client) = self.client.as_mut() else {
+            bail!("the case has finished");
+        };
+        self.seq += 1;
+        // Default waiting, no deadline (a dead peer is PeerDead within ~40 ms anyway).
+        let back: u64 = client.call(&self.seq)?.read_value()?;
+        if back != self.seq {
+            bail!("the echo sent {back} back for {}", self.seq);
+        }
+        Ok(())
+    }
+}
+
+impl Case for Rtt {
+    fn key(&self) -> &str {
+        "channel_rtt"
+    }
+    fn what(&self) -> &str {
+        "shm-channel, 8 bytes each way"
+    }
+    fn section(&self) -> Section {
+        Section::RoundTrip
+    }
+    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
+        // Wake the peer and warm the caches, then time batches of at least ~2 us (the clock
+        // ticks too coarsely for one round trip alone).
+        for _ in 0..100 {
+            self.call()?;
+        }
+        let start = Instant::now();
+        let (mut calls, mut last) = (0u64, Instant::now());
+        while start.elapsed() < self.budget && !super::stopping() {
+            for _ in 0..self.batch {
+                self.call()?;
+            }
+            calls += self.batch;
+            let now = Instant::now();
+            out.push_batch(now.duration_since(last).as_nanos(), self.batch);
+            last = now;
+        }
+        let per = (start.elapsed().as_nanos() / u128::from(calls.max(1))).max(1);
+        self.batch = u64::try_from(2_000 / per).unwrap_or(1).clamp(1, 1000);
+        Ok(())
+    }
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        drop(self.client.take()); // closes the pair: the echo ends
+        match self.peer.take() {
+            Some(p) => p.finish(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Bytes per stream per repetition: 1 GiB, or 32 MiB for a quick run (a short budget).
+pub fn stream_bytes(budget: Duration) -> u64 {
+    if budget < Duration::from_millis(30) {
+        32 << 20
+    } else {
+        1 << 30
+    }
+}
+
+/// How a stream moves its bytes.
+enum Transport {
+    Channel(Client),
+    Copy(CopyRing),
+    Fd { data: File, ack: File },
+}
+
+/// One of the four streams: `bytes` per repetition, one sample each.
+pub struct Stream {
+    key: &'static str,
+    what: &'static str,
+    bytes: u64,
+    /// A private message buffer, for the transports that copy.
+    buf: Vec<u64>,
+    // Declared before `peer`: the sending side closes first, then the peer is reaped.
+    transport: Option<Transport>,
+    peer: Option<Peer>,
+}
+
+impl Stream {
+    /// The four streams of `bytes` each.
+    pub fn all(bytes: u64) -> Result<Vec<Stream>> {
+        Ok(vec![
+            Self::channel(bytes)?,
+            Self::copy(bytes)?,
+            Self::fd(bytes, false)?,
+            Self::fd(bytes, true)?,
+        ])
+    }
+
+    fn channel(bytes: u64) -> Result<Stream> {
+        let name = segment_name("channel_stream");
+        let backend = backend::get(None)?;
+        let client = Client::create(&backend, &name, &stream_options())?;
+        let peer = Peer::spawn(
+            &format!("stream {name} {bytes}"),
+            Stdio::null(),
+            Stdio::null(),
+        )?;
+        client.wait_for_peer(Some(TIMEOUT))?;
+        Ok(Stream {
+            key: "channel_stream",
+            what: "shm-channel, zero-copy",
+            bytes,
+            buf: vec![0; MESSAGE / 8],
+            transport: Some(Transport::Channel(client)),
+            peer: Some(peer),
+        })
+    }
+
+    fn copy(bytes: u64) -> Result<Stream> {
+        let name = segment_name("copy_stream");
+        let (ring, segment) = CopyRing::create(&name)?;
+        let peer = Peer::spawn(
+            &format!("copy {name} {bytes}"),
+            Stdio::null(),
+            Stdio::null(),
+        )?;
+        ring.ready
+            .wait_until(|v| v != 0, TIMEOUT)
+            .context("the copy peer did not start")?;
+        // The peer has mapped it: the name has done its work (nothing left if killed).
+        drop(segment);
+        Ok(Stream {
+            key: "copy_stream",
+            what: "write_at/read_at ring",
+            bytes,
+            buf: vec![0; MESSAGE / 8],
+            transport: Some(Transport::Copy(ring)),
+            peer: Some(peer),
+        })
+    }
+
+    fn fd(bytes: u64, socket: bool) -> Result<Stream> {
+        let spec = format!("fd - {bytes}");
+        let (data, ack, peer) = if socket {
+            let (mine, theirs) = UnixStream::pair()?;
+            let theirs = OwnedFd::from(theirs);
+            let peer = Peer::spawn(&spec, Stdio::from(theirs.try_clone()?), Stdio::from(theirs))?;
+            let ack = File::from(OwnedFd::from(mine.try_clone()?));
+            (File::from(OwnedFd::from(mine)), ack, peer)
+        } else {
+            let (data_r, data_w) = pipe()?;
+            let (ack_r, ack_w) = pipe()?;
+            let peer = Peer::spawn(&spec, Stdio::from(data_r), Stdio::from(ack_w))?;
+            (File::from(data_w), File::from(ack_r), peer)
+        };
+        Ok(Stream {
+            key: if socket {
+                "socket_stream"
+            } else {
+                "pipe_stream"
+            },
+            what: if socket { "Unix socketpair" } else { "pipe" },
+            bytes,
+            buf: vec![0; MESSAGE / 8],
+            transport: Some(Transport::Fd { data, ack }),
+            peer: Some(peer),
+        })
+    }
+
+    /// Moves `bytes` to the peer and waits until it has checked them all.
+    fn send_all(&mut self) -> Result<()> {
+        let (bytes, buf) = (self.bytes, &mut self.buf);
+        let Some(transport) = self.transport.as_mut() else {
+            bail!("the case has finished");
+        };
+        let mut sent = 0u64;
+        match transport {
+            Transport::Channel(client) => {
+                let (requests, responses) = client.parts();
+                while sent < bytes {
+                    let len = MESSAGE.min((bytes - sent) as usize);
+                    let mut loan = requests.loan_timeout(TIMEOUT)?;
+                    // SAFETY: the receiver is this bench's peer (shm-channel): it never reads
+                    // a slot before it is sent.
+                    let slot = unsafe { loan.as_mut_slice() };
+                    let words = words_of_mut(&mut slot[..len]).context("a slot is 8-aligned")?;
+                    fill(words, sent);
+                    loan.send(len)?;
+                    sent += len as u64;
+                }
+                let wrong: u64 = responses.recv_timeout(TIMEOUT)?.read_value()?;
+                if wrong != 0 {
+                    bail!("the receiver found {wrong} wrong messages");
+                }
+            }
+            Transport::Copy(ring) => ring.send_all(bytes, buf)?,
+            Transport::Fd { data, ack } => {
+                while sent < bytes {
+                    let len = MESSAGE.min((bytes - sent) as usize);
+                    fill(&mut buf[..len / 8], sent);
+                    data.write_all(bytes_of(&buf[..len / 8]))?;
+                    sent += len as u64;
+                }
+                let mut verdict = [0u8; 1];
+                ack.read_exact(&mut verdict)?;
+                if verdict[0] != 0 {
+                    bail!("the receiver found wrong bytes");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Case for Stream {
+    fn key(&self) -> &str {
+        self.key
+    }
+    fn what(&self) -> &str {
+        self.what
+    }
+    fn section(&self) -> Section {
+        Section::Stream
+    }
+    fn unit(&self) -> Unit {
+        Unit::Throughput { bytes: self.bytes }
+    }
+    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
+        let t0 = Instant::now();
+        self.send_all()?;
+        out.push(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        Ok(())
+    }
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        if let Some(Transport::Copy(ring)) = &self.transport {
+            ring.tail.store(ring_quit());
+        }
+        drop(self.transport.take()); // closes: the peer ends
+        match self.peer.take() {
+            Some(p) => p.finish(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A pipe (read end, write end), both close-on-exec (the child gets its end as stdin/stdout).
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into `fds` and touches nothing else.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The tail value that tells a copy peer to leave.
+fn ring_quit() -> u32 {
+    u32::MAX
+}
+
+/// A ring of 64 KiB slots moved with `write_at`/`read_at`, as a user of shm-core alone would
+/// write it: counts and an acknowledgement in atomics, lengths and bytes copied.
+struct CopyRing {
+    tail: Signal<'static>,
+    head: Signal<'static>,
+    ready: Signal<'static>,
+    ack: Signal<'static>,
+    // Last: the signals point into it.
+    map: Box<Mapping>,
+}
+
+const CR_TAIL: usize = 0;
+const CR_HEAD: usize = 64;
+const CR_READY: usize = 128;
+const CR_ACK: usize = 192;
+const CR_SLOTS: usize = 256;
+const CR_STRIDE: usize = 8 + MESSAGE;
+
+impl CopyRing {
+    fn size() -> usize {
+        CR_SLOTS + SLOTS as usize * CR_STRIDE
+    }
+
+    fn create(name: &str) -> Result<(CopyRing, Box<dyn Segment>)> {
+        let backend = backend::get(None)?;
+        let segment =
+            backend.create(&SegmentName::new(name)?, &CreateOptions::new(Self::size()))?;
+        let ring = Self::on(segment.map()?)?;
+        Ok((ring, segment))
+    }
+
+    fn open<B: Backend>(backend: &B, name: &str) -> Result<CopyRing> {
+        let segment = backend.open(&SegmentName::new(name)?, Access::ReadWrite)?;
+        let map = segment.map()?;
+        if map.len() != Self::size() {
+            bail!("{name} is not the bench's copy ring");
+        }
+        Self::on(map)
+    }
+
+    fn on(map: Mapping) -> Result<CopyRing> {
+        let map = Box::new(map);
+        let signal = |at: usize| -> Result<Signal<'static>> {
+            let value = map.atomic::<AtomicU32>(at)?;
+            let sleepers = map.atomic::<AtomicU32>(at + 4)?;
+            // SAFETY: the mapping is boxed (its address never moves) and is dropped after the
+            // signals (declared last in CopyRing), which never leave the struct.
+            let (value, sleepers): (&'static AtomicU32, &'static AtomicU32) =
+                unsafe { (&*(value as *const _), &*(sleepers as *const _)) };
+            Ok(Signal::new(value, sleepers, WaitStrategy::Hybrid))
+        };
+        Ok(CopyRing {
+            tail: signal(CR_TAIL)?,
+            head: signal(CR_HEAD)?,
+            ready: signal(CR_READY)?,
+            ack: signal(CR_ACK)?,
+            map,
+        })
+    }
+
+    fn slot(count: u32) -> usize {
+        CR_SLOTS + (count % SLOTS) as usize * CR_STRIDE
+    }
+
+    /// The sender: `bytes` in messages, then waits for the acknowledgement.
+    fn send_all(&mut self, bytes: u64, buf: &mut [u64]) -> Result<()> {
+        // Read before sending: the peer may acknowledge before this side looks again.
+        let want = self.ack.load().wrapping_add(1);
+        let mut tail = self.tail.load();
+        let mut sent = 0u64;
+        while sent < bytes {
+            let len = MESSAGE.min((bytes - sent) as usize);
+            let t = tail;
+            self.head
+                .wait_until(|h| t.wrapping_sub(h) < SLOTS, TIMEOUT)
+                .context("the copy peer stopped reading")?;
+            let at = Self::slot(tail);
+            self.map.write_at(at, &(len as u64).to_ne_bytes())?;
+            fill(&mut buf[..len / 8], sent);
+            self.map.write_at(at + 8, bytes_of(&buf[..len / 8]))?;
+            tail = tail.wrapping_add(1);
+            self.tail.store(tail);
+            sent += len as u64;
+        }
+        let verdict = self
+            .ack
+            .wait_until(|a| a == want || a == u32::MAX, TIMEOUT)
+            .context("the copy peer did not finish")?;
+        if verdict == u32::MAX {
+            bail!("the copy peer found wrong bytes");
+        }
+        Ok(())
+    }
+}
+
+/// The copy ring's receiver: copies each message out and checks it.
+fn copy_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Result<()> {
+    let ring = CopyRing::open(backend, name)?;
+    ring.ready.store(1);
+    let mut buf = vec![0u64; MESSAGE / 8];
+    let (mut head, mut got, mut ok) = (ring.head.load(), 0u64, true);
+    let idle = Duration::from_secs(60);
+    loop {
+        let h = head;
+        let tail = ring.tail.wait_until(|t| t != h, idle)?;
+        if tail == ring_quit() {
+            return Ok(());
+        }
+        let at = CopyRing::slot(head);
+        let mut len = [0u8; 8];
+        ring.map.read_at(at, &mut len)?;
+        let len = (u64::from_ne_bytes(len) as usize).min(MESSAGE) / 8 * 8;
+        ring.map
+            .read_at(at + 8, bytes_of_mut(&mut buf[..len / 8]))?;
+        ok &= check(&buf[..len / 8], got);
+        got += len as u64;
+        head = head.wrapping_add(1);
+        ring.head.store(head);
+        if got == bytes {
+            let ack = ring.ack.load();
+            ring.ack
+                .store(if ok { ack.wrapping_add(1) } else { u32::MAX });
+            (got, ok) = (0, true);
+        }
+    }
+}
+
+/// The pipe's or socket's receiver: reads stdin, checks it, acknowledges each `bytes` on
+/// stdout with one byte (0: all right).
+fn fd_peer(bytes: u64) -> Result<()> {
+    use std::os::fd::AsFd;
+    let mut input = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let mut output = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut buf = vec![0u64; MESSAGE / 8];
+    let (mut got, mut ok) = (0u64, true);
+    loop {
+        // A message at a time, whatever pieces the kernel hands it out in.
+        let want = MESSAGE.min((bytes - got) as usize);
+        match input.read_exact(bytes_of_mut(&mut buf[..want / 8])) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        ok &= check(&buf[..want / 8], got);
+        got += want as u64;
+        if got == bytes {
+            output.write_all(&[u8::from(!ok)])?;
+            (got, ok) = (0, true);
+        }
+    }
+}

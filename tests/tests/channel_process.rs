@@ -1,0 +1,531 @@
+//! shm-channel between real processes, on POSIX, System V and the file-backed third backend
+//! (tests/src/file_backend.rs, written against shm-core's public API only).
+//!
+//! The peer is this test binary run again with `SHM_CHANNEL_PEER` set: its `peer` test then
+//! plays the role named there and exits. Every test owns a unique name; a guard kills its peer
+//! if the test fails, and the channel ends remove what they made as they drop.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shm_channel::{Error, Options, Receiver, Sender};
+use shm_core::{Access, Backend, DynBackend, Segment, SegmentName};
+use shm_tests::file_backend::FileBackend;
+use shm_tests::unique_name;
+
+const PEER: &str = "SHM_CHANNEL_PEER";
+/// Death must be known within this long of a blocking call (the bound).
+const DEATH_BOUND: Duration = Duration::from_millis(100);
+
+/// A pattern that both sides compute: message `i` of length `len` is `PATTERN[i % 251..][..len]`.
+fn pattern() -> Vec<u8> {
+    (0..1024u32).map(|k| (k * 7 + k / 251) as u8).collect()
+}
+
+fn message(pattern: &[u8], i: u64, len: usize) -> &[u8] {
+    &pattern[(i % 251) as usize..][..len]
+}
+
+/// xorshift64: the same lengths on both sides.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn opts() -> Options {
+    Options::new(16, 512)
+}
+
+/// The backend of `kind`; for "file", over `dir` (the parent's directory).
+fn backend(kind: &str, dir: Option<&Path>) -> Box<dyn DynBackend> {
+    match kind {
+        "posix" => Box::new(shm_posix::Posix::new()),
+        "sysv" => Box::new(shm_sysv::SysV::new()),
+        "file" => Box::new(FileBackend::at(
+            dir.expect("a directory for the file backend"),
+        )),
+        other => panic!("unknown backend {other}"),
+    }
+}
+
+/// The peer's side. Without `SHM_CHANNEL_PEER` this test does nothing.
+#[test]
+fn peer() {
+    let Ok(role) = std::env::var(PEER) else {
+        return;
+    };
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let dir = std::env::var("CH_DIR").ok();
+    let b = backend(&var("CH_BACKEND"), dir.as_deref().map(Path::new));
+    let name = var("CH_NAME");
+    let count: u64 = var("CH_COUNT").parse().unwrap_or(0);
+    let pat = pattern();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let say = |what: &str| println!("{what}");
+    match role.as_str() {
+        "send-random" => {
+            let mut tx = Sender::open(&b, &name, &opts()).unwrap();
+            for i in 0..count {
+                let len = (rng.next() % 513) as usize;
+                tx.send(message(&pat, i, len)).unwrap();
+            }
+        }
+        "recv-random" => {
+            let mut rx = Receiver::open(&b, &name, &opts()).unwrap();
+            for i in 0..count {
+                let len = (rng.next() % 513) as usize;
+                let s = rx.recv().unwrap();
+                // SAFETY: the sender is this crate's, in the parent test process.
+                let got = unsafe { s.as_slice() };
+                assert_eq!(got, message(&pat, i, len), "message {i}");
+            }
+            assert!(matches!(rx.recv(), Err(Error::Closed)));
+        }
+        "send-then-hang" => {
+            let mut tx = Sender::open(&b, &name, &opts()).unwrap();
+            for i in 0..count {
+                tx.send(message(&pat, i, 100)).unwrap();
+            }
+            let mut loan = tx.loan().unwrap();
+            loan.write_at(0, &[0xee; 256]).unwrap(); // half of a message, never sent
+            say("MID");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "recv-then-hang" => {
+            let mut rx = Receiver::open(&b, &name, &opts()).unwrap();
+            let _held = rx.recv().unwrap(); // in the middle of reading it
+            say("MID");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "create-then-hang" => {
+            let _tx = Sender::create(&b, &name, &opts()).unwrap();
+            say("READY");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "scribble" => {
+            // Map the segment raw before joining (the name goes away once joined), join as a
+            // sender, send one message, then write garbage over the header and the ring.
+            let sname = SegmentName::new(&name).unwrap();
+            let raw = b.open(&sname, Access::ReadWrite).unwrap().map().unwrap();
+            let mut tx = Sender::open(&b, &name, &opts()).unwrap();
+            tx.send(b"before").unwrap();
+            let mut junk = vec![0u8; raw.len()];
+            for round in 0..500u64 {
+                for byte in junk.iter_mut() {
+                    *byte = rng.next() as u8;
+                }
+                let upto = if round % 2 == 0 { raw.len() } else { 1024 };
+                raw.write_at(0, &junk[..upto]).unwrap();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            say("DONE");
+            std::mem::forget(tx); // leave without closing: the receiver sees a dead peer
+        }
+        other => panic!("unknown peer role {other}"),
+    }
+}
+
+/// A peer process; killed (-9) and reaped when dropped.
+struct Peer {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn spawn(role: &str, kind: &str, dir: Option<&Path>, name: &str, count: u64) -> Peer {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "peer", "--nocapture", "--test-threads", "1"])
+            .env(PEER, role)
+            .env("CH_BACKEND", kind)
+            .env("CH_NAME", name)
+            .env("CH_COUNT", count.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        if let Some(d) = dir {
+            cmd.env("CH_DIR", d);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Peer { child, out }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Reads the peer's output until a line `want`.
+    fn expect_line(&mut self, want: &str) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.out.read_line(&mut line).unwrap();
+            assert!(n > 0, "the peer ended before saying {want}");
+            // libtest prints "test peer ... " before the peer's first line.
+            if line.trim_end().ends_with(want) {
+                return;
+            }
+        }
+    }
+
+    /// kill -9, not reaped: the peer stays a zombie until `reap`, as a crashed child of a
+    /// careless parent would.
+    fn kill9(&mut self) {
+        // SAFETY: kill with a child's pid, which is ours until reaped.
+        unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+    }
+
+    /// Waits (at most 60 s) for the peer to end and returns whether it succeeded.
+    fn finish(&mut self) -> bool {
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "the peer hangs");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One backend under test, with what the peer needs to reach it.
+struct Under {
+    kind: &'static str,
+    file: Option<FileBackend>,
+}
+
+impl Under {
+    fn new(kind: &'static str) -> Under {
+        Under {
+            kind,
+            file: (kind == "file").then(FileBackend::new),
+        }
+    }
+    fn dir(&self) -> Option<&Path> {
+        self.file.as_ref().map(|f| f.dir())
+    }
+    fn backend(&self) -> Box<dyn DynBackend> {
+        backend(self.kind, self.dir())
+    }
+    fn peer(&self, role: &str, name: &str, count: u64) -> Peer {
+        Peer::spawn(role, self.kind, self.dir(), name, count)
+    }
+
+    /// Asserts that nothing of the channel is left: no name, and (System V) no segment of
+    /// the id the channel had.
+    fn assert_gone(&self, name: &str, sysv_id: Option<i32>) {
+        let sname = SegmentName::new(name).unwrap();
+        let b = self.backend();
+        match b.info(&sname) {
+            Err(e) if e.is_not_found() => {}
+            other => panic!("{name} ({}) is still there: {other:?}", self.kind),
+        }
+        if let Some(id) = sysv_id {
+            let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
+            let left = table
+                .lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().nth(1) == Some(&id.to_string()));
+            assert!(!left, "System V segment id {id} is still there:\n{table}");
+        }
+    }
+}
+
+fn sysv_id(info: shm_channel::Result<shm_core::SegmentInfo>) -> Option<i32> {
+    info.ok().and_then(|i| i.id)
+}
+
+fn million_messages_in_order(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ch-million");
+    const COUNT: u64 = 1_000_000;
+    let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer("send-random", &name, COUNT);
+    let pat = pattern();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let t0 = Instant::now();
+    let mut bytes = 0u64;
+    for i in 0..COUNT {
+        let len = (rng.next() % 513) as usize;
+        let s = rx.recv().unwrap();
+        // SAFETY: the sender is this crate's (the peer process).
+        let got = unsafe { s.as_slice() };
+        assert!(got == message(&pat, i, len), "message {i} differs");
+        bytes += len as u64;
+    }
+    let id = sysv_id(rx.segment_info());
+    assert!(matches!(rx.recv(), Err(Error::Closed)));
+    println!(
+        "{kind}: {COUNT} messages, {bytes} bytes in {:?}",
+        t0.elapsed()
+    );
+    assert!(peer.finish(), "the sender failed");
+    drop(rx);
+    u.assert_gone(&name, id);
+}
+
+fn the_other_way(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ch-reverse");
+    const COUNT: u64 = 200_000;
+    let mut tx = Sender::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer("recv-random", &name, COUNT);
+    let pat = pattern();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for i in 0..COUNT {
+        let len = (rng.next() % 513) as usize;
+        // Zero-copy on this side: write in place, then send.
+        let mut loan = tx.loan().unwrap();
+        loan.write_at(0, message(&pat, i, len)).unwrap();
+        loan.send(len).unwrap();
+    }
+    let id = sysv_id(tx.segment_info());
+    drop(tx); // closes: the receiver drains, then sees Closed and exits 0
+    assert!(peer.finish(), "the receiver failed");
+    u.assert_gone(&name, id);
+}
+
+fn sender_killed_mid_message(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ch-kill-tx");
+    let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer("send-then-hang", &name, 5);
+    peer.expect_line("MID");
+    let id = sysv_id(rx.segment_info());
+    peer.kill9();
+    // The five complete messages arrive; the half-written one never does.
+    let pat = pattern();
+    for i in 0..5 {
+        assert_eq!(rx.recv().unwrap().to_vec(), message(&pat, i, 100));
+    }
+    let t0 = Instant::now();
+    let e = rx.recv().unwrap_err();
+    let took = t0.elapsed();
+    assert!(
+        matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
+        "{e}"
+    );
+    println!("{kind}: sender's death known after {took:?}");
+    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+    drop(rx);
+    peer.finish();
+    u.assert_gone(&name, id);
+}
+
+fn receiver_killed_mid_message(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ch-kill-rx");
+    let mut tx = Sender::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer("recv-then-hang", &name, 0);
+    tx.send(b"first").unwrap();
+    peer.expect_line("MID");
+    let id = sysv_id(tx.segment_info());
+    // Fill the ring: the receiver holds message 0, so 16 fit.
+    let mut sent = 1;
+    while tx.try_send(b"more").is_ok() {
+        sent += 1;
+    }
+    assert_eq!(sent, 16);
+    peer.kill9();
+    let t0 = Instant::now();
+    let e = tx.send(b"one too many").unwrap_err();
+    let took = t0.elapsed();
+    assert!(
+        matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
+        "{e}"
+    );
+    println!("{kind}: receiver's death known after {took:?}");
+    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+    drop(tx);
+    peer.finish();
+    u.assert_gone(&name, id);
+}
+
+fn creator_killed_before_a_peer_came(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ch-stale");
+    let mut peer = u.peer("create-then-hang", &name, 0);
+    peer.expect_line("READY");
+    peer.kill9();
+    peer.finish();
+    // The segment is still there, its creator dead: the next open says so and removes it.
+    let e = Receiver::open(&b, &name, &opts()).unwrap_err();
+    assert!(
+        matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
+        "{e}"
+    );
+    u.assert_gone(&name, None);
+    // open_or_create goes on to make a fresh one.
+    let mut peer = u.peer("create-then-hang", &name, 0);
+    peer.expect_line("READY");
+    peer.kill9();
+    peer.finish();
+    let rx = Receiver::open_or_create(&b, &name, &opts()).unwrap();
+    assert!(rx.is_creator());
+    drop(rx);
+    u.assert_gone(&name, None);
+}
+
+fn garbage_from_a_peer_process(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ch-garbage");
+    let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer("scribble", &name, 0);
+    let mut errors = 0;
+    let mut outcome = |r: Result<shm_channel::Sample<'_>, Error>| match r {
+        Ok(s) => {
+            let _ = s.to_vec();
+        }
+        Err(Error::TimedOut { .. }) | Err(Error::PeerDead { .. }) => {}
+        Err(e) => {
+            assert!(
+                matches!(e, Error::Protocol(_) | Error::Closed),
+                "unexpected {e}"
+            );
+            errors += 1;
+        }
+    };
+    // While the peer scribbles, and after it is gone: every call returns (a message or an
+    // error) within its deadline; none panics, none hangs.
+    let t0 = Instant::now();
+    while peer.child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the peer hangs");
+        let t = Instant::now();
+        outcome(rx.recv_timeout(Duration::from_millis(5)));
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    for _ in 0..20 {
+        let t = Instant::now();
+        outcome(rx.recv_timeout(Duration::from_millis(50)));
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
+        let _ = rx.try_recv().map(|s| s.len());
+    }
+    println!("{kind}: {errors} protocol errors, no panic, no hang");
+    peer.finish();
+    drop(rx);
+    u.assert_gone(&name, None);
+}
+
+fn stranger_and_wait_forms(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    // A stranger's segment.
+    let name = unique_name("ch-stranger");
+    let sname = SegmentName::new(&name).unwrap();
+    let seg = b
+        .create(&sname, &shm_core::CreateOptions::new(70_000))
+        .unwrap();
+    seg.map().unwrap().write_at(0, b"not a channel").unwrap();
+    let e = Receiver::open(&b, &name, &opts()).unwrap_err();
+    assert!(matches!(e, Error::NotAChannel { .. }), "{e}");
+    drop(seg);
+    // Every wait form, on an empty and on a full ring.
+    let name = unique_name("ch-waits");
+    let o = Options::new(2, 8);
+    let mut tx = Sender::create(&b, &name, &o).unwrap();
+    let mut rx = Receiver::open(&b, &name, &o).unwrap();
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    for (i, wait) in [Duration::from_millis(20), Duration::from_millis(60)]
+        .into_iter()
+        .enumerate()
+    {
+        let t0 = Instant::now();
+        let e = if i == 0 {
+            rx.recv_timeout(wait).unwrap_err()
+        } else {
+            rx.recv_deadline(t0 + wait).unwrap_err()
+        };
+        assert!(matches!(e, Error::TimedOut { .. }), "{e}");
+        assert!(t0.elapsed() >= wait && t0.elapsed() < wait + Duration::from_millis(200));
+    }
+    tx.send(b"1").unwrap();
+    tx.try_send(b"2").unwrap();
+    assert!(matches!(tx.try_send(b"3"), Err(Error::Full)));
+    let t0 = Instant::now();
+    assert!(matches!(
+        tx.send_timeout(b"3", Duration::from_millis(20)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert!(matches!(
+        tx.loan_deadline(t0 + Duration::from_millis(50)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+    assert_eq!(rx.recv().unwrap().to_vec(), b"1");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(1)).unwrap().to_vec(),
+        b"2"
+    );
+    drop(tx);
+    assert!(matches!(rx.recv(), Err(Error::Closed)));
+    assert!(matches!(rx.try_recv(), Err(Error::Closed)));
+    drop(rx);
+    u.assert_gone(&name, None);
+}
+
+macro_rules! on_backend {
+    ($m:ident, $kind:literal) => {
+        mod $m {
+            #[test]
+            fn million_messages_in_order() {
+                super::million_messages_in_order($kind);
+            }
+            #[test]
+            fn the_other_way() {
+                super::the_other_way($kind);
+            }
+            #[test]
+            fn sender_killed_mid_message() {
+                super::sender_killed_mid_message($kind);
+            }
+            #[test]
+            fn receiver_killed_mid_message() {
+                super::receiver_killed_mid_message($kind);
+            }
+            #[test]
+            fn creator_killed_before_a_peer_came() {
+                super::creator_killed_before_a_peer_came($kind);
+            }
+            #[test]
+            fn garbage_from_a_peer_process() {
+                super::garbage_from_a_peer_process($kind);
+            }
+            #[test]
+            fn stranger_and_wait_forms() {
+                super::stranger_and_wait_forms($kind);
+            }
+        }
+    };
+}
+
+on_backend!(posix, "posix");
+on_backend!(sysv, "sysv");
+on_backend!(file, "file");

@@ -1,0 +1,303 @@
+//! `shm send` and `shm recv` end to end: 1 GiB byte-exact between two processes on both
+//! backends, either side first, a file argument, and a pipe-like end (`shm recv x | head`).
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use shm_tests::{assert_nothing_left, shm, temp_path, unique_name};
+
+/// 1 MiB blocks: block `i` is a fixed pseudo-random MiB with `i` in its first 8 bytes, so that
+/// a lost, repeated or reordered block shows.
+const BLOCK: usize = 1 << 20;
+
+fn base_block() -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..BLOCK)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn block(base: &mut [u8], i: u64) -> &[u8] {
+    base[..8].copy_from_slice(&i.to_le_bytes());
+    base
+}
+
+/// Kills and reaps a child when dropped (a failing test leaves no process behind).
+struct Reap(Child);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str], stdin: Stdio, stdout: Stdio) -> Reap {
+    Reap(
+        shm()
+            .args(args)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits for a child and asserts it succeeded without a word on stderr.
+fn finish(mut c: Reap, what: &str) -> u32 {
+    let pid = c.0.id();
+    let status = c.0.wait().unwrap();
+    let mut err = String::new();
+    c.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{what} failed ({status}): {err}");
+    assert!(err.is_empty(), "{what} said: {err}");
+    pid
+}
+
+/// Streams `blocks` MiB through `shm send` (stdin) to `shm recv` (stdout), starting one of
+/// them first, and checks every byte.
+fn stream(backend: &str, blocks: u64, receiver_first: bool) {
+    let name = unique_name("cli-send");
+    let recv_args = ["--backend", backend, "recv", &name];
+    let send_args = ["--backend", backend, "send", &name];
+    let start = |args: &[&str], stdin, stdout| spawn(args, stdin, stdout);
+    let (mut rx, mut tx);
+    if receiver_first {
+        rx = start(&recv_args, Stdio::null(), Stdio::piped());
+        std::thread::sleep(Duration::from_millis(100));
+        tx = start(&send_args, Stdio::piped(), Stdio::null());
+    } else {
+        tx = start(&send_args, Stdio::piped(), Stdio::null());
+        std::thread::sleep(Duration::from_millis(100));
+        rx = start(&recv_args, Stdio::null(), Stdio::piped());
+    }
+    let t0 = Instant::now();
+    let mut input = tx.0.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut base = base_block();
+        for i in 0..blocks {
+            input.write_all(block(&mut base, i)).unwrap();
+        }
+        // Dropping stdin ends the input.
+    });
+    let mut output = rx.0.stdout.take().unwrap();
+    let mut base = base_block();
+    let mut got = vec![0u8; BLOCK];
+    for i in 0..blocks {
+        output.read_exact(&mut got).unwrap();
+        assert!(got == block(&mut base, i), "block {i} differs");
+    }
+    assert_eq!(output.read(&mut got).unwrap(), 0, "bytes after the end");
+    writer.join().unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{backend}: {blocks} MiB through shm send | shm recv ({} first) in {secs:.2} s: {:.2} GB/s",
+        if receiver_first { "recv" } else { "send" },
+        (blocks as f64 * BLOCK as f64) / secs / 1e9
+    );
+    let tx_pid = finish(tx, "shm send");
+    let rx_pid = finish(rx, "shm recv");
+    let prefix = name.trim_start_matches('/');
+    assert_nothing_left(prefix, tx_pid);
+    assert_nothing_left(prefix, rx_pid);
+}
+
+/// A file argument, sender first, received into a file: compared byte for byte.
+fn file_argument(backend: &str) {
+    let name = unique_name("cli-file");
+    let dir = temp_path("cli-channel");
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Rm(std::path::PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = Rm(dir.clone());
+    let src = dir.join("in.bin");
+    let dst = dir.join("out.bin");
+    {
+        let mut f = std::fs::File::create(&src).unwrap();
+        let mut base = base_block();
+        for i in 0..64 {
+            f.write_all(block(&mut base, i)).unwrap();
+        }
+        f.write_all(b"and an odd tail").unwrap();
+    }
+    let tx = spawn(
+        &["--backend", backend, "send", &name, src.to_str().unwrap()],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let rx = spawn(
+        &["--backend", backend, "recv", &name],
+        Stdio::null(),
+        Stdio::from(std::fs::File::create(&dst).unwrap()),
+    );
+    let tx_pid = finish(tx, "shm send FILE");
+    let rx_pid = finish(rx, "shm recv > FILE");
+    assert!(
+        std::fs::read(&src).unwrap() == std::fs::read(&dst).unwrap(),
+        "the copy differs"
+    );
+    let prefix = name.trim_start_matches('/');
+    assert_nothing_left(prefix, tx_pid);
+    assert_nothing_left(prefix, rx_pid);
+}
+
+/// `yes | shm send x` and `shm recv x | head -c 10`: both end cleanly, status 0, no message.
+fn ends_like_a_pipe(backend: &str) {
+    let name = unique_name("cli-head");
+    let mut rx = spawn(
+        &["--backend", backend, "recv", &name],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    let mut tx = spawn(
+        &["--backend", backend, "send", &name],
+        Stdio::piped(),
+        Stdio::null(),
+    );
+    let mut input = tx.0.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // Endless input, until send stops reading (EPIPE here ends the thread).
+        let line = b"y\n".repeat(4096);
+        while input.write_all(&line).is_ok() {}
+    });
+    let mut out = rx.0.stdout.take().unwrap();
+    let mut ten = [0u8; 10];
+    out.read_exact(&mut ten).unwrap();
+    assert_eq!(&ten, b"y\ny\ny\ny\ny\n");
+    drop(out); // as head does after 10 bytes
+    let rx_pid = finish(rx, "shm recv | head");
+    let tx_pid = finish(tx, "shm send (receiver gone)");
+    writer.join().unwrap();
+    let prefix = name.trim_start_matches('/');
+    assert_nothing_left(prefix, tx_pid);
+    assert_nothing_left(prefix, rx_pid);
+}
+
+#[test]
+fn posix_one_gib_receiver_first() {
+    stream("posix", 1024, true);
+}
+
+#[test]
+fn posix_sender_first() {
+    stream("posix", 256, false);
+}
+
+#[test]
+fn sysv_one_gib_sender_first() {
+    stream("sysv", 1024, false);
+}
+
+#[test]
+fn sysv_receiver_first() {
+    stream("sysv", 256, true);
+}
+
+#[test]
+fn posix_file_argument() {
+    file_argument("posix");
+}
+
+#[test]
+fn sysv_file_argument() {
+    file_argument("sysv");
+}
+
+#[test]
+fn posix_ends_like_a_pipe() {
+    ends_like_a_pipe("posix");
+}
+
+#[test]
+fn sysv_ends_like_a_pipe() {
+    ends_like_a_pipe("sysv");
+}
+
+/// A stranger's segment under the name: refused with a clear error, and left alone.
+#[test]
+fn a_stranger_segment_is_refused() {
+    let name = unique_name("cli-stranger");
+    let (_, _) = shm_tests::shm_ok(&["create", &name, "--size", "4096"]);
+    let out = shm()
+        .args(["recv", &name])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is not a channel"), "{err}");
+    shm_tests::shm_ok(&["rm", &name]);
+}
+
+/// Ctrl-C on a `shm recv` that made the channel and still waits for a sender: it stops, says
+/// so, and removes the channel (nobody else would).
+fn ctrl_c_removes_an_unjoined_channel(backend: &str) {
+    use shm_core::{Backend, DynBackend, SegmentName};
+    let name = unique_name("cli-ctrl-c");
+    let b: Box<dyn DynBackend> = match backend {
+        "posix" => Box::new(shm_posix::Posix::new()),
+        _ => Box::new(shm_sysv::SysV::new()),
+    };
+    let sname = SegmentName::new(&name).unwrap();
+    let mut rx = spawn(
+        &["--backend", backend, "recv", &name],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let t0 = Instant::now();
+    while b.info(&sname).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "recv made no channel"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // While it waits, `shm list` shows what the channel is made of: one segment of its name,
+    // sized for its header and slots (System V lists it by key).
+    let (_, out) = shm_tests::shm_ok(&["--backend", backend, "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let size = shm_channel::Options::new(32, 64 * 1024)
+        .segment_size()
+        .unwrap() as u64;
+    let key = format!("{:#010x}", shm_sysv::key_for(&sname).unwrap() as u32);
+    let shown = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| (s["name"] == name.as_str() || s["key"] == key.as_str()) && s["size"] == size);
+    assert!(shown, "{name} ({size} bytes) not in shm list: {list}");
+    // SAFETY: kill with our child's pid (not yet reaped).
+    unsafe { libc::kill(rx.0.id() as i32, libc::SIGINT) };
+    let status = rx.0.wait().unwrap();
+    let mut err = String::new();
+    rx.0.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success());
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(b.info(&sname).is_err(), "the channel is still there");
+}
+
+#[test]
+fn posix_ctrl_c_removes_an_unjoined_channel() {
+    ctrl_c_removes_an_unjoined_channel("posix");
+}
+
+#[test]
+fn sysv_ctrl_c_removes_an_unjoined_channel() {
+    ctrl_c_removes_an_unjoined_channel("sysv");
+}
