@@ -123,7 +123,8 @@ pub fn completions(a: &CompletionsArgs) -> Result<()> {
     to_stdout(&script)
 }
 
-/// Bash: segment names for `info`, `read`, `write`, `rm` and `taller --name`, from the backend
+/// Bash: segment names for `info`, `read`, `write`, `rm`, `send`, `recv` (a channel waiting
+/// for its peer) and `taller --name`, from the backend
 /// named on the line (posix when none), else clap's completion.
 const BASH_NAMES: &str = r#"
 # Live segment names where a name goes (shm list --quiet), else the completion above.
@@ -134,10 +135,11 @@ _shm_names() {
         case "${COMP_WORDS[i]}" in
             --backend|-b) backend="${COMP_WORDS[i+1]}" ;;
             --backend=*) backend="${COMP_WORDS[i]#--backend=}" ;;
-            info|read|write|rm|taller) [[ -z $sub ]] && sub="${COMP_WORDS[i]}" ;;
+            info|read|write|rm|send|recv|taller) [[ -z $sub ]] && sub="${COMP_WORDS[i]}" ;;
         esac
     done
-    if [[ $cur != -* && ( ( -n $sub && $sub != taller && $prev != -* ) || $prev == --name ) ]]; then
+    # The word right after the subcommand (rm also after a name), or after taller's --name.
+    if [[ $cur != -* && ( ( -n $sub && $sub != taller && ( $prev == "$sub" || ( $sub == rm && $prev != -* ) ) ) || $prev == --name ) ]]; then
         local names
         names="$("${COMP_WORDS[0]}" --backend "$backend" list --quiet 2>/dev/null)"
         COMPREPLY=($(compgen -W "$names" -- "$cur"))
@@ -151,7 +153,7 @@ complete -F _shm_names -o bashdefault -o default shm
 /// Fish: the same names for the same places.
 const FISH_NAMES: &str = r#"
 # Live segment names where a name goes (shm list --quiet).
-complete -c shm -n '__fish_seen_subcommand_from info read write rm' -f -a '(shm list --quiet 2>/dev/null)'
+complete -c shm -n '__fish_seen_subcommand_from info read write rm send recv' -f -a '(shm list --quiet 2>/dev/null)'
 complete -c shm -n '__fish_seen_subcommand_from taller' -l name -r -f -a '(shm list --quiet 2>/dev/null)'
 "#;
 

@@ -253,9 +253,13 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    // Every command but the bench (which stops between its cases on its own) undoes what it
-    // half made when a signal ends it.
-    if !matches!(cli.command, Command::Bench(_)) {
+    // Every command undoes what it half made when a signal ends it: the bench, send and recv
+    // catch their signals themselves (they stop between two steps and clean up as on an error);
+    // the others through the signal thread.
+    if !matches!(
+        cli.command,
+        Command::Bench(_) | Command::Send(_) | Command::Recv(_)
+    ) {
         if let Err(err) = shutdown::install() {
             let _ = writeln!(io::stderr(), "shm: error: {}", one_line(&err));
             return ExitCode::FAILURE;
