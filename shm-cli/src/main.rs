@@ -30,6 +30,11 @@ pub struct Cli {
 }
 
 const EXAMPLES: &str = "\
+Without --backend: create, taller, send and recv use posix (the first backend compiled in);
+info, read, write and rm use whichever backend has the name, and refuse a name both have; list
+and compare show both. A name that reads as a number (0x1234, 4660) is a System V key only with
+--backend sysv.
+
 Examples:
   shm taller demo                      play the taller game: server and client, two processes
   shm --backend sysv taller demo       the same over System V
@@ -40,12 +45,7 @@ Examples:
 /// Options every subcommand takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Global {
-    /// Backend: posix or sysv (without it: see --help).
-    ///
-    /// Without --backend: create and taller use posix (the first compiled in); info, read,
-    /// write and rm use whichever backend has the name, and refuse a name both have; list and
-    /// compare show both. A name that reads as a number (0x1234, 4660) is a System V key only
-    /// with --backend sysv.
+    /// Backend: posix or sysv (without it: see `shm --help`)
     #[arg(long, short = 'b', global = true, env = "SHM_BACKEND", value_enum)]
     pub backend: Option<backend::Kind>,
 }

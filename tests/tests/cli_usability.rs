@@ -310,3 +310,26 @@ fn library_errors_advise_in_library_terms() {
     );
     assert!(!line.contains("CreateOptions"), "{line}");
 }
+
+#[test]
+fn the_backend_flag_is_one_line_everywhere_and_shm_help_says_what_its_absence_means() {
+    for sub in [
+        &["completions"][..],
+        &["man"],
+        &["list"],
+        &["taller", "demo"],
+    ] {
+        let help =
+            String::from_utf8(shm().args(sub).arg("--help").output().unwrap().stdout).unwrap();
+        let at = help.find("--backend <BACKEND>").unwrap();
+        let described: Vec<&str> = help[at..]
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty() && !l.trim_start().starts_with('-'))
+            .filter(|l| !l.contains("[env:") && !l.contains("[possible values"))
+            .collect();
+        assert_eq!(described.len(), 1, "{sub:?}: {described:?}");
+    }
+    let top = String::from_utf8(shm().arg("--help").output().unwrap().stdout).unwrap();
+    assert!(top.contains("Without --backend: create, taller"), "{top}");
+}
