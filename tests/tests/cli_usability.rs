@@ -7,7 +7,7 @@ mod failures_support;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use failures_support::{SysvNameGuard, one_error_line, shm_json};
+use failures_support::{SysvNameGuard, made_posix, one_error_line, shm_json};
 use shm_core::{Backend, CreateOptions, SegmentName};
 use shm_tests::{PosixGuard, shm, shm_bin, temp_path, unique_name};
 
@@ -125,15 +125,7 @@ fn a_system_v_name_is_shown_where_it_can_be_known() {
 
 #[test]
 fn posix_users_are_counted_and_named_and_unused_is_marked() {
-    let name = unique_name("users");
-    let _g = PosixGuard(name.clone());
-    assert!(
-        shm()
-            .args(["create", &name, "-s", "4096"])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (name, _g) = made_posix("users");
     // Nobody uses it yet.
     let all = shm_json(&["list", "--unused", &name, "--json"]);
     assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
@@ -203,15 +195,7 @@ fn system_v_creator_command_is_named() {
 
 #[test]
 fn bash_completes_live_segment_names() {
-    let name = unique_name("complete");
-    let _g = PosixGuard(name.clone());
-    assert!(
-        shm()
-            .args(["create", &name, "-s", "4096"])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let (name, _g) = made_posix("complete");
     let script = shm().args(["completions", "bash"]).output().unwrap().stdout;
     let dir = temp_path("bash-names");
     std::fs::create_dir_all(&dir).unwrap();

@@ -21,22 +21,30 @@ fn exists(name: &str) -> bool {
     std::fs::metadata(format!("/dev/shm/{}", name.trim_start_matches('/'))).is_ok()
 }
 
+/// python3's minor version and a fresh segment made by `shm create`, or `None` (the test says it
+/// skipped) where there is no python3.
+fn set_up(test: &str, tag: &str) -> Option<(u32, String, PosixGuard)> {
+    let Some(minor) = python_minor() else {
+        skip(test, "python3 is not installed");
+        return None;
+    };
+    let name = unique_name(tag);
+    let guard = PosixGuard(name.clone());
+    let made = shm()
+        .args(["create", &name, "--size", "4096"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    Some((minor, name, guard))
+}
+
 #[test]
 fn python_reads_our_bytes_and_the_workaround_keeps_the_segment() {
     let test = "python_reads_our_bytes_and_the_workaround_keeps_the_segment";
-    let Some(minor) = python_minor() else {
-        return skip(test, "python3 is not installed");
+    let Some((minor, name, _g)) = set_up(test, "python") else {
+        return;
     };
-    let name = unique_name("python");
-    let _g = PosixGuard(name.clone());
     let bare = name.trim_start_matches('/');
-    assert!(
-        shm()
-            .args(["create", &name, "--size", "4096"])
-            .status()
-            .unwrap()
-            .success()
-    );
     assert!(
         shm()
             .args(["write", &name, "from shm"])
@@ -68,19 +76,10 @@ fn python_reads_our_bytes_and_the_workaround_keeps_the_segment() {
 #[test]
 fn python_up_to_3_12_removes_a_segment_it_only_attached_to() {
     let test = "python_up_to_3_12_removes_a_segment_it_only_attached_to";
-    let Some(minor) = python_minor() else {
-        return skip(test, "python3 is not installed");
+    let Some((minor, name, _g)) = set_up(test, "pytracker") else {
+        return;
     };
-    let name = unique_name("pytracker");
-    let _g = PosixGuard(name.clone());
     let bare = name.trim_start_matches('/');
-    assert!(
-        shm()
-            .args(["create", &name, "--size", "4096"])
-            .status()
-            .unwrap()
-            .success()
-    );
     let script = format!(
         "from multiprocessing import shared_memory\n\
          s = shared_memory.SharedMemory(name='{bare}')\ns.close()"

@@ -227,3 +227,16 @@ pub fn shm_exists(backend: &str, name: &str) -> bool {
         .status
         .success()
 }
+
+/// A fresh POSIX segment of 4096 bytes made by `shm create` for `test`: its name, and the guard
+/// that removes it.
+pub fn made_posix(test: &str) -> (String, shm_tests::PosixGuard) {
+    let name = shm_tests::unique_name(test);
+    let guard = shm_tests::PosixGuard(name.clone());
+    let made = shm_tests::shm()
+        .args(["create", &name, "-s", "4096"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "shm create {name}: {made:?}");
+    (name, guard)
+}
