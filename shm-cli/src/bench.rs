@@ -207,7 +207,14 @@ fn catch(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
 /// Turns the signals that would end the bench at once (leaving a segment of a create cycle
 /// behind) into [`STOP`]; SIGALRM (see [`Ticker`]) only interrupts.
 fn catch_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
         catch(sig, on_signal);
     }
     catch(libc::SIGALRM, on_tick);

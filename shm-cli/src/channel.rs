@@ -33,7 +33,15 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// Turns the signals that would end the command at once into [`STOP`]. Without `SA_RESTART`,
 /// so that a read of the input that the signal interrupts returns and sees it.
 fn catch_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+    ] {
         // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler only stores
         // to an atomic, which is async-signal-safe.
         unsafe {
