@@ -157,7 +157,16 @@ fn posix_users_are_counted_and_named_and_unused_is_marked() {
         ])
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Until the shell holds the segment open as descriptor 3 (a loaded machine is slow).
+    let fd3 = format!("/proc/{}/fd/3", holder.id());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_link(&fd3).is_ok_and(|t| t.to_string_lossy().contains(&name[1..])) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the shell never opened the segment"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let game = shm_json(&["info", &format!("{name}-game"), "--json"]);
     let held = shm_json(&["info", &name, "--json"]);
     let mut holder = holder;

@@ -178,6 +178,9 @@ pub(super) enum Who {
 /// How long a line waits for the other side's next one before it is printed anyway.
 const HOLD: Duration = Duration::from_millis(150);
 
+/// How long a move waits for the move it answered (see [`Held::hold`]).
+const MOVE_HOLD: Duration = Duration::from_secs(2);
+
 /// One line waiting to be printed.
 struct Held {
     /// The stamp's time, in nanoseconds of the monotonic clock (0 for a line without one).
@@ -209,6 +212,16 @@ impl Held {
         }
     }
 
+    /// How long this line waits for the other side's next line. A move that wrote X answered
+    /// the other side's move X - 1 (every write is printed): until that one is printed, it waits
+    /// up to [`MOVE_HOLD`], so that a loaded machine's slow pipe never puts it first.
+    fn hold(&self, last_move: i64) -> Duration {
+        match self.wrote {
+            Some(x) if x >= 2 && x - 1 > last_move => MOVE_HOLD,
+            _ => HOLD,
+        }
+    }
+
     /// Whether this line happened before `other`: moves by the values they wrote, anything
     /// else by time.
     fn before(&self, other: &Held) -> bool {
@@ -226,6 +239,8 @@ fn merge(rx: &std::sync::mpsc::Receiver<(Who, Option<String>)>) {
     let index = |w: Who| usize::from(w == Who::Client);
     let prefix = [SERVER, CLIENT];
     let mut stdout = std::io::stdout();
+    // The highest value a printed move wrote.
+    let mut last_move = 0;
     while open.iter().any(|&o| o) || queues.iter().any(|q| !q.is_empty()) {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok((who, Some(line))) => queues[index(who)].push_back(Held::parse(line)),
@@ -234,14 +249,16 @@ fn merge(rx: &std::sync::mpsc::Receiver<(Who, Option<String>)>) {
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = [false, false],
         }
         loop {
+            let ripe = |h: &Held| h.came.elapsed() >= h.hold(last_move);
             let pick = match (queues[0].front(), queues[1].front()) {
                 (Some(a), Some(b)) => Some(usize::from(!a.before(b))),
-                (Some(a), None) if !open[1] || a.came.elapsed() >= HOLD => Some(0),
-                (None, Some(b)) if !open[0] || b.came.elapsed() >= HOLD => Some(1),
+                (Some(a), None) if !open[1] || ripe(a) => Some(0),
+                (None, Some(b)) if !open[0] || ripe(b) => Some(1),
                 _ => None,
             };
             let Some(side) = pick else { break };
             if let Some(line) = queues[side].pop_front() {
+                last_move = line.wrote.map_or(last_move, |x| x.max(last_move));
                 // A closed terminal must not stop the game: ignore write errors.
                 let _ = writeln!(stdout, "{}{}", prefix[side], line.text);
             }
