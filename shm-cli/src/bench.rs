@@ -190,34 +190,13 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 extern "C" fn on_tick(_: libc::c_int) {}
 
-/// Installs `handler` for `sig` without `SA_RESTART`: a blocking call the signal interrupts
-/// returns EINTR, and its caller looks at the stop flag.
-fn catch(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    // SAFETY: an all-zero sigaction is a valid value (no flags, empty mask); the handler only
-    // stores to an atomic or does nothing, which is async-signal-safe; sigaction reads `action`
-    // and writes nothing back (null old action).
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as *const () as libc::sighandler_t;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(sig, &action, std::ptr::null_mut());
-    }
-}
-
 /// Turns the signals that would end the bench at once (leaving a segment of a create cycle
 /// behind) into [`STOP`]; SIGALRM (see [`Ticker`]) only interrupts.
 fn catch_signals() {
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ] {
-        catch(sig, on_signal);
+    for sig in crate::shutdown::STOP_SIGNALS {
+        crate::shutdown::catch(sig, on_signal);
     }
-    catch(libc::SIGALRM, on_tick);
+    crate::shutdown::catch(libc::SIGALRM, on_tick);
 }
 
 /// SIGALRM every [`TICK`] while alive, so that a blocking read returns EINTR now and then.

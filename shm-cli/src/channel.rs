@@ -33,22 +33,11 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// Turns the signals that would end the command at once into [`STOP`]. Without `SA_RESTART`,
 /// so that a read of the input that the signal interrupts returns and sees it.
 fn catch_signals() {
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGALRM,
-    ] {
-        // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler only stores
-        // to an atomic, which is async-signal-safe.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            libc::sigaction(sig, &action, std::ptr::null_mut());
-        }
+    for sig in crate::shutdown::STOP_SIGNALS
+        .into_iter()
+        .chain([libc::SIGALRM])
+    {
+        crate::shutdown::catch(sig, on_signal);
     }
 }
 

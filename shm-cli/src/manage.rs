@@ -341,7 +341,7 @@ pub fn info(g: &Global, a: &InfoArgs) -> Result<()> {
         }
         (None, None) => bail!("name a segment, or a System V segment by --id"),
     };
-    let usage = users::Users::scan().usage(&info);
+    let usage = users::Users::for_infos([&info]).usage(&info);
     if a.json {
         outln!(
             "{}",
@@ -393,7 +393,12 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
             all.extend(listed.iter().filter_map(|i| matching(kind, i, name)));
         }
     }
-    let users = users::Users::scan();
+    // Users are shown or filtered on except by --quiet (names only).
+    let users = if a.quiet && !a.unused {
+        users::Users::default()
+    } else {
+        users::Users::for_infos(&all)
+    };
     let mut shown: Vec<_> = all
         .into_iter()
         .map(|i| {

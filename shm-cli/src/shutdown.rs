@@ -65,6 +65,32 @@ fn signals() -> Vec<libc::c_int> {
     v
 }
 
+/// The signals that the commands which catch their own (bench, send, recv) turn into a stop
+/// between two steps, so that they clean up as on an error.
+pub const STOP_SIGNALS: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Installs `handler` for `sig` without `SA_RESTART`: a blocking call the signal interrupts
+/// returns EINTR, and its caller looks at the stop flag. `handler` must be async-signal-safe
+/// (the commands' only store to an atomic, or do nothing).
+pub fn catch(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: an all-zero sigaction is a valid value (no flags, empty mask); the handler only
+    // stores to an atomic or does nothing, which is async-signal-safe; sigaction reads `action`
+    // and writes nothing back (null old action).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(sig, &action, std::ptr::null_mut());
+    }
+}
+
 /// Blocks the signals in this thread and starts the thread that waits for them. Call it once,
 /// first thing in `main`, before any other thread exists. A child process inherits the mask
 /// (the standard library does not reset it): start children through [`unblock_in_child`].

@@ -444,8 +444,9 @@ impl Backend for SysV {
 impl SysVSegment {
     /// Checks, just before acting on `self.id`, that the id still names this handle's segment:
     /// same fingerprint, and the key unless the segment was removed (a removed segment's key
-    /// reads 0). `live` asks for a segment that was not removed yet (for `IPC_RMID`).
-    fn check_same(&self, op: Op, live: bool) -> Result<()> {
+    /// reads 0). `live` asks for a segment that was not removed yet (for `IPC_RMID`). Returns
+    /// what the kernel said, so that a caller that needs it asks only once.
+    fn check_same(&self, op: Op, live: bool) -> Result<libc::shmid_ds> {
         let stale = |detail: &str| Error::Stale {
             ctx: ctx(&self.name, op),
             detail: format!("id {} {detail}", self.id),
@@ -473,7 +474,7 @@ impl SysVSegment {
                 "was already removed (it lives on until its last detach)",
             ));
         }
-        Ok(())
+        Ok(ds)
     }
 
     /// The System V key.
@@ -562,8 +563,7 @@ impl Segment for SysVSegment {
     }
 
     fn info(&self) -> Result<SegmentInfo> {
-        self.check_same(Op::Info, false)?;
-        let ds = stat(self.id).map_err(|e| os_error(&self.name, Op::Info, Some(self.id), 0, e))?;
+        let ds = self.check_same(Op::Info, false)?;
         let info = info_from_ds(self.id, &ds);
         // A handle opened by id (`open_id`) has no name of the segment's: keep the key alone.
         Ok(match key_for(&self.name) {

@@ -52,8 +52,17 @@ pub struct Users {
 }
 
 impl Users {
+    /// What [`Users::usage`] needs to answer for `infos`: /proc read once where one of them is a
+    /// POSIX segment (System V's kernel keeps its own count), nothing read otherwise.
+    pub fn for_infos<'a>(infos: impl IntoIterator<Item = &'a SegmentInfo>) -> Self {
+        let posix = infos
+            .into_iter()
+            .any(|i| i.backend != "sysv" && !i.semaphore);
+        if posix { Self::scan() } else { Self::default() }
+    }
+
     /// Reads /proc once. This process is left out: it only looks.
-    pub fn scan() -> Self {
+    fn scan() -> Self {
         let mut users = Users::default();
         let me = std::process::id().to_string();
         let Ok(dir) = std::fs::read_dir("/proc") else {
