@@ -12,14 +12,29 @@ use crate::layout::*;
 use crate::shared::{Deadline, How, Role, Shared};
 use crate::{Error, Options, Result};
 
-/// The two signals of one ring and where its slots are.
+/// The two signals of one ring and where its slots are, kept in private memory so that
+/// finding a message's slot is a mask, a multiply and an add.
 struct Ring {
     /// Messages sent (bit 31: the sender closed). Written by the sender only.
     tail: Signal<'static>,
     /// Messages released (bit 31: the receiver closed). Written by the receiver only.
     head: Signal<'static>,
-    index: usize,
+    /// The first slot.
+    slots_at: *mut u8,
+    /// Slots minus one (the count is a power of two).
+    mask: u32,
+    slots: u32,
+    stride: usize,
+    /// The largest message.
+    max: usize,
 }
+
+// SAFETY: the pointer is into the mapping that the end's Arc<Shared> keeps; nothing about it
+// is tied to the thread that made it.
+unsafe impl Send for Ring {}
+// SAFETY: through `&Ring` the pointer only yields addresses and atomic loads of header words;
+// every write into a slot goes through `&mut Sender` or `&mut Receiver`.
+unsafe impl Sync for Ring {}
 
 impl Ring {
     /// The ring `index` of `shared`.
@@ -28,24 +43,40 @@ impl Ring {
     ///
     /// The returned value must be dropped before `shared`'s last `Arc` (its owner keeps one).
     unsafe fn new(shared: &Shared, index: usize) -> Ring {
-        let at = shared.layout.ring(index);
-        // SAFETY: the offsets are the ring's control words; the caller keeps the Arc alive
-        // for as long as the ring.
+        let layout = &shared.layout;
+        let at = layout.ring(index);
+        // SAFETY: the offsets are the ring's control words and its first slot, inside the
+        // mapping; the caller keeps the Arc alive for as long as the ring.
         unsafe {
             Ring {
                 tail: shared.signal(at + OFF_TAIL, at + OFF_TAIL_SLEEPERS),
                 head: shared.signal(at + OFF_HEAD, at + OFF_HEAD_SLEEPERS),
-                index,
+                slots_at: shared.base().add(layout.slot(index, 0)),
+                mask: layout.slots - 1,
+                slots: layout.slots,
+                stride: layout.stride as usize,
+                max: layout.max as usize,
             }
         }
     }
-}
 
-/// Where message number `count`'s slot starts (its length word).
-fn slot(shared: &Shared, ring: usize, count: u32) -> *mut u8 {
-    // SAFETY: `Layout::slot` is below `layout.total - SLOT_HEADER - max` for every count
-    // (checked in layout's tests), and the mapping is `layout.total` bytes long.
-    unsafe { shared.base().add(shared.layout.slot(ring, count)) }
+    /// Where message number `count`'s slot starts (its header word).
+    #[inline]
+    fn slot(&self, count: u32) -> *mut u8 {
+        // SAFETY: slot `count & mask` starts `stride` times that past the first, and
+        // `Layout::slot` (the same sum) is below `layout.total - SLOT_HEADER - max` for every
+        // count (checked in layout's tests); the mapping is `layout.total` bytes long.
+        unsafe {
+            self.slots_at
+                .add((count & self.mask) as usize * self.stride)
+        }
+    }
+
+    /// True when message `count`'s slot says that message is complete in it.
+    #[inline]
+    fn complete(&self, count: u32) -> bool {
+        (header_word(self.slot(count)).load(Ordering::Acquire) >> 32) as u32 == count | SEQ_SET
+    }
 }
 
 /// The header word of a slot: the message's length in the low 32 bits, its sequence
@@ -124,12 +155,12 @@ macro_rules! end_info {
 
         /// The largest message, in bytes, fixed at create.
         pub fn max_message(&self) -> usize {
-            self.shared.layout.max as usize
+            self.ring.max
         }
 
         /// The number of slots, fixed at create.
         pub fn slots(&self) -> u32 {
-            self.shared.layout.slots
+            self.ring.slots
         }
 
         /// True when this end created the channel.
@@ -199,6 +230,7 @@ impl Sender {
     ///
     /// Fails with [`Error::TooLarge`] (longer than [`max_message`](Self::max_message)),
     /// [`Error::Closed`] (the receiver is gone), [`Error::PeerDead`] or [`Error::Protocol`].
+    #[inline]
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         self.send_until(data, None)
     }
@@ -220,9 +252,16 @@ impl Sender {
         self.send_until(data, Some(deadline))
     }
 
+    #[inline]
     fn send_until(&mut self, data: &[u8], deadline: Deadline) -> Result<()> {
         self.check_len(data.len())?;
-        self.loan_until(deadline)?.send_bytes(data)
+        let slot = self.loan_until(deadline)?.slot;
+        // SAFETY: the slot is loaned to this end (free, below the receiver's released
+        // count plus the slots); its payload holds `max` bytes, and `data` is no longer
+        // (checked above) and private memory, so no overlap.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len()) };
+        self.publish(slot, data.len());
+        Ok(())
     }
 
     /// Sends one value of plain data (any bit pattern of its bytes is fine to send: zerocopy's
@@ -256,10 +295,10 @@ impl Sender {
         self.loan_until(Some(deadline))
     }
 
+    #[inline]
     fn check_len(&self, len: usize) -> Result<()> {
-        let max = self.max_message();
-        if len > max {
-            return Err(Error::TooLarge { len, max });
+        if len > self.ring.max {
+            return Err(too_large(len, self.ring.max));
         }
         Ok(())
     }
@@ -274,28 +313,39 @@ impl Sender {
             return Err(Error::Closed);
         }
         let used = self.used(head);
-        if used > self.shared.layout.slots {
+        if used > self.ring.slots {
             return Err(Error::Protocol(format!(
                 "the receiver says it released message {head}, but only {} were sent",
                 self.tail
             )));
         }
         self.head_seen = head;
-        Ok(used < self.shared.layout.slots)
+        Ok(used < self.ring.slots)
     }
 
+    #[inline]
     fn free_now(&mut self) -> Result<bool> {
         // The head seen last may already leave a slot free: no need to touch its cache line.
-        if self.used(self.head_seen) < self.shared.layout.slots {
+        if self.used(self.head_seen) < self.ring.slots {
             return Ok(true);
         }
         let head = self.ring.head.load();
         self.look(head)
     }
 
+    #[inline]
     fn loan_until(&mut self, deadline: Deadline) -> Result<Loan<'_>> {
         if !self.free_now()? {
-            let (tail, slots) = (self.tail, self.shared.layout.slots);
+            self.wait_for_room(deadline)?;
+        }
+        Ok(self.make_loan())
+    }
+
+    /// Waits until a slot is free (the slow path of a loan).
+    #[inline(never)]
+    fn wait_for_room(&mut self, deadline: Deadline) -> Result<()> {
+        {
+            let (tail, slots) = (self.tail, self.ring.slots);
             let head = self.shared.wait(
                 &self.ring.head,
                 // Ready when closed, when a slot is free, or when the value is impossible
@@ -307,15 +357,20 @@ impl Sender {
                 return Err(Error::Protocol("the receiver's head went back".to_owned()));
             }
         }
-        Ok(self.make_loan())
+        Ok(())
     }
 
+    #[inline]
     fn make_loan(&mut self) -> Loan<'_> {
-        let slot = slot(&self.shared, self.ring.index, self.tail);
+        let slot = self.ring.slot(self.tail);
         Loan { tx: self, slot }
     }
 
-    fn publish(&mut self) {
+    /// Completes message `tail` in `slot` with `len` bytes and counts it sent.
+    #[inline]
+    fn publish(&mut self, slot: *mut u8, len: usize) {
+        // Release: a receiver that sees the sequence sees the bytes.
+        header_word(slot).store(header(len, self.tail), Ordering::Release);
         self.tail = self.tail.wrapping_add(1) & COUNT_MASK;
         // SeqCst store: the slot's bytes and length, written before, are seen by a receiver
         // that sees this count (Release and more).
@@ -402,9 +457,7 @@ impl<'a> Loan<'a> {
     /// Sends the first `len` bytes of the slot as one message.
     pub fn send(self, len: usize) -> Result<()> {
         self.tx.check_len(len)?;
-        // Release: a receiver that sees the sequence sees the bytes.
-        header_word(self.slot).store(header(len, self.tx.tail), Ordering::Release);
-        self.tx.publish();
+        self.tx.publish(self.slot, len);
         Ok(())
     }
 
@@ -488,6 +541,7 @@ impl Receiver {
     /// Fails with [`Error::Closed`] once the sender is gone and every message it sent was
     /// received, [`Error::PeerDead`] once the sender's process died and every message it
     /// completed was received, and [`Error::Protocol`].
+    #[inline]
     pub fn recv(&mut self) -> Result<Sample<'_>> {
         self.recv_until(None)
     }
@@ -522,6 +576,7 @@ impl Receiver {
 
     /// Receives one value of plain data (zerocopy's `FromBytes`: any bytes make a valid
     /// value), copied out. A message of another size than `T` is [`Error::WrongSize`].
+    #[inline]
     pub fn recv_value<T: FromBytes + IntoBytes>(&mut self) -> Result<T> {
         self.recv()?.read_value()
     }
@@ -540,7 +595,7 @@ impl Receiver {
 
     /// Checks a tail read once: `Ok(true)` when a message is waiting.
     fn look(&mut self, tail: u32) -> Result<bool> {
-        let slots = self.shared.layout.slots;
+        let slots = self.ring.slots;
         if Self::lags(self.head, tail & COUNT_MASK, slots) {
             if tail & CLOSED != 0 {
                 // The final count is never behind what was received.
@@ -558,7 +613,7 @@ impl Receiver {
             return Err(Error::Protocol(format!(
                 "the sender says it sent message {}, but only {} slots exist past {}",
                 tail & COUNT_MASK,
-                self.shared.layout.slots,
+                self.ring.slots,
                 self.head
             )));
         }
@@ -580,72 +635,59 @@ impl Receiver {
     /// True when the next slot's sequence word says its message is complete: one look at the
     /// slot's own cache line, which the message brings anyway (the tail's line stays with the
     /// sender). A peer that fakes it only gets this end to read a slot it owns, in bounds.
+    #[inline]
     fn sequenced(&mut self) -> bool {
-        let slot = slot(&self.shared, self.ring.index, self.head);
-        if (header_word(slot).load(Ordering::Acquire) >> 32) as u32 == self.head | SEQ_SET {
+        if self.ring.complete(self.head) {
             self.avail = 1;
             return true;
         }
         false
     }
 
-    /// Spins on the next slot's sequence word for a few microseconds (never with one CPU, or
-    /// with the block strategy), yielding now and then as `shm_core::wait` does.
-    fn spin_for_message(&mut self) -> bool {
-        if !self.shared.spins {
-            return false;
-        }
-        let start = Instant::now();
-        loop {
-            for _ in 0..64 {
-                if self.sequenced() {
-                    return true;
-                }
-                std::hint::spin_loop();
-            }
-            if start.elapsed() >= shm_core::wait::HYBRID_SPIN {
-                return false;
-            }
-            std::thread::yield_now();
-        }
-    }
-
+    #[inline]
     fn recv_until(&mut self, deadline: Deadline) -> Result<Sample<'_>> {
         // The slot first, the tail last: reading the tail's line would make the sender's next
-        // store of it fetch the line back, a second transfer per message.
-        if self.avail == 0
-            && !self.sequenced()
-            && !self.spin_for_message()
-            && !self.waiting_now()?
-        {
-            let (head, slots) = (self.head, self.shared.layout.slots);
-            loop {
-                // Ready when closed, or when the count moved ahead of this end's (a count
-                // that moved anywhere else but behind is ready too: look() refuses it).
-                let tail = self.shared.wait(
-                    &self.ring.tail,
-                    |t| t & CLOSED != 0 || (t != head && !Self::lags(head, t, slots)),
-                    deadline,
-                )?;
-                if self.look(tail)? {
-                    break;
-                }
-            }
+        // store of it fetch the line back, a second transfer per message. So the wait spins on
+        // the slot's sequence word, and reads the tail only now and then, and when it sleeps.
+        if self.avail == 0 && !self.sequenced() {
+            self.wait_for_message(deadline)?;
         }
         self.take()
     }
 
+    /// Waits until a message is complete (the slow path of a receive).
+    #[inline(never)]
+    fn wait_for_message(&mut self, deadline: Deadline) -> Result<()> {
+        let (head, slots) = (self.head, self.ring.slots);
+        loop {
+            // Ready when closed, or when the count moved ahead of this end's (a count that
+            // moved anywhere else but behind is ready too: look() refuses it).
+            let ring = &self.ring;
+            let tail = self.shared.wait_or(
+                &ring.tail,
+                || ring.complete(head),
+                |t| t & CLOSED != 0 || (t != head && !Self::lags(head, t, slots)),
+                deadline,
+            )?;
+            match tail {
+                None => {
+                    self.avail = 1;
+                    return Ok(());
+                }
+                Some(tail) if self.look(tail)? => return Ok(()),
+                Some(_) => {}
+            }
+        }
+    }
+
     /// The message at `head`, which `look` found complete.
+    #[inline]
     fn take(&mut self) -> Result<Sample<'_>> {
-        let slot = slot(&self.shared, self.ring.index, self.head);
+        let slot = self.ring.slot(self.head);
         // The length is read once, into private memory, and checked: nothing is read past it.
         let len = (header_word(slot).load(Ordering::Relaxed) & 0xffff_ffff) as usize;
-        let max = self.max_message();
-        if len > max {
-            return Err(Error::Protocol(format!(
-                "message {} claims {len} bytes; the channel's maximum is {max}",
-                self.head
-            )));
+        if len > self.ring.max {
+            return Err(self.claims(len));
         }
         Ok(Sample {
             rx: self,
@@ -654,6 +696,21 @@ impl Receiver {
             len,
         })
     }
+}
+
+impl Receiver {
+    #[cold]
+    fn claims(&self, len: usize) -> Error {
+        Error::Protocol(format!(
+            "message {} claims {len} bytes; the channel's maximum is {}",
+            self.head, self.ring.max
+        ))
+    }
+}
+
+#[cold]
+fn too_large(len: usize, max: usize) -> Error {
+    Error::TooLarge { len, max }
 }
 
 impl Drop for Receiver {
@@ -725,6 +782,7 @@ impl Sample<'_> {
 
     /// A copy of the message as one value of plain data; [`Error::WrongSize`] when the
     /// message's length is not `size_of::<T>()`.
+    #[inline]
     pub fn read_value<T: FromBytes + IntoBytes>(&self) -> Result<T> {
         let mut value = T::new_zeroed();
         if self.len != size_of::<T>() {
@@ -733,7 +791,10 @@ impl Sample<'_> {
                 expected: size_of::<T>(),
             });
         }
-        self.copy_to(value.as_mut_bytes())?;
+        let bytes = value.as_mut_bytes();
+        // SAFETY: as for copy_to, with a length known at compile time (no call to memcpy):
+        // the message is exactly `size_of::<T>()` bytes inside the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(self.data, bytes.as_mut_ptr(), size_of::<T>()) };
         Ok(value)
     }
 
@@ -782,6 +843,7 @@ impl Sample<'_> {
 }
 
 impl Drop for Sample<'_> {
+    #[inline]
     fn drop(&mut self) {
         let rx = &mut *self.rx;
         rx.head = rx.head.wrapping_add(1) & COUNT_MASK;

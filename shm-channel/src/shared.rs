@@ -78,9 +78,6 @@ pub(crate) struct Shared {
     pub backend: &'static str,
     pub creator: bool,
     pub wait: WaitStrategy,
-    /// Whether a receiver spins on its next slot before it waits: not with the block
-    /// strategy, and not with one CPU (the spinning would only keep the peer from running).
-    pub spins: bool,
     peer: OnceLock<Proc>,
     segment: Mutex<Box<dyn Segment>>,
     /// Declared last: dropped after everything that points into it.
@@ -175,7 +172,6 @@ impl Shared {
             backend: backend.name(),
             creator: true,
             wait: opts.wait,
-            spins: spins(opts.wait),
             peer: OnceLock::new(),
             segment: Mutex::new(Box::new(segment)),
             map,
@@ -238,7 +234,6 @@ impl Shared {
             backend: backend.name(),
             creator: false,
             wait: opts.wait,
-            spins: spins(opts.wait),
             peer: OnceLock::new(),
             segment: Mutex::new(Box::new(segment)),
             map,
@@ -477,9 +472,9 @@ impl Shared {
         }
     }
 
-    /// Waits until `ready(value)` holds, the deadline passes (`TimedOut`) or the peer dies
-    /// (`PeerDead`). Sleeps in the kernel (after a short spin with the hybrid strategy) and
-    /// wakes every [`PEER_CHECK`] to look at the peer.
+    /// Waits until `ready(value)` holds for `signal`'s value, checking that the peer lives
+    /// every [`PEER_CHECK`]; fails with `TimedOut` at `deadline`, `PeerDead` when the peer
+    /// died.
     pub fn wait(
         &self,
         signal: &Signal<'_>,
@@ -490,21 +485,50 @@ impl Shared {
         if ready(v) {
             return Ok(v);
         }
+        self.wait_slices(deadline, |slice| signal.wait_until(&mut ready, slice))
+    }
+
+    /// As [`wait`](Self::wait), spinning on `early()` instead of the value (see
+    /// `Signal::wait_until_or`): `Ok(None)` when `early()` held.
+    pub fn wait_or(
+        &self,
+        signal: &Signal<'_>,
+        mut early: impl FnMut() -> bool,
+        mut ready: impl FnMut(u32) -> bool,
+        deadline: Deadline,
+    ) -> Result<Option<u32>> {
+        self.wait_slices(deadline, |slice| {
+            signal.wait_until_or(&mut early, &mut ready, slice)
+        })
+    }
+
+    /// Runs `wait` in slices of at most [`PEER_CHECK`], checking the peer between them.
+    fn wait_slices<T>(
+        &self,
+        deadline: Deadline,
+        mut wait: impl FnMut(Duration) -> shm_core::Result<T>,
+    ) -> Result<T> {
         // A creator learns who its peer is as early as it can: before the peer could have
         // scribbled over the header, if the peer keeps the protocol that long.
         self.peer()?;
-        let start = Instant::now();
+        // The clock is read only with a deadline, or after a first slice: a message that
+        // comes while the wait spins costs no clock read here.
+        let mut start = None;
         loop {
             let slice = match deadline {
                 None => PEER_CHECK,
-                Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
+                Some(d) => {
+                    let now = Instant::now();
+                    start.get_or_insert(now);
+                    d.saturating_duration_since(now).min(PEER_CHECK)
+                }
             };
             if slice.is_zero() {
                 return Err(Error::TimedOut {
-                    after: start.elapsed(),
+                    after: start.map_or(Duration::ZERO, |s| s.elapsed()),
                 });
             }
-            match signal.wait_until(&mut ready, slice) {
+            match wait(slice) {
                 Ok(v) => return Ok(v),
                 Err(shm_core::Error::TimedOut { .. }) => self.check_peer()?,
                 Err(e) => return Err(e.into()),
@@ -520,12 +544,6 @@ impl Shared {
         self.wait(&signal, |v| v != WAITING, deadline)?;
         self.peer().map(|_| ())
     }
-}
-
-fn spins(wait: WaitStrategy) -> bool {
-    static CPUS: OnceLock<usize> = OnceLock::new();
-    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    wait != WaitStrategy::Block && cpus > 1
 }
 
 impl Drop for Shared {

@@ -306,37 +306,79 @@ impl<'a> Signal<'a> {
     /// Waits until `done(value)` holds and returns that value, or fails with
     /// [`Error::TimedOut`] (naming what it waited for) after `timeout`.
     pub fn wait_until(&self, mut done: impl FnMut(u32) -> bool, timeout: Duration) -> Result<u32> {
-        let v = self.value.load(SeqCst);
-        if done(v) {
-            return Ok(v);
-        }
+        let value = self.value;
+        self.wait_with(
+            &mut |seen: Option<u32>| {
+                let v = seen.unwrap_or_else(|| value.load(SeqCst));
+                done(v).then_some(v)
+            },
+            timeout,
+        )
+    }
+
+    /// Waits as [`wait_until`](Self::wait_until) does, but while it spins it looks at
+    /// `early()` instead of the word: other memory that tells sooner, and more cheaply, what
+    /// the word is about to say. A channel's receiver spins on the next message's own sequence
+    /// word, whose cache line the message brings anyway, rather than on the sender's count,
+    /// whose line would then travel to the receiver and back on every message.
+    ///
+    /// Returns `Ok(None)` when `early()` held, `Ok(Some(v))` when `done(v)` held. The word
+    /// itself is read about once a microsecond while spinning, and at every look while the
+    /// waiter hands the CPU over or sleeps: the writer must still store the word (with
+    /// [`store`](Self::store), which wakes sleepers) for every event `early()` would show.
+    pub fn wait_until_or(
+        &self,
+        mut early: impl FnMut() -> bool,
+        mut done: impl FnMut(u32) -> bool,
+        timeout: Duration,
+    ) -> Result<Option<u32>> {
+        self.wait_with(
+            &mut |seen: Option<u32>| {
+                if early() {
+                    return Some(None);
+                }
+                let v = seen?;
+                done(v).then_some(Some(v))
+            },
+            timeout,
+        )
+    }
+
+    /// The one wait every strategy runs. `look(None)` checks what spinning checks;
+    /// `look(Some(v))` checks everything, with `v` the word as just read.
+    fn wait_with<T>(
+        &self,
+        look: &mut impl FnMut(Option<u32>) -> Option<T>,
+        timeout: Duration,
+    ) -> Result<T> {
+        // Every branch looks before it spins, yields or sleeps.
         match self.strategy {
-            WaitStrategy::Block => self.sleep_until(&mut done, Instant::now(), timeout),
-            WaitStrategy::Spin => match self.spin(&mut done, timeout, false) {
-                Ok((v, _)) => Ok(v),
+            WaitStrategy::Block => self.sleep_until(look, Instant::now(), timeout),
+            WaitStrategy::Spin => match self.spin(look, timeout, false) {
+                Ok((t, _)) => Ok(t),
                 Err(_) => Err(self.timed_out(timeout)),
             },
             WaitStrategy::Hybrid => {
                 let budget = self.spin_budget().min(timeout);
                 let start = if self.one_cpu {
-                    match self.hand_over(&mut done, ONE_CPU_HANDOVER.min(timeout)) {
-                        Ok(v) => return Ok(v),
+                    match self.hand_over(look, ONE_CPU_HANDOVER.min(timeout)) {
+                        Ok(t) => return Ok(t),
                         Err(start) => start,
                     }
                 } else if budget.is_zero() {
                     Instant::now()
                 } else {
-                    match self.spin(&mut done, budget, true) {
-                        Ok((v, spent)) => {
+                    match self.spin(look, budget, true) {
+                        Ok((t, spent)) => {
                             if let Some(spent) = spent {
                                 self.learn(Outcome::Spun(spent));
                             }
-                            return Ok(v);
+                            return Ok(t);
                         }
                         Err(start) => start,
                     }
                 };
-                let result = self.sleep_until(&mut done, start, timeout);
+                let result = self.sleep_until(look, start, timeout);
                 if result.is_ok() {
                     self.learn(Outcome::Slept(start.elapsed()));
                 }
@@ -345,22 +387,21 @@ impl<'a> Signal<'a> {
         }
     }
 
-    /// Spins until `done` holds, or `limit` has passed; yields the CPU at doubling intervals
-    /// when `yields`. Returns the value and, when the spin lasted long enough to look at the
-    /// clock, how long it took; or, when `limit` passed, when it started. The clock is read
-    /// only after the first [`SPINS_PER_CLOCK`] checks: a peer that answers at once costs no
-    /// clock reads.
+    /// Spins until `look` finds what it waits for, or `limit` has passed; yields the CPU at
+    /// doubling intervals when `yields`. Returns what it found and, when the spin lasted long
+    /// enough to look at the clock, how long it took; or, when `limit` passed, when it started.
+    /// The clock is read only after the first [`SPINS_PER_CLOCK`] checks (a peer that answers
+    /// at once costs no clock reads), and the word itself once per clock read.
     #[inline]
-    fn spin(
+    fn spin<T>(
         &self,
-        done: &mut impl FnMut(u32) -> bool,
+        look: &mut impl FnMut(Option<u32>) -> Option<T>,
         limit: Duration,
         yields: bool,
-    ) -> std::result::Result<(u32, Option<Duration>), Instant> {
+    ) -> std::result::Result<(T, Option<Duration>), Instant> {
         for _ in 0..SPINS_PER_CLOCK {
-            let v = self.value.load(SeqCst);
-            if done(v) {
-                return Ok((v, None));
+            if let Some(t) = look(None) {
+                return Ok((t, None));
             }
             spin_loop();
         }
@@ -369,11 +410,13 @@ impl<'a> Signal<'a> {
         let mut next_yield = FIRST_YIELD;
         loop {
             for _ in 0..SPINS_PER_CLOCK {
-                let v = self.value.load(SeqCst);
-                if done(v) {
-                    return Ok((v, Some(start.elapsed())));
+                if let Some(t) = look(None) {
+                    return Ok((t, Some(start.elapsed())));
                 }
                 spin_loop();
+            }
+            if let Some(t) = look(Some(self.value.load(SeqCst))) {
+                return Ok((t, Some(start.elapsed())));
             }
             let spent = start.elapsed();
             if spent >= limit {
@@ -392,18 +435,17 @@ impl<'a> Signal<'a> {
     /// A peer that waits the same way is runnable, so the yield runs it at once, and a round
     /// trip costs two yields, less than the two sleeps and wakes of a pipe; a peer that sleeps
     /// leaves nothing to run, the yield returns at once, and after `limit` this side sleeps too.
-    fn hand_over(
+    fn hand_over<T>(
         &self,
-        done: &mut impl FnMut(u32) -> bool,
+        look: &mut impl FnMut(Option<u32>) -> Option<T>,
         limit: Duration,
-    ) -> std::result::Result<u32, Instant> {
+    ) -> std::result::Result<T, Instant> {
         let start = Instant::now();
         loop {
-            std::thread::yield_now();
-            let v = self.value.load(SeqCst);
-            if done(v) {
-                return Ok(v);
+            if let Some(t) = look(Some(self.value.load(SeqCst))) {
+                return Ok(t);
             }
+            std::thread::yield_now();
             if start.elapsed() >= limit {
                 return Err(start);
             }
@@ -443,17 +485,20 @@ impl<'a> Signal<'a> {
         }
     }
 
-    fn sleep_until(
+    /// Announces a sleeper, then sleeps until `look` finds what it waits for. The word is
+    /// read before `look` runs and the sleep is on that value: a store after the read ends
+    /// the sleep at once, a store before it is one `look` sees.
+    fn sleep_until<T>(
         &self,
-        done: &mut impl FnMut(u32) -> bool,
+        look: &mut impl FnMut(Option<u32>) -> Option<T>,
         start: Instant,
         timeout: Duration,
-    ) -> Result<u32> {
+    ) -> Result<T> {
         self.sleepers.fetch_add(1, SeqCst);
         let result = loop {
             let v = self.value.load(SeqCst);
-            if done(v) {
-                break Ok(v);
+            if let Some(t) = look(Some(v)) {
+                break Ok(t);
             }
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
@@ -518,6 +563,50 @@ mod tests {
                 }
             });
             assert_eq!(b.load(), 2000, "{strategy}");
+        }
+    }
+
+    /// `wait_until_or` ends on the early condition without the word, on the word without the
+    /// early condition (a writer that only stores the word, as a closing sender does), and
+    /// times out with neither, with every strategy.
+    #[test]
+    fn waits_on_early_memory_or_the_word() {
+        for strategy in [
+            WaitStrategy::Spin,
+            WaitStrategy::Block,
+            WaitStrategy::Hybrid,
+        ] {
+            let (v, s, early) = (AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0));
+            let sig = Signal::new(&v, &s, strategy);
+            let t = Duration::from_secs(5);
+            let wait = || {
+                sig.wait_until_or(|| early.load(SeqCst) == 1, |x| x == 7, t)
+                    .unwrap()
+            };
+            std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(5));
+                    early.store(1, SeqCst);
+                    // The writer stores the word too, as the contract asks: it wakes a
+                    // blocked waiter.
+                    sig.store(1);
+                });
+                assert_eq!(wait(), None, "{strategy}: early");
+            });
+            early.store(0, SeqCst);
+            std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(5));
+                    sig.store(7);
+                });
+                assert_eq!(wait(), Some(7), "{strategy}: the word");
+            });
+            sig.store(0);
+            let err = sig
+                .wait_until_or(|| false, |x| x == 7, Duration::from_millis(20))
+                .unwrap_err();
+            assert!(matches!(err, Error::TimedOut { .. }), "{strategy}: {err}");
+            assert_eq!(s.load(SeqCst), 0, "{strategy}: no sleeper left counted");
         }
     }
 
