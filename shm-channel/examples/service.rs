@@ -19,7 +19,7 @@ const CALLS: u64 = 100_000;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = shm_posix::Posix::new();
-    let opts = Options::new(4, 64);
+    let opts = Options::new(1, 64); // a pair has one slot: one call at a time
     let args: Vec<String> = std::env::args().collect();
     if let Some(name) = args.get(2).filter(|_| args[1] == "client") {
         let mut client = Client::open(&backend, name, &opts)?;
@@ -39,14 +39,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .spawn()?;
     let mut served = 0u64;
     loop {
-        let (requests, responses) = server.parts();
-        let request = match requests.recv() {
+        let request = match server.recv() {
             Err(Error::Closed) => break,
             other => other?,
         };
         let add: Add = request.read_value()?; // a copy: safe whatever the client does
-        drop(request); // release the slot
-        responses.send_value(&(add.a + add.b))?;
+        drop(request); // done with it: the answer goes into its slot
+        server.reply_value(&(add.a + add.b))?; // in the request's slot
         served += 1;
     }
     println!(

@@ -108,6 +108,10 @@ pub enum Error {
     /// Nothing was read or written out of bounds; the channel should be dropped.
     #[error("the peer broke the channel protocol: {0}")]
     Protocol(String),
+    /// [`Server::reply`](crate::Server::reply) with no request to answer (none received, or
+    /// the last one answered already).
+    #[error("there is no request to answer: receive one first")]
+    NoRequest,
     /// Options that cannot make a channel (0 slots, not a power of two, too large).
     #[error("invalid channel options: {0}")]
     InvalidOptions(String),

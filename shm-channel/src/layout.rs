@@ -3,23 +3,27 @@
 //! ```text
 //! 0     header (128 bytes): magic, layout version, kind, slots, max message, stride, creator's
 //!       role, connection state, the two ends' process ids and start times, total size
-//! 128   ring 0: producer line (128 bytes: tail, its sleepers), consumer line (128 bytes: head,
-//!       its sleepers), then `slots` slots of `stride` bytes: an 8-byte header (the length in
-//!       the low 32 bits, the sequence, the message's count with bit 31 set, in the high 32;
-//!       written last, in one store), the payload (8-aligned); the stride is a multiple of 64
-//!       (one cache line)
-//! ...   ring 1 (a request/response pair only): the same
+//! 128   the ring: producer line (128 bytes: tail, its sleepers), consumer line (128 bytes:
+//!       head, its sleepers), then `slots` slots of `stride` bytes: an 8-byte header (the
+//!       length in the low 32 bits, the sequence, the message's count with bit 31 set, in the
+//!       high 32; written last, in one store), the payload (8-aligned); the stride is a
+//!       multiple of 64 (one cache line)
 //! ```
 //!
-//! `tail` counts messages sent, `head` messages released, both modulo 2^31; bit 31 of each says
-//! its writer has closed its end. Slot `i` of the ring holds message number `i mod slots`.
+//! In a channel (kind 1), `tail` counts messages sent, `head` messages released, both modulo
+//! 2^31; bit 31 of each says its writer has closed its end. Slot `i` of the ring holds message
+//! number `i mod slots`.
+//!
+//! In a request/response pair (kind 2) the ring has one slot, which carries a request and then,
+//! in place, its response: `tail` counts the client's calls, `head` the server's answers, and a
+//! response's header has bit 31 of its length word set ([`RESPONSE`]).
 
 use crate::{Error, Result};
 
 /// "shmchan" and a zero byte, little-endian: the first 8 bytes of every channel.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmchan\0");
 /// The layout this build writes and reads. Any change to this file's offsets bumps it.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 pub(crate) const HEADER: usize = 128;
 pub(crate) const LINE: usize = 128;
@@ -32,6 +36,13 @@ pub(crate) const CLOSED: u32 = 0x8000_0000;
 /// Set in every slot's sequence word that holds a message, so that a zero-filled slot never
 /// matches count 0.
 pub(crate) const SEQ_SET: u32 = 0x8000_0000;
+/// Set in the length word of a pair's slot header when the slot holds a response.
+pub(crate) const RESPONSE: u32 = 0x8000_0000;
+
+/// The kind of a channel: one way, with `slots` slots.
+pub(crate) const KIND_CHANNEL: u32 = 1;
+/// The kind of a request/response pair: one slot, requests and responses in turn.
+pub(crate) const KIND_PAIR: u32 = 2;
 
 /// At most this many slots per ring (a power of two, so that counts modulo 2^31 map to slots
 /// without a jump at the wrap).
@@ -44,7 +55,7 @@ pub(crate) const MAX_TOTAL: usize = 1 << 36;
 // Header offsets.
 pub(crate) const OFF_MAGIC: usize = 0;
 pub(crate) const OFF_VERSION: usize = 8;
-pub(crate) const OFF_RINGS: usize = 12;
+pub(crate) const OFF_KIND: usize = 12;
 pub(crate) const OFF_SLOTS: usize = 16;
 pub(crate) const OFF_MAX: usize = 20;
 pub(crate) const OFF_STRIDE: usize = 24;
@@ -75,7 +86,7 @@ pub(crate) const ABANDONED: u32 = 3;
 /// The shape of one channel's segment: checked once, then kept in private memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Layout {
-    pub rings: u32,
+    pub kind: u32,
     pub slots: u32,
     pub max: u32,
     pub stride: u32,
@@ -84,10 +95,10 @@ pub(crate) struct Layout {
 
 impl Layout {
     /// The layout for these parameters, or why there is none.
-    pub fn new(rings: u32, slots: u32, max: usize) -> Result<Layout> {
+    pub fn new(kind: u32, slots: u32, max: usize) -> Result<Layout> {
         let bad = |why: String| Err(Error::InvalidOptions(why));
-        if !(1..=2).contains(&rings) {
-            return bad(format!("{rings} rings (a channel has 1, a pair 2)"));
+        if kind != KIND_CHANNEL && kind != KIND_PAIR {
+            return bad(format!("kind {kind} (a channel is 1, a pair 2)"));
         }
         if slots == 0 || !slots.is_power_of_two() || slots > MAX_SLOTS {
             return bad(format!(
@@ -103,7 +114,6 @@ impl Layout {
         let total = (slots as usize)
             .checked_mul(stride)
             .and_then(|s| s.checked_add(RING_CTRL))
-            .and_then(|r| r.checked_mul(rings as usize))
             .and_then(|r| r.checked_add(HEADER))
             .filter(|&t| t <= MAX_TOTAL);
         let Some(total) = total else {
@@ -112,7 +122,7 @@ impl Layout {
             ));
         };
         Ok(Layout {
-            rings,
+            kind,
             slots,
             max: max as u32,
             stride: stride as u32,
@@ -120,20 +130,15 @@ impl Layout {
         })
     }
 
-    /// Bytes of one ring: its two control lines and its slots.
-    pub fn ring_size(&self) -> usize {
-        RING_CTRL + self.slots as usize * self.stride as usize
+    /// Offset of the ring (its control lines).
+    pub fn ring(&self) -> usize {
+        HEADER
     }
 
-    /// Offset of ring `ring` (below `rings`).
-    pub fn ring(&self, ring: usize) -> usize {
-        HEADER + ring * self.ring_size()
-    }
-
-    /// Offset of the slot that holds message number `count` of ring `ring`.
-    pub fn slot(&self, ring: usize, count: u32) -> usize {
+    /// Offset of the slot that holds message number `count`.
+    pub fn slot(&self, count: u32) -> usize {
         let index = (count & (self.slots - 1)) as usize;
-        self.ring(ring) + RING_CTRL + index * self.stride as usize
+        self.ring() + RING_CTRL + index * self.stride as usize
     }
 }
 
@@ -143,16 +148,14 @@ mod tests {
 
     #[test]
     fn every_slot_is_inside_and_aligned() {
-        for (rings, slots, max) in [(1, 1, 1), (1, 8, 8), (2, 64, 65536), (1, 4, 100)] {
-            let l = Layout::new(rings, slots, max).unwrap();
+        for (kind, slots, max) in [(1, 1, 1), (1, 8, 8), (2, 1, 65536), (1, 4, 100)] {
+            let l = Layout::new(kind, slots, max).unwrap();
             assert_eq!(l.stride % 64, 0);
-            for r in 0..rings as usize {
-                assert_eq!(l.ring(r) % 64, 0);
-                for c in [0, 1, slots - 1, slots, COUNT_MASK] {
-                    let s = l.slot(r, c);
-                    assert_eq!(s % 64, 0);
-                    assert!(s + SLOT_HEADER + max <= l.total);
-                }
+            assert_eq!(l.ring() % 64, 0);
+            for c in [0, 1, slots - 1, slots, COUNT_MASK] {
+                let s = l.slot(c);
+                assert_eq!(s % 64, 0);
+                assert!(s + SLOT_HEADER + max <= l.total);
             }
         }
     }

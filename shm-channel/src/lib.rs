@@ -47,7 +47,10 @@
 //! the largest message. One end creates it ([`Sender::create`] or [`Receiver::create`]); the
 //! other opens it by name ([`open`](Receiver::open)), or both call
 //! [`open_or_create`](Receiver::open_or_create) and either may start first. A
-//! [`Server`]/[`Client`] pair holds two rings in one segment, requests and responses.
+//! [`Server`]/[`Client`] pair is one segment with one slot, which carries the client's request
+//! and then, in place, the server's answer: one call at a time, at the cost of two threads
+//! playing ping-pong on one word (the answer travels in the cache line that brought the
+//! request). A stream of messages each way needs two channels.
 //!
 //! - **Copying**: [`Sender::send`], [`Receiver::recv_into`], [`Sample::copy_to`],
 //!   [`Sample::to_vec`].
@@ -106,8 +109,10 @@
 //!   wait, checked: at most `slots` ahead of this end's own count, else [`Error::Protocol`]),
 //!   a slot's sequence word (only compared with the count this end expects), a message's
 //!   length (one load, checked against the maximum, else [`Error::Protocol`]) and the
-//!   connection state; this end's own count lives in private memory, and every offset is
-//!   computed from private values only, so every address touched is inside the mapping;
+//!   connection state (in a pair: the slot's header, compared with the call this end
+//!   expects, and the peer's count, which may only say the call came or the peer left);
+//!   this end's own count lives in private memory, and every offset is computed from private
+//!   values only, so every address touched is inside the mapping;
 //! - a blocking call without a deadline waits as long as the peer's process lives (as a read
 //!   from a pipe does); the `_timeout` and `try_` forms bound it. A peer that lies about its
 //!   process id can only make this end think it lives.
@@ -162,7 +167,8 @@ pub use shm_core::wait::WaitStrategy;
 #[non_exhaustive]
 pub struct Options {
     /// Slots in the ring: a power of two from 1 to 2^20. The sender can be this many
-    /// messages ahead of the receiver.
+    /// messages ahead of the receiver. A request/response pair has one slot whatever this
+    /// says (one call at a time).
     pub slots: u32,
     /// The largest message in bytes, 1 to 2^30.
     pub max_message: usize,
@@ -197,7 +203,7 @@ impl Options {
     }
 
     /// Bytes of the segment a channel of these options takes (a request/response pair takes
-    /// twice the ring part), or [`Error::InvalidOptions`].
+    /// what a channel of one slot takes), or [`Error::InvalidOptions`].
     pub fn segment_size(&self) -> Result<usize> {
         Ok(layout::Layout::new(1, self.slots, self.max_message)?.total)
     }

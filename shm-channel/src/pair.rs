@@ -1,66 +1,260 @@
-//! A request/response pair: two channels in one segment under one name, for calls.
+//! A request/response pair: one segment under one name, whose one slot carries the client's
+//! request and then, in place, the server's response to it.
+//!
+//! Why one slot, answered in place: the response then travels in the cache line that brought
+//! the request, which the server already holds, and the next request in the line that brought
+//! the response, which the client holds; a call costs two transfers of one cache line, as two
+//! threads that play ping-pong on one word do. Two rings, one each way, cost twice that and
+//! more on the machines measured (the README's Performance section has the figures). The
+//! price: one call at a time per pair (open more pairs for more at once).
+//!
+//! The words: the ring's `tail` counts the client's calls (bit 31: the client left), its
+//! `head` the server's answers (bit 31: the server left); the slot header holds a request's
+//! count and length, or the same count and the length with [`RESPONSE`] set.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use shm_core::Backend;
+use zerocopy::{Immutable, IntoBytes};
 
-use crate::shared::{How, Role, Shared};
-use crate::{Options, Receiver, Result, Sample, Sender};
+use crate::layout::*;
+use crate::ring::{Ring, deadline_in, header_word};
+use crate::shared::{Deadline, How, Role, Shared};
+use crate::{Error, Options, Result, Sample};
 
-/// Ring 0 carries requests (client to server), ring 1 responses.
-const REQUESTS: usize = 0;
-const RESPONSES: usize = 1;
+/// What one end of a pair holds: the ring (one slot) and the segment.
+struct End {
+    ring: Ring,
+    /// Declared after the ring, which points into its mapping.
+    shared: Arc<Shared>,
+}
 
-/// The serving end of a request/response pair: receives requests, sends responses.
+impl End {
+    fn connect<B: Backend>(
+        backend: &B,
+        name: &str,
+        opts: &Options,
+        role: Role,
+        how: How,
+    ) -> Result<End> {
+        let shared = Shared::connect(backend, name, opts, role, how)?;
+        // SAFETY: the ring is dropped with the End, which holds the Arc as well.
+        let ring = unsafe { Ring::new(&shared) };
+        Ok(End { ring, shared })
+    }
+
+    /// The one slot.
+    fn slot(&self) -> *mut u8 {
+        self.ring.slot(0)
+    }
+
+    /// The slot's header, read once.
+    fn header(&self) -> u64 {
+        header_word(self.slot()).load(Ordering::Acquire)
+    }
+
+    /// Writes `data` into the slot and publishes it as message `count` (a response when
+    /// `response`), in one store of its header.
+    fn put(&self, data: &[u8], count: u32, response: bool) -> Result<()> {
+        if data.len() > self.ring.max {
+            return Err(Error::TooLarge {
+                len: data.len(),
+                max: self.ring.max,
+            });
+        }
+        let slot = self.slot();
+        // SAFETY: the payload holds `max` bytes after the 8-byte header, `data` is no longer
+        // (checked above) and private memory, so no overlap; the slot is this end's turn.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len()) };
+        let len = data.len() as u32 | if response { RESPONSE } else { 0 };
+        // Release: a peer that sees the header sees the bytes.
+        header_word(slot).store(
+            (u64::from(count | SEQ_SET) << 32) | u64::from(len),
+            Ordering::Release,
+        );
+        Ok(())
+    }
+
+    /// The message in the slot, whose header said `count` (checked by the caller): its
+    /// length read once and checked against the maximum.
+    fn take(&self, header: u64, count: u32) -> Result<Sample<'_>> {
+        let len = (header as u32 & !RESPONSE) as usize;
+        if len > self.ring.max {
+            return Err(Error::Protocol(format!(
+                "message {count} claims {len} bytes; the pair's maximum is {}",
+                self.ring.max
+            )));
+        }
+        // SAFETY: the payload follows the header, `len <= max` bytes inside the mapping.
+        Ok(Sample::in_pair(
+            unsafe { self.slot().add(SLOT_HEADER) },
+            len,
+        ))
+    }
+
+    /// Waits until the slot holds message `count` of the kind `response`, or the peer's
+    /// counter (in `signal`) says it left or moved somewhere impossible.
+    fn wait_for(&self, count: u32, response: bool, deadline: Deadline) -> Result<u64> {
+        let want =
+            |h: u64| (h >> 32) as u32 == count | SEQ_SET && (h as u32 & RESPONSE != 0) == response;
+        let signal = if response {
+            &self.ring.head
+        } else {
+            &self.ring.tail
+        };
+        if let Some(h) = signal.spin_first(|| Some(self.header()).filter(|&h| want(h))) {
+            return Ok(h);
+        }
+        let before = count.wrapping_sub(1) & COUNT_MASK;
+        // The peer publishes its count after the header: a count one behind `before` is a
+        // store not yet seen here, of a message this end took by its header.
+        let lag = before.wrapping_sub(1) & COUNT_MASK;
+        let quiet = |v: u32| v == before || v == lag;
+        loop {
+            let seen =
+                self.shared
+                    .wait_or(signal, || want(self.header()), |v| !quiet(v), deadline)?;
+            let h = self.header();
+            if want(h) {
+                return Ok(h);
+            }
+            match seen {
+                Some(v) if v & CLOSED != 0 && v & COUNT_MASK == before => {
+                    return Err(Error::Closed);
+                }
+                Some(v) if v & COUNT_MASK == count => {
+                    // The count is published after the header: a header that does not match
+                    // now never will.
+                    return Err(Error::Protocol(format!(
+                        "the peer counted message {count}, but the slot does not hold it"
+                    )));
+                }
+                Some(v) if !quiet(v) => {
+                    return Err(Error::Protocol(format!(
+                        "the peer's count went to {} while this end waited for {count}",
+                        v & COUNT_MASK
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The serving end of a request/response pair: receives a request, answers it, and so on.
 ///
 /// ```no_run
 /// # fn f() -> shm_channel::Result<()> {
 /// use shm_channel::{Options, Server};
 /// let backend = shm_posix::Posix::new();
-/// let mut server = Server::create(&backend, "/adder", &Options::new(4, 64))?;
+/// let mut server = Server::create(&backend, "/adder", &Options::new(1, 64))?;
 /// loop {
-///     let (requests, responses) = server.parts();
-///     let request = match requests.recv() {
+///     let request = match server.recv() {
 ///         Err(e) if e.is_disconnected() => break, // the client left
 ///         other => other?,
 ///     };
 ///     let [a, b]: [u32; 2] = request.read_value()?;
-///     drop(request);
-///     responses.send_value(&(a + b))?;
+///     drop(request); // the answer goes into its slot
+///     server.reply_value(&(a + b))?;
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct Server {
-    requests: Receiver,
-    responses: Sender,
+    end: End,
+    /// Requests received (modulo 2^31).
+    received: u32,
+    /// Requests answered: `received` or one behind it.
+    answered: u32,
 }
 
-/// The calling end of a request/response pair: sends requests, receives responses.
+/// The calling end of a request/response pair: one call at a time.
 ///
 /// ```no_run
 /// # fn f() -> shm_channel::Result<()> {
 /// use shm_channel::{Client, Options};
 /// let backend = shm_posix::Posix::new();
-/// let mut client = Client::open(&backend, "/adder", &Options::new(4, 64))?;
+/// let mut client = Client::open(&backend, "/adder", &Options::new(1, 64))?;
 /// let sum: u32 = client.call(&[2u32, 3])?.read_value()?;
 /// assert_eq!(sum, 5);
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct Client {
-    requests: Sender,
-    responses: Receiver,
+    end: End,
+    /// Calls made (modulo 2^31).
+    calls: u32,
+    /// Responses taken: `calls`, or one behind it after a call that timed out.
+    taken: u32,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("pair", &self.end.shared)
+            .field("received", &self.received)
+            .field("answered", &self.answered)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("pair", &self.end.shared)
+            .field("calls", &self.calls)
+            .finish()
+    }
+}
+
+macro_rules! pair_info {
+    () => {
+        /// The pair's name.
+        pub fn name(&self) -> &str {
+            &self.end.shared.name
+        }
+
+        /// The largest request or response, in bytes, fixed at create.
+        pub fn max_message(&self) -> usize {
+            self.end.ring.max
+        }
+
+        /// True when this end created the pair.
+        pub fn is_creator(&self) -> bool {
+            self.end.shared.creator
+        }
+
+        /// What the kernel says about the pair's segment now (as
+        /// [`Sender::segment_info`](crate::Sender::segment_info)).
+        pub fn segment_info(&self) -> Result<shm_core::SegmentInfo> {
+            self.end.shared.segment_info()
+        }
+
+        /// The peer's process id, once a peer has joined.
+        pub fn peer_pid(&self) -> Option<i32> {
+            self.end.shared.peer().ok().flatten().map(|p| p.pid)
+        }
+
+        /// Waits until the other end has joined (returns at once on the end that opened).
+        pub fn wait_for_peer(&self, timeout: Option<Duration>) -> Result<()> {
+            self.end.shared.wait_for_peer(timeout.and_then(deadline_in))
+        }
+    };
+}
+
+fn next(count: u32) -> u32 {
+    count.wrapping_add(1) & COUNT_MASK
 }
 
 impl Server {
-    /// Creates the pair `name` on `backend`, as its server.
+    /// Creates the pair `name` on `backend`, as its server. A pair has one slot of
+    /// `opts.max_message` bytes for requests and responses alike (`opts.slots` is not used).
     pub fn create<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Server> {
         Self::connect(backend, name, opts, How::Create)
     }
 
-    /// Opens the pair `name` that a client created (same checks as [`Sender::open`]).
+    /// Opens the pair `name` that a client created (the same checks as
+    /// [`Sender::open`](crate::Sender::open)).
     pub fn open<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Server> {
         Self::connect(backend, name, opts, How::Open)
     }
@@ -71,41 +265,74 @@ impl Server {
     }
 
     fn connect<B: Backend>(backend: &B, name: &str, opts: &Options, how: How) -> Result<Server> {
-        let shared = Shared::connect(backend, name, opts, Role::Server, how)?;
         Ok(Server {
-            requests: Receiver::on(Arc::clone(&shared), REQUESTS),
-            responses: Sender::on(shared, RESPONSES),
+            end: End::connect(backend, name, opts, Role::Server, how)?,
+            received: 0,
+            answered: 0,
         })
     }
 
-    /// The requests (to receive) and the responses (to send), both at once.
-    pub fn parts(&mut self) -> (&mut Receiver, &mut Sender) {
-        (&mut self.requests, &mut self.responses)
-    }
-
-    /// The next request; drop it before answering, or use [`Server::parts`].
+    /// The next request, in place in the pair's slot, waiting for it while the client
+    /// lives; until it is answered, the same request again. Fails with [`Error::Closed`]
+    /// once the client left, [`Error::PeerDead`], or [`Error::Protocol`].
+    #[inline]
     pub fn recv(&mut self) -> Result<Sample<'_>> {
-        self.requests.recv()
+        self.recv_until(None)
     }
 
-    /// Sends a response (a copy of `data`).
+    /// As [`recv`](Self::recv), waiting at most `timeout` ([`Error::TimedOut`]).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>> {
+        self.recv_until(deadline_in(timeout))
+    }
+
+    fn recv_until(&mut self, deadline: Deadline) -> Result<Sample<'_>> {
+        let count = if self.received == self.answered {
+            next(self.received)
+        } else {
+            self.received
+        };
+        let h = self.end.wait_for(count, false, deadline)?;
+        self.received = count;
+        self.end.take(h, count)
+    }
+
+    /// Answers the request received last with a copy of `data`. Fails with
+    /// [`Error::NoRequest`] when it was answered already (or none came), and
+    /// [`Error::TooLarge`].
+    #[inline]
     pub fn reply(&mut self, data: &[u8]) -> Result<()> {
-        self.responses.send(data)
+        if self.received == self.answered {
+            return Err(Error::NoRequest);
+        }
+        self.end.put(data, self.received, true)?;
+        self.answered = self.received;
+        // Wakes a client that sleeps (SeqCst: see Signal::store).
+        self.end.ring.head.store(self.answered);
+        Ok(())
     }
 
-    /// Waits until a client has joined (returns at once on the end that opened).
-    pub fn wait_for_peer(&self, timeout: Option<Duration>) -> Result<()> {
-        self.requests.wait_for_peer(timeout)
+    /// Answers with one value of plain data.
+    pub fn reply_value<T: IntoBytes + Immutable>(&mut self, value: &T) -> Result<()> {
+        self.reply(value.as_bytes())
+    }
+
+    pair_info!();
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.end.ring.head.store(self.answered | CLOSED);
     }
 }
 
 impl Client {
-    /// Creates the pair `name` on `backend`, as its client.
+    /// Creates the pair `name` on `backend`, as its client (see [`Server::create`]).
     pub fn create<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Client> {
         Self::connect(backend, name, opts, How::Create)
     }
 
-    /// Opens the pair `name` that a server created (same checks as [`Sender::open`]).
+    /// Opens the pair `name` that a server created (the same checks as
+    /// [`Sender::open`](crate::Sender::open)).
     pub fn open<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Client> {
         Self::connect(backend, name, opts, How::Open)
     }
@@ -116,41 +343,64 @@ impl Client {
     }
 
     fn connect<B: Backend>(backend: &B, name: &str, opts: &Options, how: How) -> Result<Client> {
-        let shared = Shared::connect(backend, name, opts, Role::Client, how)?;
         Ok(Client {
-            requests: Sender::on(Arc::clone(&shared), REQUESTS),
-            responses: Receiver::on(shared, RESPONSES),
+            end: End::connect(backend, name, opts, Role::Client, how)?,
+            calls: 0,
+            taken: 0,
         })
     }
 
     /// Sends a request (a copy of the bytes of `request`, plain data) and waits for the
-    /// response, received in place.
-    pub fn call<T: zerocopy::IntoBytes + zerocopy::Immutable + ?Sized>(
-        &mut self,
-        request: &T,
-    ) -> Result<Sample<'_>> {
-        self.requests.send(request.as_bytes())?;
-        self.responses.recv()
+    /// response, received in place (its slot is the client's again once the response is
+    /// dropped). Fails with [`Error::Closed`] when the server left before answering,
+    /// [`Error::PeerDead`], [`Error::TooLarge`] or [`Error::Protocol`].
+    #[inline]
+    pub fn call<T: IntoBytes + Immutable + ?Sized>(&mut self, request: &T) -> Result<Sample<'_>> {
+        self.call_until(request.as_bytes(), None)
     }
 
-    /// As [`Client::call`], waiting at most `timeout` for room and for the response.
-    pub fn call_timeout<T: zerocopy::IntoBytes + zerocopy::Immutable + ?Sized>(
+    /// As [`Client::call`], waiting at most `timeout` for the response. After a timeout, the
+    /// next call first waits (within its own time) for the late response and drops it.
+    pub fn call_timeout<T: IntoBytes + Immutable + ?Sized>(
         &mut self,
         request: &T,
         timeout: Duration,
     ) -> Result<Sample<'_>> {
-        let deadline = std::time::Instant::now() + timeout;
-        self.requests.send_deadline(request.as_bytes(), deadline)?;
-        self.responses.recv_deadline(deadline)
+        self.call_until(request.as_bytes(), deadline_in(timeout))
     }
 
-    /// The requests (to send) and the responses (to receive), both at once.
-    pub fn parts(&mut self) -> (&mut Sender, &mut Receiver) {
-        (&mut self.requests, &mut self.responses)
+    /// As [`Client::call`], waiting until `deadline` at most.
+    pub fn call_deadline<T: IntoBytes + Immutable + ?Sized>(
+        &mut self,
+        request: &T,
+        deadline: Instant,
+    ) -> Result<Sample<'_>> {
+        self.call_until(request.as_bytes(), Some(deadline))
     }
 
-    /// Waits until a server has joined (returns at once on the end that opened).
-    pub fn wait_for_peer(&self, timeout: Option<Duration>) -> Result<()> {
-        self.requests.wait_for_peer(timeout)
+    #[inline]
+    fn call_until(&mut self, request: &[u8], deadline: Deadline) -> Result<Sample<'_>> {
+        if self.taken != self.calls {
+            // The server may still be reading the last request: the slot is its until it
+            // answers.
+            self.end.wait_for(self.calls, true, deadline)?;
+            self.taken = self.calls;
+        }
+        let count = next(self.calls);
+        self.end.put(request, count, false)?;
+        self.calls = count;
+        // Wakes a server that sleeps (SeqCst: see Signal::store).
+        self.end.ring.tail.store(count);
+        let h = self.end.wait_for(count, true, deadline)?;
+        self.taken = count;
+        self.end.take(h, count)
+    }
+
+    pair_info!();
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.end.ring.tail.store(self.calls | CLOSED);
     }
 }

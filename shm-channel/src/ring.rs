@@ -14,11 +14,11 @@ use crate::{Error, Options, Result};
 
 /// The two signals of one ring and where its slots are, kept in private memory so that
 /// finding a message's slot is a mask, a multiply and an add.
-struct Ring {
+pub(crate) struct Ring {
     /// Messages sent (bit 31: the sender closed). Written by the sender only.
-    tail: Signal<'static>,
+    pub(crate) tail: Signal<'static>,
     /// Messages released (bit 31: the receiver closed). Written by the receiver only.
-    head: Signal<'static>,
+    pub(crate) head: Signal<'static>,
     /// The first slot.
     slots_at: *mut u8,
     /// Slots minus one (the count is a power of two).
@@ -26,7 +26,7 @@ struct Ring {
     slots: u32,
     stride: usize,
     /// The largest message.
-    max: usize,
+    pub(crate) max: usize,
 }
 
 // SAFETY: the pointer is into the mapping that the end's Arc<Shared> keeps; nothing about it
@@ -37,21 +37,21 @@ unsafe impl Send for Ring {}
 unsafe impl Sync for Ring {}
 
 impl Ring {
-    /// The ring `index` of `shared`.
+    /// The ring of `shared`.
     ///
     /// # Safety
     ///
     /// The returned value must be dropped before `shared`'s last `Arc` (its owner keeps one).
-    unsafe fn new(shared: &Shared, index: usize) -> Ring {
+    pub(crate) unsafe fn new(shared: &Shared) -> Ring {
         let layout = &shared.layout;
-        let at = layout.ring(index);
+        let at = layout.ring();
         // SAFETY: the offsets are the ring's control words and its first slot, inside the
         // mapping; the caller keeps the Arc alive for as long as the ring.
         unsafe {
             Ring {
                 tail: shared.signal(at + OFF_TAIL, at + OFF_TAIL_SLEEPERS),
                 head: shared.signal(at + OFF_HEAD, at + OFF_HEAD_SLEEPERS),
-                slots_at: shared.base().add(layout.slot(index, 0)),
+                slots_at: shared.base().add(layout.slot(0)),
                 mask: layout.slots - 1,
                 slots: layout.slots,
                 stride: layout.stride as usize,
@@ -62,7 +62,7 @@ impl Ring {
 
     /// Where message number `count`'s slot starts (its header word).
     #[inline]
-    fn slot(&self, count: u32) -> *mut u8 {
+    pub(crate) fn slot(&self, count: u32) -> *mut u8 {
         // SAFETY: slot `count & mask` starts `stride` times that past the first, and
         // `Layout::slot` (the same sum) is below `layout.total - SLOT_HEADER - max` for every
         // count (checked in layout's tests); the mapping is `layout.total` bytes long.
@@ -83,7 +83,7 @@ impl Ring {
 /// (`count | SEQ_SET`, once message `count` is complete in the slot) in the high 32. One store
 /// publishes both, so the receiver, which may be polling this very cache line, takes it from
 /// the sender once per message rather than once per field.
-fn header_word<'a>(slot: *mut u8) -> &'a AtomicU64 {
+pub(crate) fn header_word<'a>(slot: *mut u8) -> &'a AtomicU64 {
     // SAFETY: a slot starts 64-aligned inside the mapping with its 8-byte header; the callers
     // hold the Arc that keeps the mapping, and bound the lifetime by their borrow.
     unsafe { &*slot.cast::<AtomicU64>() }
@@ -136,7 +136,7 @@ impl std::fmt::Debug for Receiver {
     }
 }
 
-fn deadline_in(timeout: Duration) -> Deadline {
+pub(crate) fn deadline_in(timeout: Duration) -> Deadline {
     // A timeout too far away to represent is no deadline.
     Instant::now().checked_add(timeout)
 }
@@ -210,12 +210,12 @@ impl Sender {
 
     fn connect<B: Backend>(backend: &B, name: &str, opts: &Options, how: How) -> Result<Sender> {
         let shared = Shared::connect(backend, name, opts, Role::Sender, how)?;
-        Ok(Sender::on(shared, 0))
+        Ok(Sender::on(shared))
     }
 
-    pub(crate) fn on(shared: Arc<Shared>, index: usize) -> Sender {
+    fn on(shared: Arc<Shared>) -> Sender {
         // SAFETY: the ring is a field of the Sender, which holds the Arc as well.
-        let ring = unsafe { Ring::new(&shared, index) };
+        let ring = unsafe { Ring::new(&shared) };
         Sender {
             ring,
             tail: 0,
@@ -519,12 +519,12 @@ impl Receiver {
 
     fn connect<B: Backend>(backend: &B, name: &str, opts: &Options, how: How) -> Result<Receiver> {
         let shared = Shared::connect(backend, name, opts, Role::Receiver, how)?;
-        Ok(Receiver::on(shared, 0))
+        Ok(Receiver::on(shared))
     }
 
-    pub(crate) fn on(shared: Arc<Shared>, index: usize) -> Receiver {
+    fn on(shared: Arc<Shared>) -> Receiver {
         // SAFETY: the ring is a field of the Receiver, which holds the Arc as well.
-        let ring = unsafe { Ring::new(&shared, index) };
+        let ring = unsafe { Ring::new(&shared) };
         Receiver {
             ring,
             head: 0,
@@ -649,8 +649,16 @@ impl Receiver {
         // The slot first, the tail last: reading the tail's line would make the sender's next
         // store of it fetch the line back, a second transfer per message. So the wait spins on
         // the slot's sequence word, and reads the tail only now and then, and when it sleeps.
-        if self.avail == 0 && !self.sequenced() {
+        if self.avail == 0
+            && self
+                .ring
+                .tail
+                .spin_first(|| self.ring.complete(self.head).then_some(()))
+                .is_none()
+        {
             self.wait_for_message(deadline)?;
+        } else {
+            self.avail = self.avail.max(1);
         }
         self.take()
     }
@@ -690,7 +698,7 @@ impl Receiver {
             return Err(self.claims(len));
         }
         Ok(Sample {
-            rx: self,
+            rx: Some(self),
             // SAFETY: the payload follows the slot header, inside the mapping.
             data: unsafe { slot.add(SLOT_HEADER) },
             len,
@@ -725,7 +733,9 @@ impl Drop for Receiver {
 /// [`read_value`](Sample::read_value)), safe whatever the peer does, or in place with
 /// [`as_slice`](Sample::as_slice) (`unsafe`: see there why).
 pub struct Sample<'a> {
-    rx: &'a mut Receiver,
+    /// The receiver whose slot this is, released on drop; `None` for a pair's request or
+    /// response, whose slot goes back with the next reply or call.
+    rx: Option<&'a mut Receiver>,
     data: *const u8,
     len: usize,
 }
@@ -733,13 +743,22 @@ pub struct Sample<'a> {
 impl std::fmt::Debug for Sample<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sample")
-            .field("message", &self.rx.head)
+            .field("message", &self.rx.as_ref().map(|rx| rx.head))
             .field("len", &self.len)
             .finish()
     }
 }
 
-impl Sample<'_> {
+impl<'a> Sample<'a> {
+    /// A pair's message of `len` bytes (checked) at `data`, borrowed for `'a`.
+    pub(crate) fn in_pair(data: *const u8, len: usize) -> Sample<'a> {
+        Sample {
+            rx: None,
+            data,
+            len,
+        }
+    }
+
     /// The message's length in bytes (read once from shared memory, and checked against the
     /// channel's maximum).
     pub fn len(&self) -> usize {
@@ -810,7 +829,10 @@ impl Sample<'_> {
     /// not change; a process that breaks the protocol (another program, a bug, a hostile
     /// peer) can change them anyway, and no check in this process can stop it. Also, no
     /// process may shrink the segment while the slice lives (SIGBUS; see the crate docs).
-    /// Where the peer is not trusted, use [`copy_to`](Self::copy_to).
+    /// Where the peer is not trusted, use [`copy_to`](Self::copy_to). In a request/response
+    /// pair the same holds of the one slot: a client built from this crate writes it only in
+    /// its next call (after the server answered), a server only in its answer (after the
+    /// request was dropped), and the sample borrows the end that would write it.
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: `len` bytes inside the mapping (checked at receive); immutability is the
         // caller's promise above.
@@ -845,7 +867,9 @@ impl Sample<'_> {
 impl Drop for Sample<'_> {
     #[inline]
     fn drop(&mut self) {
-        let rx = &mut *self.rx;
+        let Some(rx) = self.rx.as_mut() else {
+            return;
+        };
         rx.head = rx.head.wrapping_add(1) & COUNT_MASK;
         rx.avail = rx.avail.saturating_sub(1);
         // SeqCst store: every read of the slot happened before the sender can see it free.

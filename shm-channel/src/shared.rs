@@ -36,10 +36,10 @@ impl Role {
             _ => return None,
         })
     }
-    fn rings(self) -> u32 {
+    fn kind(self) -> u32 {
         match self {
-            Role::Sender | Role::Receiver => 1,
-            Role::Server | Role::Client => 2,
+            Role::Sender | Role::Receiver => KIND_CHANNEL,
+            Role::Server | Role::Client => KIND_PAIR,
         }
     }
     fn counterpart(self) -> Role {
@@ -115,7 +115,13 @@ impl Shared {
         how: How,
     ) -> Result<Arc<Shared>> {
         let sname = SegmentName::new(name)?;
-        let layout = Layout::new(role.rings(), opts.slots, opts.max_message)?;
+        // A pair has one slot, whatever the options say: one call at a time, in place.
+        let slots = if role.kind() == KIND_PAIR {
+            1
+        } else {
+            opts.slots
+        };
+        let layout = Layout::new(role.kind(), slots, opts.max_message)?;
         let shared = match how {
             How::Create => Self::create(backend, &sname, opts, layout, role)?,
             How::Open => match Self::open(backend, &sname, opts, layout, role)? {
@@ -180,7 +186,7 @@ impl Shared {
         // magic, last, with Release: an opener that sees the magic sees everything before it.
         let h = &shared;
         h.u32_at(OFF_VERSION).store(VERSION, Ordering::Relaxed);
-        h.u32_at(OFF_RINGS).store(layout.rings, Ordering::Relaxed);
+        h.u32_at(OFF_KIND).store(layout.kind, Ordering::Relaxed);
         h.u32_at(OFF_SLOTS).store(layout.slots, Ordering::Relaxed);
         h.u32_at(OFF_MAX).store(layout.max, Ordering::Relaxed);
         h.u32_at(OFF_STRIDE).store(layout.stride, Ordering::Relaxed);
@@ -272,7 +278,7 @@ impl Shared {
             expected,
             found,
         };
-        let rings = h.u32_at(OFF_RINGS).load(Ordering::Relaxed);
+        let kind = h.u32_at(OFF_KIND).load(Ordering::Relaxed);
         let slots = h.u32_at(OFF_SLOTS).load(Ordering::Relaxed);
         let max = h.u32_at(OFF_MAX).load(Ordering::Relaxed);
         let stride = h.u32_at(OFF_STRIDE).load(Ordering::Relaxed);
@@ -280,11 +286,11 @@ impl Shared {
         let creator_role = h.u32_at(OFF_CREATOR_ROLE).load(Ordering::Relaxed);
         let creator_pid = h.u32_at(OFF_CREATOR_PID).load(Ordering::Relaxed);
         let creator_start = h.u64_at(OFF_CREATOR_START).load(Ordering::Relaxed);
-        if rings != want.rings {
+        if kind != want.kind {
             return Err(mismatch(
                 "kind (1: channel, 2: request/response pair)",
-                want.rings.into(),
-                rings.into(),
+                want.kind.into(),
+                kind.into(),
             ));
         }
         if slots != want.slots {

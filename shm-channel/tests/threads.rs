@@ -229,7 +229,7 @@ fn refuses_what_is_not_its_channel<B: Backend + Sync>(b: &B) {
             e,
             Error::Version {
                 found: 99,
-                expected: 1,
+                expected: 2,
                 ..
             }
         ),
@@ -285,20 +285,30 @@ fn pair_calls<B: Backend + Sync>(b: &B) {
     std::thread::scope(|s| {
         s.spawn(|| {
             let mut client = Client::open(b, &n, &opts).unwrap();
-            for i in 0..1000u32 {
-                let sum: u32 = client.call(&[i, 1]).unwrap().read_value().unwrap();
-                assert_eq!(sum, i + 1);
+            for i in 0..100_000u32 {
+                // Requests and responses of every length, bytes checked both ways.
+                let len = (i % 64) as usize;
+                let req: Vec<u8> = (0..len).map(|k| (i as usize + k) as u8).collect();
+                let resp = client.call(req.as_slice()).unwrap();
+                let mut back = vec![0u8; resp.len()];
+                resp.copy_to(&mut back).unwrap();
+                let want: Vec<u8> = req.iter().rev().map(|x| x ^ 0x5a).collect();
+                assert_eq!(back, want, "call {i}");
             }
         });
         loop {
-            let (requests, responses) = server.parts();
-            let req = match requests.recv() {
+            let req = match server.recv() {
                 Err(Error::Closed) => break,
                 other => other.unwrap(),
             };
-            let [a, b]: [u32; 2] = req.read_value().unwrap();
+            let mut got = vec![0u8; req.len()];
+            req.copy_to(&mut got).unwrap();
             drop(req);
-            responses.send_value(&(a + b)).unwrap();
+            // Until answered, the same request again.
+            assert_eq!(server.recv().unwrap().to_vec(), got);
+            let answer: Vec<u8> = got.iter().rev().map(|x| x ^ 0x5a).collect();
+            server.reply(&answer).unwrap();
+            assert!(matches!(server.reply(b"twice"), Err(Error::NoRequest)));
         }
     });
 }
@@ -308,6 +318,7 @@ fn call_timeout_and_loan_timeout<B: Backend + Sync>(b: &B) {
     let opts = Options::new(1, 8);
     let mut server = Server::create(b, &n, &opts).unwrap();
     let mut client = Client::open(b, &n, &opts).unwrap();
+    assert!(matches!(server.reply(b"x"), Err(Error::NoRequest)));
     let t0 = Instant::now();
     // The server never answers.
     let e = client
@@ -315,16 +326,28 @@ fn call_timeout_and_loan_timeout<B: Backend + Sync>(b: &B) {
         .unwrap_err();
     assert!(matches!(e, Error::TimedOut { .. }), "{e}");
     assert!(t0.elapsed() >= Duration::from_millis(30));
-    // The one request slot is taken: a loan waits, then times out.
-    let (requests, _) = client.parts();
-    assert!(matches!(
-        requests.loan_timeout(Duration::from_millis(20)),
-        Err(Error::TimedOut { .. })
-    ));
+    // The slot is the server's until it answers: the next call waits for that answer
+    // first, and times out too.
+    let e = client
+        .call_timeout(&9u64, Duration::from_millis(20))
+        .unwrap_err();
+    assert!(matches!(e, Error::TimedOut { .. }), "{e}");
     assert_eq!(server.recv().unwrap().read_value::<u64>().unwrap(), 7);
     server.reply(&8u64.to_ne_bytes()).unwrap();
-    let (_, responses) = client.parts();
-    assert_eq!(responses.recv_value::<u64>().unwrap(), 8);
+    // The late answer to 7 is dropped; 9 goes out and is answered.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let v = server.recv().unwrap().read_value::<u64>().unwrap();
+            server.reply_value(&(v + 1)).unwrap();
+        });
+        let back: u64 = client.call(&9u64).unwrap().read_value().unwrap();
+        assert_eq!(back, 10);
+    });
+    // A request too large for the slot is refused before anything is written.
+    assert!(matches!(
+        client.call_timeout(&[0u8; 9], Duration::from_millis(5)),
+        Err(Error::TooLarge { len: 9, max: 8 })
+    ));
     // The client leaves: the server's next receive says Closed.
     drop(client);
     assert!(matches!(server.recv(), Err(Error::Closed)));

@@ -344,6 +344,30 @@ impl<'a> Signal<'a> {
         )
     }
 
+    /// The first phase of a spinning wait, to run inline before calling one: looks at `look`
+    /// up to [`SPINS_PER_CLOCK`] times (about a microsecond and a half), with the pause hint
+    /// between looks, and returns what it found. Looks once only when this signal does not
+    /// spin (the block strategy, or hybrid with one CPU).
+    ///
+    /// A wait through [`wait_until_or`](Self::wait_until_or) spins the same way, but after
+    /// the calls and checks that a wait with a timeout needs; a caller at the floor of a
+    /// round trip (tens of nanoseconds) looks here first.
+    #[inline(always)]
+    pub fn spin_first<T>(&self, mut look: impl FnMut() -> Option<T>) -> Option<T> {
+        let spins = match self.strategy {
+            WaitStrategy::Spin => SPINS_PER_CLOCK,
+            WaitStrategy::Hybrid if !self.one_cpu => SPINS_PER_CLOCK,
+            _ => 1,
+        };
+        for _ in 0..spins {
+            if let Some(t) = look() {
+                return Some(t);
+            }
+            spin_loop();
+        }
+        None
+    }
+
     /// The one wait every strategy runs. `look(None)` checks what spinning checks;
     /// `look(Some(v))` checks everything, with `v` the word as just read.
     fn wait_with<T>(

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use shm_channel::{Error, Options, Receiver, Sender};
+use shm_channel::{Client, Error, Options, Receiver, Sender, Server};
 use shm_core::{Access, Backend, DynBackend, Segment, SegmentName};
 use shm_tests::file_backend::FileBackend;
 use shm_tests::unique_name;
@@ -128,6 +128,46 @@ fn peer() {
             }
             say("DONE");
             std::mem::forget(tx); // leave without closing: the receiver sees a dead peer
+        }
+        "serve-then-hang" => {
+            // Answers `count` calls (the request's bytes reversed), takes one more request
+            // and never answers it.
+            let mut server = Server::open(&b, &name, &opts()).unwrap();
+            for _ in 0..count {
+                let req = server.recv().unwrap().to_vec();
+                server
+                    .reply(&req.iter().rev().copied().collect::<Vec<_>>())
+                    .unwrap();
+            }
+            let _held = server.recv().unwrap();
+            say("MID");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "call-then-hang" => {
+            let mut client = Client::open(&b, &name, &opts()).unwrap();
+            for i in 0..count {
+                let len = (rng.next() % 513) as usize;
+                let req = message(&pat, i, len);
+                let back = client.call(req).unwrap().to_vec();
+                assert_eq!(back, req.iter().rev().copied().collect::<Vec<_>>());
+            }
+            say("MID");
+            let _ = client.call(b"never answered");
+        }
+        "scribble-pair" => {
+            let sname = SegmentName::new(&name).unwrap();
+            let raw = b.open(&sname, Access::ReadWrite).unwrap().map().unwrap();
+            let client = Client::open(&b, &name, &opts()).unwrap();
+            let mut junk = vec![0u8; raw.len()];
+            for _ in 0..500u64 {
+                for byte in junk.iter_mut() {
+                    *byte = rng.next() as u8;
+                }
+                raw.write_at(0, &junk).unwrap();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            say("DONE");
+            std::mem::forget(client);
         }
         other => panic!("unknown peer role {other}"),
     }
@@ -491,6 +531,122 @@ fn stranger_and_wait_forms(kind: &'static str) {
     u.assert_gone(&name, None);
 }
 
+/// A server killed while it holds a request: the client's call fails with PeerDead in time;
+/// a client killed while it waits for an answer: the server's next receive does. Calls before
+/// carry random lengths both ways, bytes checked; nothing is left behind.
+fn pair_peer_killed_mid_call(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let pat = pattern();
+    // The server dies.
+    let name = unique_name("ch-pair-srv");
+    let mut client = Client::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer("serve-then-hang", &name, 1000);
+    let mut rng = Rng(7);
+    for i in 0..1000 {
+        let len = (rng.next() % 513) as usize;
+        let req = message(&pat, i, len);
+        let back = client.call(req).unwrap().to_vec();
+        assert_eq!(
+            back,
+            req.iter().rev().copied().collect::<Vec<_>>(),
+            "call {i}"
+        );
+    }
+    let id = sysv_id(client.segment_info());
+    let took = std::thread::scope(|s| {
+        let call = s.spawn(|| {
+            let e = client.call(b"held").unwrap_err();
+            (e, Instant::now())
+        });
+        peer.expect_line("MID");
+        peer.kill9();
+        let killed = Instant::now();
+        let (e, at) = call.join().unwrap();
+        assert!(
+            matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
+            "{e}"
+        );
+        at.duration_since(killed)
+    });
+    println!("{kind}: the server's death known after {took:?}");
+    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+    drop(client);
+    peer.finish();
+    u.assert_gone(&name, id);
+    // The client dies.
+    let name = unique_name("ch-pair-cli");
+    let mut server = Server::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer("call-then-hang", &name, 1000);
+    for _ in 0..1000 {
+        let req = server.recv().unwrap().to_vec();
+        server
+            .reply(&req.iter().rev().copied().collect::<Vec<_>>())
+            .unwrap();
+    }
+    peer.expect_line("MID");
+    assert_eq!(server.recv().unwrap().to_vec(), b"never answered");
+    let id = sysv_id(server.segment_info());
+    peer.kill9();
+    server.reply(b"too late").unwrap();
+    let t0 = Instant::now();
+    let e = server.recv().unwrap_err();
+    let took = t0.elapsed();
+    assert!(
+        matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
+        "{e}"
+    );
+    println!("{kind}: the client's death known after {took:?}");
+    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+    drop(server);
+    peer.finish();
+    u.assert_gone(&name, id);
+}
+
+/// A client process that scribbles over the whole pair: every receive of the server returns
+/// within its deadline, with a request or an error; none panics.
+fn garbage_from_a_pair_client(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ch-pair-garbage");
+    let mut server = Server::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer("scribble-pair", &name, 0);
+    let (mut requests, mut errors) = (0, 0);
+    let t0 = Instant::now();
+    let mut rounds = 0;
+    while peer.child.try_wait().unwrap().is_none() || rounds < 20 {
+        rounds += 1;
+        assert!(t0.elapsed() < Duration::from_secs(30), "the peer hangs");
+        let t = Instant::now();
+        let got = server
+            .recv_timeout(Duration::from_millis(5))
+            .map(|req| req.to_vec());
+        match got {
+            Ok(_) => {
+                requests += 1;
+                server.reply(b"ok").unwrap();
+            }
+            Err(Error::TimedOut { .. }) | Err(Error::PeerDead { .. }) => {}
+            Err(e) => {
+                assert!(
+                    matches!(e, Error::Protocol(_) | Error::Closed),
+                    "unexpected {e}"
+                );
+                errors += 1;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    println!("{kind}: {requests} garbage requests, {errors} protocol errors, no panic, no hang");
+    peer.finish();
+    drop(server);
+    u.assert_gone(&name, None);
+}
+
 macro_rules! on_backend {
     ($m:ident, $kind:literal) => {
         mod $m {
@@ -521,6 +677,14 @@ macro_rules! on_backend {
             #[test]
             fn stranger_and_wait_forms() {
                 super::stranger_and_wait_forms($kind);
+            }
+            #[test]
+            fn pair_peer_killed_mid_call() {
+                super::pair_peer_killed_mid_call($kind);
+            }
+            #[test]
+            fn garbage_from_a_pair_client() {
+                super::garbage_from_a_pair_client($kind);
             }
         }
     };

@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use shm_channel::{Client, Error, Options, Server};
+use shm_channel::{Client, Error, Options, Receiver, Sender, Server};
 use shm_core::wait::{Signal, WaitStrategy};
 use shm_core::{Access, Backend, CreateOptions, Mapping, Segment, SegmentName};
 
@@ -35,8 +35,8 @@ const SLOTS: u32 = 32;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn rtt_options() -> Options {
-    // Many slots: the sender reads the receiver's count (another cache line) once per lap.
-    Options::new(64, 64)
+    // A pair has one slot (of 64 bytes here), which carries each request and its response.
+    Options::new(1, 64)
 }
 
 fn stream_options() -> Options {
@@ -117,11 +117,12 @@ fn peer(g: &Global, spec: &str) -> Result<()> {
             }
         }
         "stream" => {
-            let mut server = Server::open(&backend, name, &stream_options())?;
+            use std::os::fd::AsFd;
+            let mut verdicts = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+            let mut rx = Receiver::open(&backend, name, &stream_options())?;
             let (mut got, mut wrong) = (0u64, 0u64);
             loop {
-                let (requests, responses) = server.parts();
-                let sample = match requests.recv() {
+                let sample = match rx.recv() {
                     Ok(s) => s,
                     Err(Error::Closed) => return Ok(()),
                     Err(e) => return Err(e.into()),
@@ -135,7 +136,7 @@ fn peer(g: &Global, spec: &str) -> Result<()> {
                 got += data.len() as u64;
                 drop(sample);
                 if got == bytes {
-                    responses.send_value(&wrong)?;
+                    verdicts.write_all(&wrong.to_ne_bytes())?;
                     (got, wrong) = (0, 0);
                 }
             }
@@ -286,9 +287,16 @@ pub fn stream_bytes(budget: Duration) -> u64 {
 
 /// How a stream moves its bytes.
 enum Transport {
-    Channel(Client),
+    /// The channel, and the pipe on which the peer says how many messages were wrong.
+    Channel {
+        tx: Sender,
+        verdicts: File,
+    },
     Copy(CopyRing),
-    Fd { data: File, ack: File },
+    Fd {
+        data: File,
+        ack: File,
+    },
 }
 
 /// One of the four streams: `bytes` per repetition, one sample each.
@@ -317,19 +325,23 @@ impl Stream {
     fn channel(bytes: u64) -> Result<Stream> {
         let name = segment_name("channel_stream");
         let backend = backend::get(None)?;
-        let client = Client::create(&backend, &name, &stream_options())?;
+        let tx = Sender::create(&backend, &name, &stream_options())?;
+        let (verdicts, theirs) = pipe()?;
         let peer = Peer::spawn(
             &format!("stream {name} {bytes}"),
             Stdio::null(),
-            Stdio::null(),
+            Stdio::from(theirs),
         )?;
-        client.wait_for_peer(Some(TIMEOUT))?;
+        tx.wait_for_peer(Some(TIMEOUT))?;
         Ok(Stream {
             key: "channel_stream",
             what: "shm-channel, zero-copy",
             bytes,
             buf: vec![0; MESSAGE / 8],
-            transport: Some(Transport::Channel(client)),
+            transport: Some(Transport::Channel {
+                tx,
+                verdicts: File::from(verdicts),
+            }),
             peer: Some(peer),
         })
     }
@@ -393,11 +405,10 @@ impl Stream {
         };
         let mut sent = 0u64;
         match transport {
-            Transport::Channel(client) => {
-                let (requests, responses) = client.parts();
+            Transport::Channel { tx, verdicts } => {
                 while sent < bytes {
                     let len = MESSAGE.min((bytes - sent) as usize);
-                    let mut loan = requests.loan_timeout(TIMEOUT)?;
+                    let mut loan = tx.loan_timeout(TIMEOUT)?;
                     // SAFETY: the receiver is this bench's peer (shm-channel): it never reads
                     // a slot before it is sent.
                     let slot = unsafe { loan.as_mut_slice() };
@@ -406,7 +417,9 @@ impl Stream {
                     loan.send(len)?;
                     sent += len as u64;
                 }
-                let wrong: u64 = responses.recv_timeout(TIMEOUT)?.read_value()?;
+                let mut wrong = [0u8; 8];
+                verdicts.read_exact(&mut wrong)?;
+                let wrong = u64::from_ne_bytes(wrong);
                 if wrong != 0 {
                     bail!("the receiver found {wrong} wrong messages");
                 }
