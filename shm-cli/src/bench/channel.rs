@@ -246,11 +246,21 @@ impl Case for Rtt {
     fn section(&self) -> Section {
         Section::RoundTrip
     }
+    fn sliced(&self) -> bool {
+        true
+    }
     fn run(&mut self, out: &mut super::Samples) -> Result<()> {
         // Wake the peer and warm the caches, then time batches of at least ~2 us (the clock
-        // ticks too coarsely for one round trip alone).
-        for _ in 0..100 {
+        // ticks too coarsely for one round trip alone). The first time, 1000 untimed calls
+        // size the batch: timed one by one, a call would carry a clock read.
+        let warm = if self.batch == 1 { 1000 } else { 100 };
+        let t0 = Instant::now();
+        for _ in 0..warm {
             self.call()?;
+        }
+        if self.batch == 1 {
+            let per = (t0.elapsed().as_nanos() / warm).max(1);
+            self.batch = u64::try_from(2_000 / per).unwrap_or(1).clamp(1, 1000);
         }
         let start = Instant::now();
         let (mut calls, mut last) = (0u64, Instant::now());

@@ -455,6 +455,9 @@ impl Case for Game {
     fn section(&self) -> super::report::Section {
         super::report::Section::RoundTrip
     }
+    fn sliced(&self) -> bool {
+        self.cpu.is_none() && self.strategy != WaitStrategy::Block
+    }
 
     fn run(&mut self, out: &mut Samples) -> Result<()> {
         let _pinned = self.cpu.map(affinity::Pinned::to).transpose()?;
