@@ -202,8 +202,9 @@ impl Options {
         self
     }
 
-    /// Bytes of the segment a channel of these options takes (a request/response pair takes
-    /// what a channel of one slot takes), or [`Error::InvalidOptions`].
+    /// Bytes of the segment a channel of these options takes, or [`Error::InvalidOptions`].
+    /// A request/response pair takes what a channel of one slot takes (its `slots` is 1
+    /// whatever these options say).
     pub fn segment_size(&self) -> Result<usize> {
         Ok(layout::Layout::new(1, self.slots, self.max_message)?.total)
     }

@@ -112,12 +112,18 @@ impl End {
         // store not yet seen here, of a message this end took by its header.
         let lag = before.wrapping_sub(1) & COUNT_MASK;
         let quiet = |v: u32| v == before || v == lag;
-        loop {
-            let seen =
-                self.shared
-                    .wait_or(signal, || want(self.header()), |v| !quiet(v), deadline)?;
+        // The header that matched, as read once: never read again to decide.
+        let matched = std::cell::Cell::new(None);
+        let early = || {
             let h = self.header();
-            if want(h) {
+            matched.set(Some(h).filter(|&h| want(h)));
+            matched.get().is_some()
+        };
+        loop {
+            let seen = self
+                .shared
+                .wait_or(signal, early, |v| !quiet(v), deadline)?;
+            if let Some(h) = matched.get() {
                 return Ok(h);
             }
             match seen {
@@ -203,6 +209,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("pair", &self.end.shared)
             .field("calls", &self.calls)
+            .field("taken", &self.taken)
             .finish()
     }
 }
@@ -273,8 +280,10 @@ impl Server {
     }
 
     /// The next request, in place in the pair's slot, waiting for it while the client
-    /// lives; until it is answered, the same request again. Fails with [`Error::Closed`]
-    /// once the client left, [`Error::PeerDead`], or [`Error::Protocol`].
+    /// lives; until it is answered, the same request again (every request must be answered:
+    /// the client waits for it). Fails with [`Error::Closed`] once the client left (also
+    /// while a request waits for its answer: nobody would read it), [`Error::PeerDead`], or
+    /// [`Error::Protocol`].
     #[inline]
     pub fn recv(&mut self) -> Result<Sample<'_>> {
         self.recv_until(None)
@@ -289,11 +298,19 @@ impl Server {
         let count = if self.received == self.answered {
             next(self.received)
         } else {
+            // Again the request not answered yet: unless nobody waits for the answer any
+            // more (a loop that skips a request it cannot use would spin here forever).
+            if self.end.ring.tail.load() & CLOSED != 0 {
+                return Err(Error::Closed);
+            }
+            self.end.shared.check_peer()?;
             self.received
         };
         let h = self.end.wait_for(count, false, deadline)?;
+        // Counted received only once its length passed: a refused request is not answered.
+        let sample = self.end.take(h, count)?;
         self.received = count;
-        self.end.take(h, count)
+        Ok(sample)
     }
 
     /// Answers the request received last with a copy of `data`. Fails with
@@ -360,7 +377,9 @@ impl Client {
     }
 
     /// As [`Client::call`], waiting at most `timeout` for the response. After a timeout, the
-    /// next call first waits (within its own time) for the late response and drops it.
+    /// next call first waits (within its own time) for the late response and drops it: the
+    /// slot is the server's until it answers, so a server that never answers leaves every
+    /// later call timing out (drop the client to give up the pair).
     pub fn call_timeout<T: IntoBytes + Immutable + ?Sized>(
         &mut self,
         request: &T,

@@ -33,7 +33,8 @@ pub(crate) struct Ring {
 // is tied to the thread that made it.
 unsafe impl Send for Ring {}
 // SAFETY: through `&Ring` the pointer only yields addresses and atomic loads of header words;
-// every write into a slot goes through `&mut Sender` or `&mut Receiver`.
+// every write into a slot goes through `&mut Sender`, `&mut Receiver`, or a pair's private
+// `End`, reached only through `&mut Server` or `&mut Client`.
 unsafe impl Sync for Ring {}
 
 impl Ring {

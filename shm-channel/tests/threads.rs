@@ -313,6 +313,28 @@ fn pair_calls<B: Backend + Sync>(b: &B) {
     });
 }
 
+/// A request whose client left before the answer: asking for it again says Closed, so that
+/// a server that skips a request it cannot use does not spin on it forever. A request too
+/// long for the slot is a protocol error and is not counted as received.
+fn unanswered_request_of_a_client_that_left<B: Backend + Sync>(b: &B) {
+    let n = name("unanswered");
+    let opts = Options::new(1, 8);
+    let mut server = Server::create(b, &n, &opts).unwrap();
+    let mut client = Client::open(b, &n, &opts).unwrap();
+    let e = client
+        .call_timeout(&5u64, Duration::from_millis(10))
+        .unwrap_err();
+    assert!(matches!(e, Error::TimedOut { .. }), "{e}");
+    assert_eq!(server.recv().unwrap().read_value::<u64>().unwrap(), 5);
+    // Not answered: the same request again while the client is there ...
+    assert_eq!(server.recv().unwrap().read_value::<u64>().unwrap(), 5);
+    drop(client);
+    // ... and Closed once it left, at once.
+    let t0 = Instant::now();
+    assert!(matches!(server.recv(), Err(Error::Closed)));
+    assert!(t0.elapsed() < Duration::from_millis(20));
+}
+
 fn call_timeout_and_loan_timeout<B: Backend + Sync>(b: &B) {
     let n = name("calltimeout");
     let opts = Options::new(1, 8);
@@ -419,6 +441,10 @@ macro_rules! on_backend {
             #[test]
             fn call_timeout_and_loan_timeout() {
                 super::call_timeout_and_loan_timeout(&$b);
+            }
+            #[test]
+            fn unanswered_request_of_a_client_that_left() {
+                super::unanswered_request_of_a_client_that_left(&$b);
             }
             #[test]
             fn either_side_first() {

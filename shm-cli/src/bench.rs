@@ -21,6 +21,7 @@
 mod channel;
 mod copy;
 mod cycle;
+mod demo;
 mod game;
 mod report;
 
@@ -360,6 +361,9 @@ fn cases(plan: &Plan, kinds: &[Kind]) -> Result<Vec<Box<dyn Case>>> {
         cases.push(Box::new(game::BellGame::new(rounds)?));
     }
     cases.push(Box::new(channel::Rtt::new(plan.budget / SLICES)?));
+    if kinds.contains(&Kind::Posix) {
+        cases.push(Box::new(demo::Demo::new()));
+    }
     if let Some(cpu) = game::one_cpu() {
         cases.push(Box::new(game::Game::processes(
             backend::DEFAULT,

@@ -13,8 +13,9 @@ use shm_tests::{shm, skip};
 /// The bench spins on both CPUs: two runs at once would only slow each other down.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-const LATENCY_CASES: [&str; 13] = [
+const LATENCY_CASES: [&str; 14] = [
     "threads",
+    "demo_lockstep",
     "posix_spin",
     "posix_hybrid",
     "posix_block",
@@ -45,9 +46,10 @@ const MORE_LATENCY_CASES: [&str; 13] = [
     "cycle_posix_64m_noreserve",
 ];
 
-const RATIOS: [&str; 12] = [
+const RATIOS: [&str; 13] = [
     "posix_hybrid_vs_threads",
     "sysv_hybrid_vs_threads",
+    "demo_lockstep_vs_threads",
     "pipe_vs_posix_hybrid",
     "posix_block_vs_pipe",
     "posix_hybrid_one_cpu_vs_pipe",

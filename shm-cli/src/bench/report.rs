@@ -128,7 +128,7 @@ struct Ratio {
 }
 
 /// The ratios reported: name, numerator, denominator, target. Latencies divide means.
-const RATIOS: [(&str, &str, &str, Target); 12] = [
+const RATIOS: [(&str, &str, &str, Target); 13] = [
     (
         "posix_hybrid_vs_threads",
         "posix_hybrid",
@@ -138,6 +138,12 @@ const RATIOS: [(&str, &str, &str, Target); 12] = [
     (
         "sysv_hybrid_vs_threads",
         "sysv_hybrid",
+        "threads",
+        Target::AtMost(1.15),
+    ),
+    (
+        "demo_lockstep_vs_threads",
+        "demo_lockstep",
         "threads",
         Target::AtMost(1.15),
     ),
