@@ -12,8 +12,9 @@ use crate::backend;
 
 /// Rounds per repetition, as in the measurement that asked for this case.
 const ROUNDS: u64 = 2_000_000;
-/// How often the bench looks whether the demo has ended (and at the stop flag).
-const POLL: Duration = Duration::from_micros(200);
+/// How often the bench looks at the stop flag while the demo runs (the end itself is timed
+/// by the thread that reaps it).
+const POLL: Duration = Duration::from_millis(20);
 /// A pause after each demo, for the kernel to finish with its processes.
 const SETTLE: Duration = Duration::from_millis(30);
 /// The longest one demo may take (a thousand times the floor, on a busy machine).
@@ -45,22 +46,57 @@ impl Demo {
     }
 }
 
-/// Kills and reaps the demo unless it ended.
-struct Running(Child);
+/// The demo, reaped by a thread of its own (a blocking `waitpid`: the bench does not wake
+/// every few hundred microseconds to look, which would take a CPU from the players), and
+/// stopped (SIGINT, then SIGKILL) if it has not ended when this is dropped.
+struct Running {
+    pid: libc::pid_t,
+    reaper: Option<std::thread::JoinHandle<(std::io::Result<std::process::ExitStatus>, Instant)>>,
+}
+
+impl Running {
+    fn start(mut child: Child) -> Running {
+        let pid = child.id() as libc::pid_t;
+        let reaper = std::thread::spawn(move || {
+            let status = child.wait();
+            (status, Instant::now())
+        });
+        Running {
+            pid,
+            reaper: Some(reaper),
+        }
+    }
+
+    /// The exit status and when the demo ended, once it has.
+    fn ended(&mut self) -> Option<(std::io::Result<std::process::ExitStatus>, Instant)> {
+        if !self.reaper.as_ref()?.is_finished() {
+            return None;
+        }
+        self.reaper.take()?.join().ok()
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill takes a pid and a signal number and touches no memory; the pid is
+        // the demo's, not reaped yet (the reaper thread has not returned).
+        unsafe { libc::kill(self.pid, signal) };
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            // SIGINT: the demo removes its segment and its client on the way out.
-            // SAFETY: kill takes a pid and a signal number and touches no memory.
-            unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGINT) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = self.0.kill();
+        let Some(reaper) = self.reaper.take() else {
+            return;
+        };
+        // SIGINT: the demo removes its segment and its client on the way out.
+        self.signal(libc::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !reaper.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
-        let _ = self.0.wait();
+        if !reaper.is_finished() {
+            self.signal(libc::SIGKILL);
+        }
+        let _ = reaper.join();
     }
 }
 
@@ -80,14 +116,14 @@ impl Case for Demo {
     }
     fn run(&mut self, out: &mut Samples) -> Result<()> {
         let start = Instant::now();
-        let mut demo = Running(self.spawn()?);
+        let mut demo = Running::start(self.spawn()?);
         loop {
-            if let Some(status) = demo.0.try_wait()? {
-                let took = start.elapsed();
+            if let Some((status, end)) = demo.ended() {
+                let status = status.context("waiting for shm taller demo")?;
                 if !status.success() {
                     bail!("shm taller demo failed ({status})");
                 }
-                out.push_batch(took.as_nanos(), ROUNDS);
+                out.push_batch(end.duration_since(start).as_nanos(), ROUNDS);
                 // Untimed: the kernel tears down the demo's two processes for a few
                 // milliseconds; the next case should not pay for that.
                 std::thread::sleep(SETTLE);
