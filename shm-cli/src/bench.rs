@@ -41,7 +41,7 @@ use crate::backend::{self, Kind};
 Prints a table of means, medians and p99s and the ratios that matter (ratios of means: a
 program pays the mean), each beside its target. The machine is shared and noisy: compare
 ratios, run it twice, and run it when the machine is quiet. `--quick` takes a few seconds
-(fewer repetitions, the same time per case and repetition), the full run about a minute.
+(fewer repetitions, the same time per case and repetition), the full run about 3-4 minutes.
 With --check the exit status is 1 when a target is missed.")]
 pub struct BenchArgs {
     /// Print one JSON object {"results": {...}, "ratios": {...}, "targets": {...}} instead of
