@@ -345,7 +345,7 @@ impl<'a> Signal<'a> {
     }
 
     /// The first phase of a spinning wait, to run inline before calling one: looks at `look`
-    /// up to [`SPINS_PER_CLOCK`] times (about a microsecond and a half), with the pause hint
+    /// up to 64 times (about a microsecond and a half), with the pause hint
     /// between looks, and returns what it found. Looks once only when this signal does not
     /// spin (the block strategy, or hybrid with one CPU).
     ///
