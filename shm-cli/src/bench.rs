@@ -40,7 +40,7 @@ use crate::backend::{self, Kind};
 #[command(after_help = "\
 Prints a table of means, medians and p99s and the ratios that matter (ratios of means: a
 program pays the mean), each beside its target. The machine is shared and noisy: compare
-ratios, run it twice, and run it when the machine is quiet. `--quick` takes a few seconds
+ratios, run it twice, and run it when the machine is quiet. `--quick` takes about half a minute
 (fewer repetitions, the same time per case and repetition), the full run about 3-4 minutes.
 With --check the exit status is 1 when a target is missed.")]
 pub struct BenchArgs {
@@ -48,7 +48,7 @@ pub struct BenchArgs {
     /// the table.
     #[arg(long)]
     pub json: bool,
-    /// A short run: fewer repetitions (a few seconds; for CI and a first look).
+    /// A short run: fewer repetitions (about half a minute; for CI and a first look).
     #[arg(long)]
     pub quick: bool,
     /// Exit non-zero when a ratio misses its target (after printing the results).

@@ -72,7 +72,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "bench",
         "
-  shm bench --quick                       a first look in a few seconds
+  shm bench --quick                       a first look in about half a minute
   shm bench                               the full run
   shm bench --quick --json                the numbers as one JSON object
   shm bench --check                       exit status 1 when a target is missed",
