@@ -341,6 +341,25 @@ fn the_other_way(kind: &'static str) {
     u.assert_gone(&name, id);
 }
 
+/// Runs `call` on a channel whose peer was just killed: it fails with PeerDead naming the
+/// peer's pid, within DEATH_BOUND.
+fn dead_in_time<T: std::fmt::Debug>(
+    kind: &str,
+    who: &str,
+    peer: &Peer,
+    call: impl FnOnce() -> Result<T, Error>,
+) {
+    let t0 = Instant::now();
+    let e = call().unwrap_err();
+    let took = t0.elapsed();
+    assert!(
+        matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
+        "{e}"
+    );
+    println!("{kind}: the {who}'s death known after {took:?}");
+    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+}
+
 fn sender_killed_mid_message(kind: &'static str) {
     let u = Under::new(kind);
     let b = u.backend();
@@ -355,15 +374,7 @@ fn sender_killed_mid_message(kind: &'static str) {
     for i in 0..5 {
         assert_eq!(rx.recv().unwrap().to_vec(), message(&pat, i, 100));
     }
-    let t0 = Instant::now();
-    let e = rx.recv().unwrap_err();
-    let took = t0.elapsed();
-    assert!(
-        matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
-        "{e}"
-    );
-    println!("{kind}: sender's death known after {took:?}");
-    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+    dead_in_time(kind, "sender", &peer, || rx.recv().map(drop));
     drop(rx);
     peer.finish();
     u.assert_gone(&name, id);
@@ -385,15 +396,7 @@ fn receiver_killed_mid_message(kind: &'static str) {
     }
     assert_eq!(sent, 16);
     peer.kill9();
-    let t0 = Instant::now();
-    let e = tx.send(b"one too many").unwrap_err();
-    let took = t0.elapsed();
-    assert!(
-        matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
-        "{e}"
-    );
-    println!("{kind}: receiver's death known after {took:?}");
-    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+    dead_in_time(kind, "receiver", &peer, || tx.send(b"one too many"));
     drop(tx);
     peer.finish();
     u.assert_gone(&name, id);
@@ -589,15 +592,7 @@ fn pair_peer_killed_mid_call(kind: &'static str) {
     let id = sysv_id(server.segment_info());
     peer.kill9();
     server.reply(b"too late").unwrap();
-    let t0 = Instant::now();
-    let e = server.recv().unwrap_err();
-    let took = t0.elapsed();
-    assert!(
-        matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
-        "{e}"
-    );
-    println!("{kind}: the client's death known after {took:?}");
-    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+    dead_in_time(kind, "client", &peer, || server.recv().map(drop));
     drop(server);
     peer.finish();
     u.assert_gone(&name, id);
