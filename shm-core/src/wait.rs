@@ -423,11 +423,9 @@ impl<'a> Signal<'a> {
         limit: Duration,
         yields: bool,
     ) -> std::result::Result<(T, Option<Duration>), Instant> {
-        for _ in 0..SPINS_PER_CLOCK {
-            if let Some(t) = look(None) {
-                return Ok((t, None));
-            }
-            spin_loop();
+        // Only the spinning strategies get here: spin_first looks SPINS_PER_CLOCK times.
+        if let Some(t) = self.spin_first(|| look(None)) {
+            return Ok((t, None));
         }
         // The spins before count as nothing: about a microsecond.
         let start = Instant::now();

@@ -196,6 +196,12 @@ impl Drop for Peer {
     }
 }
 
+/// Calls per timed batch, when `calls` calls took `took`: about 2 µs' worth, 1 to 1000.
+fn batch_for(took: Duration, calls: u128) -> u64 {
+    let per = (took.as_nanos() / calls.max(1)).max(1);
+    u64::try_from(2_000 / per).unwrap_or(1).clamp(1, 1000)
+}
+
 /// `channel_rtt`: 8 bytes there and back through a request/response pair.
 pub struct Rtt {
     // Declared before `peer`: the client closes the pair first, then the peer is reaped.
@@ -259,8 +265,7 @@ impl Case for Rtt {
             self.call()?;
         }
         if self.batch == 1 {
-            let per = (t0.elapsed().as_nanos() / warm).max(1);
-            self.batch = u64::try_from(2_000 / per).unwrap_or(1).clamp(1, 1000);
+            self.batch = batch_for(t0.elapsed(), warm);
         }
         let start = Instant::now();
         let (mut calls, mut last) = (0u64, Instant::now());
@@ -273,8 +278,7 @@ impl Case for Rtt {
             out.push_batch(now.duration_since(last).as_nanos(), self.batch);
             last = now;
         }
-        let per = (start.elapsed().as_nanos() / u128::from(calls.max(1))).max(1);
-        self.batch = u64::try_from(2_000 / per).unwrap_or(1).clamp(1, 1000);
+        self.batch = batch_for(start.elapsed(), u128::from(calls));
         Ok(())
     }
     fn finish(mut self: Box<Self>) -> Result<()> {

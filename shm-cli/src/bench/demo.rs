@@ -46,57 +46,67 @@ impl Demo {
     }
 }
 
-/// The demo, reaped by a thread of its own (a blocking `waitpid`: the bench does not wake
-/// every few hundred microseconds to look, which would take a CPU from the players), and
-/// stopped (SIGINT, then SIGKILL) if it has not ended when this is dropped.
+/// The demo and a thread that waits for its end without reaping it (`waitid` with
+/// `WNOWAIT`): the end is timed exactly and the bench never wakes to look (polling every few
+/// hundred microseconds took a CPU from the players), while the process stays this one's to
+/// signal until it is reaped here, so no signal can reach a process that reused its pid.
 struct Running {
-    pid: libc::pid_t,
-    reaper: Option<std::thread::JoinHandle<(std::io::Result<std::process::ExitStatus>, Instant)>>,
+    child: Child,
+    waiter: Option<std::thread::JoinHandle<Instant>>,
 }
 
 impl Running {
-    fn start(mut child: Child) -> Running {
-        let pid = child.id() as libc::pid_t;
-        let reaper = std::thread::spawn(move || {
-            let status = child.wait();
-            (status, Instant::now())
+    fn start(child: Child) -> Running {
+        let pid = child.id();
+        let waiter = std::thread::spawn(move || {
+            loop {
+                // SAFETY: siginfo_t is plain data that waitid fills; an all-zero value is
+                // valid. WNOWAIT leaves the child unreaped, so its pid stays the demo's.
+                let rc = unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+                };
+                let interrupted = rc == -1
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+                if !interrupted {
+                    // Exited, or reaped already by the Drop below (ECHILD).
+                    return Instant::now();
+                }
+            }
         });
         Running {
-            pid,
-            reaper: Some(reaper),
+            child,
+            waiter: Some(waiter),
         }
     }
 
     /// The exit status and when the demo ended, once it has.
     fn ended(&mut self) -> Option<(std::io::Result<std::process::ExitStatus>, Instant)> {
-        if !self.reaper.as_ref()?.is_finished() {
+        if !self.waiter.as_ref()?.is_finished() {
             return None;
         }
-        self.reaper.take()?.join().ok()
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill takes a pid and a signal number and touches no memory; the pid is
-        // the demo's, not reaped yet (the reaper thread has not returned).
-        unsafe { libc::kill(self.pid, signal) };
+        let end = self.waiter.take()?.join().ok()?;
+        Some((self.child.wait(), end))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let Some(reaper) = self.reaper.take() else {
-            return;
-        };
-        // SIGINT: the demo removes its segment and its client on the way out.
-        self.signal(libc::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !reaper.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SIGINT: the demo removes its segment and its client on the way out.
+            // SAFETY: kill takes a pid and a signal number and touches no memory; the child
+            // is not reaped (try_wait just said it runs), so the pid is still the demo's.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
-        if !reaper.is_finished() {
-            self.signal(libc::SIGKILL);
+        if let Some(waiter) = self.waiter.take() {
+            let _ = waiter.join();
         }
-        let _ = reaper.join();
     }
 }
 
