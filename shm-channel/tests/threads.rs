@@ -335,6 +335,29 @@ fn unanswered_request_of_a_client_that_left<B: Backend + Sync>(b: &B) {
     assert!(t0.elapsed() < Duration::from_millis(20));
 }
 
+/// A server dropped while a call waits for its answer: the call fails with Closed at once,
+/// not at its deadline.
+fn a_server_that_leaves_closes_a_waiting_call<B: Backend + Sync>(b: &B) {
+    let n = name("srvleaves");
+    let opts = Options::new(1, 8);
+    let mut server = Server::create(b, &n, &opts).unwrap();
+    let mut client = Client::open(b, &n, &opts).unwrap();
+    std::thread::scope(|s| {
+        let call = s.spawn(move || {
+            let t0 = Instant::now();
+            let e = client
+                .call_timeout(&1u64, Duration::from_secs(5))
+                .unwrap_err();
+            (e, t0.elapsed())
+        });
+        assert_eq!(server.recv().unwrap().read_value::<u64>().unwrap(), 1);
+        drop(server);
+        let (e, took) = call.join().unwrap();
+        assert!(matches!(e, Error::Closed), "{e}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    });
+}
+
 fn call_timeout_and_loan_timeout<B: Backend + Sync>(b: &B) {
     let n = name("calltimeout");
     let opts = Options::new(1, 8);
@@ -441,6 +464,10 @@ macro_rules! on_backend {
             #[test]
             fn call_timeout_and_loan_timeout() {
                 super::call_timeout_and_loan_timeout(&$b);
+            }
+            #[test]
+            fn a_server_that_leaves_closes_a_waiting_call() {
+                super::a_server_that_leaves_closes_a_waiting_call(&$b);
             }
             #[test]
             fn unanswered_request_of_a_client_that_left() {
