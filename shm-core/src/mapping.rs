@@ -21,8 +21,17 @@
 //!   object's end as [`Error::OutOfBounds`] and a full file system as [`Error::NoSpace`]. From
 //!   then on this mapping's copies always go through the descriptor (exact, a system call each),
 //!   and its atomic views are refused ([`Error::Stale`]): map the segment again. The guard is a
-//!   process-wide SIGBUS handler installed on first use, which passes every other fault on to
-//!   the handler that was there before.
+//!   process-wide SIGBUS handler installed on first use, which passes every other SIGBUS (a
+//!   fault elsewhere, `kill -BUS`) on to the disposition that was there before and stays
+//!   armed: a program's own handler installed before is called, an ignored signal sent by a
+//!   process stays ignored, the default kills. A handler installed after the first guarded
+//!   copy replaces the guard unless it chains to it.
+//! * Under threads: the substitute page replaces the page for every thread, so the mark is
+//!   the mapping's and is set before the page is replaced. A copy through the same mapping on
+//!   another thread, running at that moment or later, sees the mark after it copied and redoes
+//!   its work through the descriptor: no copy returns the substitute's zeros as data, no write
+//!   lands in it unreported. An atomic view taken before the fault is not told: it reads and
+//!   writes the private page from then on. Other mappings of the object are not affected.
 //! * Within the page that holds the object's new end, the kernel backs the bytes past the end
 //!   with zeros: a copy there does not fault, reads zeros and writes bytes no one will see. Only
 //!   whole pages past the end are refused.
@@ -131,6 +140,7 @@ pub struct Mapping {
     backing: Box<dyn MapBacking>,
     /// A guarded copy absorbed a SIGBUS: some pages of this mapping were replaced by private
     /// zero pages, so copies go through the descriptor from now on and atomic views are refused.
+    /// The SIGBUS handler sets it, before it replaces a page.
     faulted: std::sync::atomic::AtomicBool,
 }
 
@@ -353,7 +363,8 @@ impl Mapping {
 
     /// The copy of `read_at` and `write_at`: a plain `memcpy` where the object cannot change
     /// size (`guard` false), else a guarded one. Returns false when the copy must be redone
-    /// through the descriptor: a fault was absorbed now or earlier, or no guard is available.
+    /// through the descriptor: a fault was absorbed in this mapping before or during the copy
+    /// (by this thread's copy or another's), or no guard is available.
     ///
     /// # Safety
     ///
@@ -373,15 +384,12 @@ impl Mapping {
         {
             let start = self.ptr.as_ptr() as usize;
             // SAFETY: the caller's contract; the guarded range is this mapping, alive for the
-            // call, and a hit marks it faulted before anyone copies through it again.
-            match unsafe { crate::sigbus::copy(src, dst, len, start, start + self.len) } {
-                Some(true) => true,
-                Some(false) => {
-                    self.faulted.store(true, Relaxed);
-                    false
-                }
-                None => false,
-            }
+            // call, and every copy through it checks `faulted` afterwards (here) and atomic
+            // views check it before they are made.
+            let copied = unsafe {
+                crate::sigbus::copy(src, dst, len, start, start + self.len, &self.faulted)
+            };
+            copied == Some(true)
         }
         #[cfg(not(unix))]
         {

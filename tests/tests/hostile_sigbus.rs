@@ -212,3 +212,249 @@ fn a_sparse_segment_on_a_full_dev_shm_reads_zeros_and_refuses_writes() {
     println!("{r}");
     assert_eq!(r.status, Status::Exited(0), "{r}");
 }
+
+/// Whether `/proc/self/maps` shows a mapping starting at `addr` with no file behind it: the
+/// SIGBUS guard's private zero page.
+fn substitute_at(addr: usize) -> bool {
+    let start = format!("{addr:x}-");
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with(&start) && l.split_whitespace().nth(5).is_none())
+}
+
+#[test]
+fn a_copy_on_another_thread_never_returns_the_zeros_of_a_substitute_page() {
+    // One thread's guarded copy faults over a shrink, and the guard puts a private zero page in
+    // for the whole process. Another thread copying the same pages of the same mapping must not
+    // be handed those zeros (or have its writes vanish into them) as a success.
+    const SIZE: usize = 8 << 20;
+    const PAGE: usize = 4096;
+    let name = SegmentName::new(&unique_name("sigbus-threads")).unwrap();
+    let _g = PosixGuard(name.as_str().to_owned());
+    let mut seg = Posix::new()
+        .create(&name, &CreateOptions::new(SIZE))
+        .unwrap();
+    seg.keep();
+    let r = in_child(move || {
+        let posix = Posix::new();
+        let mut sizer = posix
+            .open(&name, Access::ReadWrite)
+            .map_err(|e| e.to_string())?;
+        let (mut seen, mut fabricated, mut lost, mut refused) = (0, 0, 0, 0);
+        for _trial in 0..20 {
+            sizer.resize(SIZE).map_err(|e| e.to_string())?;
+            let seg = posix
+                .open(&name, Access::ReadWrite)
+                .map_err(|e| e.to_string())?;
+            let map = seg.map().map_err(|e| e.to_string())?;
+            map.write_at(0, &vec![0xa5; SIZE])
+                .map_err(|e| e.to_string())?;
+            // From here on, every byte past the first page is past the object's end: no copy
+            // of it may succeed.
+            sizer.resize(PAGE).map_err(|e| e.to_string())?;
+            let started = std::sync::atomic::AtomicBool::new(false);
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let target = map.as_ptr() as usize + PAGE;
+            std::thread::scope(|s| {
+                let faulting = s.spawn(|| {
+                    let mut big = vec![0u8; SIZE - PAGE];
+                    started.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let r = map.read_at(PAGE, &mut big);
+                    done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    r
+                });
+                while !started.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::hint::spin_loop();
+                }
+                // Wait (without touching it) until the other thread's fault replaced the page.
+                while !done.load(std::sync::atomic::Ordering::SeqCst) && !substitute_at(target) {
+                    std::hint::spin_loop();
+                }
+                let mut page = [0x11u8; PAGE];
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    seen += 1;
+                    match map.read_at(PAGE, &mut page) {
+                        Ok(()) => fabricated += 1,
+                        Err(Error::OutOfBounds { .. }) => refused += 1,
+                        Err(e) => return Err(format!("read: unexpected error: {e}")),
+                    }
+                    match map.write_at(PAGE, &[0x22u8; 64]) {
+                        Ok(()) => lost += 1,
+                        Err(Error::OutOfBounds { .. }) => refused += 1,
+                        Err(e) => return Err(format!("write: unexpected error: {e}")),
+                    }
+                }
+                match faulting.join().unwrap() {
+                    Err(Error::OutOfBounds { .. }) => Ok(()),
+                    other => Err(format!("the faulting copy: {other:?}")),
+                }
+            })?;
+        }
+        let report = format!(
+            "{seen} copies while another thread's copy faulted: {fabricated} reads returned \
+             substitute bytes, {lost} writes vanished, {refused} refused"
+        );
+        if fabricated + lost > 0 {
+            return Err(report);
+        }
+        Ok(report)
+    });
+    println!("{r}");
+    assert_eq!(r.status, Status::Exited(0), "{r}");
+}
+
+/// The environment variable that makes the test below run one scenario in a fresh process.
+const FOREIGN_SIGBUS: &str = "SHM_TEST_FOREIGN_SIGBUS";
+
+/// How many times the program's own SIGBUS handler ran (the "handler" scenario).
+static OWN_HANDLER_RAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The program's own SIGBUS handler: counts, and mends a fault by mapping a page over it.
+extern "C" fn own_handler(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    OWN_HANDLER_RAN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    if code > 0 {
+        // SAFETY: the faulting page belongs to the scenario's own throwaway mapping; a private
+        // page over it lets the faulting load run again.
+        unsafe {
+            libc::mmap(
+                (addr & !4095) as *mut libc::c_void,
+                4096,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+    }
+}
+
+/// One scenario, in a fresh process whose SIGBUS disposition nobody touched yet.
+fn foreign_sigbus_scenario(which: &str, name: &str) {
+    use std::sync::atomic::Ordering::SeqCst;
+    match which {
+        "ignore" => {
+            // SAFETY: setting a disposition to SIG_IGN has no preconditions.
+            unsafe { libc::signal(libc::SIGBUS, libc::SIG_IGN) };
+        }
+        "handler" => {
+            // SAFETY: an all-zero sigaction is a valid value; the handler has the SA_SIGINFO
+            // signature and stays valid for the process's life.
+            unsafe {
+                let mut a: libc::sigaction = std::mem::zeroed();
+                a.sa_sigaction = own_handler as *const () as libc::sighandler_t;
+                a.sa_flags = libc::SA_SIGINFO;
+                libc::sigemptyset(&mut a.sa_mask);
+                assert_eq!(libc::sigaction(libc::SIGBUS, &a, std::ptr::null_mut()), 0);
+            }
+        }
+        "default" => {
+            // SAFETY: restoring the default disposition has no preconditions.
+            unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+        }
+        // "std": the standard library's handler, which answers a SIGBUS that is not a stack
+        // overflow by restoring the default and returning.
+        _ => {}
+    }
+    let name = SegmentName::new(name).unwrap();
+    let seg = Posix::new().open(&name, Access::ReadWrite).unwrap();
+    let map = seg.map().unwrap();
+    let mut buf = [0u8; 4];
+    map.read_at(3 * 4096, &mut buf).unwrap(); // arms the guard
+    // A SIGBUS sent by a process, as `kill -BUS` sends it (but to this thread, so that it is
+    // delivered before the call returns).
+    // SAFETY: a signal to ourselves; what it does is the point of the test.
+    unsafe { libc::raise(libc::SIGBUS) };
+    if which == "default" {
+        // The signal was delivered before raise returned; allow a moment anyway.
+        std::thread::sleep(Duration::from_secs(2));
+        panic!("survived kill -BUS under the default disposition");
+    }
+    if which == "handler" {
+        assert_eq!(
+            OWN_HANDLER_RAN.load(SeqCst),
+            1,
+            "kill -BUS reached the handler"
+        );
+        // A fault in another mapping: an object of our own, shrunk under its mapping.
+        let mut other = Posix::new()
+            .create(
+                &SegmentName::new(&format!("{}-other", name.as_str())).unwrap(),
+                &CreateOptions::new(2 * 4096),
+            )
+            .unwrap();
+        let other_map = other.map().unwrap();
+        other.resize(4096).unwrap();
+        // SAFETY: the second page is mapped; reading it past the object's end faults, and
+        // the program's handler maps a page over it.
+        let v = unsafe { std::ptr::read_volatile(other_map.as_ptr().add(4096)) };
+        assert_eq!(v, 0);
+        assert_eq!(
+            OWN_HANDLER_RAN.load(SeqCst),
+            2,
+            "the fault reached the handler"
+        );
+    }
+    // The guard is still armed: a copy over a shrink is an error, not a death.
+    let mut shrinker = Posix::new().open(&name, Access::ReadWrite).unwrap();
+    shrinker.resize(4096).unwrap();
+    let r = map.read_at(3 * 4096, &mut buf);
+    assert!(matches!(r, Err(Error::OutOfBounds { .. })), "{r:?}");
+    if which == "handler" {
+        assert_eq!(
+            OWN_HANDLER_RAN.load(SeqCst),
+            2,
+            "a guarded fault is not passed on"
+        );
+    }
+    println!("scenario {which}: the guard held");
+}
+
+#[test]
+fn a_foreign_sigbus_goes_to_the_previous_disposition_and_the_guard_stays_armed() {
+    let test = "a_foreign_sigbus_goes_to_the_previous_disposition_and_the_guard_stays_armed";
+    if let Ok(which) = std::env::var(FOREIGN_SIGBUS) {
+        let name = std::env::var(format!("{FOREIGN_SIGBUS}_NAME")).unwrap();
+        return foreign_sigbus_scenario(&which, &name);
+    }
+    // Each scenario in a fresh process (this test binary again, running this test only), so
+    // that its own disposition is in place before anything installs the guard.
+    for (which, expect) in [
+        ("ignore", Some(0)),
+        ("handler", Some(0)),
+        ("std", Some(0)),
+        ("default", None),
+    ] {
+        let name = unique_name("foreign-sigbus");
+        let _g = PosixGuard(name.clone());
+        let _g2 = PosixGuard(format!("{name}-other"));
+        let mut seg = Posix::new()
+            .create(
+                &SegmentName::new(&name).unwrap(),
+                &CreateOptions::new(4 * 4096),
+            )
+            .unwrap();
+        seg.keep();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(FOREIGN_SIGBUS, which)
+            .env(format!("{FOREIGN_SIGBUS}_NAME"), &name)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{which}: {:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        use std::os::unix::process::ExitStatusExt;
+        match expect {
+            Some(code) => assert_eq!(out.status.code(), Some(code), "{said}"),
+            // The default disposition: killed by the SIGBUS that was sent, as without a guard.
+            None => assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{said}"),
+        }
+        println!("{which}: {:?}", out.status);
+    }
+}
