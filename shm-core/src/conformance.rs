@@ -336,7 +336,8 @@ pub fn read_only_refuses_writes<Sut: Backend>(sut: &Sut) {
         .atomic::<AtomicU32>(4)
         .unwrap()
         .store(7, Ordering::SeqCst);
-    assert_eq!(words[0].load(Ordering::SeqCst), 7);
+    assert_eq!(words[0].load_acquire(), 7);
+    assert_eq!(words[0].load(), 7);
 }
 
 /// The creator's drop removes the segment; an opener's drop does not; `keep` keeps it.

@@ -109,15 +109,40 @@ shared_atomic!(
     AtomicI32 => i32, AtomicU64 => u64, AtomicI64 => i64
 );
 
-/// An atomic of a read-only mapping: it can only be loaded. What [`Mapping::loads`] hands out,
-/// where [`Mapping::atomics`] would refuse (a store through a read-only mapping faults).
+/// An atomic of a read-only mapping: it can only be loaded, and only as the standard library
+/// promises on read-only memory. What [`Mapping::loads`] hands out, where [`Mapping::atomics`]
+/// would refuse (a store through a read-only mapping faults).
+///
+/// The standard library allows atomic accesses to read-only memory only as `Relaxed` loads of
+/// small atomics (`core::sync::atomic`, "Atomic accesses to read-only memory"): a stronger
+/// load may be built from an instruction that writes. So [`ReadOnlyAtomic::load`] is always
+/// `Relaxed`, and [`ReadOnlyAtomic::load_acquire`] gets `Acquire` from a `Relaxed` load and an
+/// acquire fence, which touches no memory. An ordering cannot be asked for:
+///
+/// ```compile_fail
+/// # fn f(m: &shm_core::Mapping) -> shm_core::Result<()> {
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// let words = m.loads::<AtomicU32>(0, 1)?;
+/// let first: u32 = words[0].load(Ordering::Acquire);
+/// # Ok(()) }
+/// ```
 #[repr(transparent)]
 pub struct ReadOnlyAtomic<T: SharedAtomic>(T);
 
 impl<T: SharedAtomic> ReadOnlyAtomic<T> {
-    /// Loads the value, as the atomic type's `load` does.
-    pub fn load(&self, order: Ordering) -> T::Value {
-        self.0.load_value(order)
+    /// Loads the value with `Relaxed` ordering, the one load the standard library promises on
+    /// read-only memory.
+    pub fn load(&self) -> T::Value {
+        self.0.load_value(Ordering::Relaxed)
+    }
+
+    /// Loads the value with `Acquire` semantics: a `Relaxed` load followed by an acquire fence,
+    /// so that what a writer published with `Release` before the value it stored is visible
+    /// after this returns.
+    pub fn load_acquire(&self) -> T::Value {
+        let v = self.0.load_value(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        v
     }
 }
 
@@ -127,7 +152,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ReadOnlyAtomic")
-            .field(&self.load(Ordering::Relaxed))
+            .field(&self.load())
             .finish()
     }
 }
@@ -252,15 +277,19 @@ impl Mapping {
         Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
     }
 
-    /// A view of `count` atomics of type `T` at byte `offset` that can only be loaded: works on
-    /// read-only mappings too. Fails as [`Mapping::atomics`] does, except for
-    /// [`Error::ReadOnly`].
+    /// A view of `count` atomics of type `T` at byte `offset` that can only be loaded
+    /// (`Relaxed`, or `Acquire` through a fence: see [`ReadOnlyAtomic`]): works on read-only
+    /// mappings too. Fails as [`Mapping::atomics`] does, except for [`Error::ReadOnly`], and
+    /// with [`Error::Unsupported`] for atomics wider than a pointer (the standard library
+    /// promises loads on read-only memory only for small atomics: an `AtomicU64` on a 32-bit
+    /// target may be loaded with an instruction that writes).
     ///
     /// ```no_run
     /// # fn f(m: &shm_core::Mapping) -> shm_core::Result<()> {
-    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::atomic::AtomicU32;
     /// let words = m.loads::<AtomicU32>(0, 2)?;
-    /// let first: u32 = words[0].load(Ordering::Acquire);
+    /// let first: u32 = words[0].load_acquire();
+    /// let second: u32 = words[1].load();
     /// # Ok(()) }
     /// ```
     pub fn loads<T: SharedAtomic>(
@@ -268,10 +297,16 @@ impl Mapping {
         offset: usize,
         count: usize,
     ) -> Result<&[ReadOnlyAtomic<T>]> {
+        if size_of::<T>() > size_of::<usize>() {
+            return Err(Error::Unsupported {
+                ctx: self.ctx(),
+                what: "loads of atomics wider than a pointer on read-only memory",
+            });
+        }
         let ptr = self.view::<T>(offset, count)?;
         // SAFETY: as in `atomics`, with ReadOnlyAtomic<T> transparent over T; the type offers
-        // loads only, and an integer atomic load of 1 to 8 bytes is a plain read on the targets
-        // this crate supports, so it does not fault on read-only memory.
+        // only `Relaxed` loads of at most a pointer's width (checked above), which the standard
+        // library promises not to write, so they do not fault on read-only memory.
         Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<ReadOnlyAtomic<T>>(), count) })
     }
 
