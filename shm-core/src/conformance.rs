@@ -58,23 +58,54 @@ impl<B: Backend> Drop for Cleanup<'_, B> {
     }
 }
 
-/// Runs `child` in a forked process and returns whether it exited 0. The child never returns
-/// into the caller: it exits with `_exit`.
-pub fn in_child_process(child: impl FnOnce() -> bool) -> bool {
-    // SAFETY: fork has no memory-safety preconditions; the child only runs `child` (system
-    // calls, allocation, which glibc makes fork-safe) and leaves with _exit, never unwinding
-    // into the parent's test harness.
+/// Runs `child` in a forked process and returns whether it exited 0 (a panic, or a signal
+/// such as SIGBUS, is a failure). The child never returns into the caller: it leaves with
+/// `_exit`, and it ends itself after 60 s (SIGALRM), so that a child stuck on a lock that
+/// will never be released is a failure rather than a hang.
+///
+/// ```compile_fail
+/// // Forking is not safe to call without its contract.
+/// shm_core::conformance::in_child_process(|| true);
+/// ```
+///
+/// # Safety
+///
+/// The child is a copy of this process that holds only the calling thread. So `child` must:
+///
+/// * not wait for anything that another thread of this process does or releases: a lock held
+///   by another thread at the fork (a `Mutex` of your own, a backend's internal lock, the
+///   standard library's stdout lock or the test harness's output capture) stays held forever
+///   in the child, and data that another thread was in the middle of changing stays half
+///   changed;
+/// * touch only what the calling thread owned or shared at the fork, through the backend's
+///   handles and mappings and system calls (the C library keeps `malloc` usable after a fork;
+///   a panic message is written to a captured output only when it can take its lock).
+///
+/// Every test of this suite calls it this way: the child uses the handles and mappings the
+/// test made before the fork, and a backend that passes the suite must be usable so (its
+/// `open`, `map` and copies take no lock that another thread may hold across a fork).
+pub unsafe fn in_child_process(child: impl FnOnce() -> bool) -> bool {
+    // SAFETY: fork has no memory-safety preconditions of its own; what the child may do after
+    // it is the caller's contract.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
     if pid == 0 {
+        // SAFETY: alarm has no preconditions; it only bounds the child's life.
+        unsafe { libc::alarm(60) };
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(false);
         // SAFETY: _exit ends the child at once, running no destructors of the parent's state.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
     let mut status = 0;
-    // SAFETY: waiting for our own child; `status` is a valid out-pointer.
-    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(rc, pid, "waitpid failed");
+    loop {
+        // SAFETY: waiting for our own child; `status` is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "waitpid: {e}");
+    }
     libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
 }
 
@@ -110,17 +141,21 @@ pub fn bytes_cross_processes<Sut: Backend>(sut: &Sut) {
     let seg = sut.create(&c.name, &opts(8192)).expect("create");
     let map = seg.map().expect("map");
     map.write_at(0, b"from parent").unwrap();
-    let ok = in_child_process(|| {
-        let Ok(seg) = sut.open(&c.name, Access::ReadWrite) else {
-            return false;
-        };
-        let Ok(map) = seg.map() else { return false };
-        let mut buf = [0u8; 11];
-        map.read_at(0, &mut buf).is_ok()
-            && &buf == b"from parent"
-            && seg.size() == 8192
-            && map.write_at(5000, b"from child").is_ok()
-    });
+    // SAFETY: the child uses only the backend and this test's handle and mapping, through
+    // system calls; it waits for no other thread.
+    let ok = unsafe {
+        in_child_process(|| {
+            let Ok(seg) = sut.open(&c.name, Access::ReadWrite) else {
+                return false;
+            };
+            let Ok(map) = seg.map() else { return false };
+            let mut buf = [0u8; 11];
+            map.read_at(0, &mut buf).is_ok()
+                && &buf == b"from parent"
+                && seg.size() == 8192
+                && map.write_at(5000, b"from child").is_ok()
+        })
+    };
     assert!(
         ok,
         "the child process did not see the parent's bytes or could not write"
@@ -146,13 +181,17 @@ pub fn signal_cross_processes<Sut: Backend>(sut: &Sut) {
         let ok = std::thread::scope(|s| {
             // fork from a thread of our own, so that this thread can play the parent's side
             let child = s.spawn(|| {
-                in_child_process(|| {
-                    (1..=ROUNDS).all(|i| {
-                        let seen = ping.wait_until(|v| v == i, t).is_ok();
-                        pong.store(i);
-                        seen
+                // SAFETY: the child only waits on and stores to the segment's words (futex
+                // calls and atomics); the parent's side runs in the parent, not in the child.
+                unsafe {
+                    in_child_process(|| {
+                        (1..=ROUNDS).all(|i| {
+                            let seen = ping.wait_until(|v| v == i, t).is_ok();
+                            pong.store(i);
+                            seen
+                        })
                     })
-                })
+                }
             });
             for i in 1..=ROUNDS {
                 ping.store(i);
@@ -513,20 +552,89 @@ pub fn shrink_is_an_error_not_sigbus<Sut: Backend>(sut: &Sut) {
         .expect("write before the shrink");
     let mut other = sut.open(&c.name, Access::ReadWrite).expect("open");
     other.resize(4096).expect("shrink");
-    let ok = in_child_process(|| {
-        let mut buf = [0u8; 4];
-        let read = map.read_at(3 * 4096, &mut buf);
-        let view = map.atomics::<AtomicU32>(2 * 4096, 1);
-        let remap = seg.map().map(|m| m.len());
-        matches!(read, Err(Error::OutOfBounds { .. }))
-            && matches!(view, Err(Error::OutOfBounds { .. } | Error::Stale { .. }))
-            && remap.ok() == Some(4096)
-            && map.read_at(0, &mut buf).is_ok()
-    });
+    // SAFETY: the child uses only this test's handle and mapping, through system calls and
+    // copies; it waits for no other thread.
+    let ok = unsafe {
+        in_child_process(|| {
+            let mut buf = [0u8; 4];
+            let read = map.read_at(3 * 4096, &mut buf);
+            let view = map.atomics::<AtomicU32>(2 * 4096, 1);
+            let remap = seg.map().map(|m| m.len());
+            matches!(read, Err(Error::OutOfBounds { .. }))
+                && matches!(view, Err(Error::OutOfBounds { .. } | Error::Stale { .. }))
+                && remap.ok() == Some(4096)
+                && map.read_at(0, &mut buf).is_ok()
+        })
+    };
     assert!(
         ok,
         "a copy, view or map after a shrink faulted or did not fail cleanly"
     );
+}
+
+/// Whatever the backend declares about resizing: where another program can reach the object
+/// through a name in the file system (the path the kernel shows for the mapping in
+/// `/proc/self/maps`: a file, a POSIX object in `/dev/shm`), it can shrink the object with
+/// `ftruncate`, and copies past the new end must then be errors, never SIGBUS. Run in a child
+/// process, so that a SIGBUS fails the test instead of killing the harness. An object with no
+/// such name (System V, anything removed or anonymous) passes: no other program can shrink it.
+pub fn shrink_behind_the_backends_back_is_an_error_not_sigbus<Sut: Backend>(sut: &Sut) {
+    let c = Cleanup::new(sut, "shrunk-behind");
+    let seg = sut.create(&c.name, &opts(4 * 4096)).expect("create");
+    let map = seg.map().expect("map");
+    map.write_at(3 * 4096, b"tail")
+        .expect("write before the shrink");
+    let Some(file) = file_behind(map.as_ptr() as usize) else {
+        return;
+    };
+    file.set_len(4096)
+        .expect("shrink the file behind the mapping, as another program could");
+    // SAFETY: the child uses only this test's mapping, through copies; it waits for no other
+    // thread.
+    let ok = unsafe {
+        in_child_process(|| {
+            let mut buf = [0u8; 4];
+            map.read_at(3 * 4096, &mut buf).is_err()
+                && map.write_at(3 * 4096, b"gone").is_err()
+                && map.read_at(0, &mut buf).is_ok()
+        })
+    };
+    assert!(
+        ok,
+        "after another program shrank the object (it is {} in the file system), a copy past \
+         the new end faulted or did not fail: copies of a backend whose objects have a name \
+         others can open need SIGBUS protection (`MapBacking::fd`), whatever it declares",
+        c.name
+    );
+}
+
+/// The file behind the mapping that starts at `addr`, opened for writing, when the kernel shows
+/// it with a path that still names it (same inode); `None` for System V, removed or anonymous
+/// objects, and where `/proc` cannot tell.
+fn file_behind(addr: usize) -> Option<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let start = format!("{addr:x}-");
+    let line = maps.lines().find(|l| l.starts_with(&start))?;
+    // start-end perms offset dev inode path (the path may hold spaces)
+    let mut fields = line.splitn(6, ' ');
+    let inode: u64 = fields.nth(4)?.parse().ok()?;
+    let path = fields.next()?.trim_start();
+    if inode == 0 || !path.starts_with('/') || path.ends_with(" (deleted)") {
+        return None;
+    }
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        // The suite's own segment, of its own mode: another program of this user could.
+        Err(e) => panic!("cannot open {path}, the file behind a mapping of the suite's: {e}"),
+    };
+    (file.metadata().ok()?.ino() == inode).then_some(file)
 }
 
 /// Resizing works where the backend says it does, and is `Unsupported` elsewhere.
@@ -633,6 +741,7 @@ macro_rules! conformance_tests {
             special_mode_bits_refused,
             owner_leaves_a_successor_alone,
             shrink_is_an_error_not_sigbus,
+            shrink_behind_the_backends_back_is_an_error_not_sigbus,
             resize_matches_capability,
             attach_count_matches_capability,
             list_finds_segment

@@ -151,9 +151,7 @@ where
     T::Value: fmt::Debug,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ReadOnlyAtomic")
-            .field(&self.load())
-            .finish()
+        f.debug_tuple("ReadOnlyAtomic").field(&self.load()).finish()
     }
 }
 
