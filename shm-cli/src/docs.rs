@@ -140,9 +140,16 @@ _shm_names() {
     done
     # The word right after the subcommand (rm also after a name), or after taller's --name.
     if [[ $cur != -* && ( ( -n $sub && $sub != taller && ( $prev == "$sub" || ( $sub == rm && $prev != -* ) ) ) || $prev == --name ) ]]; then
-        local names
-        names="$("${COMP_WORDS[0]}" --backend "$backend" list --quiet 2>/dev/null)"
-        COMPREPLY=($(compgen -W "$names" -- "$cur"))
+        # Names are untrusted (anyone may create one): each line is taken as a literal, never
+        # expanded, and offered quoted; a name shown escaped (a control character or a
+        # backslash in it) cannot be given back as it is, and is skipped.
+        local line quoted
+        COMPREPLY=()
+        while IFS= read -r line; do
+            [[ -z $line || $line == *\\* || $line == *[[:cntrl:]]* ]] && continue
+            printf -v quoted '%q' "$line"
+            [[ $line == "$cur"* || $quoted == "$cur"* ]] && COMPREPLY+=("$quoted")
+        done < <("${COMP_WORDS[0]}" --backend "$backend" list --quiet 2>/dev/null)
         return 0
     fi
     _shm "$@"
@@ -150,11 +157,16 @@ _shm_names() {
 complete -F _shm_names -o bashdefault -o default shm
 "#;
 
-/// Fish: the same names for the same places.
+/// Fish: the same names for the same places (fish never expands what a command substitution
+/// printed, and quotes what it inserts).
 const FISH_NAMES: &str = r#"
-# Live segment names where a name goes (shm list --quiet).
-complete -c shm -n '__fish_seen_subcommand_from info read write rm send recv' -f -a '(shm list --quiet 2>/dev/null)'
-complete -c shm -n '__fish_seen_subcommand_from taller' -l name -r -f -a '(shm list --quiet 2>/dev/null)'
+# Live segment names where a name goes (shm list --quiet); a name shown escaped (a control
+# character or a backslash in it) cannot be given back as it is, and is skipped.
+function __shm_names
+    shm list --quiet 2>/dev/null | string match -rv '[\\\\[:cntrl:]]'
+end
+complete -c shm -n '__fish_seen_subcommand_from info read write rm send recv' -f -a '(__shm_names)'
+complete -c shm -n '__fish_seen_subcommand_from taller' -l name -r -f -a '(__shm_names)'
 "#;
 
 /// `shm man`: shm(1) on stdout, or every page into `--dir`.

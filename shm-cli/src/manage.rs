@@ -85,7 +85,8 @@ pub struct ListArgs {
     #[arg(long)]
     unused: bool,
     /// Print only what names each segment, one per line: POSIX names, System V keys (what
-    /// `info`, `read` and `rm` take; shell completion uses it).
+    /// `info`, `read` and `rm` take; shell completion uses it). A name holding a control
+    /// character or a backslash shows escaped (`\n`, `\e`, `\xNN`, `\\`), as in the table.
     #[arg(long, short, conflicts_with = "json")]
     quiet: bool,
     /// Print a JSON array of objects, one per segment.
@@ -421,7 +422,7 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
         let mut text = String::new();
         for (i, _) in shown.iter().filter(|(i, _)| !i.semaphore) {
             match (&i.name, i.key) {
-                (Some(name), _) => text.push_str(name),
+                (Some(name), _) => text.push_str(&escape(name)),
                 (None, Some(key)) if key != 0 => text.push_str(&show::key_hex(key)),
                 _ => continue,
             }

@@ -326,3 +326,175 @@ fn the_backend_flag_is_one_line_everywhere_and_shm_help_says_what_its_absence_me
     let top = String::from_utf8(shm().arg("--help").output().unwrap().stdout).unwrap();
     assert!(top.contains("Without --backend: create, taller"), "{top}");
 }
+
+/// Segment names that a hostile local user can plant in the world-writable /dev/shm: one that
+/// runs `touch PWNED` wherever a shell evaluates it, one that holds an escape sequence and a
+/// newline. Both start with `base` and are removed on drop.
+struct Planted {
+    base: String,
+    code: String,
+    control: String,
+    _guards: [PosixGuard; 2],
+}
+
+impl Planted {
+    fn new(test: &str) -> Self {
+        let base = unique_name(test);
+        let code = format!("{base}-x_$(touch PWNED)");
+        let control = format!("{base}-esc\x1b[31mred\nnl\x07");
+        let guards = [PosixGuard(code.clone()), PosixGuard(control.clone())];
+        for name in [&code, &control] {
+            std::fs::File::create(format!("/dev/shm{name}")).unwrap();
+        }
+        Self {
+            base,
+            code,
+            control,
+            _guards: guards,
+        }
+    }
+}
+
+/// A fresh empty directory (removed on drop) for a shell to run in: a planted name that ran
+/// would leave `PWNED` in it.
+struct Cwd(std::path::PathBuf);
+
+impl Cwd {
+    fn new(test: &str) -> Self {
+        let dir = temp_path(test);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// What is in the directory besides `keep`.
+    fn stray(&self, keep: &str) -> Vec<String> {
+        std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != keep)
+            .collect()
+    }
+}
+
+impl Drop for Cwd {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn bash_completion_offers_hostile_names_as_literals_and_never_runs_them() {
+    let planted = Planted::new("complete-hostile");
+    let cwd = Cwd::new("complete-hostile");
+    let script = shm().args(["completions", "bash"]).output().unwrap().stdout;
+    std::fs::write(cwd.0.join("shm.bash"), script).unwrap();
+    let bin = shm_bin();
+    // TAB after `shm info BASE`, then each offered word parsed as bash would parse it once it is
+    // on the line (Enter): the word must be the exact name, and nothing may run on the way.
+    let prog = format!(
+        "source ./shm.bash; COMP_WORDS=({bin} info {base}); COMP_CWORD=2; \
+         _shm_names {bin} {base} info; \
+         for word in \"${{COMPREPLY[@]}}\"; do \
+             printf 'offered %s\\0' \"$word\"; eval \"parsed=( $word )\"; \
+             printf 'parsed %s\\0' \"${{parsed[@]}}\"; \
+         done",
+        bin = bin.display(),
+        base = planted.base,
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &prog])
+        .current_dir(&cwd.0)
+        .output()
+        .unwrap();
+    let stray = cwd.stray("shm.bash");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let words: Vec<&str> = text.split('\0').filter(|w| !w.is_empty()).collect();
+    assert!(
+        stray.is_empty(),
+        "completing ran code from a segment name: {stray:?}"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        words,
+        [
+            format!("offered {}", shell_quoted(&planted.code)),
+            format!("parsed {}", planted.code)
+        ],
+        "the hostile name must be offered once, quoted, and the name with control characters \
+         ({:?}) skipped",
+        planted.control
+    );
+}
+
+/// `name` as bash's `printf %q` quotes it (for the names of these tests: a backslash before
+/// each character that the shell would act on).
+fn shell_quoted(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if !(c.is_ascii_alphanumeric() || "/-_.,:@%+=".contains(c)) {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s
+}
+
+#[test]
+fn fish_completion_offers_hostile_names_as_literals_and_never_runs_them() {
+    if std::process::Command::new("fish")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        shm_tests::skip(
+            "fish_completion_offers_hostile_names_as_literals_and_never_runs_them",
+            "fish is not installed",
+        );
+        return;
+    }
+    let planted = Planted::new("complete-fish");
+    let cwd = Cwd::new("complete-fish");
+    let script = shm().args(["completions", "fish"]).output().unwrap().stdout;
+    std::fs::write(cwd.0.join("shm.fish"), script).unwrap();
+    let path = format!(
+        "{}:{}",
+        shm_bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("fish")
+        .args([
+            "--no-config",
+            "-c",
+            &format!("source ./shm.fish; complete -C 'shm info {}'", planted.base),
+        ])
+        .current_dir(&cwd.0)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stray = cwd.stray("shm.fish");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stray.is_empty(),
+        "completing ran code from a segment name: {stray:?}"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let offered: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(
+        offered,
+        [planted.code.as_str()],
+        "the hostile name must be offered once as it is, and the name with control characters \
+         ({:?}) skipped",
+        planted.control
+    );
+}
