@@ -13,7 +13,6 @@ mod taller;
 mod units;
 
 use std::error::Error as _;
-use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{FromArgMatches, Parser, Subcommand};
@@ -143,9 +142,9 @@ fn cli_line(err: &anyhow::Error) -> Option<String> {
     };
     let target = match ctx.segment.strip_prefix("key ") {
         Some(key) => format!("--key {key}"),
-        None => out::escape(&ctx.segment),
+        None => ctx.segment.clone(),
     };
-    let ctx_text = out::escape(&ctx.to_string());
+    let ctx_text = ctx.to_string();
     use shm_core::Error as E;
     Some(match e {
         E::AlreadyExists { .. } => format!(
@@ -199,7 +198,8 @@ fn command_path() -> String {
 
 /// A command-line error of clap's in one line: its message, its indented details (missing
 /// arguments, possible values, tips) joined in, and where to find help, without the usage
-/// block: `shm: error: unexpected argument '--frob' found; see 'shm create --help'`.
+/// block: `unexpected argument '--frob' found; see 'shm create --help'`, which [`out::error`]
+/// prints after `shm: error:` as every other error.
 fn clap_one_line(err: &clap::Error) -> String {
     let text = err.render().to_string();
     let lines: Vec<&str> = text
@@ -221,7 +221,7 @@ fn clap_one_line(err: &clap::Error) -> String {
         .unwrap_or_else(command_path);
     if err.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         // clap would print the whole help: say what is missing and where the help is.
-        return format!("shm: error: '{path}' needs a subcommand; see '{path} --help'");
+        return format!("'{path}' needs a subcommand; see '{path} --help'");
     }
     let mut line = String::new();
     for l in lines {
@@ -233,9 +233,9 @@ fn clap_one_line(err: &clap::Error) -> String {
         }
         line.push_str(l);
     }
-    // One style for every failure: `shm: error: ...`, usage errors included.
+    // One style for every failure (`shm: error: ...`, usage errors included): clap's prefix off.
     let line = line.strip_prefix("error: ").unwrap_or(&line);
-    format!("shm: error: {line}; see '{path} --help'")
+    format!("{line}; see '{path} --help'")
 }
 
 fn main() -> ExitCode {
@@ -249,7 +249,7 @@ fn main() -> ExitCode {
         Err(err) if !err.use_stderr() => err.exit(),
         // Usage errors: one line, as every other error, with clap's exit code (2).
         Err(err) => {
-            let _ = writeln!(io::stderr(), "{}", clap_one_line(&err));
+            out::error(&clap_one_line(&err));
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
@@ -261,7 +261,7 @@ fn main() -> ExitCode {
         Command::Bench(_) | Command::Send(_) | Command::Recv(_)
     ) {
         if let Err(err) = shutdown::install() {
-            let _ = writeln!(io::stderr(), "shm: error: {}", one_line(&err));
+            out::error(&one_line(&err));
             return ExitCode::FAILURE;
         }
     }
@@ -272,8 +272,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let line = cli_line(&err).unwrap_or_else(|| one_line(&err));
-            // Not eprintln!: a closed stderr must not turn an error into a panic.
-            let _ = writeln!(io::stderr(), "shm: error: {line}");
+            out::error(&line);
             ExitCode::FAILURE
         }
     }

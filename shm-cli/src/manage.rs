@@ -241,9 +241,9 @@ fn locate(g: &Global, name: &SegmentName) -> Result<Box<dyn DynBackend>> {
             bail!(
                 "no segment {} in {}; check the name (`shm list`), or create it with \
                  `shm create {} --size SIZE`{key_hint}",
-                escape(name.as_str()),
+                name.as_str(),
                 kinds.join(" or "),
-                escape(name.as_str())
+                name.as_str()
             )
         }
     }
@@ -516,8 +516,7 @@ pub fn rm(g: &Global, a: &RmArgs) -> Result<()> {
             }
             Ok(None) if a.force => {}
             Ok(None) => errors.push(anyhow::anyhow!(
-                "no segment {}; see `shm list` (--force ignores this)",
-                escape(&target.to_string())
+                "no segment {target}; see `shm list` (--force ignores this)"
             )),
             Err(e) => errors.push(e),
         }
@@ -530,7 +529,7 @@ pub fn rm(g: &Global, a: &RmArgs) -> Result<()> {
         (_, 1) => Err(errors.remove(0)),
         (failed, all) => {
             for e in &errors {
-                let _ = writeln!(io::stderr(), "shm: error: {}", crate::one_line(e));
+                crate::out::error(&crate::one_line(e));
             }
             bail!("{failed} of {all} failed")
         }
@@ -741,7 +740,7 @@ pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
             bail!(
                 "stdin holds {left} bytes, more than the {room} that fit in {} from offset {}; \
                  nothing was written",
-                escape(name.as_str()),
+                name.as_str(),
                 a.offset
             );
         }
@@ -768,7 +767,7 @@ pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
             bail!(
                 "stdin holds more than the {room} bytes that fit in {} from offset {}; the first \
                  {room} were written",
-                escape(name.as_str()),
+                name.as_str(),
                 a.offset
             );
         }

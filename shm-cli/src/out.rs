@@ -24,6 +24,14 @@ pub fn text(text: &str) -> Result<()> {
         .context("cannot write to stdout")
 }
 
+/// Writes `shm: error: LINE` to stderr, `line` escaped (see [`escape`]): every error the command
+/// reports goes through here, so a name, a path or a process name in it reaches the terminal as
+/// text, never as control codes or extra lines. A closed stderr is ignored (not `eprintln!`,
+/// which would panic).
+pub fn error(line: &str) {
+    let _ = writeln!(io::stderr(), "shm: error: {}", escape(line));
+}
+
 /// `println!` that returns a write error: `outln!("removed {name}")?`.
 macro_rules! outln {
     ($($arg:tt)*) => {
@@ -32,9 +40,11 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
-/// A name as a person should see it in a terminal: printable characters as they are, anything
-/// else (a newline, an escape, a control character) as `\n`, `\e`, `\xNN` escapes, so that a
-/// name can neither forge rows nor send escape codes. JSON output keeps names exact.
+/// Untrusted text (a segment name, a process name, an owner, an error line) as a person should
+/// see it in a terminal: printable characters as they are, anything else (a newline, an escape,
+/// a control character) as `\n`, `\e`, `\xNN` escapes, and a backslash doubled, so that the
+/// text can neither forge rows nor send escape codes, and reads back unambiguously. The one
+/// function for every human output; JSON output keeps text exact.
 pub fn escape(name: &str) -> String {
     let mut s = String::with_capacity(name.len());
     for c in name.chars() {

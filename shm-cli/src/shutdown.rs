@@ -200,7 +200,7 @@ fn wait_and_clean(set: &libc::sigset_t, armed: &Mutex<Armed>) {
         done.push("stopped the client".to_owned());
     }
     if let Some(mut segment) = armed.segment.take() {
-        let name = segment.name().clone();
+        let name = crate::out::escape(segment.name().as_str());
         done.push(match segment.unlink() {
             Ok(()) => format!("removed {name}"),
             Err(shm_core::Error::Stale { .. }) => {

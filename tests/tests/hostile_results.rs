@@ -160,6 +160,141 @@ fn unique_name_prefix(name: &str) -> &str {
     name.split('\n').next().unwrap()
 }
 
+/// The control characters in `text` other than the newlines that end lines: what would reach a
+/// terminal as a code.
+fn control_chars(text: &[u8]) -> Vec<char> {
+    let text = String::from_utf8_lossy(text);
+    text.chars()
+        .filter(|&c| c.is_control() && c != '\n')
+        .collect()
+}
+
+/// Asserts that `out` (both streams) shows no control code, and that no line of it starts
+/// with the `forged` text that a raw newline in a name would have put at a line's start.
+fn assert_shown_safely(what: &str, out: &std::process::Output, forged: &str) {
+    for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let text = String::from_utf8_lossy(bytes);
+        assert_eq!(
+            control_chars(bytes),
+            Vec::<char>::new(),
+            "{what}: control codes reached the terminal on {stream}: {text:?}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with(forged)),
+            "{what}: a forged line on {stream}: {text:?}"
+        );
+    }
+}
+
+#[test]
+fn every_human_output_escapes_a_hostile_segment_name() {
+    let base = unique_name("ctrl-all");
+    let name = format!("{base}\nforged\x1b]0;title\x07\x1b[2J\u{7f}\u{9b}");
+    let escaped = format!("{base}\\nforged\\e]0;title\\x07\\e[2J\\x7f\\x9b");
+    let _g = PosixGuard(name.clone());
+    let made = shm()
+        .args(["create", &name, "--size", "4096"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    assert_shown_safely("create", &made, "forged");
+    for args in [
+        &["list"][..],
+        &["list", &name],
+        &["list", "--quiet"],
+        &["list", "--unused"],
+        &["info", &name],
+        &["write", &name, "hello"],
+        // Errors: exists already; out of range.
+        &["create", &name, "--size", "4096"],
+        &["write", &name, "--offset", "4096", "x"],
+    ] {
+        let out = shm()
+            .args(["--backend", "posix"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_shown_safely(&format!("{args:?}"), &out, "forged");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains(&escaped), "{args:?}: {escaped} not in {all:?}");
+    }
+    // JSON keeps the name exact.
+    let info = shm_json(&["--backend", "posix", "info", &name, "--json"]);
+    assert_eq!(info["name"], name.as_str());
+    let removed = shm().args(["rm", &name]).output().unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+    assert_shown_safely("rm", &removed, "forged");
+    assert!(String::from_utf8_lossy(&removed.stdout).contains(&escaped));
+}
+
+/// Kills and reaps a child on drop, also when the test fails.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_hostile_process_name_reaches_the_terminal_escaped() {
+    // A process's command name (/proc/PID/comm) is whatever its program file is called: here
+    // `shm` itself under a name holding an escape sequence, a newline and a bell (15 bytes,
+    // what comm keeps), running a System V taller server that `info` names as the creator.
+    let comm = "s\x1b[2J\nforged\x07";
+    let dir = shm_tests::temp_path("ctrl-comm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _dir = DirGuard(dir.clone());
+    let program = dir.join(comm);
+    std::os::unix::fs::symlink(shm_tests::shm_bin(), &program).unwrap();
+    let name = unique_name("ctrl-comm");
+    let _seg = SysvNameGuard(name.clone());
+    let server = std::process::Command::new(&program)
+        .args(["--backend", "sysv", "taller", "server", "--name", &name])
+        .args(["--rounds", "1000", "--interval", "1s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Reaped(server);
+    let started = std::time::Instant::now();
+    while !shm_exists("sysv", &name) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the server made no segment"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let info = shm_json(&["--backend", "sysv", "info", &name, "--json"]);
+    assert_eq!(
+        info["creator_command"], comm,
+        "JSON keeps the command exact"
+    );
+    let out = shm()
+        .args(["--backend", "sysv", "info", &name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_shown_safely("info", &out, "forged");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(s\\e[2J\\nforged\\x07)"), "{text}");
+}
+
+/// Removes a directory on drop.
+struct DirGuard(std::path::PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn man_dir_replaces_a_planted_symlink_and_leaves_its_target_alone() {
     let dir = shm_tests::temp_path("mandir");

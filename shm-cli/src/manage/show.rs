@@ -9,6 +9,7 @@ use shm_core::SegmentInfo;
 
 use super::users::Usage;
 
+use crate::out::escape;
 use crate::units::format_size;
 
 /// A System V key as `ipcs` prints it: `0x0000abcd`.
@@ -56,12 +57,12 @@ pub fn list_row(i: &SegmentInfo, u: &Usage) -> Vec<String> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     vec![
         i.backend.to_owned(),
-        opt(i.name.as_deref().map(crate::out::escape)),
+        opt(i.name.as_deref().map(escape)),
         opt(i.key.map(key_hex)),
         opt(i.id.map(|v| v.to_string())),
         format_size(i.size),
         format!("{:04o}", i.mode),
-        owner(i.uid),
+        escape(&owner(i.uid)),
         nattch_text(i, u),
         opt(i.cpid.map(|v| v.to_string())),
         opt(i.lpid.map(|v| v.to_string())),
@@ -113,7 +114,7 @@ fn nattch_text(i: &SegmentInfo, u: &Usage) -> String {
 pub fn info_lines(i: &SegmentInfo, u: &Usage) -> Vec<(&'static str, String)> {
     let mut lines = vec![("backend", i.backend.to_owned())];
     if let Some(name) = &i.name {
-        lines.push(("name", crate::out::escape(name)));
+        lines.push(("name", escape(name)));
     }
     if let Some(key) = i.key {
         lines.push(("key", key_hex(key)));
@@ -128,7 +129,7 @@ pub fn info_lines(i: &SegmentInfo, u: &Usage) -> Vec<(&'static str, String)> {
     lines.push(("mode", format!("{:04o}", i.mode)));
     lines.push((
         "owner",
-        format!("{} (uid {}, gid {})", owner(i.uid), i.uid, i.gid),
+        format!("{} (uid {}, gid {})", escape(&owner(i.uid)), i.uid, i.gid),
     ));
     if let Some(n) = i.nattch {
         lines.push(("nattch", n.to_string()));
@@ -148,7 +149,7 @@ pub fn info_lines(i: &SegmentInfo, u: &Usage) -> Vec<(&'static str, String)> {
         lines.push(("users", text));
     }
     let with_command = |pid: i32, command: &Option<String>| match command {
-        Some(c) => format!("{pid} ({c})"),
+        Some(c) => format!("{pid} ({})", escape(c)),
         None => pid.to_string(),
     };
     if let Some(pid) = i.cpid {

@@ -202,7 +202,11 @@ pub(super) fn remove(out: Out) -> Result<()> {
 /// the key and id for System V.
 fn start_line(verb: &str, seg: &dyn Segment, role: Role, game: &Game) -> Result<String> {
     let info = seg.info()?;
-    let mut line = format!("{verb} {} segment {}", info.backend, seg.name());
+    let mut line = format!(
+        "{verb} {} segment {}",
+        info.backend,
+        crate::out::escape(seg.name().as_str())
+    );
     if let (Some(key), Some(id)) = (info.key, info.id) {
         line.push_str(&format!(" (key 0x{key:08x}, id {id})"));
     }
