@@ -151,10 +151,20 @@ mod pair;
 mod peer;
 mod ring;
 mod shared;
+#[cfg(feature = "async")]
+mod waiting;
+#[cfg(feature = "async")]
+mod waitset;
 
 pub use error::{Error, Result};
 pub use pair::{Client, Server};
 pub use ring::{Loan, Receiver, Sample, Sender};
+#[cfg(feature = "async")]
+pub use {
+    pair::{CallFuture, RequestFuture},
+    ring::{LoanFuture, RecvFuture, SendFuture},
+    waitset::{Event, WaitSet, Waitable},
+};
 pub use shm_core::wait::WaitStrategy;
 
 /// The parameters of a channel, fixed at create and checked at open, and how this end waits.

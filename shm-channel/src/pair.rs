@@ -24,6 +24,11 @@ use crate::ring::{Ring, deadline_in, header_word};
 use crate::shared::{Deadline, How, Role, Shared};
 use crate::{Error, Options, Result, Sample};
 
+#[cfg(feature = "async")]
+mod asynch;
+#[cfg(feature = "async")]
+pub use asynch::{CallFuture, RequestFuture};
+
 /// What one end of a pair holds: the ring (one slot) and the segment.
 struct End {
     ring: Ring,

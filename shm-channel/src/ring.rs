@@ -12,6 +12,11 @@ use crate::layout::*;
 use crate::shared::{Deadline, How, Role, Shared};
 use crate::{Error, Options, Result};
 
+#[cfg(feature = "async")]
+mod asynch;
+#[cfg(feature = "async")]
+pub use asynch::{LoanFuture, RecvFuture, SendFuture};
+
 /// The two signals of one ring and where its slots are, kept in private memory so that
 /// finding a message's slot is a mask, a multiply and an add.
 pub(crate) struct Ring {

@@ -9,6 +9,8 @@
 //! * [`Mapping`]: mapped memory reached only through atomics and copies (see below);
 //! * [`Error`]: one error type with context and the errno kept;
 //! * [`wait`]: cross-process wait and wake on a word in shared memory (futex);
+//! * `reactor` (feature `async`, Linux): one process-wide set of waiter threads that sleep on
+//!   many such words at once (`futex_waitv`) and wake `Waker`s: what async waits stand on;
 //! * `conformance` (feature `conformance`): the suite every backend must pass, and
 //!   `conformance_tests!` to run it against yours.
 //!
@@ -84,6 +86,8 @@ mod info;
 mod mapping;
 mod name;
 mod options;
+#[cfg(all(feature = "async", any(target_os = "linux", target_os = "android")))]
+pub mod reactor;
 #[cfg(unix)]
 mod sigbus;
 pub mod wait;

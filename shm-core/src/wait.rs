@@ -275,6 +275,12 @@ impl<'a> Signal<'a> {
         self
     }
 
+    /// Its two words: the value, and the count of waiters that said they sleep. A waiter that
+    /// sleeps elsewhere (`reactor::Waiter`, feature `async`) announces itself in the second.
+    pub fn words(&self) -> (&'a AtomicU32, &'a AtomicU32) {
+        (self.value, self.sleepers)
+    }
+
     /// The strategy its waits use.
     pub fn strategy(&self) -> WaitStrategy {
         self.strategy

@@ -1,0 +1,117 @@
+//! What every async wait of a channel end shares (feature `async`): one wait for one of the
+//! end's signals, through `shm_core::reactor`, with a deadline and a watch on the peer.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use shm_core::reactor::{Waiter, Watch, Woke};
+use shm_core::wait::Signal;
+
+use crate::shared::{Deadline, Shared};
+use crate::{Error, Result};
+
+/// The peer of a channel, as the reactor's waiter threads check it every 40 ms.
+struct PeerWatch(Arc<Shared>);
+
+impl Watch for PeerWatch {
+    fn key(&self) -> u128 {
+        match self.0.peer() {
+            Ok(Some(p)) => (u128::from(p.pid as u32) << 64) | u128::from(p.start),
+            // No peer yet: this channel alone.
+            _ => (1 << 127) | Arc::as_ptr(&self.0) as usize as u128,
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.0.check_peer().is_ok()
+    }
+}
+
+/// One wait in progress: nothing until the first poll that finds the end not ready, then a
+/// reactor [`Waiter`] over the signal, kept until the wait ends (or the future is dropped,
+/// which withdraws it).
+pub(crate) struct Wait {
+    deadline: Deadline,
+    started: Option<Instant>,
+    waiter: Option<(Waiter, Arc<Shared>)>,
+}
+
+impl std::fmt::Debug for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wait")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.waiter.is_some())
+            .finish()
+    }
+}
+
+impl Wait {
+    pub(crate) fn new(deadline: Deadline) -> Wait {
+        Wait {
+            deadline,
+            started: None,
+            waiter: None,
+        }
+    }
+
+    /// True before the first slow poll: the caller may spin briefly first.
+    pub(crate) fn fresh(&self) -> bool {
+        self.waiter.is_none()
+    }
+
+    /// Makes the reactor waiter for `signal` (the word the peer stores when the end may
+    /// become ready) of the end whose segment is `shared`, unless made already.
+    pub(crate) fn start(&mut self, shared: &Arc<Shared>, signal: &Signal<'static>) -> Result<()> {
+        if self.waiter.is_some() {
+            return Ok(());
+        }
+        // A creator learns who its peer is as early as it can (as blocking waits do).
+        shared.peer()?;
+        self.started = Some(Instant::now());
+        let watch: Arc<dyn Watch> = Arc::new(PeerWatch(shared.clone()));
+        // SAFETY: the signal's words live in the mapping that `shared` owns, and the waiter
+        // holds a clone of `shared`.
+        let waiter = unsafe { Waiter::new(signal, shared.clone(), self.deadline, Some(watch)) };
+        self.waiter = Some((waiter, shared.clone()));
+        Ok(())
+    }
+
+    /// Polls until `ready()` holds: `Ready(Ok(()))` then, `TimedOut` at the deadline,
+    /// `PeerDead` once the peer died (checked every 40 ms by the reactor, and by `ready` where
+    /// it looks), or `ready`'s error. [`start`](Self::start) first.
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut ready: impl FnMut() -> Result<bool>,
+    ) -> Poll<Result<()>> {
+        let Some((waiter, shared)) = self.waiter.as_mut() else {
+            return Poll::Ready(Err(Error::Protocol(
+                "an async wait was polled before it started".to_owned(),
+            )));
+        };
+        loop {
+            return match waiter.poll(cx, &mut ready) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(Woke::Ready)) => Poll::Ready(Ok(())),
+                Poll::Ready(Ok(Woke::TimedOut)) => Poll::Ready(Err(Error::TimedOut {
+                    after: self.started.map_or_else(Default::default, |s| s.elapsed()),
+                })),
+                Poll::Ready(Ok(Woke::PeerDead)) => match shared.check_peer() {
+                    Err(e) => Poll::Ready(Err(e)),
+                    // Alive after all: wait again.
+                    Ok(()) => {
+                        waiter.rearm();
+                        continue;
+                    }
+                },
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            };
+        }
+    }
+
+    /// The deadline this wait has.
+    pub(crate) fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+}

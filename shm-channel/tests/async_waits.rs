@@ -1,0 +1,366 @@
+//! The async forms and the wait set (feature `async`): every future under tokio's
+//! current-thread and multi-thread runtimes and `futures::executor::block_on`, many awaits at
+//! once, deadlines, a killed peer, and a wait set over 64 ends.
+#![cfg(all(feature = "async", target_os = "linux"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use shm_channel::{Client, Error, Options, Receiver, Sender, Server, WaitSet};
+
+fn name(test: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "/shmt-{}-{}-as-{test}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn backend() -> shm_posix::Posix {
+    shm_posix::Posix::new()
+}
+
+/// Runs the future `make()` makes under each executor the issue names.
+fn on_every_executor<F: Future<Output = ()>>(make: impl Fn(&'static str) -> F) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(make("current_thread"));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(make("multi_thread"));
+    futures::executor::block_on(make("block_on"));
+}
+
+/// A stream each way through the futures: every message arrives, in order, whether the
+/// future found it at once or slept for it (the peer thread pauses now and then), and the
+/// end of the stream is `Closed`.
+#[test]
+fn stream_futures_on_every_executor() {
+    on_every_executor(|exec| async move {
+        let n = name("stream");
+        let opts = Options::new(4, 64);
+        let mut rx = Receiver::create(&backend(), &n, &opts).unwrap();
+        let peer = std::thread::spawn({
+            let (n, opts) = (n.clone(), opts.clone());
+            move || {
+                let mut tx = Sender::open(&backend(), &n, &opts).unwrap();
+                for i in 0..200u64 {
+                    if i % 20 == 0 {
+                        std::thread::sleep(Duration::from_millis(3));
+                    }
+                    tx.send_value(&i).unwrap();
+                }
+            }
+        });
+        for i in 0..200u64 {
+            let v: u64 = rx.recv_async().await.unwrap().read_value().unwrap();
+            assert_eq!(v, i, "{exec}");
+        }
+        assert!(matches!(rx.recv_async().await, Err(Error::Closed)), "{exec}");
+        peer.join().unwrap();
+
+        // The other way: the sender's futures wait for room (4 slots, a slow receiver).
+        let n = name("stream-tx");
+        let mut tx = Sender::create(&backend(), &n, &opts).unwrap();
+        let peer = std::thread::spawn({
+            let (n, opts) = (n.clone(), opts.clone());
+            move || {
+                let mut rx = Receiver::open(&backend(), &n, &opts).unwrap();
+                let mut got = Vec::new();
+                loop {
+                    match rx.recv() {
+                        Ok(s) => got.push(s.read_value::<u64>().unwrap()),
+                        Err(Error::Closed) => break got,
+                        Err(e) => panic!("{e}"),
+                    }
+                    if got.len() % 10 == 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            }
+        });
+        tx.wait_for_peer(Some(Duration::from_secs(10))).unwrap();
+        for i in 0..100u64 {
+            if i % 2 == 0 {
+                tx.send_async(&i.to_ne_bytes()).await.unwrap();
+            } else {
+                let mut loan = tx.loan_async().await.unwrap();
+                loan.write_at(0, &i.to_ne_bytes()).unwrap();
+                loan.send(8).unwrap();
+            }
+        }
+        drop(tx);
+        assert_eq!(peer.join().unwrap(), (0..100).collect::<Vec<u64>>(), "{exec}");
+    });
+}
+
+/// Calls and requests through the futures: each response answers its own request.
+#[test]
+fn pair_futures_on_every_executor() {
+    on_every_executor(|exec| async move {
+        let n = name("pair");
+        let opts = Options::new(1, 64);
+        let mut server = Server::create(&backend(), &n, &opts).unwrap();
+        let client = std::thread::spawn({
+            let (n, opts) = (n.clone(), opts.clone());
+            move || {
+                let mut client = Client::open(&backend(), &n, &opts).unwrap();
+                for i in 0..100u64 {
+                    if i % 10 == 0 {
+                        std::thread::sleep(Duration::from_millis(3));
+                    }
+                    let r: u64 = client.call(&i).unwrap().read_value().unwrap();
+                    assert_eq!(r, i * 3);
+                }
+            }
+        });
+        for _ in 0..100 {
+            let req = server.recv_async().await.unwrap();
+            let v: u64 = req.read_value().unwrap();
+            drop(req);
+            server.reply_value(&(v * 3)).unwrap();
+        }
+        assert!(
+            matches!(server.recv_async().await, Err(Error::Closed)),
+            "{exec}"
+        );
+        client.join().unwrap();
+
+        let n = name("pair-client");
+        let mut client = Client::create(&backend(), &n, &opts).unwrap();
+        let server = std::thread::spawn({
+            let (n, opts) = (n.clone(), opts.clone());
+            move || {
+                let mut server = Server::open(&backend(), &n, &opts).unwrap();
+                let mut answered = 0;
+                loop {
+                    let v: u64 = match server.recv() {
+                        Ok(req) => req.read_value().unwrap(),
+                        Err(Error::Closed) => break answered,
+                        Err(e) => panic!("{e}"),
+                    };
+                    if v % 10 == 0 {
+                        std::thread::sleep(Duration::from_millis(3));
+                    }
+                    server.reply_value(&(v + 1)).unwrap();
+                    answered += 1;
+                }
+            }
+        });
+        client.wait_for_peer(Some(Duration::from_secs(10))).unwrap();
+        for i in 0..100u64 {
+            let r: u64 = client.call_async(&i).await.unwrap().read_value().unwrap();
+            assert_eq!(r, i + 1, "{exec}");
+        }
+        drop(client);
+        assert_eq!(server.join().unwrap(), 100, "{exec}");
+    });
+}
+
+/// Deadline forms: each fails with TimedOut near its deadline (not before, not much after),
+/// and leaves the end usable.
+#[test]
+fn deadlines_time_out_and_leave_the_end_usable() {
+    on_every_executor(|exec| async move {
+        let opts = Options::new(1, 64);
+        let n = name("deadline");
+        let mut rx = Receiver::create(&backend(), &n, &opts).unwrap();
+        let mut tx = Sender::open(&backend(), &n, &opts).unwrap();
+        let t0 = Instant::now();
+        let err = rx
+            .recv_deadline_async(t0 + Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TimedOut { .. }), "{exec}: {err}");
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(50), "{exec}: {took:?}");
+        assert!(took < Duration::from_secs(3), "{exec}: {took:?}");
+        let t0 = Instant::now();
+        let err = rx
+            .recv_timeout_async(Duration::from_millis(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TimedOut { .. }), "{exec}: {err}");
+        assert!(t0.elapsed() >= Duration::from_millis(30), "{exec}");
+
+        tx.send(b"x").unwrap(); // the one slot is full now
+        let err = tx
+            .send_deadline_async(b"y", Instant::now() + Duration::from_millis(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TimedOut { .. }), "{exec}: {err}");
+        let err = tx
+            .loan_deadline_async(Instant::now() + Duration::from_millis(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TimedOut { .. }), "{exec}: {err}");
+        assert_eq!(rx.recv_async().await.unwrap().to_vec(), b"x", "{exec}");
+        tx.send_async(b"z").await.unwrap();
+        assert_eq!(rx.recv_async().await.unwrap().to_vec(), b"z", "{exec}");
+        let err = tx.send_async(&[0u8; 65]).await.unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{exec}: {err}");
+
+        // A call whose server does not answer in time; its late answer is dropped by the
+        // next call, which gets its own.
+        let n = name("deadline-pair");
+        let mut server = Server::create(&backend(), &n, &opts).unwrap();
+        let mut client = Client::open(&backend(), &n, &opts).unwrap();
+        let err = client
+            .call_deadline_async(&1u32, Instant::now() + Duration::from_millis(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TimedOut { .. }), "{exec}: {err}");
+        let err = server
+            .recv_deadline_async(Instant::now())
+            .await
+            .map(|r| r.read_value::<u32>().unwrap());
+        assert_eq!(err.unwrap(), 1, "{exec}: the request is there");
+        server.reply_value(&10u32).unwrap();
+        let (answer, ()) = futures::join!(
+            async { client.call_async(&2u32).await.unwrap().read_value::<u32>() },
+            async {
+                let v: u32 = server.recv_async().await.unwrap().read_value().unwrap();
+                server.reply_value(&(v * 10)).unwrap();
+            }
+        );
+        assert_eq!(answer.unwrap(), 20, "{exec}");
+        let err = server
+            .recv_deadline_async(Instant::now() + Duration::from_millis(20))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TimedOut { .. }), "{exec}: {err}");
+    });
+}
+
+/// Many receivers awaited at once in one task set: every one gets its own message, and no
+/// registration is left when they are done.
+#[test]
+fn hundreds_of_receivers_await_at_once() {
+    const ENDS: usize = 300;
+    let opts = Options::new(1, 16);
+    let names: Vec<String> = (0..ENDS).map(|_| name("many")).collect();
+    let rxs: Vec<Receiver> = names
+        .iter()
+        .map(|n| Receiver::create(&backend(), n, &opts).unwrap())
+        .collect();
+    let mut txs: Vec<Sender> = names
+        .iter()
+        .map(|n| Sender::open(&backend(), n, &opts).unwrap())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = rxs
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut rx)| {
+            rt.spawn(async move {
+                let v: u64 = rx.recv_async().await.unwrap().read_value().unwrap();
+                assert_eq!(v, i as u64 * 7);
+                rx
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    for (i, tx) in txs.iter_mut().enumerate().rev() {
+        tx.send_value(&(i as u64 * 7)).unwrap();
+    }
+    rt.block_on(async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+/// A wait set over 64 receivers: the ends with a message are reported, and only those;
+/// ends with their own deadlines report TimedOut at them; the set's own deadline is an error;
+/// a dead peer is reported for its end.
+#[test]
+fn wait_set_over_64_ends_with_deadlines() {
+    let opts = Options::new(2, 16);
+    let names: Vec<String> = (0..64).map(|_| name("set")).collect();
+    let mut rxs: Vec<Receiver> = names
+        .iter()
+        .map(|n| Receiver::create(&backend(), n, &opts).unwrap())
+        .collect();
+    let mut txs: Vec<Sender> = names
+        .iter()
+        .map(|n| Sender::open(&backend(), n, &opts).unwrap())
+        .collect();
+
+    // Nothing sent: the set's deadline passes.
+    let t0 = Instant::now();
+    let mut set = WaitSet::new();
+    for rx in rxs.iter_mut() {
+        set.add(rx);
+    }
+    let err = set.wait(Some(Duration::from_millis(50))).unwrap_err();
+    assert!(matches!(err, Error::TimedOut { .. }), "{err}");
+    assert!(t0.elapsed() >= Duration::from_millis(50));
+
+    // Three messages, sent while the set sleeps.
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        for i in [3, 17, 40] {
+            txs[i].send_value(&(i as u32)).unwrap();
+        }
+        txs
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let mut set = WaitSet::new();
+        for rx in rxs.iter_mut() {
+            set.add(rx);
+        }
+        for e in set.wait(Some(Duration::from_secs(10))).unwrap() {
+            e.result.unwrap();
+            let v: u32 = rxs[e.index].try_recv().unwrap().read_value().unwrap();
+            assert_eq!(v as usize, e.index);
+            seen.push(e.index);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, [3, 17, 40]);
+    let mut txs = sender.join().unwrap();
+
+    // Per-end deadlines: every even end has one, 60 ms away; the odd ones have none.
+    let t0 = Instant::now();
+    let at = t0 + Duration::from_millis(60);
+    let mut set = WaitSet::new();
+    for (i, rx) in rxs.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            set.add_deadline(rx, at);
+        } else {
+            set.add(rx);
+        }
+    }
+    assert_eq!(set.len(), 64);
+    let events = set.wait(Some(Duration::from_secs(10))).unwrap();
+    assert!(Instant::now() >= at);
+    assert_eq!(events.len(), 32, "{events:?}");
+    for e in &events {
+        assert_eq!(e.index % 2, 0);
+        assert!(matches!(e.result, Err(Error::TimedOut { .. })), "{e:?}");
+    }
+
+    // A closed end and a full sender end are reported too, in one set.
+    drop(txs.remove(10)); // rxs[10]'s sender closes
+    let mut set = WaitSet::new();
+    for rx in rxs.iter_mut() {
+        set.add(rx);
+    }
+    let events = set.wait(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].index, 10);
+    assert!(matches!(events[0].result, Err(Error::Closed)));
+}
