@@ -364,3 +364,109 @@ fn wait_set_over_64_ends_with_deadlines() {
     assert_eq!(events[0].index, 10);
     assert!(matches!(events[0].result, Err(Error::Closed)));
 }
+
+/// Not a test on its own: the peer process of `a_killed_peer_reaches_pending_futures`, run
+/// by it with `SHM_ASYNC_PEER=role:name`. It opens its end and sleeps until killed.
+#[test]
+#[ignore = "run by a_killed_peer_reaches_pending_futures as its peer process"]
+fn peer_process() {
+    let Ok(spec) = std::env::var("SHM_ASYNC_PEER") else {
+        return;
+    };
+    let (role, n) = spec.split_once(':').unwrap();
+    let opts = Options::new(1, 64);
+    let b = backend();
+    let _end: Box<dyn std::any::Any> = match role {
+        "sender" => Box::new(Sender::open(&b, n, &opts).unwrap()),
+        "server" => Box::new(Server::open(&b, n, &opts).unwrap()),
+        other => panic!("role {other}"),
+    };
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+struct Killed(std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_peer(role: &str, n: &str) -> Killed {
+    Killed(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "peer_process", "--ignored", "--nocapture"])
+            .env("SHM_ASYNC_PEER", format!("{role}:{n}"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A peer process killed while a receive, a call and a wait set wait on it: each learns
+/// PeerDead well within a second (the reactor checks peers every 40 ms; the issue asks for
+/// 100 ms, which this asserts loosely on a busy machine and prints as measured).
+#[test]
+fn a_killed_peer_reaches_pending_futures() {
+    let opts = Options::new(1, 64);
+    let b = backend();
+    let (n_rx, n_pair, n_quiet) = (name("dead-rx"), name("dead-pair"), name("dead-quiet"));
+    let mut rx = Receiver::create(&b, &n_rx, &opts).unwrap();
+    let mut client = Client::create(&b, &n_pair, &opts).unwrap();
+    let mut quiet = Receiver::create(&b, &n_quiet, &opts).unwrap();
+    let mut sender = spawn_peer("sender", &n_rx);
+    let mut server = spawn_peer("server", &n_pair);
+    let _quiet_sender = Sender::open(&b, &n_quiet, &opts).unwrap();
+    rx.wait_for_peer(Some(Duration::from_secs(20))).unwrap();
+    client.wait_for_peer(Some(Duration::from_secs(20))).unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (recv_took, call_took) = rt.block_on(async {
+        let recv = tokio::spawn(async move {
+            let err = rx.recv_async().await.unwrap_err();
+            (err, Instant::now())
+        });
+        let call = tokio::spawn(async move {
+            let err = client.call_async(&1u64).await.unwrap_err();
+            (err, Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let killed = Instant::now();
+        sender.0.kill().unwrap();
+        server.0.kill().unwrap();
+        let (e1, t1) = recv.await.unwrap();
+        let (e2, t2) = call.await.unwrap();
+        assert!(matches!(e1, Error::PeerDead { .. }), "{e1}");
+        assert!(matches!(e2, Error::PeerDead { .. }), "{e2}");
+        (t1 - killed, t2 - killed)
+    });
+    println!("PeerDead after the kill: recv_async {recv_took:?}, call_async {call_took:?}");
+    assert!(recv_took < Duration::from_secs(1), "{recv_took:?}");
+    assert!(call_took < Duration::from_secs(1), "{call_took:?}");
+
+    // A wait set: the end whose peer dies says so, the quiet one (peer alive) does not.
+    let n = name("dead-set");
+    let mut rx = Receiver::create(&b, &n, &opts).unwrap();
+    let mut peer = spawn_peer("sender", &n);
+    rx.wait_for_peer(Some(Duration::from_secs(20))).unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let at = Instant::now();
+        peer.0.kill().unwrap();
+        (peer, at)
+    });
+    let mut set = WaitSet::new();
+    set.add(&mut quiet);
+    set.add(&mut rx);
+    let events = set.wait(Some(Duration::from_secs(10))).unwrap();
+    let woke = Instant::now();
+    let (_peer, killed) = killer.join().unwrap();
+    println!("PeerDead after the kill: wait set {:?}", woke - killed);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].index, 1);
+    assert!(matches!(events[0].result, Err(Error::PeerDead { .. })), "{events:?}");
+    assert!(woke - killed < Duration::from_secs(1));
+}
