@@ -470,3 +470,30 @@ fn a_killed_peer_reaches_pending_futures() {
     assert!(matches!(events[0].result, Err(Error::PeerDead { .. })), "{events:?}");
     assert!(woke - killed < Duration::from_secs(1));
 }
+
+/// The example `async_stream` runs: a tokio producer process and a tokio consumer process,
+/// 100 000 messages checked.
+#[test]
+fn the_async_stream_example_runs() {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let example = dir.join("async_stream");
+    if !example.exists() {
+        // `cargo test --test async_waits` alone builds no examples: build it.
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "shm-channel", "--features", "async", "--example", "async_stream"])
+            .args(if cfg!(debug_assertions) { &[][..] } else { &["--release"][..] })
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let out = std::process::Command::new(&example).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("received 100000 messages"), "{stdout}");
+    println!("{stdout}");
+}
