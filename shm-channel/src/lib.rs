@@ -67,6 +67,58 @@
 //!   40 ms only to check that its peer lives.
 //! - **Memory**: the slots made at create, nothing more; no heap allocation per message.
 //!
+//! # Async (feature `async`)
+//!
+//! Every wait has a future, driven only by `Waker`s, so it runs in any executor (tokio's
+//! current-thread and multi-thread runtimes and `futures::executor::block_on` are tested):
+//! [`Receiver::recv_async`], [`Sender::send_async`], [`Sender::loan_async`],
+//! [`Client::call_async`] and [`Server::recv_async`], each with a `_deadline_async` form
+//! ([`Error::TimedOut`]; [`Receiver::recv_timeout_async`] too). Blocking code waits on several
+//! ends at once with a [`WaitSet`] (any mix of ends, a deadline per end and one for the set,
+//! peer death per end).
+//!
+//! ```
+//! # #[cfg(feature = "async")]
+//! # fn main() -> shm_channel::Result<()> {
+//! use shm_channel::{Options, Receiver, Sender};
+//! # let name: &'static str = Box::leak(format!("/doc-async-{}", std::process::id()).into());
+//! let backend = shm_posix::Posix::new();
+//! let opts = Options::new(8, 64);
+//! let mut rx = Receiver::create(&backend, name, &opts)?;
+//! let mut tx = Sender::open(&backend, name, &opts)?;
+//! futures::executor::block_on(async {
+//!     tx.send_async(b"hello").await?;
+//!     assert_eq!(rx.recv_async().await?.to_vec(), b"hello");
+//!     Ok(())
+//! })
+//! # }
+//! # #[cfg(not(feature = "async"))]
+//! # fn main() {}
+//! ```
+//!
+//! - **Fast when busy.** A future looks first, spinning for about a microsecond and a half as
+//!   the blocking form does, and returns at once when the peer keeps up.
+//! - **No thread per wait, no busy loop.** A future that must wait registers its word with
+//!   `shm_core::reactor`: a few waiter threads, each sleeping on up to 127 words at once in one
+//!   `futex_waitv` system call (Linux 5.16+), wake the registered `Waker`s when the peer's
+//!   ordinary futex wake comes (the peer needs nothing new: a blocking peer wakes a future).
+//!   10 000 awaits at once take 79 waiter threads (tested). Idle, a waiter thread wakes only
+//!   every 40 ms to check the peers (each distinct peer once); with no peer to watch, never.
+//! - **Cost**, measured on this project's loaded 2-vCPU VM (`--release`, the `async_many`
+//!   tests): registering a wait about 1.7 µs, a wake about 1.2 µs per future (10 000 at
+//!   once); a call whose server answers after 100 µs took 176 µs awaited against 154 µs
+//!   blocking (a registration, the waiter thread's wake-up and the executor's); a call
+//!   answered at once takes what the blocking one takes (no registration).
+//! - **Peer death** reaches a pending future or wait set through the same 40 ms checks as a
+//!   blocking wait: 13-18 ms after a `kill -9` measured (tested under a second).
+//! - **Cancellation is safe.** Dropping a future at any point takes nothing and leaves no
+//!   registration: a message is taken only by the poll that returns it, a slot loaned only
+//!   by the poll that returns the [`Loan`], a copy sent only by the poll that returns
+//!   `Ok(())`; a call dropped after its request went is in flight, as after a
+//!   [`Client::call_timeout`] that timed out (the next call takes its late answer first).
+//! - **Example**: `cargo run -p shm-channel --features async --example async_stream`, a tokio
+//!   producer process and a tokio consumer process.
+//!
 //! # Lifecycle
 //!
 //! - **Closing.** Dropping the [`Sender`] closes the channel: the receiver receives every
@@ -159,13 +211,13 @@ mod waitset;
 pub use error::{Error, Result};
 pub use pair::{Client, Server};
 pub use ring::{Loan, Receiver, Sample, Sender};
+pub use shm_core::wait::WaitStrategy;
 #[cfg(feature = "async")]
 pub use {
     pair::{CallFuture, RequestFuture},
     ring::{LoanFuture, RecvFuture, SendFuture},
     waitset::{Event, WaitSet, Waitable},
 };
-pub use shm_core::wait::WaitStrategy;
 
 /// The parameters of a channel, fixed at create and checked at open, and how this end waits.
 ///

@@ -166,7 +166,8 @@ impl<'a> WaitSet<'a> {
         }
         loop {
             let mut events = Vec::new();
-            for (index, ((end, _), wait)) in self.ends.iter_mut().zip(waits.iter_mut()).enumerate() {
+            for (index, ((end, _), wait)) in self.ends.iter_mut().zip(waits.iter_mut()).enumerate()
+            {
                 if let Poll::Ready(result) = wait.poll(&mut cx, || end.ready_now()) {
                     events.push(Event { index, result });
                 }

@@ -69,7 +69,7 @@ fn random_cancellations_lose_nothing() {
                         if let Some(loan) = maybe_cancel(tx.loan_async(), &mut rng).await {
                             let mut loan = loan.unwrap();
                             loan.write_at(0, &u64::MAX.to_ne_bytes()).unwrap();
-                            drop(loan);
+                            let _unsent = loan; // dropped here, unsent
                         }
                     }
                     match maybe_cancel(tx.send_async(&i.to_ne_bytes()), &mut rng).await {
@@ -110,7 +110,8 @@ fn random_cancellations_lose_nothing() {
     let server = std::thread::spawn({
         let n = n.clone();
         move || {
-            let mut server = Server::open(&shm_posix::Posix::new(), &n, &Options::new(1, 16)).unwrap();
+            let mut server =
+                Server::open(&shm_posix::Posix::new(), &n, &Options::new(1, 16)).unwrap();
             let mut answered = 0u64;
             loop {
                 let v: u64 = match server.recv() {
@@ -146,5 +147,9 @@ fn random_cancellations_lose_nothing() {
     assert!(done > 0 && cancelled > 0);
     assert!(answered >= done && answered <= 1000);
     drop(rt);
-    assert_eq!(shm_core::reactor::registered(), 0, "no registration left behind");
+    assert_eq!(
+        shm_core::reactor::registered(),
+        0,
+        "no registration left behind"
+    );
 }

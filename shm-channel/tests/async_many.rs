@@ -38,9 +38,13 @@ fn ten_thousand_awaits_at_once() {
         .map(|i| rt.spawn(await_word(words.clone(), i, i as u32 + 1)))
         .collect();
     // Every task registered (its sleepers word says so) before the words change.
-    let all_waiting = || (0..N).all(|i| words[2 * i + 1].load(std::sync::atomic::Ordering::SeqCst) == 1);
+    let all_waiting =
+        || (0..N).all(|i| words[2 * i + 1].load(std::sync::atomic::Ordering::SeqCst) == 1);
     while !all_waiting() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "tasks did not all register");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "tasks did not all register"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let registered = t0.elapsed();
@@ -66,4 +70,55 @@ fn ten_thousand_awaits_at_once() {
         registered / N as u32,
         woken / N as u32
     );
+}
+
+/// Not a check: prints what a round trip costs through `call_async` (a block_on client, a
+/// blocking server thread) beside the blocking `call`, with the server answering at once and
+/// after a 100 µs pause (so that the future registers and is woken each time).
+/// `cargo test -p shm-channel --features async --release --test async_many -- --ignored reactor_costs --nocapture`
+#[test]
+#[ignore = "a measurement: run it by name"]
+fn reactor_costs() {
+    use shm_channel::{Client, Options, Server};
+    for pause in [Duration::ZERO, Duration::from_micros(100)] {
+        for asynchronous in [false, true] {
+            let n = format!("/shmt-{}-costs", std::process::id());
+            let opts = Options::new(1, 16);
+            let mut client = Client::create(&shm_posix::Posix::new(), &n, &opts).unwrap();
+            let server = std::thread::spawn({
+                let (n, opts) = (n.clone(), opts.clone());
+                move || {
+                    let mut s = Server::open(&shm_posix::Posix::new(), &n, &opts).unwrap();
+                    while let Ok(v) = s.recv().and_then(|r| r.read_value::<u64>()) {
+                        if !pause.is_zero() {
+                            let t = Instant::now();
+                            while t.elapsed() < pause {}
+                        }
+                        s.reply_value(&v).unwrap();
+                    }
+                }
+            });
+            client.wait_for_peer(Some(Duration::from_secs(10))).unwrap();
+            let calls = if pause.is_zero() { 20_000 } else { 2_000 };
+            let t0 = Instant::now();
+            for i in 0..calls as u64 {
+                let v: u64 = if asynchronous {
+                    futures::executor::block_on(client.call_async(&i))
+                        .unwrap()
+                        .read_value()
+                        .unwrap()
+                } else {
+                    client.call(&i).unwrap().read_value().unwrap()
+                };
+                assert_eq!(v, i);
+            }
+            let each = t0.elapsed() / calls;
+            drop(client);
+            server.join().unwrap();
+            println!(
+                "server pause {pause:?}: {} call {each:?} per round trip",
+                if asynchronous { "async" } else { "blocking" }
+            );
+        }
+    }
 }

@@ -64,7 +64,10 @@ fn stream_futures_on_every_executor() {
             let v: u64 = rx.recv_async().await.unwrap().read_value().unwrap();
             assert_eq!(v, i, "{exec}");
         }
-        assert!(matches!(rx.recv_async().await, Err(Error::Closed)), "{exec}");
+        assert!(
+            matches!(rx.recv_async().await, Err(Error::Closed)),
+            "{exec}"
+        );
         peer.join().unwrap();
 
         // The other way: the sender's futures wait for room (4 slots, a slow receiver).
@@ -98,7 +101,11 @@ fn stream_futures_on_every_executor() {
             }
         }
         drop(tx);
-        assert_eq!(peer.join().unwrap(), (0..100).collect::<Vec<u64>>(), "{exec}");
+        assert_eq!(
+            peer.join().unwrap(),
+            (0..100).collect::<Vec<u64>>(),
+            "{exec}"
+        );
     });
 }
 
@@ -467,7 +474,10 @@ fn a_killed_peer_reaches_pending_futures() {
     println!("PeerDead after the kill: wait set {:?}", woke - killed);
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].index, 1);
-    assert!(matches!(events[0].result, Err(Error::PeerDead { .. })), "{events:?}");
+    assert!(
+        matches!(events[0].result, Err(Error::PeerDead { .. })),
+        "{events:?}"
+    );
     assert!(woke - killed < Duration::from_secs(1));
 }
 
@@ -481,8 +491,20 @@ fn the_async_stream_example_runs() {
     if !example.exists() {
         // `cargo test --test async_waits` alone builds no examples: build it.
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "shm-channel", "--features", "async", "--example", "async_stream"])
-            .args(if cfg!(debug_assertions) { &[][..] } else { &["--release"][..] })
+            .args([
+                "build",
+                "-p",
+                "shm-channel",
+                "--features",
+                "async",
+                "--example",
+                "async_stream",
+            ])
+            .args(if cfg!(debug_assertions) {
+                &[][..]
+            } else {
+                &["--release"][..]
+            })
             .status()
             .unwrap();
         assert!(status.success());

@@ -334,7 +334,8 @@ fn serve(shard: &Shard) {
                     Fired::Changed
                 } else if entry.deadline.is_some_and(|d| now >= d) {
                     Fired::Deadline
-                } else if watch_now && entry.watch.as_ref().is_some_and(|w| !peer_alive(&**w, now)) {
+                } else if watch_now && entry.watch.as_ref().is_some_and(|w| !peer_alive(&**w, now))
+                {
                     Fired::PeerDead
                 } else {
                     continue;
@@ -671,16 +672,23 @@ mod tests {
         assert_eq!(reg.fired(), None);
         word.store(6, SeqCst);
         crate::wait::wake_all(&word);
-        assert!(wait_for(&flag, Duration::from_secs(5)), "woken by the change");
+        assert!(
+            wait_for(&flag, Duration::from_secs(5)),
+            "woken by the change"
+        );
         assert_eq!(reg.fired(), Some(Fired::Changed));
         drop(reg);
 
         flag.0.store(false, SeqCst);
         let deadline = Instant::now() + Duration::from_millis(30);
         // SAFETY: as above.
-        let reg = unsafe { Registration::new(&word, 6, &waker, Some(deadline), None, keep.clone()) }
-            .expect("register");
-        assert!(wait_for(&flag, Duration::from_secs(5)), "woken by the deadline");
+        let reg =
+            unsafe { Registration::new(&word, 6, &waker, Some(deadline), None, keep.clone()) }
+                .expect("register");
+        assert!(
+            wait_for(&flag, Duration::from_secs(5)),
+            "woken by the deadline"
+        );
         assert!(Instant::now() >= deadline);
         assert_eq!(reg.fired(), Some(Fired::Deadline));
         drop(reg);
@@ -698,7 +706,10 @@ mod tests {
         // SAFETY: as above.
         let reg = unsafe { Registration::new(&word, 6, &waker, None, Some(Arc::new(Dead)), keep) }
             .expect("register");
-        assert!(wait_for(&flag, Duration::from_secs(5)), "woken by the watch");
+        assert!(
+            wait_for(&flag, Duration::from_secs(5)),
+            "woken by the watch"
+        );
         assert_eq!(reg.fired(), Some(Fired::PeerDead));
     }
 }

@@ -89,7 +89,8 @@ impl End {
         if let Err(e) = wait.start(&self.shared, signal) {
             return Poll::Ready(Err(e));
         }
-        wait.poll(cx, ready).map(|r| r.map(|()| matched.get().unwrap_or_default()))
+        wait.poll(cx, ready)
+            .map(|r| r.map(|()| matched.get().unwrap_or_default()))
     }
 
     /// True when this end may go on: `Client`: no response outstanding, or it came;
@@ -172,7 +173,10 @@ impl<'a> Future for CallFuture<'a, '_> {
     /// When polled again after it returned `Ready`.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let c = this.client.take().expect("CallFuture polled after it completed");
+        let c = this
+            .client
+            .take()
+            .expect("CallFuture polled after it completed");
         if !this.sent {
             if c.taken != c.calls {
                 // The late response of an earlier call first: the slot is the server's
@@ -267,7 +271,10 @@ impl<'a> Future for RequestFuture<'a> {
     /// When polled again after it returned `Ready`.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let s = this.server.take().expect("RequestFuture polled after it completed");
+        let s = this
+            .server
+            .take()
+            .expect("RequestFuture polled after it completed");
         let count = match this.count {
             Some(c) => c,
             None => match s.next_request() {

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use shm_core::wait::Signal;
 
 use super::{Loan, Receiver, Sample, Sender, deadline_in};
-use crate::shared::Shared;
 use crate::layout::SLOT_HEADER;
+use crate::shared::Shared;
 use crate::waiting::Wait;
 use crate::{Error, Result};
 
@@ -95,7 +95,10 @@ impl<'a> Future for RecvFuture<'a> {
     /// When polled again after it returned `Ready`.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let rx = this.rx.take().expect("RecvFuture polled after it completed");
+        let rx = this
+            .rx
+            .take()
+            .expect("RecvFuture polled after it completed");
         if this.wait.fresh()
             && (rx.avail > 0
                 || rx
@@ -174,7 +177,10 @@ impl Sender {
 impl<'a> LoanFuture<'a> {
     /// The sender, once a slot is free.
     fn poll_free(&mut self, cx: &mut Context<'_>) -> Poll<Result<&'a mut Sender>> {
-        let tx = self.tx.take().expect("LoanFuture polled after it completed");
+        let tx = self
+            .tx
+            .take()
+            .expect("LoanFuture polled after it completed");
         if self.wait.fresh() {
             match tx.free_now() {
                 Ok(true) => return Poll::Ready(Ok(tx)),
