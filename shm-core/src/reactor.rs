@@ -3,7 +3,7 @@
 //!
 //! A [`Registration`] asks: wake this [`Waker`] once the 32-bit word at this address no
 //! longer holds this value, once this deadline passes, or once this [`Watch`] says the peer
-//! died. A [`Waiter`] drives one such wait for a [`Signal`](crate::wait::Signal): it announces
+//! died. A [`Waiter`] drives one such wait for a [`Signal`]: it announces
 //! itself in the signal's sleepers word (so that the writer makes the wake system call), reads
 //! the value, checks the caller's condition once more, and registers.
 //!
