@@ -13,6 +13,14 @@ pub enum Kind {
     Sysv,
 }
 
+/// Options every subcommand takes: the backend.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Backend: posix or sysv (without it: see `shm --help`)
+    #[arg(long, short = 'b', global = true, env = "SHM_BACKEND", value_enum)]
+    pub backend: Option<Kind>,
+}
+
 impl Kind {
     /// The backend's short name, as in JSON output and error messages.
     pub fn as_str(self) -> &'static str {
@@ -83,5 +91,21 @@ pub fn sysv_key(kind: Kind, name: &shm_core::SegmentName) -> Option<i32> {
             let _ = name;
             None
         }
+    }
+}
+
+/// A System V key as `ipcs` prints it: `0x0000abcd`.
+pub fn key_hex(key: i32) -> String {
+    format!("0x{:08x}", key as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_print_as_ipcs_prints_them() {
+        assert_eq!(key_hex(0xabcd), "0x0000abcd");
+        assert_eq!(key_hex(-1), "0xffffffff");
     }
 }

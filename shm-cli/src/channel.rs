@@ -16,8 +16,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use shm_channel::{Error, Options, Receiver, Sender};
 
-use crate::Global;
 use crate::backend;
+use crate::backend::Global;
 
 /// Set by Ctrl-C, SIGTERM or SIGHUP: the command stops within [`TICK`] and drops its end, so
 /// that a channel it made and nobody joined is removed (once joined, its name is gone anyway).

@@ -5,12 +5,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use clap::{Command, CommandFactory};
+use clap::Command;
 use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, roman};
-
-use crate::Cli;
 
 /// Arguments of `shm completions`.
 #[derive(Debug, clap::Args)]
@@ -93,10 +91,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The command line as `shm` parses it: the derived definition, with each subcommand's
-/// examples after whatever help text its arguments already have.
-pub fn command() -> Command {
-    Cli::command().mut_subcommands(|sub| {
+/// `cmd` (the derived definition of the command line) with each subcommand's examples after
+/// whatever help text its arguments already have: the command line as `shm` parses it.
+pub fn with_examples(cmd: Command) -> Command {
+    cmd.mut_subcommands(|sub| {
         let Some(&(_, examples)) = EXAMPLES.iter().find(|(name, _)| *name == sub.get_name()) else {
             return sub;
         };
@@ -110,10 +108,10 @@ pub fn command() -> Command {
     })
 }
 
-/// `shm completions SHELL`: the completion script on stdout.
-pub fn completions(a: &CompletionsArgs) -> Result<()> {
+/// `shm completions SHELL`: the completion script of `cmd` (the whole command line) on stdout.
+pub fn completions(a: &CompletionsArgs, mut cmd: Command) -> Result<()> {
     let mut script = Vec::new();
-    clap_complete::generate(a.shell, &mut command(), "shm", &mut script);
+    clap_complete::generate(a.shell, &mut cmd, "shm", &mut script);
     // Live segment names, asked of `shm list --quiet` at completion time, where a name goes.
     match a.shell {
         clap_complete::Shell::Bash => script.extend_from_slice(BASH_NAMES.as_bytes()),
@@ -169,11 +167,11 @@ complete -c shm -n '__fish_seen_subcommand_from info read write rm send recv' -f
 complete -c shm -n '__fish_seen_subcommand_from taller' -l name -r -f -a '(__shm_names)'
 "#;
 
-/// `shm man`: shm(1) on stdout, or every page into `--dir`.
-pub fn man(a: &ManArgs) -> Result<()> {
+/// `shm man`: shm(1) on stdout, or every page into `--dir`, of `cmd` (the whole command line).
+pub fn man(a: &ManArgs, cmd: Command) -> Result<()> {
     // As clap_mangen does: no `help` subcommand in the pages, and built, so that subcommands
     // know their full names (`shm-taller`).
-    let mut cmd = command().disable_help_subcommand(true);
+    let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     match &a.dir {
         None => to_stdout(&page(&cmd)?),

@@ -9,13 +9,17 @@ mod lockstep;
 mod manage;
 mod out;
 mod shutdown;
+mod table;
 mod taller;
 mod units;
 
 use std::error::Error as _;
 use std::process::ExitCode;
 
-use clap::{FromArgMatches, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use backend::Global;
+use out::one_line;
 
 /// Shared memory from the shell: play the taller game, manage segments, compare POSIX and
 /// System V live, and measure them.
@@ -40,14 +44,6 @@ Examples:
   shm create /scratch --size 1MiB      make a segment that stays
   shm list                             every segment on the machine, POSIX and System V
   shm compare                          how the two kernels differ, observed live";
-
-/// Options every subcommand takes.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Global {
-    /// Backend: posix or sysv (without it: see `shm --help`)
-    #[arg(long, short = 'b', global = true, env = "SHM_BACKEND", value_enum)]
-    pub backend: Option<backend::Kind>,
-}
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -80,6 +76,12 @@ enum Command {
     Man(docs::ManArgs),
 }
 
+/// The command line as `shm` parses it: the derived definition, with each subcommand's
+/// examples (see [`docs::with_examples`]).
+fn command() -> clap::Command {
+    docs::with_examples(Cli::command())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
     match &cli.command {
@@ -94,30 +96,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(g, a),
         Command::Send(a) => channel::send(g, a),
         Command::Recv(a) => channel::recv(g, a),
-        Command::Completions(a) => docs::completions(a),
-        Command::Man(a) => docs::man(a),
+        Command::Completions(a) => docs::completions(a, command()),
+        Command::Man(a) => docs::man(a, command()),
     }
-}
-
-/// One line: the error and its causes, each cause once (a cause whose text the line already
-/// holds is not repeated). The chain stops at an error of the shm crates: its message already
-/// says what the OS error meant (a planted symlink, not "File exists"; a limit, not "Invalid
-/// argument").
-fn one_line(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-        if cause.is::<shm_core::Error>() {
-            break;
-        }
-    }
-    line
 }
 
 /// The command's own words for a library error that reaches the user as it is (a command that
@@ -174,7 +155,7 @@ fn cli_line(err: &anyhow::Error) -> Option<String> {
 /// usage line to tell it: the leading words of the arguments that are subcommands, global
 /// flags skipped.
 fn command_path() -> String {
-    let mut cmd = docs::command();
+    let mut cmd = command();
     let mut path = vec!["shm".to_owned()];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -239,8 +220,8 @@ fn clap_one_line(err: &clap::Error) -> String {
 }
 
 fn main() -> ExitCode {
-    // The derived definition plus each subcommand's examples (see `docs::command`).
-    let parsed = docs::command()
+    // The derived definition plus each subcommand's examples (see `command`).
+    let parsed = command()
         .try_get_matches()
         .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
     let cli = match parsed {

@@ -4,7 +4,7 @@
 //! one, that one is used; found in several, the command asks for `--backend` rather than guess.
 //! `create` uses the default backend.
 
-pub(crate) mod show;
+mod show;
 mod users;
 
 use std::ffi::OsString;
@@ -13,8 +13,7 @@ use std::io::{self, Read, Write};
 use anyhow::{Context as _, Result, bail};
 use shm_core::{Access, Backend, CreateOptions, DynBackend, Error, Segment, SegmentName};
 
-use crate::Global;
-use crate::backend::{self, Kind};
+use crate::backend::{self, Global, Kind};
 use crate::out::{escape, outln};
 use crate::shutdown;
 use crate::units::{format_size, parse_mode, parse_offset, parse_size};
@@ -285,7 +284,7 @@ pub fn create(g: &Global, a: &CreateArgs) -> Result<()> {
     }
     let mut what = Vec::new();
     if let Some(key) = info.key {
-        what.push(format!("key {}", show::key_hex(key)));
+        what.push(format!("key {}", backend::key_hex(key)));
     }
     if let Some(id) = info.id {
         what.push(format!("id {id}"));
@@ -299,8 +298,8 @@ pub fn create(g: &Global, a: &CreateArgs) -> Result<()> {
     // A key literal is shown as the key it is, and removed as one.
     let (name, rm_target) = match info.key {
         Some(key) if is_key_literal(&name) => (
-            format!("with key {}", show::key_hex(key)),
-            format!("--key {}", show::key_hex(key)),
+            format!("with key {}", backend::key_hex(key)),
+            format!("--key {}", backend::key_hex(key)),
         ),
         _ => (escape(name.as_str()), escape(name.as_str())),
     };
@@ -423,7 +422,7 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
         for (i, _) in shown.iter().filter(|(i, _)| !i.semaphore) {
             match (&i.name, i.key) {
                 (Some(name), _) => text.push_str(&escape(name)),
-                (None, Some(key)) if key != 0 => text.push_str(&show::key_hex(key)),
+                (None, Some(key)) if key != 0 => text.push_str(&backend::key_hex(key)),
                 _ => continue,
             }
             text.push('\n');
@@ -436,10 +435,10 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
         outln!("no segments")?;
     } else {
         let rows: Vec<_> = shown.iter().map(|(i, u)| show::list_row(i, u)).collect();
-        crate::out::text(&show::render_table(
+        crate::out::text(&crate::table::render_table(
             &show::LIST_HEADERS,
             &rows,
-            show::Style::Plain,
+            crate::table::Style::Plain,
         ))?;
     }
     Ok(())
@@ -479,7 +478,7 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Name(n) => write!(f, "{n}"),
-            Target::Key(k) => write!(f, "key {}", show::key_hex(*k)),
+            Target::Key(k) => write!(f, "key {}", backend::key_hex(*k)),
             Target::Id(id) => write!(f, "id {id}"),
         }
     }
@@ -529,7 +528,7 @@ pub fn rm(g: &Global, a: &RmArgs) -> Result<()> {
         (_, 1) => Err(errors.remove(0)),
         (failed, all) => {
             for e in &errors {
-                crate::out::error(&crate::one_line(e));
+                crate::out::error(&crate::out::one_line(e));
             }
             bail!("{failed} of {all} failed")
         }
@@ -583,7 +582,10 @@ fn remove_sysv(key: i32, id: Option<i32>) -> Result<Option<String>> {
         }
     }
     match sysv.unlink_id(id) {
-        Ok(()) if key != 0 => Ok(Some(format!("key {} (sysv, id {id})", show::key_hex(key)))),
+        Ok(()) if key != 0 => Ok(Some(format!(
+            "key {} (sysv, id {id})",
+            backend::key_hex(key)
+        ))),
         Ok(()) => Ok(Some(format!("id {id} (sysv)"))),
         Err(Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),

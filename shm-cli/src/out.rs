@@ -32,6 +32,27 @@ pub fn error(line: &str) {
     let _ = writeln!(io::stderr(), "shm: error: {}", escape(line));
 }
 
+/// One line: the error and its causes, each cause once (a cause whose text the line already
+/// holds is not repeated). The chain stops at an error of the shm crates: its message already
+/// says what the OS error meant (a planted symlink, not "File exists"; a limit, not "Invalid
+/// argument").
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        if cause.is::<shm_core::Error>() {
+            break;
+        }
+    }
+    line
+}
+
 /// `println!` that returns a write error: `outln!("removed {name}")?`.
 macro_rules! outln {
     ($($arg:tt)*) => {

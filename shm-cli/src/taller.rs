@@ -10,17 +10,16 @@
 
 mod demo;
 mod game;
+mod lines;
+mod options;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
-use shm_core::wait::WaitStrategy;
-use shm_core::{DynBackend, SegmentName};
+use shm_core::DynBackend;
 
-use crate::Global;
-use crate::backend::{self, Kind};
-use crate::units::parse_duration;
+use crate::backend::{self, Global};
+use options::{Game, ServerArgs};
 
 /// Arguments of `shm taller`.
 #[derive(Debug, clap::Args)]
@@ -100,54 +99,6 @@ const DEMO_HELP: &str = concat!(
                                            a million round trips, deterministic values"
 );
 
-/// The server's flags: the game's, and what to do with a leftover segment.
-#[derive(Debug, Clone, clap::Args)]
-struct ServerArgs {
-    #[command(flatten)]
-    game: Game,
-    /// Remove a segment left under the name (by an earlier run) before creating it.
-    #[arg(long)]
-    replace: bool,
-}
-
-/// The flags both sides take.
-#[derive(Debug, Clone, clap::Args)]
-struct Game {
-    /// Segment name: the reference program's by default, so that it can play against us.
-    #[arg(long, default_value = "/test.shmem")]
-    name: SegmentName,
-    /// Rounds to play (at most 1073741823: the ints are the reference program's i32, and they
-    /// reach twice the rounds).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=MAX_ROUNDS))]
-    rounds: u64,
-    /// Time between rounds (`800ms`, `1s`) [default: 800ms for the server, 500ms for the client,
-    /// as in the reference program]. Not used with --lockstep.
-    #[arg(long, value_parser = parse_duration)]
-    interval: Option<Duration>,
-    /// Wait for the other side instead of sleeping: the server writes 1, 3, 5, ..., the client
-    /// 2, 4, 6, ...; only the start line and the final pair are printed (unless --verbose).
-    #[arg(long)]
-    lockstep: bool,
-    /// With --lockstep: give up when the other side does not move for this long.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    timeout: Duration,
-    /// With --lockstep: how to wait: spin, block (futex), or hybrid (spin briefly, then block).
-    #[arg(long, default_value_t = WaitStrategy::Hybrid)]
-    wait: WaitStrategy,
-    /// With --lockstep: print every move.
-    #[arg(long, short)]
-    verbose: bool,
-}
-
-/// The most rounds a game can have: the ints are the reference program's `i32`, and after `n`
-/// rounds they reach `2n`, which must not pass `i32::MAX`.
-const MAX_ROUNDS: u64 = (i32::MAX as u64) / 2;
-
-/// The size of the segment, fixed as in the reference program.
-const SIZE: usize = 4096;
-/// Its mode, as in the reference program (`S_IRUSR | S_IWUSR`).
-const MODE: u32 = 0o600;
-
 /// Runs `shm taller`.
 pub fn run(g: &Global, a: &TallerArgs) -> Result<()> {
     let kind = g.backend.unwrap_or(backend::DEFAULT);
@@ -157,35 +108,4 @@ pub fn run(g: &Global, a: &TallerArgs) -> Result<()> {
         Side::Client(args) => game::client(kind, backend.as_ref(), args),
         Side::Demo(args) => demo::run(kind, backend, args),
     }
-}
-
-/// The flags that make `shm taller client` play the same game as `args` (for the demo's
-/// second process).
-fn client_args(kind: Kind, game: &Game) -> Vec<String> {
-    let mut v: Vec<String> = vec![
-        "--backend".into(),
-        kind.as_str().into(),
-        "taller".into(),
-        "client".into(),
-        "--name".into(),
-        game.name.as_str().into(),
-        "--rounds".into(),
-        game.rounds.to_string(),
-    ];
-    if let Some(interval) = game.interval {
-        v.extend(["--interval".into(), format!("{}ns", interval.as_nanos())]);
-    }
-    if game.lockstep {
-        v.extend([
-            "--lockstep".into(),
-            "--timeout".into(),
-            format!("{}ns", game.timeout.as_nanos()),
-            "--wait".into(),
-            game.wait.to_string(),
-        ]);
-    }
-    if game.verbose {
-        v.push("--verbose".into());
-    }
-    v
 }

@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use shm_core::{Access, Backend, CreateOptions, Segment, SegmentName};
 use shm_posix::{Posix, PosixSegment};
 
-use super::{
+use super::lab::{
     Lab, NEEDS_ROOT_USER, Probe, Umask, become_nobody, beyond_dev_shm, cvt, dev_shm_space, errno,
     errno_name, in_child, is_root, mapped_len, new_ipc_namespace, page_size, size_or_unlimited,
 };

@@ -7,11 +7,11 @@ use anyhow::{Context as _, Result, bail};
 use shm_core::{Access, Backend, CreateOptions, Segment, SegmentName};
 use shm_sysv::{Limits, SysV, SysVSegment, key_for};
 
-use super::{
+use super::lab::{
     Lab, NEEDS_ROOT_USER, Probe, Umask, become_nobody, beyond_dev_shm, cvt, errno, errno_name,
     in_child, is_root, mapped_len, new_ipc_namespace, page_size, size_or_unlimited,
 };
-use crate::manage::show::key_hex;
+use crate::backend::key_hex;
 use crate::units::format_size;
 
 /// Probes one behaviour on System V shared memory.

@@ -9,13 +9,9 @@ use shm_core::SegmentInfo;
 
 use super::users::Usage;
 
+use crate::backend::key_hex;
 use crate::out::escape;
 use crate::units::format_size;
-
-/// A System V key as `ipcs` prints it: `0x0000abcd`.
-pub fn key_hex(key: i32) -> String {
-    format!("0x{:08x}", key as u32)
-}
 
 /// The one JSON object of a segment, for `list --json` and `info --json`.
 pub fn info_json(i: &SegmentInfo, u: &Usage) -> Value {
@@ -188,47 +184,6 @@ pub fn info_lines(i: &SegmentInfo, u: &Usage) -> Vec<(&'static str, String)> {
     lines
 }
 
-/// How [`render_table`] separates columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    /// Columns apart by two spaces, as `ps` and `ipcs` print.
-    Plain,
-    /// A Markdown table: `| a | b |`, with a rule under the headers.
-    Markdown,
-}
-
-/// Lays out rows under headers, each column as wide as its widest cell.
-pub fn render_table(headers: &[&str], rows: &[Vec<String>], style: Style) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let padded: Vec<String> = cells
-            .zip(&widths)
-            .map(|(c, &w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        match style {
-            Style::Plain => padded.join("  ").trim_end().to_owned(),
-            Style::Markdown => format!("| {} |", padded.join(" | ")),
-        }
-    };
-    let mut out = line(&mut headers.iter().copied());
-    out.push('\n');
-    if style == Style::Markdown {
-        let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
-        out.push_str(&line(&mut rule.iter().map(String::as_str)));
-        out.push('\n');
-    }
-    for row in rows {
-        out.push_str(&line(&mut row.iter().map(String::as_str)));
-        out.push('\n');
-    }
-    out
-}
-
 /// The owner's user name, or the uid when it has none.
 fn owner(uid: u32) -> String {
     user_name(uid).unwrap_or_else(|| uid.to_string())
@@ -333,25 +288,5 @@ mod tests {
             "00000010  68 65 6c 6c 6f 2c 20 77  6f 72 6c 64 0a 00 41 42  |hello, world..AB|\n\
              00000020  43 44 45 46                                       |CDEF|\n"
         );
-        assert_eq!(key_hex(-1), "0xffffffff");
-    }
-
-    #[test]
-    fn table_aligns() {
-        let t = render_table(
-            &["A", "BB"],
-            &[
-                vec!["xyz".into(), "1".into()],
-                vec!["q".into(), "22".into()],
-            ],
-            Style::Plain,
-        );
-        assert_eq!(t, "A    BB\nxyz  1\nq    22\n");
-        let t = render_table(
-            &["A", "BB"],
-            &[vec!["xyz".into(), "1".into()]],
-            Style::Markdown,
-        );
-        assert_eq!(t, "| A   | BB |\n| --- | -- |\n| xyz | 1  |\n");
     }
 }

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use shm_core::DynBackend;
 
-use super::game::{self, Out};
-use super::{ServerArgs, client_args};
+use super::game;
+use super::lines::{Out, STAMP_MARK, STAMPS_ENV, Sink, Who};
+use super::options::{ServerArgs, client_args};
 use crate::backend::Kind;
 use crate::lockstep::Role;
 use crate::shutdown;
@@ -32,22 +33,19 @@ const CLIENT: &str = "client | ";
 /// side, waits for the client, removes the segment. Fails when either side fails.
 pub(super) fn run(kind: Kind, backend: Arc<dyn DynBackend>, args: &ServerArgs) -> Result<()> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let sink: &'static game::Sink = Box::leak(Box::new(std::sync::Mutex::new(tx.clone())));
+    let sink: Sink = tx.clone();
     let merger = std::thread::Builder::new()
         .name("merge".into())
         .spawn(move || merge(&rx))
         .context("cannot start the thread that merges both sides' lines")?;
     let out = Out {
         prefix: SERVER,
-        sink: Some(sink),
+        sink: Some(&sink),
         stamped: true,
     };
     let finished = play_both(kind, backend, args, out, tx);
     // The server's lines end here; the merger prints what it holds and stops.
-    let _ = sink
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send((Who::Server, None));
+    let _ = sink.send((Who::Server, None));
     let _ = merger.join();
     finished
 }
@@ -57,7 +55,7 @@ fn play_both(
     kind: Kind,
     backend: Arc<dyn DynBackend>,
     args: &ServerArgs,
-    out: Out,
+    out: Out<'_>,
     tx: Sender<(Who, Option<String>)>,
 ) -> Result<()> {
     let map = game::create(&backend, args, out)?;
@@ -97,7 +95,7 @@ fn start_client(
     let mut armed = shutdown::lock();
     let mut cmd = Command::new(&exe);
     cmd.args(client_args(kind, &args.game))
-        .env(game::STAMPS_ENV, "1")
+        .env(STAMPS_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -166,15 +164,6 @@ fn relay(
     Ok(handle)
 }
 
-/// Which side a line comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Who {
-    /// The server (this process).
-    Server,
-    /// The client (the child process).
-    Client,
-}
-
 /// How long a line waits for the other side's next one before it is printed anyway.
 const HOLD: Duration = Duration::from_millis(150);
 
@@ -194,7 +183,7 @@ struct Held {
 impl Held {
     fn parse(line: String) -> Self {
         let came = Instant::now();
-        let mark = game::STAMP_MARK;
+        let mark = STAMP_MARK;
         let stamped = line
             .strip_prefix(mark)
             .and_then(|rest| rest.split_once(mark))

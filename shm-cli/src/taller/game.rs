@@ -1,7 +1,5 @@
 //! The two sides of the game: the server creates, the client opens; both play the same rounds.
 
-use std::fmt::Display;
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
@@ -9,73 +7,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use shm_core::{Access, CreateOptions, DynBackend, Mapping, Segment};
 
-use super::{Game, MODE, SIZE, ServerArgs};
-use crate::backend::{Kind, sysv_key};
+use super::lines::Out;
+use super::options::{Game, MODE, SIZE, ServerArgs};
+use crate::backend::{Kind, key_hex, sysv_key};
 use crate::lockstep::{Board, CLIENT_AT, Role, SERVER_AT};
 use crate::shutdown;
-
-/// Where a side's lines go: stdout, after a prefix ("server | " in the demo, none otherwise),
-/// or, in the demo, to the merger that prints both sides in the order their moves happened.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Out {
-    pub prefix: &'static str,
-    /// Where the lines go instead of stdout (the demo's merger), stamped.
-    pub sink: Option<&'static Sink>,
-    /// Each line goes out with a stamp (see [`stamp`]) for the demo to order: set in the demo
-    /// itself (its server's lines) and in the client it starts (by [`STAMPS_ENV`]).
-    pub stamped: bool,
-}
-
-/// The demo's merger input: every line of both sides, stamped, by side.
-pub(super) type Sink =
-    std::sync::Mutex<std::sync::mpsc::Sender<(super::demo::Who, Option<String>)>>;
-
-/// Set by the demo for the client it starts: the client stamps its lines.
-pub(super) const STAMPS_ENV: &str = "SHM_TALLER_STAMPED";
-
-/// The byte that opens and closes a line's stamp (ASCII record separator: never in a line).
-pub(super) const STAMP_MARK: char = '\u{1e}';
-
-/// A line's stamp: the system-wide monotonic clock in nanoseconds (one clock for every
-/// process), and for a move ("I am taller. X, Y") the value X it wrote, which orders the moves
-/// of both sides exactly.
-pub(super) fn stamp(line: &str) -> String {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    let ns = ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128;
-    format!("{STAMP_MARK}{ns}{STAMP_MARK}{line}")
-}
-
-impl Out {
-    /// The output of a side started as a process of its own: stamped when the demo asked.
-    pub fn plain() -> Self {
-        Out {
-            prefix: "",
-            sink: None,
-            stamped: std::env::var_os(STAMPS_ENV).is_some(),
-        }
-    }
-
-    /// Prints one line. Write errors are ignored (`shm taller server | head` must not stop the
-    /// game before the server removes its segment, nor panic as `println!` would).
-    pub fn say(self, line: impl Display) {
-        let line = line.to_string();
-        if let Some(sink) = self.sink {
-            let sender = sink.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = sender.send((super::demo::Who::Server, Some(stamp(&line))));
-            return;
-        }
-        let _ = if self.stamped {
-            writeln!(std::io::stdout(), "{}{}", self.prefix, stamp(&line))
-        } else {
-            writeln!(std::io::stdout(), "{}{line}", self.prefix)
-        };
-    }
-}
 
 /// `shm taller server`: create, play, remove.
 pub(super) fn server(backend: Arc<dyn DynBackend>, args: &ServerArgs) -> Result<()> {
@@ -93,7 +29,7 @@ pub(super) fn client(kind: Kind, backend: &dyn DynBackend, game: &Game) -> Resul
     let seg = backend.dyn_open(name, Access::ReadWrite).map_err(|e| {
         let hint = e.is_not_found().then(|| {
             let key = match sysv_key(kind, name) {
-                Some(key) => format!(", key 0x{key:08x}"),
+                Some(key) => format!(", key {}", key_hex(key)),
                 None => String::new(),
             };
             format!(
@@ -140,7 +76,7 @@ fn claim_client_seat(map: &Mapping, name: &shm_core::SegmentName) -> Result<()> 
 pub(super) fn create(
     backend: &Arc<dyn DynBackend>,
     args: &ServerArgs,
-    out: Out,
+    out: Out<'_>,
 ) -> Result<Mapping> {
     let name = &args.game.name;
     let opts = CreateOptions::new(SIZE).mode(MODE).replace(args.replace);
@@ -179,7 +115,7 @@ pub(super) fn create(
 
 /// The server's end: takes the segment back from the signal cleanup and removes it (mappings
 /// stay valid). A segment that another server took over (`--replace`) is left to it.
-pub(super) fn remove(out: Out) -> Result<()> {
+pub(super) fn remove(out: Out<'_>) -> Result<()> {
     let mut armed = shutdown::lock();
     let Some(mut seg) = armed.segment.take() else {
         return Ok(());
@@ -208,7 +144,7 @@ fn start_line(verb: &str, seg: &dyn Segment, role: Role, game: &Game) -> Result<
         crate::out::escape(seg.name().as_str())
     );
     if let (Some(key), Some(id)) = (info.key, info.id) {
-        line.push_str(&format!(" (key 0x{key:08x}, id {id})"));
+        line.push_str(&format!(" (key {}, id {id})", key_hex(key)));
     }
     line.push_str(&format!(
         ", {} bytes, mode {:04o}; {} round{}",
@@ -237,7 +173,7 @@ fn interval(role: Role, game: &Game) -> Duration {
 }
 
 /// Plays the rounds and prints the final pair ("Quit server: 14, 13").
-pub(super) fn play(map: &Mapping, role: Role, game: &Game, out: Out) -> Result<()> {
+pub(super) fn play(map: &Mapping, role: Role, game: &Game, out: Out<'_>) -> Result<()> {
     let (me, peer) = match role {
         Role::Server => ("server", "client"),
         Role::Client => ("client", "server"),
