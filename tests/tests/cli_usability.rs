@@ -329,12 +329,13 @@ fn the_backend_flag_is_one_line_everywhere_and_shm_help_says_what_its_absence_me
 
 /// Segment names that a hostile local user can plant in the world-writable /dev/shm: one that
 /// runs `touch PWNED` wherever a shell evaluates it, one that holds an escape sequence and a
-/// newline. Both start with `base` and are removed on drop.
+/// newline, one with a backslash (shown escaped, so it cannot be offered as it is). All start
+/// with `base` and are removed on drop.
 struct Planted {
     base: String,
     code: String,
     control: String,
-    _guards: [PosixGuard; 2],
+    _guards: [PosixGuard; 3],
 }
 
 impl Planted {
@@ -342,8 +343,13 @@ impl Planted {
         let base = unique_name(test);
         let code = format!("{base}-x_$(touch PWNED)");
         let control = format!("{base}-esc\x1b[31mred\nnl\x07");
-        let guards = [PosixGuard(code.clone()), PosixGuard(control.clone())];
-        for name in [&code, &control] {
+        let backslash = format!("{base}-back\\slash");
+        let guards = [
+            PosixGuard(code.clone()),
+            PosixGuard(control.clone()),
+            PosixGuard(backslash.clone()),
+        ];
+        for name in [&code, &control, &backslash] {
             std::fs::File::create(format!("/dev/shm{name}")).unwrap();
         }
         Self {
@@ -424,8 +430,8 @@ fn bash_completion_offers_hostile_names_as_literals_and_never_runs_them() {
             format!("offered {}", shell_quoted(&planted.code)),
             format!("parsed {}", planted.code)
         ],
-        "the hostile name must be offered once, quoted, and the name with control characters \
-         ({:?}) skipped",
+        "the hostile name must be offered once, quoted, and the names with control characters \
+         ({:?}) or a backslash skipped",
         planted.control
     );
 }
@@ -493,8 +499,8 @@ fn fish_completion_offers_hostile_names_as_literals_and_never_runs_them() {
     assert_eq!(
         offered,
         [planted.code.as_str()],
-        "the hostile name must be offered once as it is, and the name with control characters \
-         ({:?}) skipped",
+        "the hostile name must be offered once as it is, and the names with control characters \
+         ({:?}) or a backslash skipped",
         planted.control
     );
 }
