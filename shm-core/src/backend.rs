@@ -67,7 +67,10 @@ pub struct Capabilities {
 /// # Implementing a backend
 ///
 /// Implement `Backend` and [`Segment`]; wrap each mapping in a [`Mapping`] with
-/// [`Mapping::from_raw_parts`]; say how the backend differs in [`Capabilities`]; then prove it
+/// [`Mapping::from_raw_parts`] (or, for an object reached by a file descriptor, let
+/// [`kit::map_fd`](crate::kit::map_fd) map it); keep ownership with
+/// [`kit::Owned`](crate::kit::Owned), which removes only the object the handle identified; say
+/// how the backend differs in [`Capabilities`]; then prove it
 /// with the conformance suite (feature `conformance`):
 /// `shm_core::conformance_tests!(MyBackend::new());` in a test module makes one `#[test]` per
 /// rule, and `shm_core::conformance::all()` gives the same tests to run at run time. The

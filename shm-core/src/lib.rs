@@ -11,6 +11,8 @@
 //! * [`wait`]: cross-process wait and wake on a word in shared memory (futex);
 //! * `reactor` (feature `async`, Linux): one process-wide set of waiter threads that sleep on
 //!   many such words at once (`futex_waitv`) and wake `Waker`s: what async waits stand on;
+//! * [`kit`]: what every backend needs, written once (ownership and identity, a mapping of a
+//!   file descriptor, the exclusive create that can replace);
 //! * `conformance` (feature `conformance`): the suite every backend must pass, and
 //!   `conformance_tests!` to run it against yours.
 //!
@@ -83,6 +85,7 @@ mod backend;
 pub mod conformance;
 mod error;
 mod info;
+pub mod kit;
 mod mapping;
 mod name;
 mod options;

@@ -7,8 +7,8 @@
 //! Segments are made with the C library's `shm_open` (which opens `/dev/shm/NAME` with
 //! `O_NOFOLLOW | O_CLOEXEC` on Linux, so a planted symlink is refused, never followed; this crate
 //! never opens /dev/shm by hand), sized and reserved with `posix_fallocate` (or sized with
-//! `ftruncate` when not reserving), mapped with `mmap` (through memmap2's
-//! [`MmapRaw`](memmap2::MmapRaw)) and removed with `shm_unlink`.
+//! `ftruncate` when not reserving), mapped with `mmap` (through shm-core's backend kit,
+//! [`core::kit::map_fd`]) and removed with `shm_unlink`.
 //!
 //! Three choices differ from the raw calls, so that POSIX and System V agree and nothing crashes:
 //!

@@ -2,15 +2,14 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memmap2::{MmapOptions, MmapRaw};
+use shm_core::kit::{self, Identity, Owned};
 use shm_core::{
-    Access, Backend, Capabilities, Context, CreateOptions, Error, MapBacking, Mapping, Op, Result,
-    Segment, SegmentInfo, SegmentName,
+    Access, Backend, Capabilities, Context, CreateOptions, Error, Mapping, Op, Result, Segment,
+    SegmentInfo, SegmentName,
 };
 
 const BACKEND: &str = "posix";
@@ -52,11 +51,37 @@ impl Posix {
 /// name (unless kept), then closes the descriptor once no mapping needs it.
 #[derive(Debug)]
 pub struct PosixSegment {
-    name: SegmentName,
-    fd: Arc<OwnedFd>,
     size: usize,
     access: Access,
-    owner: bool,
+    object: Owned<PosixObject>,
+}
+
+/// What a handle knows of its object: the name and an open descriptor, which tell (same device
+/// and inode) whether the name still stands for it.
+#[derive(Debug)]
+struct PosixObject {
+    name: SegmentName,
+    fd: Arc<OwnedFd>,
+}
+
+impl Identity for PosixObject {
+    fn check_ours(&self, op: Op) -> Result<()> {
+        // If the name now stands for another object (someone removed ours and made a new one,
+        // or replaced it), that one is left alone.
+        if still_named(&self.name, self.fd.as_raw_fd()) {
+            return Ok(());
+        }
+        Err(Error::Stale {
+            ctx: ctx(&self.name, op),
+            detail: "this handle's segment was already removed; the name is gone or now \
+                     stands for another segment"
+                .to_owned(),
+        })
+    }
+
+    fn remove(&self) -> Result<()> {
+        shm_unlink(&self.name).map_err(|e| os_error(&self.name, Op::Unlink, e))
+    }
 }
 
 /// Calls `shm_open`, retrying on EINTR.
@@ -306,7 +331,11 @@ fn check_size(name: &SegmentName, op: Op, size: usize) -> Result<()> {
 impl PosixSegment {
     /// The object's file descriptor (closed on exec).
     pub fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.object.identity().fd.as_raw_fd()
+    }
+
+    fn seg_name(&self) -> &SegmentName {
+        &self.object.identity().name
     }
 
     /// Sizes, sets the mode and reserves a freshly created object.
@@ -372,38 +401,26 @@ impl Backend for Posix {
         opts.validate(BACKEND, name.as_str())?;
         check_size(name, Op::Create, opts.size)?;
         refuse_semaphore(name, Op::Create)?;
-        // With replace, racing creators each remove what stands there and try again: a few
-        // rounds settle it (each round, one of them wins), so EEXIST here is only reported once
-        // the race has gone on for long.
-        let mut tries = if opts.replace { 64 } else { 1 };
-        let fd = loop {
-            if opts.replace {
-                remove_by_name(name, Op::Create)?;
-            }
-            match shm_open(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600) {
-                Ok(fd) => break fd,
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && tries > 1 => {
-                    tries -= 1;
-                    std::thread::yield_now();
-                }
-                Err(e) => return Err(os_error(name, Op::Create, e)),
-            }
-        };
-        if let Err(e) = PosixSegment::set_up(fd.as_raw_fd(), name, opts) {
-            // We made it: take it back before reporting, so a failed create leaves nothing (and
-            // only if the name is still ours: a replacing racer may have made it its own).
-            if still_named(name, fd.as_raw_fd()) {
-                let _ = shm_unlink(name);
-            }
-            return Err(e);
-        }
-        Ok(PosixSegment {
-            name: name.clone(),
-            fd: Arc::new(fd),
+        let fd = kit::create_exclusive(
+            opts.replace,
+            || remove_by_name(name, Op::Create),
+            || shm_open(name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600),
+            |e| os_error(name, Op::Create, e),
+        )?;
+        let raw = fd.as_raw_fd();
+        // Owned from here: a failed set-up drops it, which takes the object back (only if the
+        // name is still ours: a replacing racer may have made it its own), so a failed create
+        // leaves nothing.
+        let segment = PosixSegment {
             size: opts.size,
             access: opts.access,
-            owner: true,
-        })
+            object: Owned::created(PosixObject {
+                name: name.clone(),
+                fd: Arc::new(fd),
+            }),
+        };
+        PosixSegment::set_up(raw, name, opts)?;
+        Ok(segment)
     }
 
     fn open(&self, name: &SegmentName, access: Access) -> Result<PosixSegment> {
@@ -421,11 +438,12 @@ impl Backend for Posix {
         check_regular(name, Op::Open, &st)?;
         let st = sized_stat(fd.as_raw_fd()).map_err(|e| os_error(name, Op::Open, e))?;
         Ok(PosixSegment {
-            name: name.clone(),
-            fd: Arc::new(fd),
             size: usize::try_from(st.st_size).unwrap_or(usize::MAX),
             access,
-            owner: false,
+            object: Owned::opened(PosixObject {
+                name: name.clone(),
+                fd: Arc::new(fd),
+            }),
         })
     }
 
@@ -495,34 +513,9 @@ fn list() -> Result<Vec<SegmentInfo>> {
     })
 }
 
-/// Keeps a POSIX mapping alive: dropping it unmaps (memmap2), then the descriptor closes once
-/// the segment handle is gone too.
-struct PosixMap {
-    _map: MmapRaw,
-    fd: Arc<OwnedFd>,
-    name: SegmentName,
-}
-
-impl MapBacking for PosixMap {
-    fn backend(&self) -> &'static str {
-        BACKEND
-    }
-    fn segment(&self) -> &str {
-        self.name.as_str()
-    }
-    fn current_size(&self) -> Result<Option<u64>> {
-        let st = fstat(self.fd.as_raw_fd()).map_err(|e| os_error(&self.name, Op::Access, e))?;
-        Ok(Some(st.st_size.max(0) as u64))
-    }
-    fn fd(&self) -> Option<BorrowedFd<'_>> {
-        // Copies go through the descriptor: another process can shrink the object.
-        Some(self.fd.as_fd())
-    }
-}
-
 impl Segment for PosixSegment {
     fn name(&self) -> &SegmentName {
-        &self.name
+        self.seg_name()
     }
 
     fn size(&self) -> usize {
@@ -534,107 +527,54 @@ impl Segment for PosixSegment {
     }
 
     fn map(&self) -> Result<Mapping> {
-        // The size the kernel reports now: another process may have shrunk (or grown) the
-        // object since this handle was made, and mapping past its end would invite SIGBUS.
-        let st = fstat(self.fd.as_raw_fd()).map_err(|e| os_error(&self.name, Op::Map, e))?;
-        let size = usize::try_from(st.st_size.max(0)).unwrap_or(usize::MAX);
-        if size == 0 {
-            return Err(Error::InvalidSize {
-                ctx: ctx(&self.name, Op::Map),
-                size: 0,
-                reason: "the segment has size 0 (its creator has not sized it yet); \
-                         touching it would raise SIGBUS"
-                    .to_owned(),
-            });
-        }
-        check_size(&self.name, Op::Map, size)?;
-        let mut options = MmapOptions::new();
-        options.len(size);
-        let raw = self.fd.as_raw_fd();
-        let map = if self.access.is_writable() {
-            options.map_raw(raw)
-        } else {
-            options.map_raw_read_only(raw)
-        }
-        .map_err(|e| os_error(&self.name, Op::Map, e))?;
-        let ptr = NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Os {
-            ctx: ctx(&self.name, Op::Map),
-            source: io::Error::other("mmap returned a null pointer"),
-        })?;
-        let backing = PosixMap {
-            _map: map,
-            fd: Arc::clone(&self.fd),
-            name: self.name.clone(),
-        };
-        // SAFETY: memmap2 mapped `size` bytes of the object from offset 0, page-aligned, with
-        // the handle's protection; they stay mapped until `backing` (which owns the MmapRaw) is
-        // dropped.
-        Ok(unsafe {
-            Mapping::from_raw_parts(ptr, size, self.access.is_writable(), Box::new(backing))
-        })
+        let name = self.seg_name().clone();
+        kit::map_fd(
+            &self.object.identity().fd,
+            self.access.is_writable(),
+            BACKEND,
+            self.seg_name(),
+            Box::new(move |op, e| os_error(&name, op, e)),
+        )
     }
 
     fn info(&self) -> Result<SegmentInfo> {
-        let st = fstat(self.fd.as_raw_fd()).map_err(|e| os_error(&self.name, Op::Info, e))?;
-        Ok(info_from_stat(&self.name, &st))
+        let st = fstat(self.as_raw_fd()).map_err(|e| os_error(self.seg_name(), Op::Info, e))?;
+        Ok(info_from_stat(self.seg_name(), &st))
     }
 
     fn is_owner(&self) -> bool {
-        self.owner
+        self.object.is_owner()
     }
 
     fn keep(&mut self) {
-        self.owner = false;
+        self.object.keep();
     }
 
     fn unlink(&mut self) -> Result<()> {
-        self.owner = false;
-        // Only the object this handle holds: if the name now stands for another one (someone
-        // removed ours and made a new one, or replaced it), that one is left alone.
-        if !still_named(&self.name, self.fd.as_raw_fd()) {
-            return Err(Error::Stale {
-                ctx: ctx(&self.name, Op::Unlink),
-                detail: "this handle's segment was already removed; the name is gone or now \
-                         stands for another segment"
-                    .to_owned(),
-            });
-        }
-        shm_unlink(&self.name).map_err(|e| os_error(&self.name, Op::Unlink, e))
+        self.object.unlink()
     }
 
     fn resize(&mut self, size: usize) -> Result<()> {
-        check_size(&self.name, Op::Resize, size)?;
+        let name = self.seg_name();
+        check_size(name, Op::Resize, size)?;
         if !self.access.is_writable() {
             return Err(Error::ReadOnly {
-                ctx: ctx(&self.name, Op::Resize),
+                ctx: ctx(name, Op::Resize),
             });
         }
-        let fd = self.fd.as_raw_fd();
+        let fd = self.as_raw_fd();
         if size > self.size {
             // Reserve first (it grows the object too): when the memory is not there, the
             // object is left as it was, not grown sparse (SIGBUS on touch). Where the file
             // system cannot reserve, the ftruncate below grows it alone.
             reserve(fd, self.size, size - self.size)
-                .map_err(|e| reserve_error(&self.name, Op::Resize, size, e))?;
+                .map_err(|e| reserve_error(name, Op::Resize, size, e))?;
         }
         // The exact size: shrinks, and grows where reserving could not.
         // SAFETY: plain system call on a descriptor we own; the size fits off_t (checked).
         cvt(unsafe { libc::ftruncate(fd, size as libc::off_t) })
-            .map_err(|e| os_error(&self.name, Op::Resize, e))?;
+            .map_err(|e| os_error(name, Op::Resize, e))?;
         self.size = size;
         Ok(())
-    }
-}
-
-impl Drop for PosixSegment {
-    fn drop(&mut self) {
-        // Mappings unmap themselves (each owns its MmapRaw); then the name goes; the descriptor
-        // closes when the last Arc (this handle or a mapping) is dropped.
-        // Only while the name still stands for this handle's object: a segment that another
-        // process made under the same name (after removing ours, or with --replace) is theirs.
-        if self.owner && still_named(&self.name, self.fd.as_raw_fd()) {
-            // Nothing to do about a failure here: the name may be gone by now.
-            let _ = shm_unlink(&self.name);
-        }
     }
 }

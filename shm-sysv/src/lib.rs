@@ -39,6 +39,7 @@
 
 #![deny(missing_docs)]
 
+mod consts;
 mod key;
 mod proc;
 mod shmget;

@@ -2,7 +2,7 @@
 
 use shm_core::{Context, Error, Op, Result, SegmentInfo};
 
-use crate::shmget::BACKEND;
+use crate::consts::{BACKEND, SHM_DEST, SHM_LOCKED};
 
 const SEGMENTS: &str = "/proc/sysvipc/shm";
 
@@ -67,8 +67,8 @@ fn parse(text: &str) -> Vec<SegmentInfo> {
             info.key = Some(num(0)? as i32);
             info.id = Some(num(1)? as i32);
             info.mode = perms & 0o777;
-            info.removed = perms & 0o1000 != 0;
-            info.locked = perms & crate::shmget::SHM_LOCKED != 0;
+            info.removed = perms & SHM_DEST != 0;
+            info.locked = perms & SHM_LOCKED != 0;
             info.size = f[3].parse().ok()?;
             info.cpid = Some(num(4)? as i32);
             info.lpid = Some(num(5)? as i32);

@@ -3,20 +3,15 @@
 use std::io;
 use std::ptr::NonNull;
 
+use shm_core::kit::{self, Identity, Owned};
 use shm_core::{
     Access, Backend, Capabilities, Context, CreateOptions, Error, MapBacking, Mapping, Op, Result,
     Segment, SegmentInfo, SegmentName,
 };
 
+use crate::consts::{BACKEND, SHM_DEST, SHM_LOCKED};
 use crate::key::key_for;
 use crate::proc::{self, Limits};
-
-pub(crate) const BACKEND: &str = "sysv";
-
-/// `SHM_DEST`: the segment was removed and lives on until its last detach.
-const SHM_DEST: u32 = 0o1000;
-/// `SHM_LOCKED`: the segment is locked in memory (`shmctl(SHM_LOCK)`).
-pub(crate) const SHM_LOCKED: u32 = 0o2000;
 
 /// Where an error happened: a name as given, or a key literal as a key (`key 0x4936af99`), the
 /// way `ipcs` shows it, never as a name (`/0x4936af99`).
@@ -94,13 +89,31 @@ fn id_error(id: libc::c_int, op: Op, e: io::Error) -> Error {
 /// (`IPC_RMID`) unless kept; the memory lives until its last detach.
 #[derive(Debug)]
 pub struct SysVSegment {
+    size: usize,
+    access: Access,
+    object: Owned<SysVObject>,
+}
+
+/// What a handle knows of its segment: the name it was asked by, the key, the id, and the
+/// fingerprint that tells it from a later segment that gets the same id.
+#[derive(Debug)]
+struct SysVObject {
     name: SegmentName,
     key: libc::key_t,
     id: libc::c_int,
     made: Fingerprint,
-    size: usize,
-    access: Access,
-    owner: bool,
+}
+
+impl Identity for SysVObject {
+    fn check_ours(&self, op: Op) -> Result<()> {
+        // Only this handle's own segment, still live: an id the kernel gave to another segment
+        // since, or a segment someone already removed, is left alone.
+        self.check_same(op, true).map(drop)
+    }
+
+    fn remove(&self) -> Result<()> {
+        remove(self.id).map_err(|e| os_error(&self.name, Op::Unlink, Some(self.id), 0, e))
+    }
 }
 
 fn shmget(key: libc::key_t, size: usize, flags: libc::c_int) -> io::Result<libc::c_int> {
@@ -308,13 +321,14 @@ fn opened(
         });
     }
     Ok(SysVSegment {
-        name,
-        key,
-        id,
-        made: Fingerprint::of(ds),
         size: ds.shm_segsz,
         access,
-        owner: false,
+        object: Owned::opened(SysVObject {
+            name,
+            key,
+            id,
+            made: Fingerprint::of(ds),
+        }),
     })
 }
 
@@ -363,32 +377,23 @@ impl Backend for SysV {
         if !opts.reserve {
             flags |= libc::SHM_NORESERVE;
         }
-        // With replace, racing creators each remove what has the key and try again; a few rounds
-        // settle it, so EEXIST is reported only once the race has gone on for long.
-        let mut tries = if opts.replace { 64 } else { 1 };
-        let id = loop {
-            if opts.replace {
-                match shmget(key, 0, 0) {
-                    Ok(old) => match remove(old) {
-                        // Gone already: a racer removed it first.
-                        Err(e) if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
-                            return Err(os_error(name, Op::Unlink, Some(old), 0, e));
-                        }
-                        _ => {}
-                    },
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                    Err(e) => return Err(os_error(name, Op::Open, None, 0, e)),
+        let remove_old = || match shmget(key, 0, 0) {
+            Ok(old) => match remove(old) {
+                // Gone already: a racer removed it first.
+                Err(e) if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
+                    Err(os_error(name, Op::Unlink, Some(old), 0, e))
                 }
-            }
-            match shmget(key, opts.size, flags) {
-                Ok(id) => break id,
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) && tries > 1 => {
-                    tries -= 1;
-                    std::thread::yield_now();
-                }
-                Err(e) => return Err(os_error(name, Op::Create, None, opts.size, e)),
-            }
+                _ => Ok(()),
+            },
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            Err(e) => Err(os_error(name, Op::Open, None, 0, e)),
         };
+        let id = kit::create_exclusive(
+            opts.replace,
+            remove_old,
+            || shmget(key, opts.size, flags),
+            |e| os_error(name, Op::Create, None, opts.size, e),
+        )?;
         let made = match stat(id) {
             Ok(ds) => Fingerprint::of(&ds),
             // A racer removed it between our shmget and this stat: the handle stands for a
@@ -402,13 +407,14 @@ impl Backend for SysV {
             }
         };
         Ok(SysVSegment {
-            name: name.clone(),
-            key,
-            id,
-            made,
             size: opts.size,
             access: opts.access,
-            owner: true,
+            object: Owned::created(SysVObject {
+                name: name.clone(),
+                key,
+                id,
+                made,
+            }),
         })
     }
 
@@ -441,7 +447,7 @@ impl Backend for SysV {
     }
 }
 
-impl SysVSegment {
+impl SysVObject {
     /// Checks, just before acting on `self.id`, that the id still names this handle's segment:
     /// same fingerprint, and the key unless the segment was removed (a removed segment's key
     /// reads 0). `live` asks for a segment that was not removed yet (for `IPC_RMID`). Returns
@@ -476,15 +482,21 @@ impl SysVSegment {
         }
         Ok(ds)
     }
+}
 
+impl SysVSegment {
     /// The System V key.
     pub fn key(&self) -> libc::key_t {
-        self.key
+        self.object.identity().key
     }
 
     /// The System V identifier (shmid).
     pub fn id(&self) -> libc::c_int {
-        self.id
+        self.object.identity().id
+    }
+
+    fn seg_name(&self) -> &SegmentName {
+        &self.object.identity().name
     }
 }
 
@@ -519,7 +531,7 @@ impl Drop for Attachment {
 
 impl Segment for SysVSegment {
     fn name(&self) -> &SegmentName {
-        &self.name
+        self.seg_name()
     }
 
     fn size(&self) -> usize {
@@ -532,7 +544,8 @@ impl Segment for SysVSegment {
 
     fn map(&self) -> Result<Mapping> {
         // The id may have been given to another segment since: attach only our own.
-        self.check_same(Op::Map, false)?;
+        let object = self.object.identity();
+        object.check_same(Op::Map, false)?;
         let flags = if self.access.is_writable() {
             0
         } else {
@@ -540,20 +553,26 @@ impl Segment for SysVSegment {
         };
         // SAFETY: shmat picks the address (null hint) and maps the whole segment; the result is
         // checked below.
-        let addr = unsafe { libc::shmat(self.id, std::ptr::null(), flags) };
+        let addr = unsafe { libc::shmat(object.id, std::ptr::null(), flags) };
         if addr as isize == -1 {
             let e = io::Error::last_os_error();
-            return Err(os_error(&self.name, Op::Map, Some(self.id), self.size, e));
+            return Err(os_error(
+                &object.name,
+                Op::Map,
+                Some(object.id),
+                self.size,
+                e,
+            ));
         }
         let Some(ptr) = NonNull::new(addr.cast::<u8>()) else {
             return Err(Error::Os {
-                ctx: ctx(&self.name, Op::Map),
+                ctx: ctx(&object.name, Op::Map),
                 source: io::Error::other("shmat returned a null address"),
             });
         };
         let backing = Attachment {
             addr: ptr,
-            name: self.name.clone(),
+            name: object.name.clone(),
         };
         // SAFETY: shmat attached the whole segment (`size` bytes, page-aligned) with the
         // handle's protection; it stays attached until `backing` is dropped (shmdt).
@@ -563,45 +582,32 @@ impl Segment for SysVSegment {
     }
 
     fn info(&self) -> Result<SegmentInfo> {
-        let ds = self.check_same(Op::Info, false)?;
-        let info = info_from_ds(self.id, &ds);
+        let object = self.object.identity();
+        let ds = object.check_same(Op::Info, false)?;
+        let info = info_from_ds(object.id, &ds);
         // A handle opened by id (`open_id`) has no name of the segment's: keep the key alone.
-        Ok(match key_for(&self.name) {
-            Ok(key) if key == self.key => with_name(info, &self.name),
+        Ok(match key_for(&object.name) {
+            Ok(key) if key == object.key => with_name(info, &object.name),
             _ => info,
         })
     }
 
     fn is_owner(&self) -> bool {
-        self.owner
+        self.object.is_owner()
     }
 
     fn keep(&mut self) {
-        self.owner = false;
+        self.object.keep();
     }
 
     fn unlink(&mut self) -> Result<()> {
-        self.owner = false;
-        self.check_same(Op::Unlink, true)?;
-        remove(self.id).map_err(|e| os_error(&self.name, Op::Unlink, Some(self.id), 0, e))
+        self.object.unlink()
     }
 
     fn resize(&mut self, _size: usize) -> Result<()> {
         Err(Error::Unsupported {
-            ctx: ctx(&self.name, Op::Resize),
+            ctx: ctx(self.seg_name(), Op::Resize),
             what: "System V segments keep the size they were created with",
         })
-    }
-}
-
-impl Drop for SysVSegment {
-    fn drop(&mut self) {
-        // Mappings detach themselves; the memory lives until the last detach anyway.
-        // Only this handle's own segment, still live: an id the kernel gave to another
-        // segment since, or a segment someone already removed, is left alone.
-        if self.owner && self.check_same(Op::Unlink, true).is_ok() {
-            // Nothing to do about a failure here: the segment may be gone by now.
-            let _ = remove(self.id);
-        }
     }
 }

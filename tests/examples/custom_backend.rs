@@ -5,8 +5,8 @@
 //! ```
 //!
 //! The backend is `shm_tests::file_backend::FileBackend` (in `tests/src/file_backend.rs`): segments
-//! as files in a private directory, mapped with memmap2, written only against `shm-core`'s public
-//! API, as a crate outside this workspace would write it. It implements [`shm_core::Backend`]
+//! as files in a private directory, mapped with the backend kit (`shm_core::kit`), written only
+//! against `shm-core`'s public API, as a crate outside this workspace would write it. It implements [`shm_core::Backend`]
 //! and [`shm_core::Segment`], wraps its mappings with [`shm_core::Mapping::from_raw_parts`],
 //! and reports its differences in [`shm_core::Capabilities`].
 //!

@@ -1,19 +1,19 @@
 //! A third backend, written only against shm-core's public API: segments are files in a
-//! directory, mapped with memmap2. It passes the same conformance suite as POSIX and System V,
-//! which shows that the contract can be implemented, and embedded, outside this workspace.
+//! directory, mapped with the backend kit's `map_fd` (as POSIX objects are). It passes the same
+//! conformance suite as POSIX and System V, which shows that the contract can be implemented,
+//! and embedded, outside this workspace.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
-use std::ptr::NonNull;
 use std::sync::Arc;
 
-use memmap2::{MmapOptions, MmapRaw};
+use shm_core::kit::{self, Identity, Owned};
 use shm_core::{
-    Access, Backend, Capabilities, Context, CreateOptions, Error, MapBacking, Mapping, Op, Result,
-    Segment, SegmentInfo, SegmentName,
+    Access, Backend, Capabilities, Context, CreateOptions, Error, Mapping, Op, Result, Segment,
+    SegmentInfo, SegmentName,
 };
 
 const BACKEND: &str = "file";
@@ -89,12 +89,40 @@ fn info_from(name: &SegmentName, md: &fs::Metadata) -> SegmentInfo {
 /// One file-backed segment.
 #[derive(Debug)]
 pub struct FileSegment {
+    size: usize,
+    access: Access,
+    object: Owned<FileObject>,
+}
+
+/// What a handle knows of its file: the name, the path and the open file, which tell (same
+/// device and inode) whether the path still names it.
+#[derive(Debug)]
+struct FileObject {
     name: SegmentName,
     path: PathBuf,
     file: Arc<File>,
-    size: usize,
-    access: Access,
-    owner: bool,
+}
+
+impl Identity for FileObject {
+    fn check_ours(&self, op: Op) -> Result<()> {
+        // The contract says a handle removes only its own segment, never one made later under
+        // the same name.
+        let ours = match (fs::symlink_metadata(&self.path), self.file.metadata()) {
+            (Ok(by_path), Ok(ours)) => by_path.dev() == ours.dev() && by_path.ino() == ours.ino(),
+            _ => false,
+        };
+        if ours {
+            return Ok(());
+        }
+        Err(Error::Stale {
+            ctx: Context::new(BACKEND, self.name.as_str(), op),
+            detail: "this handle's file was already removed".to_owned(),
+        })
+    }
+
+    fn remove(&self) -> Result<()> {
+        fs::remove_file(&self.path).map_err(|e| err(&self.name, Op::Unlink, e))
+    }
 }
 
 impl Backend for FileBackend {
@@ -124,22 +152,22 @@ impl Backend for FileBackend {
             return Err(invalid("larger than this process can address"));
         }
         let path = self.path(name);
-        if opts.replace {
-            match fs::remove_file(&path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(err(name, Op::Create, e));
-                }
-                _ => {}
-            }
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| err(name, Op::Create, e))?;
+        let remove_old = || match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(err(name, Op::Create, e)),
+            _ => Ok(()),
+        };
+        let create = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&path)
+        };
+        let file = kit::create_exclusive(opts.replace, remove_old, create, |e| {
+            err(name, Op::Create, e)
+        })?;
         let set_up = || -> io::Result<()> {
             file.set_permissions(Permissions::from_mode(opts.mode & 0o7777))?;
             file.set_len(opts.size as u64)?;
@@ -153,21 +181,24 @@ impl Backend for FileBackend {
             }
             Ok(())
         };
-        if let Err(e) = set_up() {
-            let _ = fs::remove_file(&path);
+        let set_up = set_up();
+        // Owned from here: a failed set-up drops it, which removes the file (if still ours).
+        let segment = FileSegment {
+            size: opts.size,
+            access: opts.access,
+            object: Owned::created(FileObject {
+                name: name.clone(),
+                path,
+                file: Arc::new(file),
+            }),
+        };
+        if let Err(e) = set_up {
             return Err(match e.raw_os_error() {
                 Some(libc::EFBIG) | Some(libc::EINVAL) => invalid("the file system refused it"),
                 _ => err(name, Op::Create, e),
             });
         }
-        Ok(FileSegment {
-            name: name.clone(),
-            path,
-            file: Arc::new(file),
-            size: opts.size,
-            access: opts.access,
-            owner: true,
-        })
+        Ok(segment)
     }
 
     fn open(&self, name: &SegmentName, access: Access) -> Result<FileSegment> {
@@ -180,12 +211,13 @@ impl Backend for FileBackend {
             .map_err(|e| err(name, Op::Open, e))?;
         let size = file.metadata().map_err(|e| err(name, Op::Open, e))?.len();
         Ok(FileSegment {
-            name: name.clone(),
-            path,
-            file: Arc::new(file),
             size: usize::try_from(size).unwrap_or(usize::MAX),
             access,
-            owner: false,
+            object: Owned::opened(FileObject {
+                name: name.clone(),
+                path,
+                file: Arc::new(file),
+            }),
         })
     }
 
@@ -218,36 +250,15 @@ impl Backend for FileBackend {
     }
 }
 
-/// A mapping of a file segment: memmap2 unmaps on drop; the file answers size checks.
-struct FileMap {
-    _map: MmapRaw,
-    file: Arc<File>,
-    name: SegmentName,
-}
-
-impl MapBacking for FileMap {
-    fn backend(&self) -> &'static str {
-        BACKEND
-    }
-    fn segment(&self) -> &str {
-        self.name.as_str()
-    }
-    fn current_size(&self) -> Result<Option<u64>> {
-        let md = self
-            .file
-            .metadata()
-            .map_err(|e| err(&self.name, Op::Access, e))?;
-        Ok(Some(md.len()))
-    }
-    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        // A file can be truncated under the mapping: copies go through the descriptor.
-        Some(std::os::fd::AsFd::as_fd(&*self.file))
+impl FileSegment {
+    fn object(&self) -> &FileObject {
+        self.object.identity()
     }
 }
 
 impl Segment for FileSegment {
     fn name(&self) -> &SegmentName {
-        &self.name
+        &self.object().name
     }
 
     fn size(&self) -> usize {
@@ -259,94 +270,46 @@ impl Segment for FileSegment {
     }
 
     fn map(&self) -> Result<Mapping> {
-        // The file's size now: another handle may have truncated it since.
-        let size = self
-            .file
-            .metadata()
-            .map_err(|e| err(&self.name, Op::Map, e))?
-            .len();
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        if size == 0 {
-            return Err(Error::InvalidSize {
-                ctx: Context::new(BACKEND, self.name.as_str(), Op::Map),
-                size: 0,
-                reason: "the segment is empty".to_owned(),
-            });
-        }
-        let mut options = MmapOptions::new();
-        options.len(size);
-        let map = if self.access.is_writable() {
-            options.map_raw(&*self.file)
-        } else {
-            options.map_raw_read_only(&*self.file)
-        }
-        .map_err(|e| err(&self.name, Op::Map, e))?;
-        let ptr = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null");
-        let backing = FileMap {
-            _map: map,
-            file: Arc::clone(&self.file),
-            name: self.name.clone(),
-        };
-        // SAFETY: memmap2 mapped `size` bytes of the file from offset 0, page-aligned, with this
-        // handle's protection, and they stay mapped until `backing` (owner of the MmapRaw) is
-        // dropped.
-        Ok(unsafe {
-            Mapping::from_raw_parts(ptr, size, self.access.is_writable(), Box::new(backing))
-        })
+        // A file can be truncated under the mapping: the kit maps it with its size now and
+        // hands the descriptor to the mapping, so that copies survive a shrink.
+        let name = self.object().name.clone();
+        kit::map_fd(
+            &self.object().file,
+            self.access.is_writable(),
+            BACKEND,
+            &self.object().name,
+            Box::new(move |op, e| err(&name, op, e)),
+        )
     }
 
     fn info(&self) -> Result<SegmentInfo> {
-        let md = self
+        let object = self.object();
+        let md = object
             .file
             .metadata()
-            .map_err(|e| err(&self.name, Op::Info, e))?;
-        Ok(info_from(&self.name, &md))
+            .map_err(|e| err(&object.name, Op::Info, e))?;
+        Ok(info_from(&object.name, &md))
     }
 
     fn is_owner(&self) -> bool {
-        self.owner
+        self.object.is_owner()
     }
 
     fn keep(&mut self) {
-        self.owner = false;
+        self.object.keep();
     }
 
     fn unlink(&mut self) -> Result<()> {
-        self.owner = false;
-        if !self.still_named() {
-            return Err(Error::Stale {
-                ctx: Context::new(BACKEND, self.name.as_str(), Op::Unlink),
-                detail: "this handle's file was already removed".to_owned(),
-            });
-        }
-        fs::remove_file(&self.path).map_err(|e| err(&self.name, Op::Unlink, e))
+        self.object.unlink()
     }
 
     fn resize(&mut self, size: usize) -> Result<()> {
-        self.file
+        let object = self.object();
+        object
+            .file
             .set_len(size as u64)
-            .map_err(|e| err(&self.name, Op::Resize, e))?;
+            .map_err(|e| err(&object.name, Op::Resize, e))?;
         self.size = size;
         Ok(())
-    }
-}
-
-impl FileSegment {
-    /// Whether the path still names this handle's file (same device and inode): the contract
-    /// says a handle removes only its own segment, never one made later under the same name.
-    fn still_named(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        match (fs::symlink_metadata(&self.path), self.file.metadata()) {
-            (Ok(by_path), Ok(ours)) => by_path.dev() == ours.dev() && by_path.ino() == ours.ino(),
-            _ => false,
-        }
-    }
-}
-
-impl Drop for FileSegment {
-    fn drop(&mut self) {
-        if self.owner && self.still_named() {
-            let _ = fs::remove_file(&self.path);
-        }
     }
 }

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod file_backend;
+#[cfg(test)]
+mod imports;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
