@@ -49,6 +49,23 @@
 //! (they copy through the descriptor); the one thing no library can protect is an atomic view
 //! held while someone shrinks the object (see [`Mapping`]'s module docs).
 //!
+//! Their guard is a process-wide SIGBUS handler, installed the first time a copy needs it:
+//!
+//! * **Threads.** A fault in a guarded copy replaces the faulting page with a private zero page
+//!   for the whole process. The mapping is marked first, and every `read_at`/`write_at` through
+//!   the same [`Mapping`], on any thread, checks the mark after it copied and then redoes its
+//!   work through the descriptor: no copy returns the substitute's zeros, no write vanishes
+//!   into it. Atomic views of that mapping taken before the fault are not told (they read and
+//!   write the private page); new ones are refused. Other mappings of the object are untouched.
+//! * **A program's own handlers.** A SIGBUS that is not a fault inside a guarded copy (a
+//!   `kill -BUS`, a fault in another mapping) goes to the disposition that was there when the
+//!   guard was installed: a handler of the program's (in Rust, at least the standard library's)
+//!   is called, an ignored signal sent by a process stays ignored, the default kills the
+//!   process. The guard stays armed; if the previous handler resets SIGBUS to the default for
+//!   a signal a process sent (the standard library's does), the guard is put back. A handler
+//!   installed after the guard replaces it unless it calls the one it replaced; guarded copies
+//!   then fault as plain ones do.
+//!
 //! # Why no `&[u8]`
 //!
 //! Another process can write shared memory at any time, and Rust assumes that the bytes behind a
