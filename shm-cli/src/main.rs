@@ -5,7 +5,6 @@ mod bench;
 mod channel;
 mod compare;
 mod docs;
-mod lockstep;
 mod manage;
 mod out;
 mod shutdown;
@@ -66,6 +65,9 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Measure round trips, create/map/unlink cycles and copies against their floors.
     Bench(bench::BenchArgs),
+    /// Internal: a second process of `shm bench`, started by the bench itself.
+    #[command(name = "bench-peer", hide = true)]
+    BenchPeer(bench::PeerArgs),
     /// Send a byte stream (stdin or a file) through a channel to `shm recv`.
     Send(channel::SendArgs),
     /// Receive the byte stream of `shm send` on stdout.
@@ -94,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Write(a) => manage::write(g, a),
         Command::Compare(a) => compare::run(g, a),
         Command::Bench(a) => bench::run(g, a),
+        Command::BenchPeer(a) => bench::peer(g, a),
         Command::Send(a) => channel::send(g, a),
         Command::Recv(a) => channel::recv(g, a),
         Command::Completions(a) => docs::completions(a, command()),
@@ -239,7 +242,7 @@ fn main() -> ExitCode {
     // the others through the signal thread.
     if !matches!(
         cli.command,
-        Command::Bench(_) | Command::Send(_) | Command::Recv(_)
+        Command::Bench(_) | Command::BenchPeer(_) | Command::Send(_) | Command::Recv(_)
     ) {
         if let Err(err) = shutdown::install() {
             out::error(&one_line(&err));

@@ -42,7 +42,7 @@ static PENDING: AtomicBool = AtomicBool::new(false);
 
 /// The signals that end a command. SIGPIPE is not among them: the standard library ignores it,
 /// and a write to a closed pipe is an error that the command reports.
-fn signals() -> Vec<libc::c_int> {
+pub fn signals() -> Vec<libc::c_int> {
     let mut v = vec![
         libc::SIGHUP,
         libc::SIGINT,

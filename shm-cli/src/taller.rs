@@ -6,7 +6,7 @@
 //! segment, zeroes both ints and removes the segment at the end (also on Ctrl-C and SIGTERM);
 //! the client opens it and never zeroes it (the reference client does, which clobbers a running
 //! server). With `--lockstep` the sides wait for each other instead of sleeping (see
-//! [`crate::lockstep`]).
+//! [`shm_bench::lockstep`]).
 
 mod demo;
 mod game;

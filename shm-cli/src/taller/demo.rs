@@ -23,8 +23,8 @@ use super::game;
 use super::lines::{Out, STAMP_MARK, STAMPS_ENV, Sink, Who};
 use super::options::{ServerArgs, client_args};
 use crate::backend::Kind;
-use crate::lockstep::Role;
 use crate::shutdown;
+use shm_bench::lockstep::Role;
 
 const SERVER: &str = "server | ";
 const CLIENT: &str = "client | ";

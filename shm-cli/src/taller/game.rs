@@ -10,8 +10,8 @@ use shm_core::{Access, CreateOptions, DynBackend, Mapping, Segment};
 use super::lines::Out;
 use super::options::{Game, MODE, SIZE, ServerArgs};
 use crate::backend::{Kind, key_hex, sysv_key};
-use crate::lockstep::{Board, CLIENT_AT, Role, SERVER_AT};
 use crate::shutdown;
+use shm_bench::lockstep::{Board, CLIENT_AT, Role, SERVER_AT};
 
 /// `shm taller server`: create, play, remove.
 pub(super) fn server(backend: Arc<dyn DynBackend>, args: &ServerArgs) -> Result<()> {

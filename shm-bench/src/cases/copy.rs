@@ -11,9 +11,9 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, ensure};
 use shm_core::{Backend, CreateOptions, Mapping, Segment, SegmentName};
 
-use super::report::Section;
-use super::{Case, Unit, segment_name};
-use crate::backend;
+use crate::harness::{Case, Samples, Unit, segment_name};
+use crate::report::Section;
+use crate::{Host, Kind};
 
 /// Bytes copied each way.
 pub const SIZE: usize = 64 << 20;
@@ -72,10 +72,11 @@ pub struct Copy {
 impl Copy {
     /// Maps a fresh 64 MiB segment (its name removed at once: the mapping keeps the memory),
     /// makes one round of copies and checks that the bytes came back.
-    pub fn new() -> Result<Self> {
+    pub fn new(host: &Host) -> Result<Self> {
         let name = segment_name("copy");
-        let mut segment =
-            backend::get(None)?.create(&SegmentName::new(&name)?, &CreateOptions::new(SIZE))?;
+        let mut segment = host
+            .default_backend()?
+            .create(&SegmentName::new(&name)?, &CreateOptions::new(SIZE))?;
         let map = segment.map()?;
         segment.unlink()?;
         let mut copy = Self {
@@ -113,7 +114,7 @@ impl Case for Copy {
             bytes: 2 * SIZE as u64,
         }
     }
-    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
         // Untimed first: whatever ran before (caches, page tables, clocks) settles here.
         self.once()?;
         let start = Instant::now();
@@ -168,7 +169,7 @@ impl Case for Memcpy {
             bytes: 2 * SIZE as u64,
         }
     }
-    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
         // Untimed first, as for the copy.
         self.once();
         let start = Instant::now();
@@ -208,10 +209,10 @@ pub struct Small {
 
 impl Small {
     /// A fresh one-page segment of `kind` (its name removed at once: the mapping keeps it).
-    pub fn new(kind: backend::Kind, way: SmallWay) -> Result<Self> {
+    pub fn new(host: &Host, kind: Kind, way: SmallWay) -> Result<Self> {
         let name = segment_name("small");
-        let mut segment = backend::get(Some(kind))?
-            .create(&SegmentName::new(&name)?, &CreateOptions::new(4096))?;
+        let mut segment =
+            (host.backend)(kind)?.create(&SegmentName::new(&name)?, &CreateOptions::new(4096))?;
         let map = segment.map()?;
         // The old way needs the object's descriptor: open it by name before it goes.
         let fd = match way {
@@ -278,7 +279,7 @@ impl Case for Small {
     fn section(&self) -> Section {
         Section::Small
     }
-    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
         // Untimed first, as for the bulk copy.
         self.batch()?;
         for _ in 0..20 {

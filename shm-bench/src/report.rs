@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use super::{Case, Samples, Unit};
+use crate::harness::{Case, Samples, Unit};
 
 /// The table's sections, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
 
 impl Row {
     /// Summarizes `samples` (sorted here).
-    pub fn new(case: &dyn Case, samples: &mut Samples) -> Self {
+    pub(crate) fn new(case: &dyn Case, samples: &mut Samples) -> Self {
         let mean = samples.mean().max(1);
         let samples = &mut samples.each;
         samples.sort_unstable();

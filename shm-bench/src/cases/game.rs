@@ -2,21 +2,22 @@
 //! through a pipe or a socketpair.
 //!
 //! The game is [`crate::lockstep::Board`], the same code `shm taller --lockstep` plays. The
-//! peer (a thread, or this binary started again as `shm bench --peer game`) plays the client;
+//! peer (a thread, or the program started again as a `game` peer, see [`crate::peer`]) plays
+//! the client;
 //! between repetitions it sleeps on a command word of its own, so that an idle peer never takes
 //! a CPU from the case being measured. The server times each of its moves: the time between two
 //! of them is one round trip.
 //!
 //! The segment's name exists only until the peer has mapped it: then it is removed, and both
 //! sides keep the memory through their mappings. Nothing can be left behind, even when the run
-//! is killed. Peers die with the bench (`PR_SET_PDEATHSIG`), are killed and waited for when a
-//! case is dropped on an error, and leave by themselves after [`IDLE`] without a command.
+//! is killed. Peers die with the bench ([`crate::child`]), and are killed and waited for when a
+//! case is dropped on an error.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::thread::JoinHandle;
@@ -26,22 +27,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use shm_core::wait::{Signal, WaitStrategy};
 use shm_core::{Access, Backend, CreateOptions, Mapping, Segment, SegmentName};
 
-use super::{BenchArgs, Case, Samples, segment_name};
-use crate::Global;
-use crate::backend::{self, Kind};
+use crate::child::Child;
+use crate::harness::{Case, Samples, Ticker, segment_name, stopping};
 use crate::lockstep::{Board, Role};
-
-/// What a peer process does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PeerKind {
-    /// Play the client of the lockstep game on `--peer-segment`.
-    Game,
-    /// Echo each byte from stdin to stdout until end of file.
-    Echo,
-    /// Play the client of the lockstep game on `--peer-segment`, blocking on a pipe doorbell
-    /// (stdin rings it, stdout rings the bench) instead of a futex, until end of file.
-    Bell,
-}
+use crate::report::Section;
+use crate::{Host, Kind};
 
 /// The bench's own words, on cache lines the game does not use (it uses bytes 0..72): the
 /// command the peer waits on (a sequence number, or [`QUIT`]) and the peer's "ready", each
@@ -51,8 +41,10 @@ const ROUNDS_AT: usize = 136;
 const READY_AT: usize = 192;
 /// The command that ends a peer.
 const QUIT: u32 = u32::MAX;
-/// A peer without a command for this long leaves (its bench is gone or stuck).
-const IDLE: Duration = Duration::from_secs(60);
+/// A peer waits this long for the bench's next command: as long as the bench runs, since it
+/// dies with the bench ([`crate::child`]). A shorter wait (a minute) failed runs on a busy
+/// machine, where the other cases of a repetition took longer than that.
+const IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest wait for one move of the game before the case fails.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest wait for a peer to start, or to end when told.
@@ -191,43 +183,37 @@ fn serve(map: &Mapping, strategy: WaitStrategy) -> Result<()> {
     }
 }
 
-/// Runs as a peer process (`shm bench --peer ...`).
-pub fn peer(kind: PeerKind, g: &Global, a: &BenchArgs) -> Result<()> {
-    die_with_parent();
-    if let Some(cpu) = a.peer_cpu {
+/// The `game` peer: plays the client on the board `name` of `kind`, waiting with `strategy`,
+/// pinned to `cpu` if given.
+pub(crate) fn game_peer(
+    host: &Host,
+    kind: Kind,
+    name: &str,
+    strategy: WaitStrategy,
+    cpu: Option<usize>,
+) -> Result<()> {
+    if let Some(cpu) = cpu {
         affinity::set(&affinity::only(cpu)).context("pinning the peer")?;
     }
-    match kind {
-        PeerKind::Echo => echo(),
-        PeerKind::Bell => {
-            let name = a
-                .peer_segment
-                .as_deref()
-                .context("--peer-segment is missing")?;
-            let segment =
-                backend::get(g.backend)?.open(&SegmentName::new(name)?, Access::ReadWrite)?;
-            let map = segment.map()?;
-            let rx = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-            let tx = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
-            let bell = Bell::new(&map, Role::Client, rx, tx)?;
-            ready(&map)?.store(1);
-            bell.serve()
-        }
-        PeerKind::Game => {
-            let name = a
-                .peer_segment
-                .as_deref()
-                .context("--peer-segment is missing")?;
-            let segment =
-                backend::get(g.backend)?.open(&SegmentName::new(name)?, Access::ReadWrite)?;
-            let map = segment.map()?;
-            serve(&map, a.peer_strategy)
-        }
-    }
+    let segment = (host.backend)(kind)?.open(&SegmentName::new(name)?, Access::ReadWrite)?;
+    let map = segment.map()?;
+    serve(&map, strategy)
 }
 
-/// Echoes each byte from stdin to stdout, until end of file.
-fn echo() -> Result<()> {
+/// The `bell` peer: plays the client on the POSIX board `name`, blocking on a pipe doorbell
+/// (stdin rings it, stdout rings the bench) instead of a futex, until end of file.
+pub(crate) fn bell_peer(host: &Host, name: &str) -> Result<()> {
+    let segment = (host.backend)(Kind::Posix)?.open(&SegmentName::new(name)?, Access::ReadWrite)?;
+    let map = segment.map()?;
+    let rx = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let tx = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let bell = Bell::new(&map, Role::Client, rx, tx)?;
+    ready(&map)?.store(1);
+    bell.serve()
+}
+
+/// The `echo` peer: echoes each byte from stdin to stdout, until end of file.
+pub(crate) fn echo_peer() -> Result<()> {
     let mut input = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let mut output = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     let mut byte = [0u8; 1];
@@ -241,60 +227,9 @@ fn echo() -> Result<()> {
     }
 }
 
-/// Asks the kernel to kill this process when the bench that started it dies.
-fn die_with_parent() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
-}
-
-/// A peer process: killed and waited for when dropped.
-struct Peer(Child);
-
-impl Peer {
-    fn spawn(cmd: &mut Command) -> Result<Self> {
-        Ok(Peer(cmd.spawn().context("starting a peer process")?))
-    }
-
-    /// An error if the peer has exited.
-    fn check_alive(&mut self) -> Result<()> {
-        match self.0.try_wait()? {
-            Some(status) => bail!("the peer process exited early ({status})"),
-            None => Ok(()),
-        }
-    }
-
-    /// Waits for the peer to end by itself; kills it after [`START_TIMEOUT`].
-    fn finish(mut self) -> Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = self.0.try_wait()? {
-                if !status.success() {
-                    bail!("the peer process failed ({status})");
-                }
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("the peer process did not end when told (killed)");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        // Already ended (finish) or to be ended now: either way reap it. Errors mean it is gone.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn peer_command() -> Result<Command> {
-    let exe = std::env::current_exe().context("finding this binary to start a peer")?;
-    let mut cmd = Command::new(exe);
+/// The program started again as a peer, its stdin and stdout closed.
+fn peer_command(host: &Host) -> Result<Command> {
+    let mut cmd = (host.peer)()?;
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     Ok(cmd)
 }
@@ -302,7 +237,7 @@ fn peer_command() -> Result<Command> {
 /// Who plays the client.
 enum Client {
     Thread(Option<JoinHandle<Result<()>>>),
-    Process(Peer),
+    Process(Child),
 }
 
 impl Client {
@@ -338,8 +273,8 @@ pub struct Game {
 
 impl Game {
     /// Two threads of this process, spinning: the floor.
-    pub fn threads(rounds: Rounds) -> Result<Self> {
-        let (map, name, segment) = board_segment(backend::DEFAULT, "threads")?;
+    pub fn threads(host: &Host, rounds: Rounds) -> Result<Self> {
+        let (map, name, segment) = board_segment(host, host.default_kind()?, "threads")?;
         let peer_map = Arc::clone(&map);
         let handle = std::thread::Builder::new()
             .name("bench-peer".into())
@@ -358,6 +293,7 @@ impl Game {
 
     /// Two processes over `kind`, waiting with `strategy`, both pinned to `cpu` if given.
     pub fn processes(
+        host: &Host,
         kind: Kind,
         strategy: WaitStrategy,
         cpu: Option<usize>,
@@ -371,15 +307,13 @@ impl Game {
             Some(_) => format!("two processes, {strategy}, one CPU"),
             None => format!("two processes, {strategy}"),
         };
-        let (map, name, segment) = board_segment(kind, &key)?;
-        let mut cmd = peer_command()?;
-        cmd.args(["--backend", kind.as_str(), "bench", "--peer", "game"])
-            .args(["--peer-segment", &name])
-            .args(["--peer-strategy", &strategy.to_string()]);
+        let (map, name, segment) = board_segment(host, kind, &key)?;
+        let mut cmd = peer_command(host)?;
+        cmd.args(["game", kind.as_str(), &name, &strategy.to_string()]);
         if let Some(cpu) = cpu {
-            cmd.args(["--peer-cpu", &cpu.to_string()]);
+            cmd.arg(cpu.to_string());
         }
-        let client = Client::Process(Peer::spawn(&mut cmd)?);
+        let client = Client::Process(Child::peer(&mut cmd)?);
         Self::started(
             key,
             what,
@@ -407,7 +341,7 @@ impl Game {
             .wait_until(|v| v == 1, Duration::from_millis(20))
             .is_err()
         {
-            if super::stopping() {
+            if stopping() {
                 bail!("interrupted while starting the peer of {key}");
             }
             client
@@ -435,12 +369,13 @@ impl Game {
 
 /// A fresh 4 KiB board on `kind`, mapped; the handle still owns the name (removed on drop).
 fn board_segment(
+    host: &Host,
     kind: Kind,
     key: &str,
 ) -> Result<(Arc<Mapping>, String, Box<dyn shm_core::Segment>)> {
     let name = segment_name(key);
     let segment =
-        backend::get(Some(kind))?.create(&SegmentName::new(&name)?, &CreateOptions::new(4096))?;
+        (host.backend)(kind)?.create(&SegmentName::new(&name)?, &CreateOptions::new(4096))?;
     let map = Arc::new(segment.map()?);
     Ok((map, name, segment))
 }
@@ -452,8 +387,8 @@ impl Case for Game {
     fn what(&self) -> &str {
         &self.what
     }
-    fn section(&self) -> super::report::Section {
-        super::report::Section::RoundTrip
+    fn section(&self) -> Section {
+        Section::RoundTrip
     }
     fn sliced(&self) -> bool {
         self.cpu.is_none() && self.strategy != WaitStrategy::Block
@@ -480,7 +415,7 @@ impl Case for Game {
                 return Err(e.into());
             }
             played += chunk;
-            if super::stopping() || start.elapsed() > self.rounds.limit {
+            if stopping() || start.elapsed() > self.rounds.limit {
                 break;
             }
         }
@@ -496,7 +431,7 @@ impl Case for Game {
                 Some(Err(_)) => Err(anyhow!("the peer thread panicked")),
                 None => Ok(()),
             },
-            Client::Process(peer) => peer.finish(),
+            Client::Process(peer) => peer.finish(START_TIMEOUT),
         }
     }
 }
@@ -518,23 +453,23 @@ pub struct Echo {
     rounds: Rounds,
     tx: Box<dyn Write>,
     rx: Box<dyn Read>,
-    peer: Peer,
+    peer: Child,
 }
 
 impl Echo {
-    fn echo_command() -> Result<Command> {
-        let mut cmd = peer_command()?;
-        cmd.args(["bench", "--peer", "echo"]);
+    fn echo_command(host: &Host) -> Result<Command> {
+        let mut cmd = peer_command(host)?;
+        cmd.arg("echo");
         Ok(cmd)
     }
 
     /// Through the peer's stdin and stdout pipes.
-    pub fn pipe(rounds: Rounds) -> Result<Self> {
-        let mut cmd = Self::echo_command()?;
+    pub fn pipe(host: &Host, rounds: Rounds) -> Result<Self> {
+        let mut cmd = Self::echo_command(host)?;
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
-        let mut peer = Peer::spawn(&mut cmd)?;
-        let tx = peer.0.stdin.take().context("the peer's stdin")?;
-        let rx = peer.0.stdout.take().context("the peer's stdout")?;
+        let mut peer = Child::peer(&mut cmd)?;
+        let tx = peer.process.stdin.take().context("the peer's stdin")?;
+        let rx = peer.process.stdout.take().context("the peer's stdout")?;
         Ok(Self {
             key: "pipe",
             what: "two processes, pipes",
@@ -546,12 +481,12 @@ impl Echo {
     }
 
     /// Through a Unix socketpair, whose other end is the peer's stdin and stdout.
-    pub fn socketpair(rounds: Rounds) -> Result<Self> {
+    pub fn socketpair(host: &Host, rounds: Rounds) -> Result<Self> {
         let (mine, theirs) = UnixStream::pair()?;
-        let mut cmd = Self::echo_command()?;
+        let mut cmd = Self::echo_command(host)?;
         cmd.stdin(Stdio::from(OwnedFd::from(theirs.try_clone()?)))
             .stdout(Stdio::from(OwnedFd::from(theirs)));
-        let peer = Peer::spawn(&mut cmd)?;
+        let peer = Child::peer(&mut cmd)?;
         Ok(Self {
             key: "socketpair",
             what: "two processes, socketpair",
@@ -574,7 +509,7 @@ impl Echo {
                 Ok(1) => return Ok(()),
                 Ok(_) => bail!("{}: the echo peer closed its end", self.key),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                    if super::stopping() {
+                    if stopping() {
                         bail!("{}: interrupted", self.key);
                     }
                     let since = *waiting_since.get_or_insert_with(Instant::now);
@@ -603,13 +538,13 @@ impl Case for Echo {
     fn what(&self) -> &str {
         self.what
     }
-    fn section(&self) -> super::report::Section {
-        super::report::Section::RoundTrip
+    fn section(&self) -> Section {
+        Section::RoundTrip
     }
 
     fn run(&mut self, out: &mut Samples) -> Result<()> {
         // A read that blocks is interrupted now and then, to look at the flag and the time.
-        let _ticker = super::Ticker::start();
+        let _ticker = Ticker::start();
         let rounds = self.rounds.next;
         let chunk = self.rounds.chunk();
         let mut clock = self.rounds.clock();
@@ -620,7 +555,7 @@ impl Case for Echo {
             self.read_echo()?;
             clock.tick(out);
             played += 1;
-            if played % chunk == 0 && (super::stopping() || start.elapsed() > self.rounds.limit) {
+            if played % chunk == 0 && (stopping() || start.elapsed() > self.rounds.limit) {
                 break;
             }
         }
@@ -633,7 +568,7 @@ impl Case for Echo {
         // Closing every end we hold is the peer's end of file.
         drop(tx);
         drop(rx);
-        peer.finish()
+        peer.finish(START_TIMEOUT)
     }
 }
 
@@ -806,7 +741,7 @@ impl<'m> Bell<'m> {
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                    if super::stopping() {
+                    if stopping() {
                         bail!("interrupted");
                     }
                     let since = *waiting_since.get_or_insert_with(Instant::now);
@@ -853,25 +788,24 @@ pub struct BellGame {
     map: Arc<Mapping>,
     rx: Option<File>,
     tx: Option<File>,
-    peer: Peer,
+    peer: Child,
 }
 
 impl BellGame {
     /// Starts the peer on a fresh POSIX board.
-    pub fn new(rounds: Rounds) -> Result<Self> {
+    pub fn new(host: &Host, rounds: Rounds) -> Result<Self> {
         let key = "posix_block_bell";
-        let (map, name, mut segment) = board_segment(Kind::Posix, key)?;
-        let mut cmd = peer_command()?;
-        cmd.args(["--backend", Kind::Posix.as_str(), "bench", "--peer", "bell"])
-            .args(["--peer-segment", &name])
+        let (map, name, mut segment) = board_segment(host, Kind::Posix, key)?;
+        let mut cmd = peer_command(host)?;
+        cmd.args(["bell", &name])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
-        let mut peer = Peer::spawn(&mut cmd)?;
+        let mut peer = Child::peer(&mut cmd)?;
         let tx = File::from(OwnedFd::from(
-            peer.0.stdin.take().context("the peer's stdin")?,
+            peer.process.stdin.take().context("the peer's stdin")?,
         ));
         let rx = File::from(OwnedFd::from(
-            peer.0.stdout.take().context("the peer's stdout")?,
+            peer.process.stdout.take().context("the peer's stdout")?,
         ));
         let ready = ready(&map)?;
         let start = Instant::now();
@@ -879,7 +813,7 @@ impl BellGame {
             .wait_until(|v| v == 1, Duration::from_millis(20))
             .is_err()
         {
-            if super::stopping() {
+            if stopping() {
                 bail!("interrupted while starting the peer of {key}");
             }
             peer.check_alive()
@@ -908,12 +842,12 @@ impl Case for BellGame {
     fn what(&self) -> &str {
         "two processes, block, pipe doorbell"
     }
-    fn section(&self) -> super::report::Section {
-        super::report::Section::RoundTrip
+    fn section(&self) -> Section {
+        Section::RoundTrip
     }
 
     fn run(&mut self, out: &mut Samples) -> Result<()> {
-        let _ticker = super::Ticker::start();
+        let _ticker = Ticker::start();
         let (Some(rx), Some(tx)) = (&self.rx, &self.tx) else {
             bail!("the doorbell is closed");
         };
@@ -936,7 +870,7 @@ impl Case for BellGame {
                 }
             }
             played += 1;
-            if played % chunk == 0 && (super::stopping() || start.elapsed() > self.rounds.limit) {
+            if played % chunk == 0 && (stopping() || start.elapsed() > self.rounds.limit) {
                 break;
             }
         }
@@ -949,6 +883,6 @@ impl Case for BellGame {
         self.tx = None;
         self.rx = None;
         let BellGame { peer, .. } = *self;
-        peer.finish()
+        peer.finish(START_TIMEOUT)
     }
 }

@@ -17,11 +17,16 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use shm_core::{Backend, CreateOptions, DynBackend, Segment, SegmentName};
 
-use super::{Case, segment_name};
-use crate::backend::{self, Kind};
+use crate::harness::{Case, Samples, segment_name};
+use crate::report::Section;
+use crate::{Host, Kind};
 
-/// The sizes of the growth cases, with the label in their keys.
-pub const SIZES: [(usize, &str); 3] = [(4096, "4k"), (1 << 20, "1m"), (64 << 20, "64m")];
+/// The sizes of the growth cases: bytes, the label in their keys, and in the table.
+pub const SIZES: [(usize, &str, &str); 3] = [
+    (4096, "4k", "4.0 KiB"),
+    (1 << 20, "1m", "1.0 MiB"),
+    (64 << 20, "64m", "64.0 MiB"),
+];
 
 /// The 4 KiB of the basic cycle cases.
 const SMALL: usize = 4096;
@@ -43,8 +48,9 @@ impl Cycle {
     /// Through the backend `kind`; `size` None is the plain case (`cycle_posix`), Some a growth
     /// case (`cycle_posix_1m_noreserve`).
     pub fn backend(
+        host: &Host,
         kind: Kind,
-        size: Option<(usize, &str)>,
+        size: Option<(usize, &str, &str)>,
         reserve: bool,
         per_rep: usize,
     ) -> Result<Self> {
@@ -54,22 +60,19 @@ impl Cycle {
                 format!("backend, {SMALL} bytes"),
                 SMALL,
             ),
-            Some((bytes, label)) => {
+            Some((bytes, label, shown)) => {
                 let r = if reserve { "reserve" } else { "noreserve" };
                 let what = if reserve { "reserved" } else { "not reserved" };
                 (
                     format!("cycle_{kind}_{label}_{r}"),
-                    format!(
-                        "backend, {}, {what}",
-                        crate::units::format_size(bytes as u64)
-                    ),
+                    format!("backend, {shown}, {what}"),
                     bytes,
                 )
             }
         };
         let name = SegmentName::new(&segment_name(&key))?;
         let how = How::Backend(
-            backend::get(Some(kind))?,
+            (host.backend)(kind)?,
             name,
             CreateOptions::new(bytes).reserve(reserve),
         );
@@ -83,10 +86,10 @@ impl Cycle {
 
     /// The system calls of the backend `kind` made directly. None where this binary cannot
     /// make them.
-    pub fn raw(kind: Kind, per_rep: usize) -> Result<Option<Self>> {
+    pub fn raw(host: &Host, kind: Kind, per_rep: usize) -> Result<Option<Self>> {
         let key = format!("cycle_raw_{kind}");
         let name = SegmentName::new(&segment_name(&key))?;
-        let Some(raw) = raw::Raw::new(kind, &name, SMALL)? else {
+        let Some(raw) = raw::Raw::new(host, kind, &name, SMALL)? else {
             return Ok(None);
         };
         Ok(Some(Self {
@@ -118,11 +121,11 @@ impl Case for Cycle {
     fn what(&self) -> &str {
         &self.what
     }
-    fn section(&self) -> super::report::Section {
-        super::report::Section::Cycle
+    fn section(&self) -> Section {
+        Section::Cycle
     }
 
-    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
         for _ in 0..self.per_rep {
             let start = Instant::now();
             self.once()
@@ -140,7 +143,8 @@ mod raw {
     pub enum Raw {}
     impl Raw {
         pub fn new(
-            _: crate::backend::Kind,
+            _: &crate::Host,
+            _: crate::Kind,
             _: &shm_core::SegmentName,
             _: usize,
         ) -> anyhow::Result<Option<Self>> {
@@ -162,7 +166,7 @@ mod raw {
 
     use shm_core::SegmentName;
 
-    use crate::backend::Kind;
+    use crate::{Host, Kind};
 
     fn check(rc: libc::c_int) -> io::Result<()> {
         if rc == -1 {
@@ -181,24 +185,23 @@ mod raw {
             size: usize,
         },
         /// shm-sysv's calls.
-        #[cfg_attr(not(feature = "sysv"), allow(dead_code))]
         Sysv { key: libc::key_t, size: usize },
     }
 
     impl Raw {
-        pub fn new(kind: Kind, name: &SegmentName, size: usize) -> anyhow::Result<Option<Self>> {
+        /// None where the host cannot say which key its System V backend gives `name`.
+        pub fn new(
+            host: &Host,
+            kind: Kind,
+            name: &SegmentName,
+            size: usize,
+        ) -> anyhow::Result<Option<Self>> {
             Ok(match kind {
                 Kind::Posix => Some(Raw::Posix {
                     name: CString::new(name.as_str())?,
                     size,
                 }),
-                #[cfg(feature = "sysv")]
-                Kind::Sysv => Some(Raw::Sysv {
-                    key: shm_sysv::key_for(name)?,
-                    size,
-                }),
-                #[allow(unreachable_patterns)]
-                _ => None,
+                Kind::Sysv => (host.sysv_key)(name).map(|key| Raw::Sysv { key, size }),
             })
         }
 

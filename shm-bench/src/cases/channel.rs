@@ -4,29 +4,26 @@
 //! `copy_stream` (a ring of `write_at`/`read_at` copies over shm-core, as a user would write it
 //! without shm-channel), `pipe_stream` and `socket_stream`.
 //!
-//! The peer is this binary started again as `shm bench` with [`PEER_ENV`] set (so that the
-//! bench's own arguments stay as they are); it dies with the bench (`PR_SET_PDEATHSIG`).
+//! The peer is the program started again as a peer ([`crate::peer`]: `channel-echo`,
+//! `channel-stream`, `copy-ring`, `fd`); it dies with the bench ([`crate::child`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use shm_channel::{Client, Error, Options, Receiver, Sender, Server};
 use shm_core::wait::{Signal, WaitStrategy};
-use shm_core::{Access, Backend, CreateOptions, Mapping, Segment, SegmentName};
+use shm_core::{Access, Backend, CreateOptions, DynBackend, Mapping, Segment, SegmentName};
 
-use super::report::Section;
-use super::{Case, Unit, segment_name};
-use crate::Global;
-use crate::backend;
-
-/// Set in a peer's environment: `ROLE NAME BYTES`.
-pub const PEER_ENV: &str = "SHM_BENCH_CHANNEL_PEER";
+use crate::Host;
+use crate::child::Child;
+use crate::harness::{Case, Samples, Unit, segment_name, stopping};
+use crate::report::Section;
 /// Messages of the streams.
 const MESSAGE: usize = 64 * 1024;
 /// Slots of the stream rings (2 MiB: stays in a large L2 or L3).
@@ -88,112 +85,54 @@ fn words_of_mut(bytes: &mut [u8]) -> Option<&mut [u64]> {
     (head.is_empty() && tail.is_empty()).then_some(words)
 }
 
-/// The peer side, when this process is one: `Some(result)`; otherwise `None`.
-pub fn peer_from_env(g: &Global) -> Option<Result<()>> {
-    let spec = std::env::var(PEER_ENV).ok()?;
-    die_with_parent();
-    Some(peer(g, &spec).with_context(|| format!("bench peer {spec}")))
-}
-
-fn peer(g: &Global, spec: &str) -> Result<()> {
-    let mut words = spec.split(' ');
-    let (role, name, bytes) = (
-        words.next().unwrap_or_default(),
-        words.next().unwrap_or_default(),
-        words.next().unwrap_or_default().parse::<u64>().unwrap_or(0),
-    );
-    let backend = backend::get(g.backend)?;
-    match role {
-        "echo" => {
-            let mut server = Server::open(&backend, name, &rtt_options())?;
-            let mut buf = [0u8; 8];
-            loop {
-                match server.recv() {
-                    Ok(s) => s.copy_to(&mut buf)?,
-                    Err(Error::Closed) => return Ok(()),
-                    Err(e) => return Err(e.into()),
-                }
-                server.reply(&buf)?;
-            }
+/// The `channel-echo` peer: answers each 8-byte request of the pair `name` with the same bytes,
+/// until the client closes it.
+pub(crate) fn echo_peer(backend: &Box<dyn DynBackend>, name: &str) -> Result<()> {
+    let mut server = Server::open(backend, name, &rtt_options())?;
+    let mut buf = [0u8; 8];
+    loop {
+        match server.recv() {
+            Ok(s) => s.copy_to(&mut buf)?,
+            Err(Error::Closed) => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
-        "stream" => {
-            use std::os::fd::AsFd;
-            let mut verdicts = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
-            let mut rx = Receiver::open(&backend, name, &stream_options())?;
-            let (mut got, mut wrong) = (0u64, 0u64);
-            loop {
-                let sample = match rx.recv() {
-                    Ok(s) => s,
-                    Err(Error::Closed) => return Ok(()),
-                    Err(e) => return Err(e.into()),
-                };
-                // SAFETY: the sender is this bench (shm-channel): it never writes a slot it
-                // has sent until this sample releases it.
-                let data = unsafe { sample.as_slice() };
-                if !words_of(data).is_some_and(|w| check(w, got)) {
-                    wrong += 1;
-                }
-                got += data.len() as u64;
-                drop(sample);
-                if got == bytes {
-                    verdicts.write_all(&wrong.to_ne_bytes())?;
-                    (got, wrong) = (0, 0);
-                }
-            }
+        server.reply(&buf)?;
+    }
+}
+
+/// The `channel-stream` peer: receives the stream `name`, checks every message where it lies,
+/// and says on stdout how many were wrong after each `bytes`.
+pub(crate) fn stream_peer(backend: &Box<dyn DynBackend>, name: &str, bytes: u64) -> Result<()> {
+    use std::os::fd::AsFd;
+    let mut verdicts = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut rx = Receiver::open(backend, name, &stream_options())?;
+    let (mut got, mut wrong) = (0u64, 0u64);
+    loop {
+        let sample = match rx.recv() {
+            Ok(s) => s,
+            Err(Error::Closed) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        // SAFETY: the sender is this bench (shm-channel): it never writes a slot it has sent
+        // until this sample releases it.
+        let data = unsafe { sample.as_slice() };
+        if !words_of(data).is_some_and(|w| check(w, got)) {
+            wrong += 1;
         }
-        "copy" => copy_peer(&backend, name, bytes),
-        "fd" => fd_peer(bytes),
-        other => bail!("unknown peer role {other:?}"),
-    }
-}
-
-/// Asks the kernel to kill this process when the bench that started it dies.
-fn die_with_parent() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
-}
-
-/// A peer process: killed and reaped when dropped.
-struct Peer(Child);
-
-impl Peer {
-    fn spawn(spec: &str, stdin: Stdio, stdout: Stdio) -> Result<Peer> {
-        let exe = std::env::current_exe().context("finding this binary to start a peer")?;
-        let child = Command::new(exe)
-            .args(["--backend", backend::DEFAULT.as_str(), "bench"])
-            .env(PEER_ENV, spec)
-            .stdin(stdin)
-            .stdout(stdout)
-            .spawn()
-            .context("starting a peer process")?;
-        Ok(Peer(child))
-    }
-
-    fn finish(mut self) -> Result<()> {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.0.try_wait()? {
-                if !status.success() {
-                    bail!("the peer process failed ({status})");
-                }
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!("the peer process did not end when told (killed)");
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        got += data.len() as u64;
+        drop(sample);
+        if got == bytes {
+            verdicts.write_all(&wrong.to_ne_bytes())?;
+            (got, wrong) = (0, 0);
         }
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The program started again as the peer `words`, on `stdin` and `stdout`.
+fn spawn_peer(host: &Host, words: &[&str], stdin: Stdio, stdout: Stdio) -> Result<Child> {
+    let mut cmd = (host.peer)()?;
+    cmd.args(words).stdin(stdin).stdout(stdout);
+    Child::peer(&mut cmd)
 }
 
 /// Calls per timed batch, when `calls` calls took `took`: about 2 µs' worth, 1 to 1000.
@@ -206,18 +145,23 @@ fn batch_for(took: Duration, calls: u128) -> u64 {
 pub struct Rtt {
     // Declared before `peer`: the client closes the pair first, then the peer is reaped.
     client: Option<Client>,
-    peer: Option<Peer>,
+    peer: Option<Child>,
     budget: Duration,
     batch: u64,
     seq: u64,
 }
 
 impl Rtt {
-    pub fn new(budget: Duration) -> Result<Rtt> {
+    pub fn new(host: &Host, budget: Duration) -> Result<Rtt> {
         let name = segment_name("channel_rtt");
-        let backend = backend::get(None)?;
-        let client = Client::create(&backend, &name, &rtt_options())?;
-        let peer = Peer::spawn(&format!("echo {name} 0"), Stdio::null(), Stdio::null())?;
+        let kind = host.default_kind()?;
+        let client = Client::create(&(host.backend)(kind)?, &name, &rtt_options())?;
+        let peer = spawn_peer(
+            host,
+            &["channel-echo", kind.as_str(), &name],
+            Stdio::null(),
+            Stdio::null(),
+        )?;
         client.wait_for_peer(Some(TIMEOUT))?;
         Ok(Rtt {
             client: Some(client),
@@ -255,7 +199,7 @@ impl Case for Rtt {
     fn sliced(&self) -> bool {
         true
     }
-    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
         // Wake the peer and warm the caches, then time batches of at least ~2 us (the clock
         // ticks too coarsely for one round trip alone). The first time, 1000 untimed calls
         // size the batch: timed one by one, a call would carry a clock read.
@@ -269,7 +213,7 @@ impl Case for Rtt {
         }
         let start = Instant::now();
         let (mut calls, mut last) = (0u64, Instant::now());
-        while start.elapsed() < self.budget && !super::stopping() {
+        while start.elapsed() < self.budget && !stopping() {
             for _ in 0..self.batch {
                 self.call()?;
             }
@@ -284,18 +228,9 @@ impl Case for Rtt {
     fn finish(mut self: Box<Self>) -> Result<()> {
         drop(self.client.take()); // closes the pair: the echo ends
         match self.peer.take() {
-            Some(p) => p.finish(),
+            Some(p) => p.finish(TIMEOUT),
             None => Ok(()),
         }
-    }
-}
-
-/// Bytes per stream per repetition: 1 GiB, or 32 MiB for a quick run (a short budget).
-pub fn stream_bytes(budget: Duration) -> u64 {
-    if budget < Duration::from_millis(30) {
-        32 << 20
-    } else {
-        1 << 30
     }
 }
 
@@ -322,27 +257,28 @@ pub struct Stream {
     buf: Vec<u64>,
     // Declared before `peer`: the sending side closes first, then the peer is reaped.
     transport: Option<Transport>,
-    peer: Option<Peer>,
+    peer: Option<Child>,
 }
 
 impl Stream {
     /// The four streams of `bytes` each.
-    pub fn all(bytes: u64) -> Result<Vec<Stream>> {
+    pub fn all(host: &Host, bytes: u64) -> Result<Vec<Stream>> {
         Ok(vec![
-            Self::channel(bytes)?,
-            Self::copy(bytes)?,
-            Self::fd(bytes, false)?,
-            Self::fd(bytes, true)?,
+            Self::channel(host, bytes)?,
+            Self::copy(host, bytes)?,
+            Self::fd(host, bytes, false)?,
+            Self::fd(host, bytes, true)?,
         ])
     }
 
-    fn channel(bytes: u64) -> Result<Stream> {
+    fn channel(host: &Host, bytes: u64) -> Result<Stream> {
         let name = segment_name("channel_stream");
-        let backend = backend::get(None)?;
-        let tx = Sender::create(&backend, &name, &stream_options())?;
+        let kind = host.default_kind()?;
+        let tx = Sender::create(&(host.backend)(kind)?, &name, &stream_options())?;
         let (verdicts, theirs) = pipe()?;
-        let peer = Peer::spawn(
-            &format!("stream {name} {bytes}"),
+        let peer = spawn_peer(
+            host,
+            &["channel-stream", kind.as_str(), &name, &bytes.to_string()],
             Stdio::null(),
             Stdio::from(theirs),
         )?;
@@ -360,11 +296,13 @@ impl Stream {
         })
     }
 
-    fn copy(bytes: u64) -> Result<Stream> {
+    fn copy(host: &Host, bytes: u64) -> Result<Stream> {
         let name = segment_name("copy_stream");
-        let (ring, segment) = CopyRing::create(&name)?;
-        let peer = Peer::spawn(
-            &format!("copy {name} {bytes}"),
+        let kind = host.default_kind()?;
+        let (ring, segment) = CopyRing::create(&(host.backend)(kind)?, &name)?;
+        let peer = spawn_peer(
+            host,
+            &["copy-ring", kind.as_str(), &name, &bytes.to_string()],
             Stdio::null(),
             Stdio::null(),
         )?;
@@ -383,18 +321,24 @@ impl Stream {
         })
     }
 
-    fn fd(bytes: u64, socket: bool) -> Result<Stream> {
-        let spec = format!("fd - {bytes}");
+    fn fd(host: &Host, bytes: u64, socket: bool) -> Result<Stream> {
+        let bytes_word = bytes.to_string();
+        let words = ["fd", &bytes_word];
         let (data, ack, peer) = if socket {
             let (mine, theirs) = UnixStream::pair()?;
             let theirs = OwnedFd::from(theirs);
-            let peer = Peer::spawn(&spec, Stdio::from(theirs.try_clone()?), Stdio::from(theirs))?;
+            let peer = spawn_peer(
+                host,
+                &words,
+                Stdio::from(theirs.try_clone()?),
+                Stdio::from(theirs),
+            )?;
             let ack = File::from(OwnedFd::from(mine.try_clone()?));
             (File::from(OwnedFd::from(mine)), ack, peer)
         } else {
             let (data_r, data_w) = pipe()?;
             let (ack_r, ack_w) = pipe()?;
-            let peer = Peer::spawn(&spec, Stdio::from(data_r), Stdio::from(ack_w))?;
+            let peer = spawn_peer(host, &words, Stdio::from(data_r), Stdio::from(ack_w))?;
             (File::from(data_w), File::from(ack_r), peer)
         };
         Ok(Stream {
@@ -470,7 +414,7 @@ impl Case for Stream {
     fn unit(&self) -> Unit {
         Unit::Throughput { bytes: self.bytes }
     }
-    fn run(&mut self, out: &mut super::Samples) -> Result<()> {
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
         let t0 = Instant::now();
         self.send_all()?;
         out.push(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX));
@@ -482,7 +426,7 @@ impl Case for Stream {
         }
         drop(self.transport.take()); // closes: the peer ends
         match self.peer.take() {
-            Some(p) => p.finish(),
+            Some(p) => p.finish(TIMEOUT),
             None => Ok(()),
         }
     }
@@ -528,8 +472,7 @@ impl CopyRing {
         CR_SLOTS + SLOTS as usize * CR_STRIDE
     }
 
-    fn create(name: &str) -> Result<(CopyRing, Box<dyn Segment>)> {
-        let backend = backend::get(None)?;
+    fn create(backend: &Box<dyn DynBackend>, name: &str) -> Result<(CopyRing, Box<dyn Segment>)> {
         let segment =
             backend.create(&SegmentName::new(name)?, &CreateOptions::new(Self::size()))?;
         let ring = Self::on(segment.map()?)?;
@@ -600,13 +543,14 @@ impl CopyRing {
     }
 }
 
-/// The copy ring's receiver: copies each message out and checks it.
-fn copy_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Result<()> {
+/// The `copy-ring` peer: copies each message out and checks it.
+pub(crate) fn copy_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Result<()> {
     let ring = CopyRing::open(backend, name)?;
     ring.ready.store(1);
     let mut buf = vec![0u64; MESSAGE / 8];
     let (mut head, mut got, mut ok) = (ring.head.load(), 0u64, true);
-    let idle = Duration::from_secs(60);
+    // It dies with the bench: no reason to give up while the bench runs (see game::IDLE).
+    let idle = Duration::from_secs(24 * 60 * 60);
     loop {
         let h = head;
         let tail = ring.tail.wait_until(|t| t != h, idle)?;
@@ -632,9 +576,9 @@ fn copy_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Result<()> {
     }
 }
 
-/// The pipe's or socket's receiver: reads stdin, checks it, acknowledges each `bytes` on
+/// The `fd` peer, a pipe's or socket's receiver: reads stdin, checks it, acknowledges each `bytes` on
 /// stdout with one byte (0: all right).
-fn fd_peer(bytes: u64) -> Result<()> {
+pub(crate) fn fd_peer(bytes: u64) -> Result<()> {
     use std::os::fd::AsFd;
     let mut input = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let mut output = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);

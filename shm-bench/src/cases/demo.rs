@@ -1,17 +1,15 @@
-//! `demo_lockstep`: the real `shm taller demo --lockstep` (this binary, default waiting), timed
-//! by its wall time over 2 M rounds, start and end included, as a user would time it.
+//! `demo_lockstep`: the real `shm taller demo --lockstep` (the host's program, default waiting),
+//! timed by its wall time over 2 M rounds (the plan's), start and end included, as a user would
+//! time it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::report::Section;
-use super::{Case, Samples, segment_name, stopping};
-use crate::backend;
-
-/// Rounds per repetition, as in the measurement that asked for this case.
-const ROUNDS: u64 = 2_000_000;
+use crate::child::Child;
+use crate::harness::{Case, Samples, segment_name, stopping};
+use crate::report::Section;
 /// How often the bench looks at the stop flag while the demo runs (the end itself is timed
 /// by the thread that reaps it).
 const POLL: Duration = Duration::from_millis(20);
@@ -20,29 +18,34 @@ const SETTLE: Duration = Duration::from_millis(30);
 /// The longest one demo may take (a thousand times the floor, on a busy machine).
 const LIMIT: Duration = Duration::from_secs(120);
 
+/// How long a demo has to remove its segment and its client after SIGINT, before SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
 /// The demo as a case: one run per repetition.
 pub struct Demo {
     name: String,
+    rounds: u64,
+    command: fn(&str, u64) -> Result<std::process::Command>,
 }
 
 impl Demo {
-    pub fn new() -> Demo {
+    /// The demo that `command` starts, `rounds` rounds per run.
+    pub fn new(command: fn(&str, u64) -> Result<std::process::Command>, rounds: u64) -> Demo {
         Demo {
             name: segment_name("demo"),
+            rounds,
+            command,
         }
     }
 
+    /// Starts a demo: it dies with the bench, and is stopped with SIGINT (it then removes its
+    /// segment and its client) when its guard is dropped.
     fn spawn(&self) -> Result<Child> {
-        let exe = std::env::current_exe().context("finding this binary to run the demo")?;
-        Command::new(exe)
-            .args(["--backend", backend::DEFAULT.as_str(), "taller", "demo"])
-            .args(["--lockstep", "--rounds", &ROUNDS.to_string()])
-            .args(["--name", &self.name])
-            .stdin(Stdio::null())
+        let mut cmd = (self.command)(&self.name, self.rounds)?;
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting shm taller demo")
+            .stderr(Stdio::null());
+        Child::cleaning_up(&mut cmd, libc::SIGINT, GRACE).context("starting shm taller demo")
     }
 }
 
@@ -51,7 +54,7 @@ impl Demo {
 /// hundred microseconds took a CPU from the players), while the process stays this one's to
 /// signal until it is reaped here, so no signal can reach a process that reused its pid.
 struct Running {
-    child: Child,
+    child: Option<Child>,
     waiter: Option<std::thread::JoinHandle<Instant>>,
 }
 
@@ -75,35 +78,31 @@ impl Running {
             }
         });
         Running {
-            child,
+            child: Some(child),
             waiter: Some(waiter),
         }
     }
 
     /// The exit status and when the demo ended, once it has.
-    fn ended(&mut self) -> Option<(std::io::Result<std::process::ExitStatus>, Instant)> {
+    fn ended(&mut self) -> Option<(Result<std::process::ExitStatus>, Instant)> {
         if !self.waiter.as_ref()?.is_finished() {
             return None;
         }
         let end = self.waiter.take()?.join().ok()?;
-        Some((self.child.wait(), end))
+        let status = match self.child.as_mut()?.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err(anyhow::anyhow!("the demo ended, yet runs")),
+            Err(e) => Err(e),
+        };
+        Some((status, end))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // SIGINT: the demo removes its segment and its client on the way out.
-            // SAFETY: kill takes a pid and a signal number and touches no memory; the child
-            // is not reaped (try_wait just said it runs), so the pid is still the demo's.
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        // The child's guard stops it (SIGINT, then SIGKILL) and reaps it; the waiter then sees
+        // ECHILD and returns.
+        drop(self.child.take());
         if let Some(waiter) = self.waiter.take() {
             let _ = waiter.join();
         }
@@ -133,7 +132,7 @@ impl Case for Demo {
                 if !status.success() {
                     bail!("shm taller demo failed ({status})");
                 }
-                out.push_batch(end.duration_since(start).as_nanos(), ROUNDS);
+                out.push_batch(end.duration_since(start).as_nanos(), self.rounds);
                 // Untimed: the kernel tears down the demo's two processes for a few
                 // milliseconds; the next case should not pay for that.
                 std::thread::sleep(SETTLE);
@@ -143,7 +142,10 @@ impl Case for Demo {
                 return Ok(());
             }
             if start.elapsed() > LIMIT {
-                bail!("shm taller demo took more than {LIMIT:?} for {ROUNDS} rounds");
+                bail!(
+                    "shm taller demo took more than {LIMIT:?} for {} rounds",
+                    self.rounds
+                );
             }
             std::thread::sleep(POLL);
         }

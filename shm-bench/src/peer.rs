@@ -1,0 +1,59 @@
+//! The bench's second processes: what the program that runs the bench does when the bench
+//! starts it again as a peer (the `shm` command: its hidden `bench-peer` subcommand).
+//!
+//! A peer is told what to do in words, after the command [`crate::Host::peer`] gives:
+//!
+//! | words | what the peer does |
+//! |---|---|
+//! | `game KIND NAME STRATEGY [CPU]` | plays the lockstep game's client on the board NAME |
+//! | `bell NAME` | the same on POSIX, waiting on a pipe doorbell (stdin, stdout) |
+//! | `echo` | echoes each byte of stdin to stdout |
+//! | `channel-echo KIND NAME` | answers each request of the shm-channel pair NAME |
+//! | `channel-stream KIND NAME BYTES` | receives and checks the shm-channel stream NAME |
+//! | `copy-ring KIND NAME BYTES` | receives and checks the ring of copies NAME |
+//! | `fd BYTES` | receives and checks a stream on stdin, acknowledges on stdout |
+
+use anyhow::{Context, Result, bail};
+use shm_core::wait::WaitStrategy;
+
+use crate::cases::{channel, game};
+use crate::{Host, Kind};
+
+/// Runs as the peer `words` say (see the module docs); returns when the bench tells it to
+/// stop, or closes its end. Not for users: the bench starts its peers itself.
+pub fn peer(host: &Host, words: &[String]) -> Result<()> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    run(host, &words).with_context(|| format!("bench peer {}", words.join(" ")))
+}
+
+fn run(host: &Host, words: &[&str]) -> Result<()> {
+    let kind = |w: &str| Kind::from_name(w).with_context(|| format!("no backend {w:?}"));
+    let bytes = |w: &str| {
+        w.parse::<u64>()
+            .with_context(|| format!("bad byte count {w:?}"))
+    };
+    match words {
+        ["game", k, name, strategy, cpu @ ..] => {
+            let strategy: WaitStrategy = strategy
+                .parse()
+                .map_err(|e| anyhow::anyhow!("bad wait strategy {strategy:?}: {e}"))?;
+            let cpu = match cpu {
+                [] => None,
+                [c] => Some(c.parse().with_context(|| format!("bad CPU {c:?}"))?),
+                _ => bail!("too many words"),
+            };
+            game::game_peer(host, kind(k)?, name, strategy, cpu)
+        }
+        ["bell", name] => game::bell_peer(host, name),
+        ["echo"] => game::echo_peer(),
+        ["channel-echo", k, name] => channel::echo_peer(&(host.backend)(kind(k)?)?, name),
+        ["channel-stream", k, name, n] => {
+            channel::stream_peer(&(host.backend)(kind(k)?)?, name, bytes(n)?)
+        }
+        ["copy-ring", k, name, n] => {
+            channel::copy_peer(&(host.backend)(kind(k)?)?, name, bytes(n)?)
+        }
+        ["fd", n] => channel::fd_peer(bytes(n)?),
+        _ => bail!("unknown peer"),
+    }
+}
