@@ -7,7 +7,7 @@
 // REPS times ROUNDS round trips each; it prints, per case, the median and the mean of the
 // repetitions' means, and the least and most.
 //
-//   cc -O2 -o /tmp/doorbell shm-cli/src/bench/doorbell.c && /tmp/doorbell 20 2000
+//   cc -O2 -o /tmp/doorbell shm-bench/experiments/doorbell.c && /tmp/doorbell 20 2000
 //
 // Not built with the workspace: `shm bench` measures the pipe doorbell itself (posix_block_bell).
 #define _GNU_SOURCE

@@ -1,6 +1,10 @@
-//! `shm bench` end to end: the quick run works, prints every result and ratio the issue names,
-//! as JSON and as a table, and leaves no segment behind. Timings are never asserted: the
-//! machine is shared and noisy.
+//! `shm bench` end to end: a run prints every result and ratio the issue names, as JSON and as a
+//! table, and leaves no segment and no process behind, however it ends. The runs that only
+//! check what is printed are `--smoke` runs (every case once, tiny rounds: seconds even in a
+//! debug build). Timings are never asserted, except by the test marked `#[ignore]`, which
+//! bounds how long a stopped run goes on; it runs in its own command, on the release build:
+//! `cargo build --release -p shm-cli && cargo test --release -p shm-tests --test cli_bench --
+//! --ignored` (README, Tests).
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Child, Command, Output, Stdio};
@@ -121,8 +125,8 @@ fn bench_any(args: &[&str]) -> (Output, u32, Duration) {
 /// The JSON has every result (mean, median, p99), every ratio and every target with its
 /// verdict; `--check` exits 0 exactly when every target was met, and says which were not.
 #[test]
-fn quick_json_has_every_result_ratio_and_target_and_check_follows_them() {
-    let (out, pid, _) = bench_any(&["--quick", "--json", "--check"]);
+fn smoke_json_has_every_result_ratio_and_target_and_check_follows_them() {
+    let (out, pid, _) = bench_any(&["--smoke", "--json", "--check"]);
     let err = String::from_utf8_lossy(&out.stderr);
     let json: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("no JSON on stdout ({e}); stderr: {err}"));
@@ -201,8 +205,8 @@ fn quick_json_has_every_result_ratio_and_target_and_check_follows_them() {
 }
 
 #[test]
-fn quick_table_shows_cases_ratios_and_targets() {
-    let (out, pid) = bench(&["--quick"]);
+fn smoke_table_shows_cases_ratios_and_targets() {
+    let (out, pid) = bench(&["--smoke"]);
     let table = String::from_utf8(out.stdout).unwrap();
     for word in [
         "mean",
@@ -236,18 +240,35 @@ fn quick_table_shows_cases_ratios_and_targets() {
     assert_nothing_left(pid);
 }
 
+/// The peers are a hidden subcommand, not flags of `shm bench`; told nonsense, a peer says so
+/// in one line and fails.
 #[test]
-fn peer_arguments_are_hidden() {
+fn peers_are_hidden_and_refuse_nonsense() {
     let out = shm().args(["bench", "--help"]).output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(
-        help.contains("--quick") && help.contains("--json"),
+        help.contains("--quick") && help.contains("--json") && help.contains("--smoke"),
         "{help}"
     );
     assert!(
         !help.contains("--peer"),
         "internal arguments shown:\n{help}"
     );
+    let out = shm().arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains("bench"), "{help}");
+    assert!(
+        !help.contains("bench-peer"),
+        "the peer command shown:\n{help}"
+    );
+    let out = shm()
+        .args(["bench-peer", "dance", "--wildly"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unknown peer"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
 }
 
 /// Starts `shm bench ARGS` in the background; killed on drop if it still runs.
@@ -306,8 +327,11 @@ impl Drop for Background {
 /// Issue 10: a bench stopped for less than a second (SIGSTOP, SIGCONT) ends about when an
 /// unstopped one does, not tens of seconds later. The bound is generous (three times an
 /// unstopped run of the same test, plus 20 s): it fails only on the old behaviour, where a
-/// case sized while fast went on for tens of seconds.
+/// case sized while fast went on for tens of seconds. It asserts a time, and two quick runs
+/// take minutes in a debug build on a busy machine: it runs in its own command, on the release
+/// build (see the module docs).
 #[test]
+#[ignore = "timing: cargo build --release -p shm-cli && cargo test --release -p shm-tests --test cli_bench -- --ignored"]
 fn quick_stopped_briefly_still_ends_soon() {
     let (_, _, unstopped) = bench_any(&["--quick"]);
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -355,16 +379,16 @@ fn quick_interrupted_mid_case_ends_promptly_and_cleans_up() {
 /// Issue 10: with stdout on /dev/full the bench reports the write error in one line and exits
 /// 1, not with a panic (101), and leaves nothing behind.
 #[test]
-fn quick_to_dev_full_reports_the_write_error() {
+fn smoke_to_dev_full_reports_the_write_error() {
     let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
         skip(
-            "quick_to_dev_full_reports_the_write_error",
+            "smoke_to_dev_full_reports_the_write_error",
             "no /dev/full here",
         );
         return;
     };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let run = Background::start(&["--quick"], Stdio::from(full));
+    let run = Background::start(&["--smoke"], Stdio::from(full));
     let pid = run.0.id();
     let (out, _) = run.finish_within(Duration::from_secs(300), "bench to /dev/full");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -373,4 +397,135 @@ fn quick_to_dev_full_reports_the_write_error() {
     assert!(err.contains("No space left on device"), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert_nothing_left(pid);
+}
+
+/// A process as /proc shows it: its pid and start time (a pid reused by another process has
+/// another start time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Proc {
+    pid: u32,
+    start: u64,
+}
+
+/// Fields of /proc/PID/stat after the command name: state, ppid, ... (starttime is the 20th).
+fn stat(pid: u32) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = text.rsplit_once(')')?.1;
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Alive: the same process still exists and is not a zombie.
+fn alive(p: Proc) -> bool {
+    stat(p.pid).is_some_and(|f| f[0] != "Z" && f[19].parse::<u64>().ok() == Some(p.start))
+}
+
+/// Every living descendant of `pid`.
+fn descendants(pid: u32) -> Vec<Proc> {
+    let all: Vec<(u32, u32, u64)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| {
+            let f = stat(p)?;
+            (f[0] != "Z").then(|| (p, f[1].parse().unwrap_or(0), f[19].parse().unwrap_or(0)))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut out = Vec::new();
+    while let Some(parent) = found.pop() {
+        for &(p, ppid, start) in &all {
+            if ppid == parent {
+                found.push(p);
+                out.push(Proc { pid: p, start });
+            }
+        }
+    }
+    out
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Starts `shm bench --quick` and waits until its demo (`shm taller demo`) and the demo's client
+/// run; returns the bench and every process under it then.
+fn bench_with_its_demo_running() -> (Background, Vec<Proc>) {
+    let run = Background::start(&["--quick"], Stdio::null());
+    let pid = run.0.id();
+    let start = Instant::now();
+    loop {
+        let under = descendants(pid);
+        let demos = under
+            .iter()
+            .filter(|p| cmdline(p.pid).contains("taller"))
+            .count();
+        // The demo and the client it started.
+        if demos >= 2 {
+            return (run, under);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no demo under the bench after 2 minutes; under it: {under:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until none of `procs` is alive, at most `within`.
+fn assert_all_gone(procs: &[Proc], within: Duration, what: &str) {
+    let start = Instant::now();
+    while procs.iter().any(|&p| alive(p)) {
+        let left: Vec<String> = procs
+            .iter()
+            .filter(|&&p| alive(p))
+            .map(|p| format!("{} ({})", p.pid, cmdline(p.pid)))
+            .collect();
+        assert!(
+            start.elapsed() < within,
+            "{what}: still running after {within:?}: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{what}: every child gone after {:?}", start.elapsed());
+}
+
+fn assert_nothing_left_by(bench: u32, procs: &[Proc]) {
+    assert_nothing_left(bench);
+    for p in procs {
+        shm_tests::assert_nothing_left(&format!("shm-bench-{bench}-"), p.pid);
+    }
+}
+
+/// Issue 17 item 13: a bench killed with SIGKILL while its demo runs takes every child with it
+/// (the peers, the demo, the demo's client) within seconds, and they leave nothing in /dev/shm
+/// or System V behind. The demo alone would play on for its 2 M rounds.
+#[test]
+fn killed_with_sigkill_mid_run_its_children_die_and_nothing_is_left() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (run, under) = bench_with_its_demo_running();
+    let pid = run.0.id();
+    assert!(under.len() >= 5, "peers and the demo: {under:?}");
+    run.signal(libc::SIGKILL);
+    drop(run);
+    assert_all_gone(&under, Duration::from_secs(20), "bench killed by SIGKILL");
+    assert_nothing_left_by(pid, &under);
+}
+
+/// A signal that would end the bench without a word (SIGPWR here: its default is to end the
+/// process) stops it as Ctrl-C does: exit status 1, one line, its children gone, nothing left.
+#[test]
+fn sigpwr_mid_run_stops_the_bench_like_ctrl_c() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (run, under) = bench_with_its_demo_running();
+    let pid = run.0.id();
+    run.signal(libc::SIGPWR);
+    let (out, took) = run.finish_within(Duration::from_secs(60), "bench after SIGPWR");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}: {err}", out.status);
+    assert!(err.contains("interrupted"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    eprintln!("ended {took:?} after SIGPWR");
+    assert_all_gone(&under, Duration::from_secs(20), "bench stopped by SIGPWR");
+    assert_nothing_left_by(pid, &under);
 }

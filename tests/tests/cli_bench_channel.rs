@@ -10,7 +10,7 @@ use shm_tests::{assert_nothing_left, shm, shm_ok};
 fn channel_cases_alone_as_json() {
     let (pid, out) = shm_ok(&[
         "bench",
-        "--quick",
+        "--smoke",
         "--json",
         "channel_rtt",
         "channel_stream",
@@ -58,7 +58,7 @@ fn channel_cases_alone_as_json() {
 #[test]
 fn an_unknown_case_is_refused_with_the_list() {
     let out = shm()
-        .args(["bench", "--quick", "no_such_case"])
+        .args(["bench", "--smoke", "no_such_case"])
         .output()
         .unwrap();
     assert!(!out.status.success());
