@@ -224,7 +224,7 @@ fn catch(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
 
 /// Makes each of `signals` call [`stop`] instead of ending the process at once (which would
 /// leave a segment of a create cycle behind). SIGALRM in the list is left out: the bench uses
-/// it itself (see [`Ticker`]), to interrupt a blocking read. Call it before [`run`].
+/// it itself, to interrupt a blocking read now and then. Call it before [`run`].
 pub fn stop_on(signals: &[libc::c_int]) {
     for &sig in signals.iter().filter(|&&s| s != libc::SIGALRM) {
         catch(sig, on_signal);

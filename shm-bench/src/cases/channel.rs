@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use shm_channel::{Client, Error, Options, Receiver, Sender, Server};
 use shm_core::wait::{Signal, WaitStrategy};
-use shm_core::{Access, Backend, CreateOptions, DynBackend, Mapping, Segment, SegmentName};
+use shm_core::{Access, Backend, CreateOptions, Mapping, Segment, SegmentName};
 
 use crate::Host;
 use crate::child::Child;
@@ -87,7 +87,7 @@ fn words_of_mut(bytes: &mut [u8]) -> Option<&mut [u64]> {
 
 /// The `channel-echo` peer: answers each 8-byte request of the pair `name` with the same bytes,
 /// until the client closes it.
-pub(crate) fn echo_peer(backend: &Box<dyn DynBackend>, name: &str) -> Result<()> {
+pub(crate) fn echo_peer<B: Backend>(backend: &B, name: &str) -> Result<()> {
     let mut server = Server::open(backend, name, &rtt_options())?;
     let mut buf = [0u8; 8];
     loop {
@@ -102,7 +102,7 @@ pub(crate) fn echo_peer(backend: &Box<dyn DynBackend>, name: &str) -> Result<()>
 
 /// The `channel-stream` peer: receives the stream `name`, checks every message where it lies,
 /// and says on stdout how many were wrong after each `bytes`.
-pub(crate) fn stream_peer(backend: &Box<dyn DynBackend>, name: &str, bytes: u64) -> Result<()> {
+pub(crate) fn stream_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Result<()> {
     use std::os::fd::AsFd;
     let mut verdicts = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
     let mut rx = Receiver::open(backend, name, &stream_options())?;
@@ -472,7 +472,7 @@ impl CopyRing {
         CR_SLOTS + SLOTS as usize * CR_STRIDE
     }
 
-    fn create(backend: &Box<dyn DynBackend>, name: &str) -> Result<(CopyRing, Box<dyn Segment>)> {
+    fn create<B: Backend>(backend: &B, name: &str) -> Result<(CopyRing, B::Segment)> {
         let segment =
             backend.create(&SegmentName::new(name)?, &CreateOptions::new(Self::size()))?;
         let ring = Self::on(segment.map()?)?;
