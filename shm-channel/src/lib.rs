@@ -72,7 +72,8 @@
 //! Every wait has a future, driven only by `Waker`s, so it runs in any executor (tokio's
 //! current-thread and multi-thread runtimes and `futures::executor::block_on` are tested):
 //! [`Receiver::recv_async`], [`Sender::send_async`], [`Sender::loan_async`],
-//! [`Client::call_async`] and [`Server::recv_async`], each with a `_deadline_async` form
+//! [`Client::call_async`], [`Server::recv_async`] and `wait_for_peer_async` on every end
+//! ([`Sender::wait_for_peer_async`], ...), each with a `_deadline_async` form
 //! ([`Error::TimedOut`]; [`Receiver::recv_timeout_async`] too). Blocking code waits on several
 //! ends at once with a [`WaitSet`] (any mix of ends, a deadline per end and one for the set,
 //! peer death per end).
@@ -216,6 +217,7 @@ pub use shm_core::wait::WaitStrategy;
 pub use {
     pair::{CallFuture, RequestFuture},
     ring::{LoanFuture, RecvFuture, SendFuture},
+    waiting::PeerFuture,
     waitset::{Event, WaitSet, Waitable},
 };
 

@@ -2,12 +2,14 @@
 //! end's signals, through `shm_core::reactor`, with a deadline and a watch on the peer.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use shm_core::reactor::{Waiter, Watch, Woke};
-use shm_core::wait::Signal;
+use shm_core::wait::{Signal, WaitStrategy};
 
+use crate::layout::{OFF_STATE, OFF_STATE_SLEEPERS, WAITING};
 use crate::shared::{Deadline, Shared};
 use crate::{Error, Result};
 
@@ -62,7 +64,7 @@ impl Wait {
 
     /// Makes the reactor waiter for `signal` (the word the peer stores when the end may
     /// become ready) of the end whose segment is `shared`, unless made already.
-    pub(crate) fn start(&mut self, shared: &Arc<Shared>, signal: &Signal<'static>) -> Result<()> {
+    pub(crate) fn start(&mut self, shared: &Arc<Shared>, signal: &Signal<'_>) -> Result<()> {
         if self.waiter.is_some() {
             return Ok(());
         }
@@ -113,5 +115,43 @@ impl Wait {
     /// The deadline this wait has.
     pub(crate) fn deadline(&self) -> Deadline {
         self.deadline
+    }
+}
+
+/// The future of `wait_for_peer_async` (on every end): ready once the other end has joined.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct PeerFuture<'a> {
+    shared: &'a Arc<Shared>,
+    wait: Wait,
+}
+
+impl<'a> PeerFuture<'a> {
+    pub(crate) fn new(shared: &'a Arc<Shared>, deadline: Deadline) -> Self {
+        PeerFuture {
+            shared,
+            wait: Wait::new(deadline),
+        }
+    }
+}
+
+impl std::future::Future for PeerFuture<'_> {
+    type Output = Result<()>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        let shared = this.shared;
+        let state = shared.u32_at(OFF_STATE);
+        let joined = || state.load(Ordering::SeqCst) != WAITING;
+        if this.wait.fresh() && joined() {
+            return Poll::Ready(shared.peer().map(|_| ()));
+        }
+        let signal = Signal::new(state, shared.u32_at(OFF_STATE_SLEEPERS), WaitStrategy::Block);
+        if let Err(e) = this.wait.start(shared, &signal) {
+            return Poll::Ready(Err(e));
+        }
+        this.wait
+            .poll(cx, || Ok(joined()))
+            .map(|r| r.and_then(|()| shared.peer().map(|_| ())))
     }
 }

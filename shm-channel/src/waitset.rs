@@ -158,11 +158,21 @@ impl<'a> WaitSet<'a> {
         let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
         let mut cx = Context::from_waker(&waker);
         let mut waits = Vec::with_capacity(self.ends.len());
-        for (end, deadline) in &self.ends {
+        // An end that cannot even start waiting (its header went bad) is its own event.
+        let mut failed = Vec::new();
+        for (index, (end, deadline)) in self.ends.iter().enumerate() {
             let (shared, signal) = end.parts();
             let mut wait = Wait::new(*deadline);
-            wait.start(shared, signal)?;
+            if let Err(e) = wait.start(shared, signal) {
+                failed.push(Event {
+                    index,
+                    result: Err(e),
+                });
+            }
             waits.push(wait);
+        }
+        if !failed.is_empty() {
+            return Ok(failed);
         }
         loop {
             let mut events = Vec::new();

@@ -18,7 +18,7 @@ use zerocopy::{Immutable, IntoBytes};
 use super::{Client, End, Server, next};
 use crate::layout::*;
 use crate::shared::Shared;
-use crate::waiting::Wait;
+use crate::waiting::{PeerFuture, Wait};
 use crate::{Error, Result, Sample};
 
 impl End {
@@ -151,6 +151,18 @@ impl Client {
         }
     }
 
+    /// Waits until the other end has joined, as [`wait_for_peer`](Self::wait_for_peer) does,
+    /// without blocking the thread (ready at once on the end that opened).
+    pub fn wait_for_peer_async(&self) -> PeerFuture<'_> {
+        PeerFuture::new(&self.end.shared, None)
+    }
+
+    /// As [`wait_for_peer_async`](Self::wait_for_peer_async), failing with
+    /// [`Error::TimedOut`] at `deadline`.
+    pub fn wait_for_peer_deadline_async(&self, deadline: Instant) -> PeerFuture<'_> {
+        PeerFuture::new(&self.end.shared, Some(deadline))
+    }
+
     /// True when no response is outstanding, or the outstanding one came.
     pub(crate) fn ready_now(&self) -> Result<bool> {
         if self.taken == self.calls {
@@ -237,6 +249,18 @@ impl Server {
             count: None,
             wait: Wait::new(Some(deadline)),
         }
+    }
+
+    /// Waits until the other end has joined, as [`wait_for_peer`](Self::wait_for_peer) does,
+    /// without blocking the thread (ready at once on the end that opened).
+    pub fn wait_for_peer_async(&self) -> PeerFuture<'_> {
+        PeerFuture::new(&self.end.shared, None)
+    }
+
+    /// As [`wait_for_peer_async`](Self::wait_for_peer_async), failing with
+    /// [`Error::TimedOut`] at `deadline`.
+    pub fn wait_for_peer_deadline_async(&self, deadline: Instant) -> PeerFuture<'_> {
+        PeerFuture::new(&self.end.shared, Some(deadline))
     }
 
     /// The request `recv` waits for next: a new one, or again the one not answered yet.

@@ -18,7 +18,7 @@ use shm_core::wait::Signal;
 use super::{Loan, Receiver, Sample, Sender, deadline_in};
 use crate::layout::SLOT_HEADER;
 use crate::shared::Shared;
-use crate::waiting::Wait;
+use crate::waiting::{PeerFuture, Wait};
 use crate::{Error, Result};
 
 /// The future of [`Receiver::recv_async`]: the next message, in place.
@@ -73,6 +73,18 @@ impl Receiver {
             rx: Some(self),
             wait: Wait::new(deadline_in(timeout)),
         }
+    }
+
+    /// Waits until the other end has joined, as [`wait_for_peer`](Self::wait_for_peer) does,
+    /// without blocking the thread (ready at once on the end that opened).
+    pub fn wait_for_peer_async(&self) -> PeerFuture<'_> {
+        PeerFuture::new(&self.shared, None)
+    }
+
+    /// As [`wait_for_peer_async`](Self::wait_for_peer_async), failing with
+    /// [`Error::TimedOut`] at `deadline`.
+    pub fn wait_for_peer_deadline_async(&self, deadline: Instant) -> PeerFuture<'_> {
+        PeerFuture::new(&self.shared, Some(deadline))
     }
 
     /// `Ok(true)` when a message is waiting; `Closed` once the sender closed and every
@@ -161,6 +173,18 @@ impl Sender {
             loan: self.loan_deadline_async(deadline),
             data,
         }
+    }
+
+    /// Waits until the other end has joined, as [`wait_for_peer`](Self::wait_for_peer) does,
+    /// without blocking the thread (ready at once on the end that opened).
+    pub fn wait_for_peer_async(&self) -> PeerFuture<'_> {
+        PeerFuture::new(&self.shared, None)
+    }
+
+    /// As [`wait_for_peer_async`](Self::wait_for_peer_async), failing with
+    /// [`Error::TimedOut`] at `deadline`.
+    pub fn wait_for_peer_deadline_async(&self, deadline: Instant) -> PeerFuture<'_> {
+        PeerFuture::new(&self.shared, Some(deadline))
     }
 
     /// `Ok(true)` when a slot is free; `Closed` once the receiver left.
