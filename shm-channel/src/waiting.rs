@@ -146,7 +146,11 @@ impl std::future::Future for PeerFuture<'_> {
         if this.wait.fresh() && joined() {
             return Poll::Ready(shared.peer().map(|_| ()));
         }
-        let signal = Signal::new(state, shared.u32_at(OFF_STATE_SLEEPERS), WaitStrategy::Block);
+        let signal = Signal::new(
+            state,
+            shared.u32_at(OFF_STATE_SLEEPERS),
+            WaitStrategy::Block,
+        );
         if let Err(e) = this.wait.start(shared, &signal) {
             return Poll::Ready(Err(e));
         }

@@ -17,17 +17,19 @@
 //! waited on and wakes the [`Waker`]s of those that changed. Deadlines and peer checks are the
 //! call's timeout. So:
 //!
-//! - **idle costs nothing**: a thread with nothing to watch sleeps without a timeout; with a
-//!   [`Watch`] it wakes every [`WATCH_INTERVAL`] to check the peers (each distinct peer once
-//!   per interval, however many words wait on it);
-//! - **threads**: one per [`WORDS_PER_THREAD`] words waited on at the same time (the kernel
-//!   takes at most 128 words per `futex_waitv`, one of which is the thread's own), made the
-//!   first time that many wait at once and kept for the life of the process;
+//! - **idle costs nothing** but the peer checks: a waiter thread sleeps without a timeout
+//!   (unless a deadline asks for one); one watcher thread wakes every [`WATCH_INTERVAL`]
+//!   while any [`Watch`] is registered and asks each distinct peer once whether it lives
+//!   (however many words wait on it), then fires the registrations of the dead;
+//! - **threads**: one waiter per [`WORDS_PER_THREAD`] words waited on at the same time (the
+//!   kernel takes at most 128 words per `futex_waitv`, one of which is the thread's own),
+//!   made the first time that many wait at once and kept for the life of the process, and
+//!   the one watcher, made with the first [`Watch`];
 //! - **a wait** that registers costs a lock, a private futex wake of the waiter thread (which
 //!   looks again and sleeps on the new list), and the sleepers announcement; **a wake** costs
 //!   the writer's `futex_wake`, the waiter thread's wake-up and its look at each of its words,
-//!   then the [`Waker`]. `cargo test -p shm-channel --features async --release -- --ignored
-//!   reactor_costs --nocapture` measures both; the crate's front page has the figures.
+//!   then the [`Waker`]. `cargo test -p shm-channel --features async --release --test async_many --
+//!   --include-ignored --nocapture` measures both; shm-channel's front page has the figures.
 //!
 //! Why not the alternatives: a thread per wait is what the issue forbids; io_uring's futex
 //! wait (Linux 6.7) takes any number of words in one thread but is blocked by the seccomp
@@ -51,7 +53,7 @@ use crate::wait::Signal;
 /// How many words one waiter thread sleeps on (`futex_waitv` takes 128; one is its own).
 pub const WORDS_PER_THREAD: usize = 127;
 
-/// How often a waiter thread checks the peers of the words it waits on ([`Watch::alive`]).
+/// How often the watcher thread checks the peers of the words waited on ([`Watch::alive`]).
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(40);
 
 /// How often a waiter thread looks at its words when the kernel has no `futex_waitv`.
@@ -83,7 +85,8 @@ struct Entry {
     expected: u32,
     waker: Waker,
     deadline: Option<Instant>,
-    watch: Option<Arc<dyn Watch>>,
+    /// The peer watched, by [`Watch::key`] (registered in [`watches`]).
+    watch_key: Option<u128>,
     fired: Option<Fired>,
     /// Keeps the memory of `word` alive while the entry exists.
     _keep: Arc<dyn Any + Send + Sync>,
@@ -182,12 +185,16 @@ impl Registration {
         keep: Arc<dyn Any + Send + Sync>,
     ) -> std::io::Result<Registration> {
         let shard = pick_shard()?;
+        let watch_key = match watch {
+            Some(w) => Some(watch_peer(w)?),
+            None => None,
+        };
         let entry = Entry {
             word,
             expected,
             waker: waker.clone(),
             deadline,
-            watch,
+            watch_key,
             fired: None,
             _keep: keep,
         };
@@ -238,6 +245,9 @@ impl Drop for Registration {
             entry
         };
         self.shard.load.fetch_sub(1, SeqCst);
+        if let Some(key) = entry.as_ref().and_then(|e| e.watch_key) {
+            unwatch_peer(key);
+        }
         // The waiter thread may still sleep on the word: a wake there is a spurious look, and
         // the next registration on this thread rebuilds its list. Dropped outside the lock:
         // `keep` may be the last hold on a mapping.
@@ -267,32 +277,124 @@ fn pick_shard() -> std::io::Result<Arc<Shard>> {
     Ok(shard)
 }
 
-/// Peers checked lately, by [`Watch::key`]: each is asked once per interval, whatever number
-/// of words and threads wait on it.
-fn peer_alive(watch: &dyn Watch, now: Instant) -> bool {
-    static SEEN: OnceLock<Mutex<HashMap<u128, (Instant, bool)>>> = OnceLock::new();
+/// Each distinct [`Watch::key`] once, with how many registrations watch it.
+type Watched = HashMap<u128, (Arc<dyn Watch>, usize)>;
+
+/// The peers watched.
+struct Watches {
+    peers: Mutex<Watched>,
+    /// The watcher thread, once made.
+    thread: OnceLock<std::thread::Thread>,
+}
+
+fn watches() -> &'static Watches {
+    static W: OnceLock<Watches> = OnceLock::new();
+    W.get_or_init(|| Watches {
+        peers: Mutex::new(HashMap::new()),
+        thread: OnceLock::new(),
+    })
+}
+
+/// Counts a registration watching `watch`'s peer (making the watcher thread the first time);
+/// returns its key.
+fn watch_peer(watch: Arc<dyn Watch>) -> std::io::Result<u128> {
+    let w = watches();
+    if w.thread.get().is_none() {
+        let mut made = Ok(());
+        w.thread.get_or_init(|| {
+            match std::thread::Builder::new()
+                .name("shm-async-watch".to_owned())
+                .spawn(watcher)
+            {
+                Ok(handle) => handle.thread().clone(),
+                Err(e) => {
+                    made = Err(e);
+                    // A handle that never runs: the next registration tries no more.
+                    std::thread::current()
+                }
+            }
+        });
+        made?;
+    }
     let key = watch.key();
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(&(at, alive)) = seen.get(&key) {
-        if !alive || now.saturating_duration_since(at) < WATCH_INTERVAL / 2 {
-            return alive;
+    let mut peers = w.peers.lock().unwrap_or_else(|e| e.into_inner());
+    let first = peers.is_empty();
+    peers.entry(key).or_insert_with(|| (watch, 0)).1 += 1;
+    drop(peers);
+    if first {
+        if let Some(t) = w.thread.get() {
+            t.unpark();
         }
     }
-    let alive = watch.alive();
-    if seen.len() > 4096 {
-        seen.retain(|_, (at, _)| now.saturating_duration_since(*at) < WATCH_INTERVAL * 4);
+    Ok(key)
+}
+
+/// Counts a registration watching `key` no more.
+fn unwatch_peer(key: u128) {
+    let mut peers = watches().peers.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, n)) = peers.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            // Dropped outside the lock: the watch may hold the last hold on a mapping.
+            let gone = peers.remove(&key);
+            drop(peers);
+            drop(gone);
+        }
     }
-    seen.insert(key, (now, alive));
-    alive
+}
+
+/// The watcher thread: every [`WATCH_INTERVAL`] while anything is watched, asks each distinct
+/// peer once whether it lives, and fires the registrations of those that died; parked while
+/// nothing is watched. One thread for the process: the waiter threads themselves sleep
+/// without a timeout unless a deadline asks for one.
+fn watcher() {
+    let w = watches();
+    loop {
+        if w.peers.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            std::thread::park();
+            continue;
+        }
+        std::thread::sleep(WATCH_INTERVAL);
+        let peers: Vec<(u128, Arc<dyn Watch>)> = {
+            let peers = w.peers.lock().unwrap_or_else(|e| e.into_inner());
+            peers
+                .iter()
+                .map(|(k, (watch, _))| (*k, watch.clone()))
+                .collect()
+        };
+        let dead: Vec<u128> = peers
+            .iter()
+            .filter(|(_, watch)| !watch.alive())
+            .map(|(k, _)| *k)
+            .collect();
+        drop(peers);
+        if dead.is_empty() {
+            continue;
+        }
+        let shards: Vec<Arc<Shard>> = reactor()
+            .shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut wake = Vec::new();
+        for shard in shards {
+            let mut e = shard.lock();
+            for entry in e.slots.iter_mut().flatten() {
+                if entry.fired.is_none() && entry.watch_key.is_some_and(|k| dead.contains(&k)) {
+                    entry.fired = Some(Fired::PeerDead);
+                    wake.push(entry.waker.clone());
+                }
+            }
+        }
+        for waker in wake {
+            waker.wake();
+        }
+    }
 }
 
 /// A waiter thread: sleeps on its words, wakes the Wakers of those that fired.
 fn serve(shard: &Shard) {
     let mut list: Vec<sys::WaitV> = Vec::with_capacity(WORDS_PER_THREAD + 1);
-    let mut next_watch: Option<Instant> = None;
     let mut wake: Vec<Waker> = Vec::new();
     loop {
         let generation = shard.changed.load(SeqCst);
@@ -309,20 +411,12 @@ fn serve(shard: &Shard) {
                 if let Some(d) = entry.deadline {
                     until = Some(until.map_or(d, |u| u.min(d)));
                 }
-                if entry.watch.is_some() {
-                    let t = *next_watch.get_or_insert_with(|| Instant::now() + WATCH_INTERVAL);
-                    until = Some(until.map_or(t, |u| u.min(t)));
-                }
             }
         }
         sys::wait_any(&list, until);
         {
             let mut e = shard.lock();
             let now = Instant::now();
-            let watch_now = next_watch.is_some_and(|t| now >= t);
-            if watch_now {
-                next_watch = None;
-            }
             for entry in e.slots.iter_mut().flatten() {
                 if entry.fired.is_some() {
                     continue;
@@ -334,9 +428,6 @@ fn serve(shard: &Shard) {
                     Fired::Changed
                 } else if entry.deadline.is_some_and(|d| now >= d) {
                     Fired::Deadline
-                } else if watch_now && entry.watch.as_ref().is_some_and(|w| !peer_alive(&**w, now))
-                {
-                    Fired::PeerDead
                 } else {
                     continue;
                 };
