@@ -7,12 +7,12 @@ mod compare;
 mod docs;
 mod manage;
 mod out;
+mod report;
 mod shutdown;
 mod table;
 mod taller;
 mod units;
 
-use std::error::Error as _;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -102,56 +102,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(a) => docs::completions(a, command()),
         Command::Man(a) => docs::man(a, command()),
     }
-}
-
-/// The command's own words for a library error that reaches the user as it is (a command that
-/// wrapped it in its own context has said what to do already): the library advises in its
-/// terms (`Backend::unlink`, `CreateOptions::replace`), the user has `shm rm` and `--replace`.
-/// `None` keeps the library's line.
-fn cli_line(err: &anyhow::Error) -> Option<String> {
-    let e = err.downcast_ref::<shm_core::Error>()?;
-    if err.chain().count() > 1 + e.source().map_or(0, |_| 1) {
-        return None;
-    }
-    if let shm_core::Error::TimedOut { .. } = e {
-        return Some(format!(
-            "{}; `shm list` shows anything left behind and `shm rm` removes it",
-            one_line(err)
-        ));
-    }
-    let ctx = e.context()?;
-    let flag = match ctx.backend {
-        b if b == backend::DEFAULT.as_str() => String::new(),
-        b => format!("--backend {b} "),
-    };
-    let target = match ctx.segment.strip_prefix("key ") {
-        Some(key) => format!("--key {key}"),
-        None => ctx.segment.clone(),
-    };
-    let ctx_text = ctx.to_string();
-    use shm_core::Error as E;
-    Some(match e {
-        E::AlreadyExists { .. } => format!(
-            "{ctx_text}: it already exists; remove it with `shm {flag}rm {target}` or pass --replace"
-        ),
-        E::NotFound { .. } if ctx.segment.starts_with("key ") => format!(
-            "{ctx_text}: there is no System V segment with {}; `shm --backend sysv list` shows \
-             those there are",
-            ctx.segment
-        ),
-        E::NotFound { .. } => {
-            format!("{ctx_text}: no such segment; `shm list` shows those there are")
-        }
-        E::Symlink { .. } => format!(
-            "{ctx_text}: a symbolic link stands at its place in /dev/shm and is not followed; if \
-             you did not make it, `shm {flag}rm {target}` removes the link (never its target)"
-        ),
-        E::NoSpace { .. } | E::LimitExceeded { .. } => format!(
-            "{}; `shm list` shows what holds it, `shm rm` frees it",
-            one_line(err)
-        ),
-        _ => return None,
-    })
 }
 
 /// The subcommands named on the command line (`shm taller demo`), for errors whose text has no
@@ -255,8 +205,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let line = cli_line(&err).unwrap_or_else(|| one_line(&err));
-            out::error(&line);
+            out::error(&report::error_line(&err));
             ExitCode::FAILURE
         }
     }

@@ -528,7 +528,7 @@ pub fn rm(g: &Global, a: &RmArgs) -> Result<()> {
         (_, 1) => Err(errors.remove(0)),
         (failed, all) => {
             for e in &errors {
-                crate::out::error(&crate::out::one_line(e));
+                crate::out::error(&crate::report::error_line(e));
             }
             bail!("{failed} of {all} failed")
         }

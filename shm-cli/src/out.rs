@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::{self, Write};
 
 use anyhow::{Context as _, Result};
+use shm_core::SegmentRef;
 
 /// Writes `args` and a newline to stdout, and flushes: an error is known at once.
 pub fn line(args: fmt::Arguments<'_>) -> Result<()> {
@@ -60,6 +61,32 @@ macro_rules! outln {
     };
 }
 pub(crate) use outln;
+
+/// A segment as a person should see it on stdout: its [`SegmentRef`] text (the one way a
+/// segment is written for people: a name as it is, a System V key as a key, `key 0x0bad1dea`,
+/// never as a name, an id as `id 32769`), escaped ([`escape`]). Errors write the plain text:
+/// [`error`] escapes the whole line.
+pub fn segment(seg: &SegmentRef) -> String {
+    escape(&seg.to_string())
+}
+
+/// What `shm rm` takes to remove `seg`: its name, `--key 0x0bad1dea` or `--id 32769`.
+pub fn rm_target(seg: &SegmentRef) -> String {
+    match seg {
+        SegmentRef::Key(key) => format!("--key 0x{:08x}", *key as u32),
+        SegmentRef::Id(id) => format!("--id {id}"),
+        other => other.to_string(),
+    }
+}
+
+/// A segment that is not there, as the user is told: `no segment /x`, `no System V segment with
+/// key 0x0bad1dea`.
+pub fn missing(seg: &SegmentRef) -> String {
+    match seg {
+        SegmentRef::Name(_) => format!("no segment {seg}"),
+        other => format!("no System V segment with {other}"),
+    }
+}
 
 /// Untrusted text (a segment name, a process name, an owner, an error line) as a person should
 /// see it in a terminal: printable characters as they are, anything else (a newline, an escape,

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use crate::{Context, Error, MapBacking, Mapping, Op, Result, SegmentName};
+use crate::{Context, Error, MapBacking, Mapping, Op, Result, SegmentName, SegmentRef};
 
 /// What a segment handle knows of the object it created or opened: enough to tell whether the
 /// name (key, id) still stands for that object, and to remove it by that name.
@@ -211,8 +211,8 @@ impl<F: AsFd + Send + Sync> MapBacking for FdMap<F> {
     fn backend(&self) -> &'static str {
         self.backend
     }
-    fn segment(&self) -> &str {
-        self.name.as_str()
+    fn segment(&self) -> SegmentRef {
+        SegmentRef::from(&self.name)
     }
     fn current_size(&self) -> Result<Option<u64>> {
         fd_size(self.file.as_fd())

@@ -100,6 +100,8 @@
 mod backend;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod context;
+mod detail;
 mod error;
 mod info;
 pub mod kit;
@@ -113,7 +115,9 @@ mod sigbus;
 pub mod wait;
 
 pub use backend::{Backend, Capabilities, DynBackend, Segment};
-pub use error::{Context, Error, Op, Result};
+pub use context::{Context, Op, SegmentRef};
+pub use detail::{Limit, Owner, Space};
+pub use error::{Error, Report, Result};
 pub use info::SegmentInfo;
 pub use mapping::{MapBacking, Mapping, ReadOnlyAtomic, SharedAtomic};
 pub use name::{MAX_NAME_LEN, SegmentName};

@@ -53,7 +53,7 @@ use std::sync::atomic::{
     AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering,
 };
 
-use crate::error::{Context, Error, Op, Result};
+use crate::{Context, Error, Op, Result, SegmentRef};
 
 /// What keeps a mapping alive: its drop unmaps (or detaches) the memory.
 ///
@@ -62,8 +62,8 @@ use crate::error::{Context, Error, Op, Result};
 pub trait MapBacking: Send + Sync {
     /// The backend's name, for error context.
     fn backend(&self) -> &'static str;
-    /// The segment's name (or key), for error context.
-    fn segment(&self) -> &str;
+    /// The segment as people name it (its name, or a System V key), for error context.
+    fn segment(&self) -> SegmentRef;
     /// The segment's size now, where it can change after mapping and asking is cheap (POSIX:
     /// `fstat`); `Ok(None)` where the size cannot change (System V).
     fn current_size(&self) -> Result<Option<u64>> {

@@ -123,7 +123,7 @@ impl CreateOptions {
     /// Checks what every backend refuses before any system call: size 0
     /// ([`Error::InvalidSize`]) and a mode with bits beyond [`PERMISSION_BITS`]
     /// ([`Error::InvalidMode`]). Backends call it first in `create`; `segment` names the
-    /// segment in the error.
+    /// segment in the error (a name, or a [`SegmentRef`](crate::SegmentRef)).
     ///
     /// ```
     /// use shm_core::{CreateOptions, Error};
@@ -131,8 +131,13 @@ impl CreateOptions {
     /// let err = CreateOptions::new(4096).mode(0o4777).validate("posix", "/a").unwrap_err();
     /// assert!(matches!(err, Error::InvalidMode { mode: 0o4777, .. }));
     /// ```
-    pub fn validate(&self, backend: &'static str, segment: &str) -> Result<()> {
-        let ctx = || Context::new(backend, segment, Op::Create);
+    pub fn validate(
+        &self,
+        backend: &'static str,
+        segment: impl Into<crate::SegmentRef>,
+    ) -> Result<()> {
+        let segment = segment.into();
+        let ctx = || Context::new(backend, segment.clone(), Op::Create);
         if self.size == 0 {
             return Err(Error::InvalidSize {
                 ctx: ctx(),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use shm_core::kit::{self, Identity, Owned};
 use shm_core::{
-    Access, Backend, Capabilities, Context, CreateOptions, Error, Mapping, Op, Result, Segment,
-    SegmentInfo, SegmentName,
+    Access, Backend, Capabilities, Context, CreateOptions, Error, Mapping, Op, Owner, Result,
+    Segment, SegmentInfo, SegmentName, Space,
 };
 
 const BACKEND: &str = "posix";
@@ -19,7 +19,7 @@ const BACKEND: &str = "posix";
 pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 fn ctx(name: &SegmentName, op: Op) -> Context {
-    Context::new(BACKEND, name.as_str(), op)
+    Context::new(BACKEND, name, op)
 }
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -146,13 +146,12 @@ fn info_from_stat(name: &SegmentName, st: &libc::stat) -> SegmentInfo {
 }
 
 /// Owner and mode, for a permission error's message, where they can be read.
-fn owner_and_mode(name: &SegmentName) -> Option<String> {
+fn owner_and_mode(name: &SegmentName) -> Option<Owner> {
     let st = lstat_name(name).ok()?;
-    Some(format!(
-        "owner uid {}, mode {:04o}",
-        st.st_uid,
-        st.st_mode as u32 & 0o7777
-    ))
+    Some(Owner {
+        uid: st.st_uid,
+        mode: st.st_mode as u32 & 0o7777,
+    })
 }
 
 /// `lstat` of the object's file, never following a link.
@@ -232,7 +231,7 @@ fn os_error(name: &SegmentName, op: Op, e: io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
             ctx: ctx(name, op),
-            detail: owner_and_mode(name),
+            owner: owner_and_mode(name),
             source: Some(e),
         },
         Some(libc::EEXIST) if is_symlink(name) => Error::Symlink {
@@ -256,8 +255,13 @@ fn os_error(name: &SegmentName, op: Op, e: io::Error) -> Error {
     }
 }
 
-/// Free and total bytes of the file system that holds the objects, for a "no space" message.
-fn space_detail(size: usize) -> String {
+/// What was asked, and the free and total bytes of the file system that holds the objects,
+/// for a "no space" error.
+fn space(size: usize) -> Space {
+    let mut space = Space {
+        asked: Some(size as u64),
+        free: None,
+    };
     #[cfg(target_os = "linux")]
     {
         let path = CString::new(SHM_DIR).unwrap_or_default();
@@ -267,13 +271,10 @@ fn space_detail(size: usize) -> String {
         if unsafe { libc::statvfs(path.as_ptr(), &mut vfs) } == 0 {
             let free = vfs.f_bavail as u64 * vfs.f_frsize as u64;
             let total = vfs.f_blocks as u64 * vfs.f_frsize as u64;
-            return format!(
-                "{size} bytes asked, {SHM_DIR} has {free} bytes free of {total}; \
-                 free space (remove unused segments) or ask for less"
-            );
+            space.free = Some((free, total));
         }
     }
-    format!("{size} bytes asked, and the file system that holds shared memory is full")
+    space
 }
 
 /// Reserves `len` bytes from `offset` (growing the object to `offset + len` if it is smaller),
@@ -306,7 +307,7 @@ fn reserve_error(name: &SegmentName, op: Op, size: usize, e: io::Error) -> Error
     match e.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::ENOMEM) => Error::NoSpace {
             ctx: ctx(name, op),
-            detail: space_detail(size),
+            space: space(size),
             source: Some(e),
         },
         _ => os_error(name, op, e),

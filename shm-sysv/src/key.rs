@@ -1,6 +1,6 @@
 //! From a segment name to a System V key.
 
-use shm_core::{Error, Result, SegmentName};
+use shm_core::{Error, Result, SegmentName, SegmentRef};
 
 /// The System V key of a name: a key literal is that key, any other name its FNV-1a 32-bit
 /// hash (a hash of 0 becomes 1, never `IPC_PRIVATE`).
@@ -37,6 +37,24 @@ pub fn key_for(name: &SegmentName) -> Result<libc::key_t> {
             let hash = fnv1a(name.as_str().as_bytes());
             Ok(if hash == 0 { 1 } else { hash as libc::key_t })
         }
+    }
+}
+
+/// How people name the segment of `name` on System V: a key literal as the key it is
+/// (`key 0x0bad1dea`, as `ipcs` shows it), never as a name (`/0x0bad1dea`); any other name as
+/// the name. Errors and the `shm` command write a segment through it.
+///
+/// ```
+/// use shm_core::{SegmentName, SegmentRef};
+/// let of = |s| shm_sysv::segment_ref(&SegmentName::new(s).unwrap());
+/// assert_eq!(of("0x0bad1dea"), SegmentRef::Key(0x0bad1dea));
+/// assert_eq!(of("0x0bad1dea").to_string(), "key 0x0bad1dea");
+/// assert_eq!(of("/scratch").to_string(), "/scratch");
+/// ```
+pub fn segment_ref(name: &SegmentName) -> SegmentRef {
+    match parse_literal(name.bare()) {
+        Literal::Key(key) if key != 0 => SegmentRef::Key(key as libc::key_t),
+        _ => SegmentRef::from(name),
     }
 }
 

@@ -44,7 +44,7 @@ mod key;
 mod proc;
 mod shmget;
 
-pub use key::{is_key_literal, key_for};
+pub use key::{is_key_literal, key_for, segment_ref};
 pub use proc::Limits;
 /// The contract crate itself, for everything else (`core::wait`, `core::DynBackend`, ...).
 pub use shm_core as core;

@@ -5,25 +5,18 @@ use std::ptr::NonNull;
 
 use shm_core::kit::{self, Identity, Owned};
 use shm_core::{
-    Access, Backend, Capabilities, Context, CreateOptions, Error, MapBacking, Mapping, Op, Result,
-    Segment, SegmentInfo, SegmentName,
+    Access, Backend, Capabilities, Context, CreateOptions, Error, Limit, MapBacking, Mapping, Op,
+    Owner, Result, Segment, SegmentInfo, SegmentName, SegmentRef, Space,
 };
 
 use crate::consts::{BACKEND, SHM_DEST, SHM_LOCKED};
-use crate::key::key_for;
+use crate::key::{key_for, segment_ref};
 use crate::proc::{self, Limits};
 
 /// Where an error happened: a name as given, or a key literal as a key (`key 0x4936af99`), the
-/// way `ipcs` shows it, never as a name (`/0x4936af99`).
+/// way `ipcs` shows it, never as a name (`/0x4936af99`): see [`segment_ref`].
 fn ctx(name: &SegmentName, op: Op) -> Context {
-    let segment = match crate::key::is_key_literal(name.as_str()) {
-        true => match key_for(name) {
-            Ok(key) => format!("key 0x{:08x}", key as u32),
-            Err(_) => name.as_str().to_owned(),
-        },
-        false => name.as_str().to_owned(),
-    };
-    Context::new(BACKEND, segment, op)
+    Context::new(BACKEND, segment_ref(name), op)
 }
 
 /// The System V shared memory backend (`shmget`).
@@ -50,7 +43,7 @@ impl SysV {
     pub fn open_id(&self, id: libc::c_int, access: Access) -> Result<SysVSegment> {
         let name = SegmentName::new(&format!("/shmid.{id}"))?;
         let ds = stat(id).map_err(|e| id_error(id, Op::Open, e))?;
-        let ctx = || Context::new(BACKEND, format!("id {id}"), Op::Open);
+        let ctx = || Context::new(BACKEND, SegmentRef::Id(id), Op::Open);
         opened(name, ds.shm_perm.__key, id, &ds, access, ctx)
     }
 
@@ -70,7 +63,7 @@ impl SysV {
 
 /// The error of an operation on segment `id`, named by its id.
 fn id_error(id: libc::c_int, op: Op, e: io::Error) -> Error {
-    let ctx = Context::new(BACKEND, format!("id {id}"), op);
+    let ctx = Context::new(BACKEND, SegmentRef::Id(id), op);
     match e.raw_os_error() {
         Some(libc::EINVAL) | Some(libc::EIDRM) => Error::NotFound {
             ctx,
@@ -78,7 +71,7 @@ fn id_error(id: libc::c_int, op: Op, e: io::Error) -> Error {
         },
         Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
             ctx,
-            detail: owner_and_mode(id),
+            owner: owner_of(id),
             source: Some(e),
         },
         _ => Error::from_os(ctx, e),
@@ -208,9 +201,12 @@ pub(crate) fn with_name(mut info: SegmentInfo, name: &SegmentName) -> SegmentInf
 }
 
 /// Owner and mode of segment `id` from /proc (readable without permission on the segment).
-fn owner_and_mode(id: libc::c_int) -> Option<String> {
+fn owner_of(id: libc::c_int) -> Option<Owner> {
     let info = proc::list().ok()?.into_iter().find(|i| i.id == Some(id))?;
-    Some(format!("owner uid {}, mode {:04o}", info.uid, info.mode))
+    Some(Owner {
+        uid: info.uid,
+        mode: info.mode,
+    })
 }
 
 /// Turns an OS error into the error that says most, naming the limit that was hit.
@@ -225,44 +221,38 @@ fn os_error(
     match (e.raw_os_error(), op) {
         (Some(libc::EACCES) | Some(libc::EPERM), _) => Error::PermissionDenied {
             ctx: ctx(name, op),
-            detail: id.and_then(owner_and_mode),
+            owner: id.and_then(owner_of),
             source: Some(e),
         },
         (Some(libc::EINVAL), Op::Create) => Error::LimitExceeded {
             ctx: ctx(name, op),
-            limit: match Limits::read() {
-                Some(l) => format!(
-                    "{size} bytes is above kernel.shmmax = {} bytes; ask for less, or raise it \
-                     (sysctl -w kernel.shmmax=BYTES)",
-                    l.shmmax
-                ),
-                None => format!("{size} bytes is above the largest segment the kernel allows"),
+            limit: Limit::SegmentSize {
+                max: Limits::read().map(|l| l.shmmax),
+                asked: size as u64,
             },
             source: Some(e),
         },
         (Some(libc::ENOSPC), Op::Create) => Error::LimitExceeded {
             ctx: ctx(name, op),
             limit: match (Limits::read(), proc::count()) {
-                (Some(l), Some(n)) if n >= l.shmmni => {
-                    format!(
-                        "kernel.shmmni = {} segments, and {n} exist; remove unused ones \
-                         or raise it (sysctl -w kernel.shmmni=COUNT)",
-                        l.shmmni
-                    )
-                }
-                (Some(l), _) => format!(
-                    "kernel.shmall = {} pages for all segments together ({size} bytes asked); \
-                     remove unused ones or raise it \
-                     (sysctl -w kernel.shmall=PAGES)",
-                    l.shmall
-                ),
-                _ => "the kernel's segment count or total size limit".to_owned(),
+                (Some(l), Some(n)) if n >= l.shmmni => Limit::SegmentCount {
+                    max: l.shmmni,
+                    existing: n,
+                },
+                (Some(l), _) => Limit::TotalPages {
+                    max: l.shmall,
+                    asked: size as u64,
+                },
+                _ => Limit::CountOrTotal { asked: size as u64 },
             },
             source: Some(e),
         },
         (Some(libc::ENOMEM), Op::Create | Op::Map) => Error::NoSpace {
             ctx: ctx(name, op),
-            detail: format!("the kernel has not enough memory for {size} bytes"),
+            space: Space {
+                asked: Some(size as u64),
+                free: None,
+            },
             source: Some(e),
         },
         (Some(libc::EINVAL) | Some(libc::EIDRM), _) => Error::NotFound {
@@ -312,11 +302,10 @@ fn opened(
     if !permitted(ds, access) {
         return Err(Error::PermissionDenied {
             ctx: ctx(),
-            detail: Some(format!(
-                "owner uid {}, mode {:04o}",
-                ds.shm_perm.uid,
-                ds.shm_perm.mode & 0o777
-            )),
+            owner: Some(Owner {
+                uid: ds.shm_perm.uid,
+                mode: u32::from(ds.shm_perm.mode) & 0o777,
+            }),
             source: None,
         });
     }
@@ -370,7 +359,7 @@ impl Backend for SysV {
 
     fn create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<SysVSegment> {
         let key = key_for(name)?;
-        opts.validate(BACKEND, name.as_str())?;
+        opts.validate(BACKEND, segment_ref(name))?;
         let mut flags = libc::IPC_CREAT
             | libc::IPC_EXCL
             | (opts.mode & shm_core::PERMISSION_BITS) as libc::c_int;
@@ -516,8 +505,8 @@ impl MapBacking for Attachment {
     fn backend(&self) -> &'static str {
         BACKEND
     }
-    fn segment(&self) -> &str {
-        self.name.as_str()
+    fn segment(&self) -> SegmentRef {
+        segment_ref(&self.name)
     }
 }
 

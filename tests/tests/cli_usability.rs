@@ -274,15 +274,16 @@ fn library_errors_advise_in_library_terms() {
     let name = SegmentName::new(&unique_name("libterms")).unwrap();
     let posix = shm_posix::Posix::new();
     let first = posix.create(&name, &CreateOptions::new(4096)).unwrap();
-    let err = posix
-        .create(&name, &CreateOptions::new(4096))
-        .unwrap_err()
-        .to_string();
+    let err = posix.create(&name, &CreateOptions::new(4096)).unwrap_err();
     drop(first);
+    // The advice is the hint, apart from the message; the report has both.
+    let (msg, hint) = (err.to_string(), err.hint().unwrap_or_default());
+    assert!(msg.ends_with("it already exists"), "{msg}");
     assert!(
-        err.contains("CreateOptions::replace") && !err.contains("shm rm"),
-        "{err}"
+        hint.contains("CreateOptions::replace") && !hint.contains("shm rm"),
+        "{hint}"
     );
+    assert_eq!(err.report().to_string(), format!("{msg}; {hint}"));
     // The CLI adds its own.
     let cli = unique_name("cliterms");
     let _g = PosixGuard(cli.clone());
