@@ -36,8 +36,8 @@ mod unguarded {
         fn backend(&self) -> &'static str {
             "unguarded"
         }
-        fn segment(&self) -> &str {
-            "unguarded"
+        fn segment(&self) -> shm_core::SegmentRef {
+            "unguarded".into()
         }
     }
 
