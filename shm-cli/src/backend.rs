@@ -94,6 +94,16 @@ pub fn sysv_key(kind: Kind, name: &shm_core::SegmentName) -> Option<i32> {
     }
 }
 
+/// How people name the segment `name` on `backend` (a backend's name, `"sysv"`): on System V a
+/// key literal is the key it is (`key 0x0bad1dea`), anything else the name.
+pub fn segment_ref(backend: &str, name: &shm_core::SegmentName) -> shm_core::SegmentRef {
+    match backend {
+        #[cfg(feature = "sysv")]
+        "sysv" => shm_sysv::segment_ref(name),
+        _ => shm_core::SegmentRef::from(name),
+    }
+}
+
 /// A System V key as `ipcs` prints it: `0x0000abcd`.
 pub fn key_hex(key: i32) -> String {
     format!("0x{:08x}", key as u32)

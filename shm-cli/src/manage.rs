@@ -11,10 +11,12 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 
 use anyhow::{Context as _, Result, bail};
-use shm_core::{Access, Backend, CreateOptions, DynBackend, Error, Segment, SegmentName};
+use shm_core::{
+    Access, Backend, CreateOptions, DynBackend, Error, Segment, SegmentName, SegmentRef,
+};
 
 use crate::backend::{self, Global, Kind};
-use crate::out::{escape, outln};
+use crate::out::{self, escape, outln};
 use crate::shutdown;
 use crate::units::{format_size, parse_mode, parse_offset, parse_size};
 
@@ -265,6 +267,8 @@ pub fn create(g: &Global, a: &CreateArgs) -> Result<()> {
         bail!("interrupted");
     }
     let mut segment = backend.create(&name, &opts)?;
+    // A key literal is shown as the key it is (`key 0x0bad1dea`), and removed as one.
+    let seg = backend::segment_ref(backend.name(), &name);
     // Until keep() the handle owns the segment: a failure or a signal from here removes it.
     let info = match segment.info() {
         Ok(info) => info,
@@ -274,17 +278,21 @@ pub fn create(g: &Global, a: &CreateArgs) -> Result<()> {
             return outln!(
                 "created {} segment {}, and another `create --replace` has replaced it since",
                 backend.name(),
-                escape(name.as_str())
+                out::segment(&seg)
             );
         }
         Err(e) => return Err(e.into()),
     };
     if shutdown::pending() {
-        bail!("interrupted; {name} was removed again");
+        bail!("interrupted; {seg} was removed again");
     }
     let mut what = Vec::new();
-    if let Some(key) = info.key {
-        what.push(format!("key {}", backend::key_hex(key)));
+    match info.key {
+        // Named by its key already: not twice.
+        Some(key) if seg.key() != Some(key) => {
+            what.push(format!("key {}", backend::key_hex(key)));
+        }
+        _ => {}
     }
     if let Some(id) = info.id {
         what.push(format!("id {id}"));
@@ -295,21 +303,15 @@ pub fn create(g: &Global, a: &CreateArgs) -> Result<()> {
         Some(kind) if kind != backend::DEFAULT => format!("--backend {kind} "),
         _ => String::new(),
     };
-    // A key literal is shown as the key it is, and removed as one.
-    let (name, rm_target) = match info.key {
-        Some(key) if is_key_literal(&name) => (
-            format!("with key {}", backend::key_hex(key)),
-            format!("--key {}", backend::key_hex(key)),
-        ),
-        _ => (escape(name.as_str()), escape(name.as_str())),
-    };
     // Told, or not made: a create whose report cannot be written removes the segment again.
     outln!(
-        "created {} segment {name}: {}; it stays until `shm {flag}rm {rm_target}`",
+        "created {} segment {}: {}; it stays until `shm {flag}rm {}`",
         backend.name(),
-        what.join(", ")
+        out::segment(&seg),
+        what.join(", "),
+        escape(&out::rm_target(&seg))
     )
-    .with_context(|| format!("{name} was removed again"))?;
+    .with_context(|| format!("{seg} was removed again"))?;
     segment.keep();
     Ok(())
 }
@@ -474,12 +476,17 @@ enum Target {
     Id(i32),
 }
 
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Target {
+    /// The target as people name it: with `--backend sysv`, a name that is a key literal is
+    /// that key (without it, such a name is never taken for a key: see [`find`]).
+    fn shown(&self, g: &Global) -> SegmentRef {
         match self {
-            Target::Name(n) => write!(f, "{n}"),
-            Target::Key(k) => write!(f, "key {}", backend::key_hex(*k)),
-            Target::Id(id) => write!(f, "id {id}"),
+            Target::Name(n) => match g.backend {
+                Some(kind) => backend::segment_ref(kind.as_str(), n),
+                None => SegmentRef::from(n),
+            },
+            Target::Key(k) => SegmentRef::Key(*k),
+            Target::Id(id) => SegmentRef::Id(*id),
         }
     }
 }
@@ -514,9 +521,17 @@ pub fn rm(g: &Global, a: &RmArgs) -> Result<()> {
                 }
             }
             Ok(None) if a.force => {}
-            Ok(None) => errors.push(anyhow::anyhow!(
-                "no segment {target}; see `shm list` (--force ignores this)"
-            )),
+            Ok(None) => {
+                let seg = target.shown(g);
+                let list = match seg {
+                    SegmentRef::Name(_) => "shm list",
+                    _ => "shm --backend sysv list",
+                };
+                errors.push(anyhow::anyhow!(
+                    "{}; see `{list}` (--force ignores this)",
+                    out::missing(&seg)
+                ))
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -548,7 +563,8 @@ fn remove(g: &Global, target: &Target) -> Result<Option<String>> {
                 return Ok(None);
             };
             let done = not_found(b.unlink(name))?;
-            Ok(done.then(|| format!("{} ({})", escape(name.as_str()), b.name())))
+            let seg = backend::segment_ref(b.name(), name);
+            Ok(done.then(|| format!("{} ({})", out::segment(&seg), b.name())))
         }
         Target::Key(key) => remove_sysv(*key, None),
         Target::Id(id) => remove_sysv(0, Some(*id)),
@@ -583,10 +599,13 @@ fn remove_sysv(key: i32, id: Option<i32>) -> Result<Option<String>> {
     }
     match sysv.unlink_id(id) {
         Ok(()) if key != 0 => Ok(Some(format!(
-            "key {} (sysv, id {id})",
-            backend::key_hex(key)
+            "{} (sysv, id {id})",
+            out::segment(&SegmentRef::Key(key))
         ))),
-        Ok(()) => Ok(Some(format!("id {id} (sysv)"))),
+        Ok(()) => Ok(Some(format!(
+            "{} (sysv)",
+            out::segment(&SegmentRef::Id(id))
+        ))),
         Err(Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -599,7 +618,7 @@ fn remove_sysv(_key: i32, _id: Option<i32>) -> Result<Option<String>> {
 
 /// Checks that `offset..offset+len` lies inside a segment of `size` bytes; the error says what
 /// fits.
-fn check_range(name: &SegmentName, size: usize, offset: usize, len: usize) -> Result<()> {
+fn check_range(name: &SegmentRef, size: usize, offset: usize, len: usize) -> Result<()> {
     if offset > size {
         bail!("offset {offset} is past the end of {name} ({size} bytes)");
     }
@@ -614,19 +633,23 @@ fn check_range(name: &SegmentName, size: usize, offset: usize, len: usize) -> Re
 }
 
 /// The segment `shm read`/`shm write` act on: by name (any backend that has it) or by System V
-/// id.
+/// id; with its backend's name and the segment as people name it.
 fn open_target(
     g: &Global,
     name: Option<&str>,
     id: Option<i32>,
     access: Access,
-) -> Result<(Box<dyn shm_core::Segment>, &'static str)> {
+) -> Result<(Box<dyn shm_core::Segment>, &'static str, SegmentRef)> {
     match (name, id) {
-        (_, Some(id)) => open_sysv_id(g, id, access),
+        (_, Some(id)) => {
+            let (segment, backend) = open_sysv_id(g, id, access)?;
+            Ok((segment, backend, SegmentRef::Id(id)))
+        }
         (Some(name), None) => {
             let name = name_of(name)?;
             let backend = locate(g, &name)?;
-            Ok((backend.open(&name, access)?, backend.name()))
+            let shown = backend::segment_ref(backend.name(), &name);
+            Ok((backend.open(&name, access)?, backend.name(), shown))
         }
         (None, None) => bail!("name a segment, or a System V segment by --id"),
     }
@@ -658,8 +681,7 @@ const CHUNK: usize = 64 * 1024;
 
 /// `shm read`.
 pub fn read(g: &Global, a: &ReadArgs) -> Result<()> {
-    let (segment, _) = open_target(g, a.name.as_deref(), a.id, Access::ReadOnly)?;
-    let name = segment.name().clone();
+    let (segment, _, name) = open_target(g, a.name.as_deref(), a.id, Access::ReadOnly)?;
     let size = segment.size();
     check_range(&name, size, a.offset, 0)?;
     let len = a.len.unwrap_or(size - a.offset);
@@ -718,8 +740,7 @@ fn stdin_file_left() -> Option<u64> {
 /// `shm write`.
 pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let (segment, backend) = open_target(g, Some(&a.name), None, Access::ReadWrite)?;
-    let name = segment.name().clone();
+    let (segment, backend, name) = open_target(g, Some(&a.name), None, Access::ReadWrite)?;
     let size = segment.size();
     check_range(&name, size, a.offset, 0)?;
     if let Some(d) = &a.data {
@@ -729,7 +750,7 @@ pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
         return outln!(
             "wrote {} bytes to {} ({backend}) at offset {}",
             data.len(),
-            escape(name.as_str()),
+            out::segment(&name),
             a.offset
         );
     }
@@ -742,7 +763,7 @@ pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
             bail!(
                 "stdin holds {left} bytes, more than the {room} that fit in {} from offset {}; \
                  nothing was written",
-                name.as_str(),
+                name,
                 a.offset
             );
         }
@@ -769,7 +790,7 @@ pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
             bail!(
                 "stdin holds more than the {room} bytes that fit in {} from offset {}; the first \
                  {room} were written",
-                name.as_str(),
+                name,
                 a.offset
             );
         }
@@ -778,7 +799,7 @@ pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
     }
     outln!(
         "wrote {done} bytes to {} ({backend}) at offset {}",
-        escape(name.as_str()),
+        out::segment(&name),
         a.offset
     )
 }

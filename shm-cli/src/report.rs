@@ -16,8 +16,9 @@ pub fn error_line(err: &anyhow::Error) -> String {
         return line;
     };
     // Reported as it is (not wrapped in a command's own context): the command's own words.
-    let direct = err.downcast_ref::<shm_core::Error>().is_some()
-        || err.downcast_ref::<shm_channel::Error>().is_some();
+    // (`downcast_ref` would look through a context too: the outermost error must be it.)
+    let outer = err.chain().next();
+    let direct = outer.is_some_and(|e| e.is::<shm_core::Error>() || e.is::<shm_channel::Error>());
     if let (true, shm_core::Error::NotFound { ctx, .. }) = (direct, e) {
         if matches!(ctx.segment, SegmentRef::Key(_) | SegmentRef::Id(_)) {
             // Not "cannot inspect key 0x.. (sysv): no such segment": the key once, as a key.
@@ -80,4 +81,95 @@ fn advice(e: &shm_core::Error, direct: bool) -> Option<String> {
         ),
         _ => return e.hint(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::time::Duration;
+
+    use anyhow::Context as _;
+    use shm_core::{Context, Error, Limit, Op};
+
+    use super::*;
+
+    fn os(segment: SegmentRef, op: Op, errno: i32) -> Error {
+        Error::from_os(
+            Context::new("sysv", segment, op),
+            io::Error::from_raw_os_error(errno),
+        )
+    }
+
+    #[test]
+    fn a_missing_key_or_id_is_named_once_as_a_key_or_id() {
+        let line = error_line(&os(SegmentRef::Key(0x0bad_1dea), Op::Info, libc::ENOENT).into());
+        assert_eq!(
+            line,
+            "cannot inspect: no System V segment with key 0x0bad1dea; `shm --backend sysv list` \
+             shows those there are"
+        );
+        let line = error_line(&os(SegmentRef::Id(7), Op::Open, libc::ENOENT).into());
+        assert!(
+            line.starts_with("cannot open: no System V segment with id 7;"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn advice_is_the_commands_own_from_the_typed_segment() {
+        let taken = os(SegmentRef::Key(0x1234), Op::Create, libc::EEXIST);
+        let line = error_line(&taken.into());
+        assert_eq!(
+            line,
+            "cannot create key 0x00001234 (sysv): it already exists; remove it with \
+             `shm --backend sysv rm --key 0x00001234` or pass --replace"
+        );
+        assert!(!line.contains("CreateOptions"), "{line}");
+        // Wrapped in a command's own context: no --replace to offer.
+        let wrapped = anyhow::Error::new(os(SegmentRef::Id(9), Op::Create, libc::EEXIST))
+            .context("cannot start");
+        let line = error_line(&wrapped);
+        assert!(
+            line.starts_with("cannot start: cannot create id 9 (sysv)"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("remove it with `shm --backend sysv rm --id 9`"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn the_library_hint_stands_where_the_command_has_none_of_its_own() {
+        let limit = Error::LimitExceeded {
+            ctx: Context::new("sysv", "/big", Op::Create),
+            limit: Limit::SegmentSize {
+                max: Some(4096),
+                asked: 8192,
+            },
+            source: None,
+        };
+        let line = error_line(&limit.into());
+        assert!(
+            line.contains("kernel.shmmax = 4096 bytes; ask for less"),
+            "{line}"
+        );
+        assert!(line.ends_with("`shm list` shows what holds it, `shm rm` frees it"));
+        let timed_out = Error::TimedOut {
+            after: Duration::from_secs(1),
+            waited_for: "the client's move".into(),
+        };
+        let line = error_line(&Err::<(), _>(timed_out).context("round 3").unwrap_err());
+        assert_eq!(
+            line,
+            "round 3: the peer stopped answering: waited 1s for the client's move; if it died, \
+             what it made may be left behind: `shm list` shows it and `shm rm` removes it"
+        );
+        let read_only = Error::ReadOnly {
+            ctx: Context::new("posix", "/r", Op::Access),
+        };
+        assert!(error_line(&read_only.into()).ends_with("; open it read-write to write"));
+        // Not an error of the shm crates: the message alone.
+        assert_eq!(error_line(&anyhow::anyhow!("plain")), "plain");
+    }
 }

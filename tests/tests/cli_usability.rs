@@ -73,7 +73,7 @@ fn keys_show_as_keys_and_a_missing_key_says_so() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(
-        text.contains(&format!("with key {key}")) && !text.contains(&format!("/{key}")),
+        text.contains(&format!("segment key {key}: id ")) && !text.contains(&format!("/{key}")),
         "{text}"
     );
     assert!(text.contains(&format!("rm --key {key}")), "{text}");
@@ -99,6 +99,99 @@ fn keys_show_as_keys_and_a_missing_key_says_so() {
         !line.contains("create it first") && !line.contains(&format!("/{key}")),
         "{line}"
     );
+}
+
+/// Issue 22: create, write, read, info and rm by key on System V each name the segment as a
+/// key (`key 0x...`), never as a name (`/0x...`), once; a missing key says there is no System V
+/// segment with it.
+#[test]
+fn every_command_names_a_key_as_a_key() {
+    let key = format!("0x5c{:06x}", std::process::id() & 0xffffff);
+    let raw = u32::from_str_radix(&key[2..], 16).unwrap() as i32;
+    // Removes by key whatever the commands under test do.
+    let _guard = shm_tests::SysvKeyGuard(raw);
+    let as_key = format!("key {key}");
+    let as_name = format!("/{key}");
+    let run = |args: &[&str]| {
+        shm()
+            .args(["--backend", "sysv"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let said = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let text = said(&out);
+        assert!(
+            !text.contains(&as_name),
+            "{args:?} names the key as a name: {text}"
+        );
+        text
+    };
+
+    let created = ok(&["create", &key, "--size", "4096"]);
+    assert!(
+        created.contains(&format!("segment {as_key}: id ")),
+        "{created}"
+    );
+    assert_eq!(
+        created.matches(&key).count(),
+        2,
+        "the key once, and in `rm --key`: {created}"
+    );
+
+    let wrote = ok(&["write", &key, "hi"]);
+    assert_eq!(
+        wrote.trim(),
+        format!("wrote 2 bytes to {as_key} (sysv) at offset 0")
+    );
+
+    assert_eq!(ok(&["read", &key, "--len", "2"]), "hi");
+    let past = one_error_line(
+        "read past the end",
+        &run(&["read", &key, "--offset", "5000"]),
+    );
+    assert!(
+        past.contains(&format!("past the end of {as_key}")),
+        "{past}"
+    );
+
+    let info = ok(&["info", &key]);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("key") && l.ends_with(&key)),
+        "{info}"
+    );
+
+    let removed = ok(&["rm", &key]);
+    assert_eq!(removed.trim(), format!("removed {as_key} (sysv)"));
+
+    // Gone: every command says there is no System V segment with that key.
+    let missing = format!("no System V segment with {as_key}");
+    for args in [
+        &["rm", &key][..],
+        &["info", &key],
+        &["read", &key],
+        &["write", &key, "hi"],
+        &["rm", "--key", &key],
+    ] {
+        let line = one_error_line(&format!("{args:?} when gone"), &run(args));
+        assert!(line.contains(&missing), "{args:?}: {line}");
+        assert!(!line.contains(&as_name), "{args:?}: {line}");
+        assert_eq!(
+            line.matches(&key).count(),
+            1,
+            "{args:?} says the key once: {line}"
+        );
+    }
 }
 
 #[test]
