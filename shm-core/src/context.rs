@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use crate::SegmentName;
-
 /// What was being done when an error happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -114,12 +112,6 @@ impl From<String> for SegmentRef {
     }
 }
 
-impl From<&SegmentName> for SegmentRef {
-    fn from(name: &SegmentName) -> Self {
-        SegmentRef::Name(name.as_str().to_owned())
-    }
-}
-
 /// Where an error happened: which backend, which segment, which operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
@@ -160,8 +152,7 @@ mod tests {
         assert_eq!(key.to_string(), "cannot open key 0x0bad1dea (sysv)");
         let id = Context::new("sysv", SegmentRef::Id(7), Op::Unlink);
         assert_eq!(id.to_string(), "cannot remove id 7 (sysv)");
-        let name = SegmentName::new("x").unwrap();
-        let named = Context::new("posix", &name, Op::Create);
+        let named = Context::new("posix", "/x", Op::Create);
         assert_eq!(named.to_string(), "cannot create /x (posix)");
         assert_eq!(named.segment.name(), Some("/x"));
         assert_eq!(key.segment.key(), Some(0x0bad_1dea));

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::Error;
+use crate::{Error, SegmentRef};
 
 cfg_if::cfg_if! {
     if #[cfg(target_os = "linux")] {
@@ -103,6 +103,13 @@ impl TryFrom<&str> for SegmentName {
     type Error = Error;
     fn try_from(s: &str) -> Result<Self, Error> {
         Self::new(s)
+    }
+}
+
+/// A name is the segment it names: `SegmentRef::Name`.
+impl From<&SegmentName> for SegmentRef {
+    fn from(name: &SegmentName) -> Self {
+        SegmentRef::Name(name.as_str().to_owned())
     }
 }
 
