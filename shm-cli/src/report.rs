@@ -117,12 +117,19 @@ mod tests {
 
     #[test]
     fn advice_is_the_commands_own_from_the_typed_segment() {
+        // `--backend sysv` unless System V is the default (a build with it alone).
+        let flag = match backend::DEFAULT {
+            backend::Kind::Sysv => "",
+            backend::Kind::Posix => "--backend sysv ",
+        };
         let taken = os(SegmentRef::Key(0x1234), Op::Create, libc::EEXIST);
         let line = error_line(&taken.into());
         assert_eq!(
             line,
-            "cannot create key 0x00001234 (sysv): it already exists; remove it with \
-             `shm --backend sysv rm --key 0x00001234` or pass --replace"
+            format!(
+                "cannot create key 0x00001234 (sysv): it already exists; remove it with \
+                 `shm {flag}rm --key 0x00001234` or pass --replace"
+            )
         );
         assert!(!line.contains("CreateOptions"), "{line}");
         // Wrapped in a command's own context: no --replace to offer.
@@ -134,7 +141,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.ends_with("remove it with `shm --backend sysv rm --id 9`"),
+            line.ends_with(&format!("remove it with `shm {flag}rm --id 9`")),
             "{line}"
         );
     }
