@@ -5,6 +5,8 @@ mod bench;
 mod channel;
 mod compare;
 mod docs;
+#[cfg(test)]
+mod layering;
 mod manage;
 mod out;
 mod report;
