@@ -5,8 +5,6 @@ mod bench;
 mod channel;
 mod compare;
 mod docs;
-#[cfg(test)]
-mod layering;
 mod manage;
 mod out;
 mod report;

@@ -4,6 +4,8 @@
 pub mod file_backend;
 #[cfg(test)]
 mod imports;
+#[cfg(test)]
+mod layering;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
