@@ -42,6 +42,10 @@ pub(crate) fn all(plan: &Plan, host: &Host) -> Result<Vec<Box<dyn Case>>> {
         cases.push(Box::new(game::BellGame::new(host, rounds)?));
     }
     cases.push(Box::new(channel::Rtt::new(host, plan.budget / SLICES)?));
+    cases.push(Box::new(channel::asynch::AsyncRtt::new(
+        host,
+        plan.budget / SLICES,
+    )?));
     if let (Some(demo), true) = (host.demo, kinds.contains(&Kind::Posix)) {
         cases.push(Box::new(demo::Demo::new(demo, plan.demo_rounds)));
     }

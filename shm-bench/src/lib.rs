@@ -14,8 +14,8 @@
 //!
 //! * round trips of the lockstep game ([`lockstep`]: threads, two processes over POSIX and
 //!   System V with each wait strategy, both processes on one CPU), of one byte each way through a
-//!   pipe and a socketpair, of shm-channel's request/response pair, and the real
-//!   `shm taller demo --lockstep`;
+//!   pipe and a socketpair, of shm-channel's request/response pair (blocking, and awaited in
+//!   tokio on both sides: `async_rtt`), and the real `shm taller demo --lockstep`;
 //! * create, map, unmap and unlink through a backend, against the same system calls made
 //!   directly with libc, and how the cost grows with the size;
 //! * `write_at` then `read_at` of 64 MiB through a mapping, against `memcpy`, and 64-byte copies;

@@ -128,7 +128,7 @@ struct Ratio {
 }
 
 /// The ratios reported: name, numerator, denominator, target. Latencies divide means.
-const RATIOS: [(&str, &str, &str, Target); 13] = [
+const RATIOS: [(&str, &str, &str, Target); 14] = [
     (
         "posix_hybrid_vs_threads",
         "posix_hybrid",
@@ -189,6 +189,12 @@ const RATIOS: [(&str, &str, &str, Target); 13] = [
         "channel_rtt",
         "threads",
         Target::AtMost(1.25),
+    ),
+    (
+        "async_rtt_vs_channel_rtt",
+        "async_rtt",
+        "channel_rtt",
+        Target::AtMost(1.5),
     ),
     (
         "channel_stream_vs_copy_stream",

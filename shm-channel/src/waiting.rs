@@ -7,11 +7,32 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use shm_core::reactor::{Waiter, Watch, Woke};
-use shm_core::wait::{Signal, WaitStrategy};
+use shm_core::wait::{HYBRID_SPIN, Signal, WaitStrategy};
 
 use crate::layout::{OFF_STATE, OFF_STATE_SLEEPERS, WAITING};
 use crate::shared::{Deadline, Shared};
 use crate::{Error, Result};
+
+/// Before a future registers: spins as a blocking wait of `signal` would before it sleeps
+/// (its hybrid budget, at most [`HYBRID_SPIN`]; nothing more than a first look for the other
+/// strategies), looking at `early()` and, about once a microsecond, at `done(value)`. True
+/// when either held: the caller then looks properly. So a flowing stream costs an awaiting
+/// end what it costs a blocking one, at the price of keeping the executor's thread for up to
+/// 50 µs while the peer is late (choose `WaitStrategy::Block` for an end that must not).
+pub(crate) fn spin(
+    signal: &Signal<'_>,
+    mut early: impl FnMut() -> bool,
+    done: impl FnMut(u32) -> bool,
+) -> bool {
+    if signal.spin_first(|| early().then_some(())).is_some() {
+        return true;
+    }
+    let budget = signal.spin_budget().min(HYBRID_SPIN);
+    if budget.is_zero() {
+        return false;
+    }
+    signal.wait_until_or(early, done, budget).is_ok()
+}
 
 /// The peer of a channel, as the reactor's waiter threads check it every 40 ms.
 struct PeerWatch(Arc<Shared>);

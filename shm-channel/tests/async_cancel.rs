@@ -9,7 +9,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use shm_channel::{Client, Error, Options, Receiver, Sender, Server};
+use shm_channel::{Client, Error, Options, Receiver, Sender, Server, WaitStrategy};
 
 fn name(test: &str) -> String {
     format!("/shmt-{}-ac-{test}", std::process::id())
@@ -49,64 +49,80 @@ async fn maybe_cancel<F: Future>(fut: F, rng: &mut Rng) -> Option<F::Output> {
 fn random_cancellations_lose_nothing() {
     const N: u64 = 3000;
     let backend = shm_posix::Posix::new();
-    let opts = Options::new(2, 16);
-    let n = name("stream");
-    let rx = Receiver::create(&backend, &n, &opts).unwrap();
-    let tx = Sender::open(&backend, &n, &opts).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let (mut cancelled_tx, mut cancelled_rx) = (0, 0);
-    rt.block_on(async {
-        let sender = tokio::spawn(async move {
-            let (mut tx, mut rng, mut cancelled) = (tx, Rng(0x9e37_79b9), 0);
-            for i in 0..N {
-                loop {
-                    if rng.next() % 5 == 0 {
-                        // A loan taken and dropped unsent sends nothing.
-                        if let Some(loan) = maybe_cancel(tx.loan_async(), &mut rng).await {
-                            let mut loan = loan.unwrap();
-                            loan.write_at(0, &u64::MAX.to_ne_bytes()).unwrap();
-                            let _unsent = loan; // dropped here, unsent
+    // Hybrid ends spin before they register (a poll-once is seldom pending); block ends do
+    // not, and are cancelled often.
+    for (pass, strategy) in [WaitStrategy::Hybrid, WaitStrategy::Block]
+        .into_iter()
+        .enumerate()
+    {
+        let opts = Options::new(2, 16).wait(strategy);
+        let n = format!("{}-{pass}", name("stream"));
+        let rx = Receiver::create(&backend, &n, &opts).unwrap();
+        let tx = Sender::open(&backend, &n, &opts).unwrap();
+        rt.block_on(async {
+            let sender = tokio::spawn(async move {
+                let (mut tx, mut rng, mut cancelled) = (tx, Rng(0x9e37_79b9), 0);
+                for i in 0..N {
+                    loop {
+                        if rng.next() % 5 == 0 {
+                            // A loan taken and dropped unsent sends nothing.
+                            if let Some(loan) = maybe_cancel(tx.loan_async(), &mut rng).await {
+                                let mut loan = loan.unwrap();
+                                loan.write_at(0, &u64::MAX.to_ne_bytes()).unwrap();
+                                let _unsent = loan; // dropped here, unsent
+                            }
+                        }
+                        match maybe_cancel(tx.send_async(&i.to_ne_bytes()), &mut rng).await {
+                            Some(r) => {
+                                r.unwrap();
+                                break;
+                            }
+                            None => cancelled += 1,
                         }
                     }
-                    match maybe_cancel(tx.send_async(&i.to_ne_bytes()), &mut rng).await {
-                        Some(r) => {
-                            r.unwrap();
-                            break;
-                        }
+                }
+                cancelled
+            });
+            let receiver = tokio::spawn(async move {
+                let (mut rx, mut rng, mut got, mut cancelled) =
+                    (rx, Rng(0x1234_5678), Vec::new(), 0);
+                loop {
+                    match maybe_cancel(rx.recv_async(), &mut rng).await {
+                        Some(Ok(s)) => got.push(s.read_value::<u64>().unwrap()),
+                        Some(Err(Error::Closed)) => break,
+                        Some(Err(e)) => panic!("{e}"),
                         None => cancelled += 1,
                     }
                 }
-            }
-            cancelled
+                (got, cancelled)
+            });
+            cancelled_tx += sender.await.unwrap();
+            let (got, c) = receiver.await.unwrap();
+            cancelled_rx += c;
+            assert_eq!(
+                got.len() as u64,
+                N,
+                "{strategy}: no message lost or duplicated"
+            );
+            assert!(
+                got.iter().copied().eq(0..N),
+                "{strategy}: in order, each once"
+            );
         });
-        let receiver = tokio::spawn(async move {
-            let (mut rx, mut rng, mut got, mut cancelled) = (rx, Rng(0x1234_5678), Vec::new(), 0);
-            loop {
-                match maybe_cancel(rx.recv_async(), &mut rng).await {
-                    Some(Ok(s)) => got.push(s.read_value::<u64>().unwrap()),
-                    Some(Err(Error::Closed)) => break,
-                    Some(Err(e)) => panic!("{e}"),
-                    None => cancelled += 1,
-                }
-            }
-            (got, cancelled)
-        });
-        cancelled_tx = sender.await.unwrap();
-        let (got, c) = receiver.await.unwrap();
-        cancelled_rx = c;
-        assert_eq!(got.len() as u64, N, "no message lost or duplicated");
-        assert!(got.iter().copied().eq(0..N), "in order, each once");
-    });
+    }
     println!("stream: {cancelled_tx} sends and {cancelled_rx} receives cancelled");
     assert!(cancelled_tx > 0 && cancelled_rx > 0);
 
     // Calls: each response that arrives answers its own request, whatever was dropped before.
     let n = name("pair");
-    let mut client = Client::create(&backend, &n, &Options::new(1, 16)).unwrap();
+    let opts = Options::new(1, 16).wait(WaitStrategy::Block);
+    let mut client = Client::create(&backend, &n, &opts).unwrap();
     let server = std::thread::spawn({
         let n = n.clone();
         move || {

@@ -50,7 +50,7 @@ const MORE_LATENCY_CASES: [&str; 13] = [
     "cycle_posix_64m_noreserve",
 ];
 
-const RATIOS: [&str; 13] = [
+const RATIOS: [&str; 14] = [
     "posix_hybrid_vs_threads",
     "sysv_hybrid_vs_threads",
     "demo_lockstep_vs_threads",
@@ -62,6 +62,7 @@ const RATIOS: [&str; 13] = [
     "copy_vs_memcpy",
     "small_read_posix_vs_before",
     "channel_rtt_vs_threads",
+    "async_rtt_vs_channel_rtt",
     "channel_stream_vs_copy_stream",
     "channel_stream_vs_pipe_stream",
 ];

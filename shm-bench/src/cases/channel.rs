@@ -24,6 +24,9 @@ use crate::Host;
 use crate::child::Child;
 use crate::harness::{Case, Samples, Unit, segment_name, stopping};
 use crate::report::Section;
+
+pub(crate) mod asynch;
+
 /// Messages of the streams.
 const MESSAGE: usize = 64 * 1024;
 /// Slots of the stream rings (2 MiB: stays in a large L2 or L3).

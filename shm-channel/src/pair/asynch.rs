@@ -18,7 +18,7 @@ use zerocopy::{Immutable, IntoBytes};
 use super::{Client, End, Server, next};
 use crate::layout::*;
 use crate::shared::Shared;
-use crate::waiting::{PeerFuture, Wait};
+use crate::waiting::{PeerFuture, Wait, spin};
 use crate::{Error, Result, Sample};
 
 impl End {
@@ -71,12 +71,22 @@ impl End {
             &self.ring.tail
         };
         if wait.fresh() {
-            let look = signal.spin_first(|| match self.check_for(count, response) {
-                Ok(None) => None,
-                other => Some(other),
-            });
-            if let Some(r) = look {
-                return Poll::Ready(r.map(|h| h.unwrap_or_default()));
+            let want = |h: u64| {
+                (h >> 32) as u32 == count | SEQ_SET && (h as u32 & RESPONSE != 0) == response
+            };
+            let before = count.wrapping_sub(1) & COUNT_MASK;
+            // Ends on the message in the slot (the header that matched, as read once, is the
+            // one used: the peer's count line is not touched), or on any move of the count.
+            let matched = Cell::new(None);
+            let early = || {
+                let h = self.header();
+                matched.set(Some(h).filter(|&h| want(h)));
+                matched.get().is_some()
+            };
+            if spin(signal, early, |v| v != before) {
+                if let Some(h) = matched.get() {
+                    return Poll::Ready(Ok(h));
+                }
             }
         }
         // The header that matched, as read once.

@@ -18,7 +18,7 @@ use shm_core::wait::Signal;
 use super::{Loan, Receiver, Sample, Sender, deadline_in};
 use crate::layout::SLOT_HEADER;
 use crate::shared::Shared;
-use crate::waiting::{PeerFuture, Wait};
+use crate::waiting::{PeerFuture, Wait, spin};
 use crate::{Error, Result};
 
 /// The future of [`Receiver::recv_async`]: the next message, in place.
@@ -111,16 +111,16 @@ impl<'a> Future for RecvFuture<'a> {
             .rx
             .take()
             .expect("RecvFuture polled after it completed");
-        if this.wait.fresh()
-            && (rx.avail > 0
-                || rx
-                    .ring
-                    .tail
-                    .spin_first(|| rx.ring.complete(rx.head).then_some(()))
-                    .is_some())
-        {
-            rx.avail = rx.avail.max(1);
-            return Poll::Ready(rx.take());
+        if this.wait.fresh() {
+            let (ring, head) = (&rx.ring, rx.head);
+            // Ends on the message, or on any move of the count (closed included): then the
+            // slow path below looks properly.
+            if rx.avail > 0
+                || (spin(&ring.tail, || ring.complete(head), |t| t != head) && ring.complete(head))
+            {
+                rx.avail = rx.avail.max(1);
+                return Poll::Ready(rx.take());
+            }
         }
         if let Err(e) = this.wait.start(&rx.shared, &rx.ring.tail) {
             return Poll::Ready(Err(e));
@@ -206,7 +206,12 @@ impl<'a> LoanFuture<'a> {
             .take()
             .expect("LoanFuture polled after it completed");
         if self.wait.fresh() {
-            match tx.free_now() {
+            let seen = tx.head_seen;
+            let free = match tx.free_now() {
+                Ok(false) if spin(&tx.ring.head, || false, |h| h != seen) => tx.free_now(),
+                other => other,
+            };
+            match free {
                 Ok(true) => return Poll::Ready(Ok(tx)),
                 Ok(false) => {}
                 Err(e) => return Poll::Ready(Err(e)),
