@@ -86,7 +86,7 @@ pub fn get(kind: Option<Kind>) -> Result<Box<dyn DynBackend>> {
 pub fn sysv_key(kind: Kind, name: &shm_core::SegmentName) -> Option<i32> {
     match kind {
         #[cfg(feature = "sysv")]
-        Kind::Sysv => shm_sysv::key_for(name).ok(),
+        Kind::Sysv => shm_sysv::key_for(name).ok().map(shm_sysv::Key::as_raw),
         _ => {
             let _ = name;
             None

@@ -365,7 +365,7 @@ fn sysv_by_id(g: &Global, id: i32) -> Result<shm_core::SegmentInfo> {
     if g.backend == Some(Kind::Posix) {
         bail!("--id names a System V segment; drop --backend posix");
     }
-    Ok(shm_sysv::SysV::new().info_id(id)?)
+    Ok(shm_sysv::SysV::new().info_id(shm_sysv::ShmId::from_raw(id))?)
 }
 
 #[cfg(not(feature = "sysv"))]
@@ -588,7 +588,7 @@ fn remove_sysv(key: i32, id: Option<i32>) -> Result<Option<String>> {
     };
     // A segment removed already (dest) keeps its id until its last detach: removing it again
     // does nothing, and saying "removed" would be wrong.
-    if let Ok(info) = sysv.info_id(id) {
+    if let Ok(info) = sysv.info_id(shm_sysv::ShmId::from_raw(id)) {
         if info.removed {
             bail!(
                 "id {id} (sysv) was already removed; it lives on until its last detach ({} \
@@ -597,7 +597,7 @@ fn remove_sysv(key: i32, id: Option<i32>) -> Result<Option<String>> {
             );
         }
     }
-    match sysv.unlink_id(id) {
+    match sysv.unlink_id(shm_sysv::ShmId::from_raw(id)) {
         Ok(()) if key != 0 => Ok(Some(format!(
             "{} (sysv, id {id})",
             out::segment(&SegmentRef::Key(key))
@@ -664,7 +664,10 @@ fn open_sysv_id(
     if g.backend == Some(Kind::Posix) {
         bail!("--id names a System V segment; drop --backend posix");
     }
-    Ok((Box::new(shm_sysv::SysV::new().open_id(id, access)?), "sysv"))
+    Ok((
+        Box::new(shm_sysv::SysV::new().open_id(shm_sysv::ShmId::from_raw(id), access)?),
+        "sysv",
+    ))
 }
 
 #[cfg(not(feature = "sysv"))]

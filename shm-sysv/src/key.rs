@@ -2,6 +2,8 @@
 
 use shm_core::{Error, Result, SegmentName, SegmentRef};
 
+use crate::ids::Key;
+
 /// The System V key of a name: a key literal is that key, any other name its FNV-1a 32-bit
 /// hash (a hash of 0 becomes 1, never `IPC_PRIVATE`).
 ///
@@ -12,7 +14,7 @@ use shm_core::{Error, Result, SegmentName, SegmentRef};
 ///
 /// ```
 /// use shm_core::SegmentName;
-/// let key = |s| shm_sysv::key_for(&SegmentName::new(s).unwrap()).unwrap();
+/// let key = |s| shm_sysv::key_for(&SegmentName::new(s).unwrap()).unwrap().as_raw();
 /// assert_eq!(key("0x1234"), 0x1234);
 /// assert_eq!(key("/4660"), 0x1234);
 /// assert_eq!(key("-15") as u32, 0xffff_fff1);
@@ -20,7 +22,7 @@ use shm_core::{Error, Result, SegmentName, SegmentRef};
 /// assert_ne!(key("/a"), 0);
 /// assert!(shm_sysv::key_for(&SegmentName::new("0x100000000").unwrap()).is_err());
 /// ```
-pub fn key_for(name: &SegmentName) -> Result<libc::key_t> {
+pub fn key_for(name: &SegmentName) -> Result<Key> {
     let invalid = |reason| Error::InvalidName {
         name: name.as_str().to_owned(),
         reason,
@@ -29,13 +31,17 @@ pub fn key_for(name: &SegmentName) -> Result<libc::key_t> {
         Literal::Key(0) => Err(invalid(
             "key 0 is IPC_PRIVATE, which can never be found again",
         )),
-        Literal::Key(key) => Ok(key as libc::key_t),
+        Literal::Key(key) => Ok(Key::from_raw(key as libc::key_t)),
         Literal::TooLarge => Err(invalid(
             "it reads as a System V key, but does not fit in 32 bits",
         )),
         Literal::Name => {
             let hash = fnv1a(name.as_str().as_bytes());
-            Ok(if hash == 0 { 1 } else { hash as libc::key_t })
+            Ok(Key::from_raw(if hash == 0 {
+                1
+            } else {
+                hash as libc::key_t
+            }))
         }
     }
 }
@@ -113,7 +119,7 @@ mod tests {
     use super::*;
 
     fn key(s: &str) -> Result<libc::key_t> {
-        key_for(&SegmentName::new(s).unwrap())
+        key_for(&SegmentName::new(s).unwrap()).map(Key::as_raw)
     }
 
     #[test]

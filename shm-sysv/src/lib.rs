@@ -26,7 +26,7 @@
 //! let map = created.map()?;
 //! map.write_at(0, b"hi")?;
 //! let info = created.info()?;
-//! assert_eq!(info.key, Some(key));
+//! assert_eq!(info.key, Some(key.as_raw()));
 //! assert_eq!(info.nattch, Some(1)); // the kernel counts attaches
 //!
 //! let opened = sysv.open(&name, Access::ReadOnly)?;
@@ -40,10 +40,12 @@
 #![deny(missing_docs)]
 
 mod consts;
+mod ids;
 mod key;
 mod proc;
 mod shmget;
 
+pub use ids::{Key, ShmId};
 pub use key::{is_key_literal, key_for, segment_ref};
 pub use proc::Limits;
 /// The contract crate itself, for everything else (`core::wait`, `core::DynBackend`, ...).

@@ -10,6 +10,7 @@ use shm_core::{
 };
 
 use crate::consts::{BACKEND, SHM_DEST, SHM_LOCKED};
+use crate::ids::{Key, ShmId};
 use crate::key::{key_for, segment_ref};
 use crate::proc::{self, Limits};
 
@@ -33,14 +34,16 @@ impl SysV {
     /// Removes the segment with identifier `id` (`IPC_RMID`), as `ipcrm -m ID` does; the memory
     /// lives until its last detach. A missing id is [`Error::NotFound`].
     #[doc(alias = "IPC_RMID")]
-    pub fn unlink_id(&self, id: libc::c_int) -> Result<()> {
+    pub fn unlink_id(&self, id: ShmId) -> Result<()> {
+        let id = id.as_raw();
         remove(id).map_err(|e| id_error(id, Op::Unlink, e))
     }
 
     /// Opens the segment with identifier `id`, also a removed one that is still attached and one
     /// made with `IPC_PRIVATE`, which no name or key reaches. The handle never removes it on
     /// drop; its name reads `/shmid.ID`.
-    pub fn open_id(&self, id: libc::c_int, access: Access) -> Result<SysVSegment> {
+    pub fn open_id(&self, id: ShmId, access: Access) -> Result<SysVSegment> {
+        let id = id.as_raw();
         let name = SegmentName::new(&format!("/shmid.{id}"))?;
         let ds = stat(id).map_err(|e| id_error(id, Op::Open, e))?;
         let ctx = || Context::new(BACKEND, SegmentRef::Id(id), Op::Open);
@@ -49,7 +52,8 @@ impl SysV {
 
     /// What the kernel says about the segment with identifier `id` (also a removed one that is
     /// still attached, whose key is 0). A missing id is [`Error::NotFound`].
-    pub fn info_id(&self, id: libc::c_int) -> Result<SegmentInfo> {
+    pub fn info_id(&self, id: ShmId) -> Result<SegmentInfo> {
+        let id = id.as_raw();
         match stat(id) {
             Ok(ds) => Ok(info_from_ds(id, &ds)),
             // No read permission: /proc still tells, as it does for ipcs.
@@ -265,7 +269,7 @@ fn os_error(
 
 /// Finds the identifier of the segment with the key of `name`.
 fn lookup(name: &SegmentName, op: Op) -> Result<(libc::key_t, libc::c_int)> {
-    let key = key_for(name)?;
+    let key = key_for(name)?.as_raw();
     let id = shmget(key, 0, 0).map_err(|e| os_error(name, op, None, 0, e))?;
     Ok((key, id))
 }
@@ -358,7 +362,7 @@ impl Backend for SysV {
     }
 
     fn create(&self, name: &SegmentName, opts: &CreateOptions) -> Result<SysVSegment> {
-        let key = key_for(name)?;
+        let key = key_for(name)?.as_raw();
         opts.validate(BACKEND, segment_ref(name))?;
         let mut flags = libc::IPC_CREAT
             | libc::IPC_EXCL
@@ -475,13 +479,13 @@ impl SysVObject {
 
 impl SysVSegment {
     /// The System V key.
-    pub fn key(&self) -> libc::key_t {
-        self.object.identity().key
+    pub fn key(&self) -> Key {
+        Key::from_raw(self.object.identity().key)
     }
 
     /// The System V identifier (shmid).
-    pub fn id(&self) -> libc::c_int {
-        self.object.identity().id
+    pub fn id(&self) -> ShmId {
+        ShmId::from_raw(self.object.identity().id)
     }
 
     fn seg_name(&self) -> &SegmentName {
@@ -576,7 +580,7 @@ impl Segment for SysVSegment {
         let info = info_from_ds(object.id, &ds);
         // A handle opened by id (`open_id`) has no name of the segment's: keep the key alone.
         Ok(match key_for(&object.name) {
-            Ok(key) if key == object.key => with_name(info, &object.name),
+            Ok(key) if key.as_raw() == object.key => with_name(info, &object.name),
             _ => info,
         })
     }

@@ -90,7 +90,7 @@ fn assert_nothing_left(pid: u32) {
         "cycle_sysv",
     ] {
         let name = shm_core::SegmentName::new(&format!("/{prefix}{case}")).unwrap();
-        let key = shm_sysv::key_for(&name).unwrap();
+        let key = shm_sysv::key_for(&name).unwrap().as_raw();
         // SAFETY: shmget with size 0 and no flags only looks the key up.
         let id = unsafe { libc::shmget(key, 0, 0) };
         assert_eq!(id, -1, "a System V segment with the key of {name} is left");

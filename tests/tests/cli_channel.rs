@@ -271,7 +271,10 @@ fn ctrl_c_removes_an_unjoined_channel(backend: &str) {
     let size = shm_channel::Options::new(32, 64 * 1024)
         .segment_size()
         .unwrap() as u64;
-    let key = format!("{:#010x}", shm_sysv::key_for(&sname).unwrap() as u32);
+    let key = format!(
+        "{:#010x}",
+        shm_sysv::key_for(&sname).unwrap().as_raw() as u32
+    );
     let shown = list
         .as_array()
         .unwrap()

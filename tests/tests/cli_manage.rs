@@ -53,7 +53,9 @@ fn fails(args: &[&str]) -> String {
 
 /// The System V key `shm` uses for `name`.
 fn key_of(name: &str) -> i32 {
-    shm_sysv::key_for(&SegmentName::new(name).unwrap()).unwrap()
+    shm_sysv::key_for(&SegmentName::new(name).unwrap())
+        .unwrap()
+        .as_raw()
 }
 
 /// Guards for `name` in both backends (whichever the test makes).

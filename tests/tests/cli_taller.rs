@@ -272,7 +272,9 @@ fn taller(backend: &str, side: &str, name: &str, args: &[&str]) -> Command {
 }
 
 fn sysv_key(name: &str) -> i32 {
-    shm_sysv::key_for(&SegmentName::new(name).unwrap()).unwrap()
+    shm_sysv::key_for(&SegmentName::new(name).unwrap())
+        .unwrap()
+        .as_raw()
 }
 
 /// Removes the segment `name` of `backend` when dropped (a test that fails leaves nothing).

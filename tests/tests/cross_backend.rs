@@ -79,7 +79,7 @@ fn one_name_two_kernels_two_objects() {
     let name = SegmentName::new(&unique_name("same-name")).unwrap();
     let _guards = (
         shm_tests::PosixGuard(name.as_str().to_owned()),
-        shm_tests::SysvKeyGuard(shm_sysv::key_for(&name).unwrap()),
+        shm_tests::SysvKeyGuard(shm_sysv::key_for(&name).unwrap().as_raw()),
     );
     let p = posix.create(&name, &CreateOptions::new(4096)).unwrap();
     let s = sysv.create(&name, &CreateOptions::new(4096)).unwrap();
@@ -92,6 +92,6 @@ fn one_name_two_kernels_two_objects() {
         &buf, b"posix",
         "the kernels keep separate objects under one name"
     );
-    let key = shm_sysv::key_for(&name).unwrap();
+    let key = shm_sysv::key_for(&name).unwrap().as_raw();
     assert_eq!(sysv.info(&name).unwrap().key, Some(key));
 }

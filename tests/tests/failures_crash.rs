@@ -118,7 +118,9 @@ fn endless_game(backend: &str, name: &str, server_args: &[&str]) -> (Proc, Proc)
 }
 
 fn sysv_key(name: &str) -> i32 {
-    shm_sysv::key_for(&SegmentName::new(name).unwrap()).unwrap()
+    shm_sysv::key_for(&SegmentName::new(name).unwrap())
+        .unwrap()
+        .as_raw()
 }
 
 /// Does `shm list --json` show `name` on `backend` (System V by its key)?

@@ -273,7 +273,9 @@ fn cli_bad_names() {
 /// A name and guards that remove it from both backends whatever happens.
 fn guarded(test: &str) -> (String, PosixGuard, SysvKeyGuard) {
     let name = unique_name(test);
-    let key = shm_sysv::key_for(&SegmentName::new(&name).unwrap()).unwrap();
+    let key = shm_sysv::key_for(&SegmentName::new(&name).unwrap())
+        .unwrap()
+        .as_raw();
     (name.clone(), PosixGuard(name), SysvKeyGuard(key))
 }
 

@@ -241,7 +241,9 @@ fn cli_as_nobody() {
 }
 
 fn sysv_key(name: &str) -> i32 {
-    shm_sysv::key_for(&SegmentName::new(name).unwrap()).unwrap()
+    shm_sysv::key_for(&SegmentName::new(name).unwrap())
+        .unwrap()
+        .as_raw()
 }
 
 /// Through the binary: `shm create --mode` under a umask that would strip bits.

@@ -241,7 +241,11 @@ fn cli_eight_creators_one_winner() {
         let name = unique_name("cli-race8");
         let _guards = (
             shm_tests::PosixGuard(name.clone()),
-            shm_tests::SysvKeyGuard(shm_sysv::key_for(&SegmentName::new(&name).unwrap()).unwrap()),
+            shm_tests::SysvKeyGuard(
+                shm_sysv::key_for(&SegmentName::new(&name).unwrap())
+                    .unwrap()
+                    .as_raw(),
+            ),
         );
         let children: Vec<_> = (0..8)
             .map(|_| {

@@ -48,9 +48,10 @@ fn a_stale_sysv_handle_never_maps_or_removes_the_segment_that_got_its_id() {
         let mut mine = sysv
             .create(&name, &CreateOptions::new(4096))
             .map_err(|e| e.to_string())?;
-        let id = mine.id();
+        let id = mine.id().as_raw();
         // Someone removes it (not attached anywhere: it is gone at once) ...
-        sysv.unlink_id(id).map_err(|e| e.to_string())?;
+        sysv.unlink_id(shm_sysv::ShmId::from_raw(id))
+            .map_err(|e| e.to_string())?;
         // ... and a stranger's segment, same key and size, gets the very same id (what a
         // churning neighbour reaches; shm_next_id makes it certain). Made in a grandchild, so
         // that its creator is another process, as a stranger's would be.
@@ -86,7 +87,9 @@ fn a_stale_sysv_handle_never_maps_or_removes_the_segment_that_got_its_id() {
 }
 
 fn mine_key() -> libc::key_t {
-    shm_sysv::key_for(&SegmentName::new("/stale-handle").unwrap()).unwrap()
+    shm_sysv::key_for(&SegmentName::new("/stale-handle").unwrap())
+        .unwrap()
+        .as_raw()
 }
 
 /// A running `shm taller server`, its stdout lines readable.

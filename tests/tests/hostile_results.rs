@@ -348,7 +348,7 @@ fn locked_segments_show_as_locked() {
         .create(&SegmentName::new(&name).unwrap(), &CreateOptions::new(4096))
         .unwrap();
     // SAFETY: SHM_LOCK on our own segment; the buffer is ignored.
-    let rc = unsafe { libc::shmctl(seg.id(), libc::SHM_LOCK, std::ptr::null_mut()) };
+    let rc = unsafe { libc::shmctl(seg.id().as_raw(), libc::SHM_LOCK, std::ptr::null_mut()) };
     assert_eq!(rc, 0);
     let info = shm_json(&["--backend", "sysv", "info", &name, "--json"]);
     assert_eq!(info["locked"], true, "{info}");
@@ -362,7 +362,9 @@ fn locked_segments_show_as_locked() {
     .into_owned();
     let key = format!(
         "0x{:08x}",
-        shm_sysv::key_for(&SegmentName::new(&name).unwrap()).unwrap() as u32
+        shm_sysv::key_for(&SegmentName::new(&name).unwrap())
+            .unwrap()
+            .as_raw() as u32
     );
     let row = text
         .lines()

@@ -5,7 +5,7 @@ use std::io;
 
 use anyhow::{Context as _, Result, bail};
 use shm_core::{Access, Backend, CreateOptions, Segment, SegmentName};
-use shm_sysv::{Limits, SysV, SysVSegment, key_for};
+use shm_sysv::{Limits, ShmId, SysV, SysVSegment, key_for};
 
 use super::lab::{
     Lab, NEEDS_ROOT_USER, Probe, Umask, become_nobody, beyond_dev_shm, cvt, errno, errno_name,
@@ -42,7 +42,7 @@ pub(super) fn probe(p: Probe, lab: &mut Lab) -> Result<String> {
 /// A fresh name and its key; the segment under the key is removed when the row is done.
 fn name(lab: &mut Lab, label: &str) -> Result<(SegmentName, libc::key_t)> {
     let name = lab.name(label)?;
-    let key = key_for(&name)?;
+    let key = key_for(&name)?.as_raw();
     let undo = name.clone();
     lab.on_clean(move || {
         let _ = SysV.unlink(&undo);
@@ -62,8 +62,11 @@ fn make(lab: &mut Lab, label: &str, size: usize) -> Result<(SegmentName, SysVSeg
 fn remove_id_later(lab: &mut Lab, id: libc::c_int) {
     let me = std::process::id() as i32;
     lab.on_clean(move || {
-        if SysV.info_id(id).is_ok_and(|i| i.cpid == Some(me)) {
-            let _ = SysV.unlink_id(id);
+        if SysV
+            .info_id(ShmId::from_raw(id))
+            .is_ok_and(|i| i.cpid == Some(me))
+        {
+            let _ = SysV.unlink_id(ShmId::from_raw(id));
         }
     });
 }
@@ -103,7 +106,9 @@ fn attach_once(id: libc::c_int, flags: libc::c_int) -> io::Result<()> {
 }
 
 fn nattch(id: libc::c_int) -> Result<u64> {
-    SysV.info_id(id)?.nattch.context("no nattch reported")
+    SysV.info_id(ShmId::from_raw(id))?
+        .nattch
+        .context("no nattch reported")
 }
 
 /// The resident memory of segment `id` from /proc/sysvipc/shm (the `rss` column).
@@ -117,10 +122,10 @@ fn rss(id: libc::c_int) -> Option<u64> {
 
 fn identity(lab: &mut Lab) -> Result<String> {
     let (name, seg) = make(lab, "identity", 4096)?;
-    let key = seg.key();
+    let key = seg.key().as_raw();
     let again = shmget(key, 4096, libc::IPC_CREAT | 0o600)?;
     let excl = shmget_says(key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600);
-    let same = if again == seg.id() {
+    let same = if again == seg.id().as_raw() {
         "the same"
     } else {
         "another"
@@ -134,7 +139,7 @@ fn identity(lab: &mut Lab) -> Result<String> {
 
 fn where_it_shows(lab: &mut Lab) -> Result<String> {
     let (_name, seg) = make(lab, "where", 4096)?;
-    let listed = SysV.list()?.iter().any(|i| i.id == Some(seg.id()));
+    let listed = SysV.list()?.iter().any(|i| i.id == Some(seg.id().as_raw()));
     Ok(if listed {
         "in /proc/sysvipc/shm (`ipcs -m`, `lsipc -m`) as key and id; not in /dev/shm".to_owned()
     } else {
@@ -146,7 +151,7 @@ fn odd_size(lab: &mut Lab) -> Result<String> {
     let (_name, seg) = make(lab, "size100", 100)?;
     seg.map()?.write_at(0, b"x")?;
     let size = seg.info()?.size;
-    let memory = rss(seg.id()).map_or("?".to_owned(), |r| r.to_string());
+    let memory = rss(seg.id().as_raw()).map_or("?".to_owned(), |r| r.to_string());
     Ok(format!(
         "shm_segsz {size} (kept); {memory} bytes of memory (rss: rounded to a page)"
     ))
@@ -164,7 +169,7 @@ fn size_zero(lab: &mut Lab) -> Result<String> {
 
 fn open_larger(lab: &mut Lab) -> Result<String> {
     let (_name, seg) = make(lab, "open", 100)?;
-    let key = seg.key();
+    let key = seg.key().as_raw();
     Ok(format!(
         "shmget(key, 101) -> {}; 100 -> {}; 0 -> {}",
         shmget_says(key, 101, 0),
@@ -175,7 +180,7 @@ fn open_larger(lab: &mut Lab) -> Result<String> {
 
 fn resize(lab: &mut Lab) -> Result<String> {
     let (_name, mut seg) = make(lab, "resize", 100)?;
-    let grow = shmget_says(seg.key(), 8192, 0);
+    let grow = shmget_says(seg.key().as_raw(), 8192, 0);
     let backend = if seg.resize(8192).is_err() {
         "refused"
     } else {
@@ -244,7 +249,7 @@ fn past_the_end(lab: &mut Lab) -> Result<String> {
 
 fn open_after_remove(lab: &mut Lab) -> Result<String> {
     let (name, seg) = make(lab, "reopen", 4096)?;
-    let id = seg.id();
+    let id = seg.id().as_raw();
     let map = seg.map()?;
     map.write_at(0, b"kept")?;
     SysV.unlink(&name)?;
@@ -252,7 +257,7 @@ fn open_after_remove(lab: &mut Lab) -> Result<String> {
         Ok(_) => "open by key -> still found".to_owned(),
         Err(e) => format!("open by key -> {}", errno_name(e.raw_os_error())),
     };
-    let after = SysV.info_id(id)?;
+    let after = SysV.info_id(ShmId::from_raw(id))?;
     let mut buf = [0u8; 4];
     map.read_at(0, &mut buf)?;
     let kept = if &buf == b"kept" { "keeps" } else { "lost" };
@@ -265,7 +270,7 @@ fn open_after_remove(lab: &mut Lab) -> Result<String> {
 
 fn attach_after_remove(lab: &mut Lab) -> Result<String> {
     let (name, seg) = make(lab, "attach", 4096)?;
-    let id = seg.id();
+    let id = seg.id().as_raw();
     let _map = seg.map()?;
     SysV.unlink(&name)?;
     let before = nattch(id)?;
@@ -302,7 +307,7 @@ fn attach_count(lab: &mut Lab) -> Result<String> {
 
 fn fork(lab: &mut Lab) -> Result<String> {
     let (_name, seg) = make(lab, "fork", 4096)?;
-    let id = seg.id();
+    let id = seg.id().as_raw();
     let _map = seg.map()?;
     let before = nattch(id)?;
     let child = in_child(|| match nattch(id) {
@@ -367,7 +372,7 @@ fn as_other_user(
         return Ok(NEEDS_ROOT_USER.to_owned());
     }
     let (_name, seg) = make(lab, label, 4096)?;
-    let (key, id) = (seg.key(), seg.id());
+    let (key, id) = (seg.key().as_raw(), seg.id().as_raw());
     in_child(|| match become_nobody() {
         Ok(()) => probe(key, id),
         Err(e) => format!("could not become nobody: {}", errno(&e)),
@@ -397,7 +402,7 @@ fn other_user_removes(lab: &mut Lab) -> Result<String> {
 
 fn namespaces(lab: &mut Lab) -> Result<String> {
     let (_name, seg) = make(lab, "ns", 4096)?;
-    let key = seg.key();
+    let key = seg.key().as_raw();
     in_child(|| {
         if let Err(e) = new_ipc_namespace() {
             return format!("needs root or a user namespace (unshare: {})", errno(&e));
