@@ -194,6 +194,47 @@ fn every_command_names_a_key_as_a_key() {
     }
 }
 
+/// Issue 22 for the taller game: a game on a System V key names it as the key, once.
+#[test]
+fn the_taller_game_names_a_key_as_a_key() {
+    let key = format!("0x5d{:06x}", std::process::id() & 0xffffff);
+    let raw = u32::from_str_radix(&key[2..], 16).unwrap() as i32;
+    let _guard = shm_tests::SysvKeyGuard(raw);
+    let out = shm()
+        .args(["--backend", "sysv", "taller", "demo", "--name", &key])
+        .args(["--rounds", "2", "--interval", "5ms"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for verb in ["created", "opened"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("{verb} sysv segment")))
+            .unwrap_or_else(|| panic!("no {verb} line: {text}"));
+        assert!(line.contains(&format!("segment key {key} (id ")), "{line}");
+        assert_eq!(line.matches(&key).count(), 1, "{line}");
+    }
+    // Taken by someone else: the key as a key, and `rm --key` to free it.
+    assert!(
+        shm()
+            .args(["--backend", "sysv", "create", &key, "-s", "4096"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let line = one_error_line(
+        "server on a taken key",
+        &shm()
+            .args(["--backend", "sysv", "taller", "server", "--name", &key])
+            .output()
+            .unwrap(),
+    );
+    assert!(line.contains(&format!("key {key} is taken")), "{line}");
+    assert!(line.contains(&format!("rm --key {key}")), "{line}");
+    assert!(!line.contains(&format!("/{key}")), "{line}");
+}
+
 #[test]
 fn a_system_v_name_is_shown_where_it_can_be_known() {
     let name = unique_name("sysvname");

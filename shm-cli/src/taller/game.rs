@@ -9,7 +9,7 @@ use shm_core::{Access, CreateOptions, DynBackend, Mapping, Segment};
 
 use super::lines::Out;
 use super::options::{Game, MODE, SIZE, ServerArgs};
-use crate::backend::{Kind, key_hex, sysv_key};
+use crate::backend::{Kind, key_hex, segment_ref, sysv_key};
 use crate::shutdown;
 use shm_bench::lockstep::{Board, CLIENT_AT, Role, SERVER_AT};
 
@@ -28,13 +28,19 @@ pub(super) fn client(kind: Kind, backend: &dyn DynBackend, game: &Game) -> Resul
     let name = &game.name;
     let seg = backend.dyn_open(name, Access::ReadWrite).map_err(|e| {
         let hint = e.is_not_found().then(|| {
+            // A key literal is named as the key it is, once; a name with its key, if any.
+            let shown = segment_ref(kind.as_str(), name);
             let key = match sysv_key(kind, name) {
-                Some(key) => format!(", key {}", key_hex(key)),
-                None => String::new(),
+                Some(key) if shown.key().is_none() => format!(", key {}", key_hex(key)),
+                _ => String::new(),
+            };
+            let again = match shown.key() {
+                Some(k) => key_hex(k),
+                None => name.to_string(),
             };
             format!(
-                "no taller server is running on {name} ({kind}{key}); start the server first: \
-                 `shm --backend {kind} taller server --name {name}`"
+                "no taller server is running on {shown} ({kind}{key}); start the server first: \
+                 `shm --backend {kind} taller server --name {again}`"
             )
         });
         let e = anyhow::Error::new(e);
@@ -92,9 +98,11 @@ pub(super) fn create(
                 b if b == crate::backend::DEFAULT.as_str() => String::new(),
                 b => format!("--backend {b} "),
             };
+            let shown = segment_ref(backend.dyn_name(), name);
             anyhow::anyhow!(
-                "cannot start the server: {name} is taken (left by an earlier run, or a server \
-                 still running); remove it with `shm {flag}rm {name}` or pass --replace"
+                "cannot start the server: {shown} is taken (left by an earlier run, or a server \
+                 still running); remove it with `shm {flag}rm {}` or pass --replace",
+                crate::out::rm_target(&shown)
             )
         } else {
             anyhow::Error::new(e)
@@ -138,13 +146,17 @@ pub(super) fn remove(out: Out<'_>) -> Result<()> {
 /// the key and id for System V.
 fn start_line(verb: &str, seg: &dyn Segment, role: Role, game: &Game) -> Result<String> {
     let info = seg.info()?;
+    let shown = segment_ref(info.backend, seg.name());
     let mut line = format!(
         "{verb} {} segment {}",
         info.backend,
-        crate::out::escape(seg.name().as_str())
+        crate::out::segment(&shown)
     );
-    if let (Some(key), Some(id)) = (info.key, info.id) {
-        line.push_str(&format!(" (key {}, id {id})", key_hex(key)));
+    match (info.key, info.id) {
+        // Named by its key already: the id alone.
+        (Some(_), Some(id)) if shown.key().is_some() => line.push_str(&format!(" (id {id})")),
+        (Some(key), Some(id)) => line.push_str(&format!(" (key {}, id {id})", key_hex(key))),
+        _ => {}
     }
     line.push_str(&format!(
         ", {} bytes, mode {:04o}; {} round{}",
