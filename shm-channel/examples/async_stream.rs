@@ -32,7 +32,11 @@ async fn produce(name: &str) -> Result<(), Error> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    Ok(()) // dropping the sender closes the stream
+    // The stream is complete: `finish` (a blocking call, so on a blocking thread) returns once
+    // the consumer has received all of it. Dropping the sender unfinished would abort it.
+    tokio::task::spawn_blocking(move || tx.finish())
+        .await
+        .unwrap_or(Err(Error::Aborted))
 }
 
 async fn consume() -> Result<(), Box<dyn std::error::Error>> {

@@ -66,7 +66,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         loan.send(len)?;
         sent += len as u64;
     }
-    drop(tx); // closes: the consumer drains, then sees Closed
+    // Ends the stream as complete: the consumer drains, then sees Closed, and finish returns
+    // once it has (dropping the sender unfinished would say Aborted instead).
+    tx.finish()?;
     let status = consumer.wait()?;
     println!("producer: {sent} bytes sent; consumer {status}");
     if status.success() {

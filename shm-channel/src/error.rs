@@ -4,8 +4,8 @@ use std::time::Duration;
 
 /// The errors of `shm-channel`.
 ///
-/// The three that end a conversation are [`Error::Closed`] (the peer ended it on purpose),
-/// [`Error::PeerDead`] (the peer's process is gone) and [`Error::Protocol`] (the peer wrote
+/// The ones that end a conversation are [`Error::Closed`] (the peer ended it on purpose),
+/// [`Error::Aborted`] (the peer ended a stream before its end), [`Error::PeerDead`] (the peer's process is gone) and [`Error::Protocol`] (the peer wrote
 /// something this end refuses to trust). [`Error::Full`], [`Error::Empty`] and
 /// [`Error::TimedOut`] only say "not now".
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +63,20 @@ pub enum Error {
         /// Which end is taken, by whom.
         detail: String,
     },
-    /// The peer closed its end: for a receiver, the sender was dropped and every message it
-    /// sent has been received; for a sender, the receiver was dropped (as `EPIPE` on a pipe).
+    /// The peer closed its end on purpose: for a receiver, the sender finished the stream
+    /// ([`Sender::finish`](crate::Sender::finish)) and every message it sent has been
+    /// received: the stream is whole; for a sender, the receiver was dropped before the end
+    /// (as `EPIPE` on a pipe), or this end finished already. In a pair: the peer left.
     #[error("the channel is closed: the peer ended it")]
     Closed,
+    /// The peer ended the stream abnormally: for a receiver, the sender stopped without
+    /// finishing (dropped on an error, a panic or a signal; every message it sent has been
+    /// received, but the stream is cut); for a sender, the receiver said it failed
+    /// ([`Receiver::abort`](crate::Receiver::abort)).
+    #[error(
+        "the stream was aborted: the peer stopped before its end (what came so far is incomplete)"
+    )]
+    Aborted,
     /// The peer's process died (or the process id it announced now belongs to another
     /// process). Messages it had completely sent were delivered first.
     #[error(
@@ -119,11 +129,11 @@ pub enum Error {
 
 impl Error {
     /// True for the errors that end the channel for good: [`Error::Closed`],
-    /// [`Error::PeerDead`] and [`Error::Protocol`].
+    /// [`Error::Aborted`], [`Error::PeerDead`] and [`Error::Protocol`].
     pub fn is_disconnected(&self) -> bool {
         matches!(
             self,
-            Error::Closed | Error::PeerDead { .. } | Error::Protocol(_)
+            Error::Closed | Error::Aborted | Error::PeerDead { .. } | Error::Protocol(_)
         )
     }
 }

@@ -21,7 +21,7 @@
 //!     loan.write_at(0, b"in place")?;
 //!     loan.send(8)?;
 //!     tx.send_value(&42u64)?; // plain data, by zerocopy's traits
-//!     Ok(()) // dropping the sender closes the channel
+//!     tx.finish() // the stream is complete: Ok once the receiver has all of it
 //! });
 //!
 //! assert_eq!(rx.recv()?.to_vec(), b"hello");
@@ -31,7 +31,7 @@
 //! assert_eq!(&buf, b"in place");
 //! drop(sample);
 //! assert_eq!(rx.recv_value::<u64>()?, 42);
-//! assert!(matches!(rx.recv(), Err(Error::Closed))); // drained, then Closed
+//! assert!(matches!(rx.recv(), Err(Error::Closed))); // drained, then Closed: whole
 //! producer.join().expect("producer")?;
 //! # Ok(()) }
 //! ```
@@ -124,15 +124,33 @@
 //!
 //! # Lifecycle
 //!
-//! - **Closing.** Dropping the [`Sender`] closes the channel: the receiver receives every
-//!   message sent, then [`Error::Closed`]. Dropping the [`Receiver`] makes the sender's next
-//!   wait for a slot fail with [`Error::Closed`] (a pipe's `EPIPE`).
-//! - **Death.** Each end writes its process id and the process's start time in the header; a
-//!   blocking call that has waited 40 ms checks the peer (`kill(pid, 0)`, `/proc/PID/stat`: gone,
-//!   a zombie, or another process under a reused id) and fails with [`Error::PeerDead`], so a
-//!   dead peer is known within about 50 ms. Messages the peer completed before it died are
-//!   received first. (Why not a file lock: the contract gives a channel no file on System V,
-//!   and none to share on the others; a process id works on every backend.)
+//! - **Ending a stream.** The end of a stream says how it ended. [`Sender::finish`] ends it
+//!   as complete: the receiver receives every message sent, then [`Error::Closed`], and
+//!   `finish` returns `Ok` once the receiver has received it all (so a sender knows its data
+//!   was delivered). A [`Sender`] dropped without `finish` (an error, a panic, a signal) ends
+//!   it as **aborted**: the receiver receives every message sent, then [`Error::Aborted`],
+//!   never the `Closed` of a whole stream. A sender's process that dies is
+//!   [`Error::PeerDead`] for the receiver, after the messages it completed.
+//! - **A receiver that stops.** Dropping the [`Receiver`] before the end is as a pipe's reader
+//!   that leaves: the sender's sends (and its `finish`) fail with [`Error::Closed`] (a pipe's
+//!   `EPIPE`). [`Receiver::abort`] says instead that the receiver failed: [`Error::Aborted`].
+//!   So `finish` returns `Ok` only when the receiver received the end; whatever `send`
+//!   accepted is either delivered or reported, a creator dropped before its receiver came
+//!   included (it aborts; `finish` waits for the receiver).
+//! - **Death.** Each end writes its process id, start time and pid namespace in the header,
+//!   and holds a seat the kernel keeps for it: on POSIX and file-backed segments an exclusive
+//!   lock on one byte of the segment's descriptor (`F_OFD_SETLK`), which the kernel drops when
+//!   the process dies, in whatever pid namespace; on System V the segment's attach count. An
+//!   end is dead when its seat is free (or only this end is attached), or, between ends of one
+//!   pid namespace, when its process is gone, a zombie, or another process under a reused id.
+//!   A pid that cannot be judged (another namespace) is never taken for dead. A blocking call
+//!   that has waited 40 ms checks the peer and fails with [`Error::PeerDead`], so a dead peer
+//!   is known within about 50 ms; the `try_` forms check it at most every 5 ms while they find
+//!   nothing to do; a sender checks whenever it finds the ring half full and the receiver not
+//!   moving, so it learns of a dead receiver before the ring fills. Messages the peer completed
+//!   before it died are received first. Every end can ask: `peer_alive()`.
+//! - **Opening.** An open waits up to [`Options::open_timeout`] (5 s by default) for a channel
+//!   whose creator is still making it (sizing the segment, writing the header).
 //! - **Half-written messages.** A message exists for the receiver only once the sender
 //!   published its count, after writing the bytes and the length. A sender killed in the
 //!   middle of a message leaves a slot the receiver never reads.
@@ -143,9 +161,16 @@
 //!   which sees the dead creator and removes it. So however the two processes end, kill -9
 //!   included, nothing stays in `/dev/shm` or `ipcs -m`. While it waits for its peer, `shm list`
 //!   shows a channel as one segment of its name, sized as its header and slots need. (The
-//!   removal goes through `Segment::unlink`, which on POSIX acts on the name: a segment that
-//!   someone else put under the same name in the microseconds between this end's open and
-//!   its removal would be removed instead. System V removes by id, which has no such window.)
+//!   removal goes through `Segment::unlink`, which removes only the segment this end opened.)
+//! - **Who may remove a channel.** The system decides who may remove a name: on POSIX its
+//!   owner (`/dev/shm` is sticky), on System V the owner or creator of the segment, and root.
+//!   The opener removes the name as it joins when it may; when it may not (a channel between
+//!   two users, mode `0o666` or so), the creator removes it as soon as it sees the join (its
+//!   next wait) or when it is dropped. A name whose ends all died is removed by the next open
+//!   or create of that name that may remove it; one that may not, but may write it, takes the
+//!   segment over in place ([`open_or_create`](Receiver::open_or_create) writes a new header
+//!   and becomes its creator), so no name refuses forever. A dead lone end's seat is free: after
+//!   a receiver died before any sender came, the next receiver takes its place.
 //!
 //! # What a peer that breaks the protocol can and cannot do
 //!
@@ -223,6 +248,11 @@ pub use {
     waitset::{Event, WaitSet, Waitable},
 };
 
+use std::time::Duration;
+
+/// How long an open waits for a channel in the making, unless [`Options::open_timeout`] says.
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The parameters of a channel, fixed at create and checked at open, and how this end waits.
 ///
 /// ```
@@ -243,6 +273,10 @@ pub struct Options {
     /// How this end waits (default hybrid: spin briefly, then sleep on a futex). Not part of
     /// the channel: each end chooses its own.
     pub wait: WaitStrategy,
+    /// How long an open waits for a channel whose creator is still making it (sizing the
+    /// segment, writing its header) or taking it over, before it fails (default 5 s). Not
+    /// part of the channel.
+    pub open_timeout: Duration,
 }
 
 impl Options {
@@ -253,7 +287,14 @@ impl Options {
             max_message,
             mode: 0o600,
             wait: WaitStrategy::Hybrid,
+            open_timeout: DEFAULT_OPEN_TIMEOUT,
         }
+    }
+
+    /// Sets how long an open waits for a channel in the making.
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
     }
 
     /// Sets the permission bits.

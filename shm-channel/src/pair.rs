@@ -12,7 +12,6 @@
 //! `head` the server's answers (bit 31: the server left); the slot header holds a request's
 //! count and length, or the same count and the length with [`RESPONSE`] set.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use shm_core::Backend;
 use zerocopy::{Immutable, IntoBytes};
 
 use crate::layout::*;
-use crate::ring::{Ring, deadline_in, header_word};
+use crate::ring::{Ring, deadline_in};
 use crate::shared::{Deadline, How, Role, Shared};
 use crate::{Error, Options, Result, Sample};
 
@@ -29,11 +28,9 @@ mod asynch;
 #[cfg(feature = "async")]
 pub use asynch::{CallFuture, RequestFuture};
 
-/// What one end of a pair holds: the ring (one slot) and the segment.
+/// What one end of a pair holds: the ring (one slot), which holds the segment.
 struct End {
     ring: Ring,
-    /// Declared after the ring, which points into its mapping.
-    shared: Arc<Shared>,
 }
 
 impl End {
@@ -45,9 +42,9 @@ impl End {
         how: How,
     ) -> Result<End> {
         let shared = Shared::connect(backend, name, opts, role, how)?;
-        // SAFETY: the ring is dropped with the End, which holds the Arc as well.
-        let ring = unsafe { Ring::new(&shared) };
-        Ok(End { ring, shared })
+        Ok(End {
+            ring: Ring::new(shared)?,
+        })
     }
 
     /// The one slot.
@@ -57,7 +54,7 @@ impl End {
 
     /// The slot's header, read once.
     fn header(&self) -> u64 {
-        header_word(self.slot()).load(Ordering::Acquire)
+        self.ring.slot_header(0).word.load(Ordering::Acquire)
     }
 
     /// Writes `data` into the slot and publishes it as message `count` (a response when
@@ -75,7 +72,7 @@ impl End {
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len()) };
         let len = data.len() as u32 | if response { RESPONSE } else { 0 };
         // Release: a peer that sees the header sees the bytes.
-        header_word(slot).store(
+        self.ring.slot_header(0).word.store(
             (u64::from(count | SEQ_SET) << 32) | u64::from(len),
             Ordering::Release,
         );
@@ -126,6 +123,7 @@ impl End {
         };
         loop {
             let seen = self
+                .ring
                 .shared
                 .wait_or(signal, early, |v| !quiet(v), deadline)?;
             if let Some(h) = matched.get() {
@@ -202,7 +200,7 @@ pub struct Client {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("pair", &self.end.shared)
+            .field("pair", &self.end.ring.shared)
             .field("received", &self.received)
             .field("answered", &self.answered)
             .finish()
@@ -212,7 +210,7 @@ impl std::fmt::Debug for Server {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("pair", &self.end.shared)
+            .field("pair", &self.end.ring.shared)
             .field("calls", &self.calls)
             .field("taken", &self.taken)
             .finish()
@@ -223,7 +221,7 @@ macro_rules! pair_info {
     () => {
         /// The pair's name.
         pub fn name(&self) -> &str {
-            &self.end.shared.name
+            &self.end.ring.shared.name
         }
 
         /// The largest request or response, in bytes, fixed at create.
@@ -233,23 +231,32 @@ macro_rules! pair_info {
 
         /// True when this end created the pair.
         pub fn is_creator(&self) -> bool {
-            self.end.shared.creator
+            self.end.ring.shared.creator
         }
 
         /// What the kernel says about the pair's segment now (as
         /// [`Sender::segment_info`](crate::Sender::segment_info)).
         pub fn segment_info(&self) -> Result<shm_core::SegmentInfo> {
-            self.end.shared.segment_info()
+            self.end.ring.shared.segment_info()
         }
 
         /// The peer's process id, once a peer has joined.
         pub fn peer_pid(&self) -> Option<i32> {
-            self.end.shared.peer().ok().flatten().map(|p| p.pid)
+            self.end.ring.shared.peer().ok().flatten().map(|p| p.pid)
+        }
+
+        /// Whether the peer lives: `None` before a peer joined, `Some(false)` once it is known
+        /// dead, `Some(true)` otherwise (as [`Sender::peer_alive`](crate::Sender::peer_alive)).
+        pub fn peer_alive(&self) -> Result<Option<bool>> {
+            self.end.ring.shared.peer_alive()
         }
 
         /// Waits until the other end has joined (returns at once on the end that opened).
         pub fn wait_for_peer(&self, timeout: Option<Duration>) -> Result<()> {
-            self.end.shared.wait_for_peer(timeout.and_then(deadline_in))
+            self.end
+                .ring
+                .shared
+                .wait_for_peer(timeout.and_then(deadline_in))
         }
     };
 }
@@ -308,7 +315,7 @@ impl Server {
             if self.end.ring.tail.load() & CLOSED != 0 {
                 return Err(Error::Closed);
             }
-            self.end.shared.check_peer()?;
+            self.end.ring.shared.check_peer()?;
             self.received
         };
         let h = self.end.wait_for(count, false, deadline)?;

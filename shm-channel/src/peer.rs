@@ -1,72 +1,239 @@
-//! Who the peer is, and whether it still lives: a process id and the process's start time.
+//! Who an end is, and whether it still lives, judged only by what the kernel vouches for.
 //!
-//! Each end writes its process id and start time (field 22 of `/proc/PID/stat`, in clock ticks
-//! since boot) into the header once; the other end reads them once into private memory. The
-//! peer is dead when `kill(pid, 0)` says no such process, when `/proc/PID` is gone or shows a
-//! zombie, or when the process at that id started at another time (the id was reused).
+//! Each end writes an [`EndRecord`] into the header once: its process id, the process's start
+//! time (field 22 of `/proc/PID/stat`) and its pid namespace (the inode of
+//! `/proc/self/ns/pid`). Each end also holds a **seat**: on backends whose mapping keeps a
+//! descriptor (POSIX, files), a write lock (an open-file-description lock, `F_OFD_SETLK`) on
+//! one byte of the segment's object, which the kernel drops when the descriptor closes, at the
+//! process's death included, whatever pid namespace the process is in. The verdict on an end:
 //!
-//! Why this and not a lock the kernel drops at death (flock, OFD locks): a lock needs a file,
-//! and the contract (`shm_core::Backend`) gives a channel none: System V segments have no
-//! descriptor at all, POSIX and file-backed segments keep theirs private. A process id in the
-//! segment works on every backend that passes the conformance suite, costs nothing while the
-//! peer answers, and is checked only when a blocking call has waited for a while. The limit:
-//! both ends must see one another's process ids (the same pid namespace).
+//! - **dead** when its seat's lock is not held; or, on System V (no descriptor), when this
+//!   process is the segment's only attachment (`shm_nattch`); or, when it is in this
+//!   process's pid namespace, when `kill(pid, 0)` says no such process, `/proc/PID` is gone or
+//!   shows a zombie, or the process at that id started at another time (the id was reused);
+//! - **alive** otherwise, including when nothing can judge it (a process in another pid
+//!   namespace on System V while others are attached): a pid that cannot be judged is never
+//!   taken for dead.
+//!
+//! A process id is an identity only inside its pid namespace: in another one the same number
+//! names another process, or none. That is why the pid is consulted only between ends of one
+//! namespace, and the lock (or the attach count) everywhere.
+//!
+//! Limits: a child forked without `exec` inherits the descriptor (and its lock) and the
+//! attachment, so while it lives its parent's end counts as alive by those witnesses (the pid
+//! check still sees the parent die, in one namespace). Descriptors and attachments are dropped
+//! at `exec` (the backends open with `O_CLOEXEC`).
 
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+
+use shm_core::Mapping;
+
+use crate::layout::EndRecord;
 
 /// The largest process id Linux hands out (`PID_MAX_LIMIT` on 64-bit).
 const PID_MAX: i32 = 1 << 22;
 
+/// The seat (the locked byte) of a channel's creator.
+pub(crate) const SEAT_CREATOR: u64 = 0;
+/// The seat of the end that opened a channel.
+pub(crate) const SEAT_OPENER: u64 = 1;
+
+/// What can be said about an end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// A witness the kernel keeps says it lives.
+    Alive,
+    /// A witness says it is gone.
+    Dead,
+    /// Nothing can judge it: treated as alive.
+    Unknown,
+}
+
+impl Verdict {
+    /// True unless it is known dead.
+    pub fn maybe_alive(self) -> bool {
+        self != Verdict::Dead
+    }
+}
+
 /// One process, as identified in a channel's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Proc {
-    /// Process id, `1..=PID_MAX`.
+    /// Process id, `1..=PID_MAX`, in the process's own pid namespace.
     pub pid: i32,
     /// Start time in clock ticks since boot; 0 when unknown (no `/proc`).
     pub start: u64,
+    /// Its pid namespace's inode; 0 when unknown.
+    pub pidns: u64,
 }
 
 impl Proc {
     /// This process.
     pub fn me() -> Proc {
-        static ME: OnceLock<(i32, u64)> = OnceLock::new();
+        static ME: OnceLock<Proc> = OnceLock::new();
         let pid = std::process::id() as i32;
+        let fresh = || Proc {
+            pid,
+            start: stat(pid).map_or(0, |s| s.start),
+            pidns: my_pidns(),
+        };
+        let cached = *ME.get_or_init(fresh);
         // A fork has a new id: compute again when the cached one is not ours.
-        let (cached_pid, start) = *ME.get_or_init(|| (pid, stat(pid).map_or(0, |s| s.start)));
-        if cached_pid == pid {
-            Proc { pid, start }
-        } else {
-            Proc {
-                pid,
-                start: stat(pid).map_or(0, |s| s.start),
-            }
-        }
+        if cached.pid == pid { cached } else { fresh() }
     }
 
     /// Checks values read from the header; `None` when no process could have them.
-    pub fn checked(pid: u32, start: u64) -> Option<Proc> {
+    pub fn checked(pid: u32, start: u64, pidns: u64) -> Option<Proc> {
         let pid = i32::try_from(pid).ok()?;
-        (1..=PID_MAX).contains(&pid).then_some(Proc { pid, start })
+        (1..=PID_MAX)
+            .contains(&pid)
+            .then_some(Proc { pid, start, pidns })
     }
 
-    /// True while the process lives (a zombie is dead: it will never answer).
-    pub fn alive(&self) -> bool {
-        if self.pid == std::process::id() as i32 {
-            return true;
+    /// The process a record announces, read once (`None`: no process could have that id).
+    pub fn read(rec: &EndRecord) -> Option<Proc> {
+        Proc::checked(
+            rec.pid.load(Ordering::SeqCst),
+            rec.start.load(Ordering::SeqCst),
+            rec.pidns.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Writes this process into `rec`; the pid last (an end is announced by its pid).
+    pub fn write(&self, rec: &EndRecord) {
+        rec.start.store(self.start, Ordering::SeqCst);
+        rec.pidns.store(self.pidns, Ordering::SeqCst);
+        rec.pid.store(self.pid as u32, Ordering::SeqCst);
+    }
+
+    /// The verdict of the process id: `Unknown` in another pid namespace.
+    pub fn judge_pid(&self) -> Verdict {
+        let me = Proc::me();
+        if self.pidns != me.pidns {
+            return Verdict::Unknown;
+        }
+        if self.pid == me.pid {
+            return Verdict::Alive;
         }
         // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
-        // The pid is in 1..=PID_MAX (checked at construction), never 0 or negative, so the call
-        // cannot address a process group.
+        // The pid is in 1..=PID_MAX (checked at construction), never 0 or negative, so the
+        // call cannot address a process group.
         let rc = unsafe { libc::kill(self.pid, 0) };
         if rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-            return false;
+            return Verdict::Dead;
         }
         match stat(self.pid) {
-            Some(s) => !s.zombie && (self.start == 0 || s.start == self.start),
+            Some(s) if s.zombie || (self.start != 0 && s.start != self.start) => Verdict::Dead,
+            Some(_) => Verdict::Alive,
             // Without /proc, trust kill; with it, a missing entry means the process is gone.
-            None => !proc_mounted(),
+            None if proc_mounted() => Verdict::Dead,
+            None => Verdict::Alive,
         }
     }
+}
+
+/// What the kernel keeps for a segment that says which ends still hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Witness {
+    /// Seats are locks on the mapping's descriptor (POSIX, files).
+    Locks,
+    /// System V: the segment's attach count, by its id.
+    Attaches(i32),
+    /// Neither: only the pid can judge.
+    Nothing,
+}
+
+impl Witness {
+    /// The witness of a segment mapped as `map`, whose System V id (if any) is `sysv_id`.
+    pub fn of(map: &Mapping, sysv_id: Option<i32>) -> Witness {
+        if map.fd().is_some() {
+            Witness::Locks
+        } else if let Some(id) = sysv_id {
+            Witness::Attaches(id)
+        } else {
+            Witness::Nothing
+        }
+    }
+
+    /// Takes `seat` for this end: an exclusive lock, held until the mapping's descriptor
+    /// closes (fails while another live end holds it). Does nothing without descriptor.
+    pub fn hold(&self, map: &Mapping, seat: u64) -> std::io::Result<()> {
+        match (self, map.fd()) {
+            (Witness::Locks, Some(fd)) => {
+                ofd_lock(fd, seat, libc::F_OFD_SETLK, libc::F_WRLCK).map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the end in `seat` holds it, from another end's mapping.
+    pub fn seat(&self, map: &Mapping, seat: u64) -> Verdict {
+        match (self, map.fd()) {
+            (Witness::Locks, Some(fd)) => {
+                match ofd_lock(fd, seat, libc::F_OFD_GETLK, libc::F_WRLCK) {
+                    Ok(held) if held => Verdict::Alive,
+                    Ok(_) => Verdict::Dead,
+                    Err(_) => Verdict::Unknown,
+                }
+            }
+            (Witness::Attaches(id), _) => match attaches(*id) {
+                // Only this end's attachment is left: every other end is gone.
+                Some(n) if n <= 1 => Verdict::Dead,
+                // Someone else is attached: perhaps that end, perhaps another.
+                Some(_) | None => Verdict::Unknown,
+            },
+            _ => Verdict::Unknown,
+        }
+    }
+
+    /// The verdict on the end `p` in `seat`: dead when any witness says so, alive when one
+    /// says so, unknown (alive) otherwise.
+    pub fn judge(&self, map: &Mapping, seat: u64, p: &Proc) -> Verdict {
+        let by_seat = self.seat(map, seat);
+        let by_pid = p.judge_pid();
+        match (by_seat, by_pid) {
+            (Verdict::Dead, _) | (_, Verdict::Dead) => Verdict::Dead,
+            (Verdict::Alive, _) | (_, Verdict::Alive) => Verdict::Alive,
+            _ => Verdict::Unknown,
+        }
+    }
+}
+
+/// Sets (`F_OFD_SETLK`) or tests (`F_OFD_GETLK`: `Ok(true)` when another description holds a
+/// lock that conflicts with `kind`) a lock on byte `seat` of `fd`'s object.
+fn ofd_lock(
+    fd: BorrowedFd<'_>,
+    seat: u64,
+    cmd: libc::c_int,
+    kind: libc::c_int,
+) -> std::io::Result<bool> {
+    // SAFETY: an all-zero flock is a valid value of a plain C struct.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = seat as libc::off_t;
+    fl.l_len = 1;
+    fl.l_pid = 0; // required by OFD locks
+    // SAFETY: `fd` is a live descriptor (borrowed from the mapping), `fl` a valid, writable
+    // flock that outlives the call; F_OFD_SETLK/GETLK read it and GETLK writes it back.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut fl) };
+    if rc == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cmd == libc::F_OFD_GETLK && fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// The attach count of System V segment `id` (`None` when the kernel will not say).
+fn attaches(id: i32) -> Option<u64> {
+    // SAFETY: an all-zero shmid_ds is a valid value of a plain C struct.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT writes one shmid_ds into `ds`, which is valid and writable. The id is
+    // one this process is attached to, so it names this segment still (an id is reused only
+    // once its segment is destroyed, which needs every attachment gone).
+    let rc = unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) };
+    (rc == 0).then_some(ds.shm_nattch as u64)
 }
 
 struct Stat {
@@ -76,6 +243,12 @@ struct Stat {
 
 fn proc_mounted() -> bool {
     std::path::Path::new("/proc/self/stat").exists()
+}
+
+/// This process's pid namespace: the inode of `/proc/self/ns/pid` (0 when unknown).
+fn my_pidns() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
 }
 
 /// State and start time of process `pid`, from `/proc/PID/stat`.
@@ -97,55 +270,69 @@ fn stat(pid: i32) -> Option<Stat> {
 mod tests {
     use super::*;
 
+    fn proc_of(pid: i32, start: u64) -> Proc {
+        Proc {
+            pid,
+            start,
+            pidns: Proc::me().pidns,
+        }
+    }
+
     #[test]
     fn i_am_alive_and_have_a_start_time() {
         let me = Proc::me();
-        assert!(me.alive());
+        assert_eq!(me.judge_pid(), Verdict::Alive);
         if cfg!(target_os = "linux") {
             assert_ne!(me.start, 0);
+            assert_ne!(me.pidns, 0);
         }
     }
 
     #[test]
     fn garbage_ids_are_refused() {
-        assert_eq!(Proc::checked(0, 1), None);
-        assert_eq!(Proc::checked(u32::MAX, 1), None);
-        assert_eq!(Proc::checked(PID_MAX as u32 + 1, 1), None);
-        assert!(Proc::checked(1, 0).is_some());
+        assert_eq!(Proc::checked(0, 1, 0), None);
+        assert_eq!(Proc::checked(u32::MAX, 1, 0), None);
+        assert_eq!(Proc::checked(PID_MAX as u32 + 1, 1, 0), None);
+        assert!(Proc::checked(1, 0, 0).is_some());
     }
 
     #[test]
     fn a_reaped_child_is_dead_and_a_reused_id_too() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
-        let p = Proc {
-            pid: child.id() as i32,
-            start: stat(child.id() as i32).map_or(0, |s| s.start),
-        };
+        let p = proc_of(
+            child.id() as i32,
+            stat(child.id() as i32).map_or(0, |s| s.start),
+        );
         child.wait().unwrap();
-        assert!(!p.alive());
+        assert_eq!(p.judge_pid(), Verdict::Dead);
         // init lives, but not with this start time.
-        let init = Proc {
-            pid: 1,
-            start: u64::MAX,
-        };
         if proc_mounted() {
-            assert!(!init.alive());
+            assert_eq!(proc_of(1, u64::MAX).judge_pid(), Verdict::Dead);
         }
+    }
+
+    #[test]
+    fn a_pid_of_another_namespace_is_unknown_never_dead() {
+        // A pid that names no process here, announced from another namespace.
+        let p = Proc {
+            pid: PID_MAX,
+            start: 1,
+            pidns: Proc::me().pidns.wrapping_add(1),
+        };
+        assert_eq!(p.judge_pid(), Verdict::Unknown);
+        assert!(p.judge_pid().maybe_alive());
     }
 
     #[test]
     fn a_zombie_is_dead() {
         let child = std::process::Command::new("true").spawn().unwrap();
-        let p = Proc {
-            pid: child.id() as i32,
-            start: 0,
-        };
+        let p = proc_of(child.id() as i32, 0);
         // Not waited for: once it exits it is a zombie until reaped.
         let t0 = std::time::Instant::now();
-        while p.alive() && t0.elapsed() < std::time::Duration::from_secs(5) {
+        while p.judge_pid() != Verdict::Dead && t0.elapsed() < std::time::Duration::from_secs(5) {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        assert!(!p.alive());
+        assert_eq!(p.judge_pid(), Verdict::Dead);
         drop(child);
     }
 }

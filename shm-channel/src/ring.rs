@@ -1,7 +1,7 @@
 //! The two ends of one ring: [`Sender`] (with [`Loan`]) and [`Receiver`] (with [`Sample`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_core::Backend;
@@ -18,7 +18,7 @@ mod asynch;
 pub use asynch::{LoanFuture, RecvFuture, SendFuture};
 
 /// The two signals of one ring and where its slots are, kept in private memory so that
-/// finding a message's slot is a mask, a multiply and an add.
+/// finding a message's slot is a mask, a multiply and an add; and the segment they are in.
 pub(crate) struct Ring {
     /// Messages sent (bit 31: the sender closed). Written by the sender only.
     pub(crate) tail: Signal<'static>,
@@ -32,67 +32,100 @@ pub(crate) struct Ring {
     stride: usize,
     /// The largest message.
     pub(crate) max: usize,
+    /// The segment: declared after the signals and the pointer, which point into its mapping,
+    /// so that it is dropped after them.
+    pub(crate) shared: Arc<Shared>,
 }
 
-// SAFETY: the pointer is into the mapping that the end's Arc<Shared> keeps; nothing about it
-// is tied to the thread that made it.
+// SAFETY: the pointer is into the mapping that `shared` keeps; nothing about it is tied to the
+// thread that made it.
 unsafe impl Send for Ring {}
-// SAFETY: through `&Ring` the pointer only yields addresses and atomic loads of header words;
-// every write into a slot goes through `&mut Sender`, `&mut Receiver`, or a pair's private
-// `End`, reached only through `&mut Server` or `&mut Client`.
+// SAFETY: through `&Ring` the pointer only yields addresses and atomic accesses of slot
+// headers; every write into a slot's payload goes through `&mut Sender`, `&mut Receiver`, or
+// a pair's private `End`, reached only through `&mut Server` or `&mut Client`.
 unsafe impl Sync for Ring {}
 
 impl Ring {
-    /// The ring of `shared`.
-    ///
-    /// # Safety
-    ///
-    /// The returned value must be dropped before `shared`'s last `Arc` (its owner keeps one).
-    pub(crate) unsafe fn new(shared: &Shared) -> Ring {
-        let layout = &shared.layout;
-        let at = layout.ring();
-        // SAFETY: the offsets are the ring's control words and its first slot, inside the
-        // mapping; the caller keeps the Arc alive for as long as the ring.
-        unsafe {
-            Ring {
-                tail: shared.signal(at + OFF_TAIL, at + OFF_TAIL_SLEEPERS),
-                head: shared.signal(at + OFF_HEAD, at + OFF_HEAD_SLEEPERS),
-                slots_at: shared.base().add(layout.slot(0)),
-                mask: layout.slots - 1,
-                slots: layout.slots,
-                stride: layout.stride as usize,
-                max: layout.max as usize,
-            }
+    /// The ring of `shared`, which it keeps; `Protocol` if the mapping cannot hold the layout
+    /// (never, for a segment checked at open or made at create).
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<Ring> {
+        let layout = shared.layout;
+        if shared.mapping().len() < layout.total
+            || layout.slot(layout.slots - 1) + layout.stride as usize > layout.total
+        {
+            return Err(Error::Protocol(format!(
+                "the segment maps {} bytes, fewer than its layout's {}",
+                shared.mapping().len(),
+                layout.total
+            )));
         }
+        let ctl = shared.control();
+        let (tail, head) = (&ctl.ring.tail, &ctl.ring.head);
+        // SAFETY: the signals borrow words of the mapping that `shared` owns. The lifetime
+        // cannot be written as the Arc's (a struct cannot borrow its own field), so it is
+        // widened here, and kept true by construction: the signals are private fields of this
+        // Ring, never handed out with a longer lifetime than `&self`, and dropped before
+        // `shared` (declaration order), whose Arc keeps the mapping alive until then.
+        let (tail, head) = unsafe {
+            (
+                std::mem::transmute::<Signal<'_>, Signal<'static>>(
+                    shared.signal(&tail.count, &tail.sleepers),
+                ),
+                std::mem::transmute::<Signal<'_>, Signal<'static>>(
+                    shared.signal(&head.count, &head.sleepers),
+                ),
+            )
+        };
+        // SAFETY: the first slot's offset is inside the mapping (checked above).
+        let slots_at = unsafe { shared.mapping().as_ptr().add(layout.first_slot()) };
+        Ok(Ring {
+            tail,
+            head,
+            slots_at,
+            mask: layout.slots - 1,
+            slots: layout.slots,
+            stride: layout.stride as usize,
+            max: layout.max as usize,
+            shared,
+        })
     }
 
     /// Where message number `count`'s slot starts (its header word).
     #[inline]
     pub(crate) fn slot(&self, count: u32) -> *mut u8 {
-        // SAFETY: slot `count & mask` starts `stride` times that past the first, and
-        // `Layout::slot` (the same sum) is below `layout.total - SLOT_HEADER - max` for every
-        // count (checked in layout's tests); the mapping is `layout.total` bytes long.
+        // SAFETY: slot `count & mask` starts `stride` times that past the first, and the last
+        // slot ends inside the mapping (checked in `new`).
         unsafe {
             self.slots_at
                 .add((count & self.mask) as usize * self.stride)
         }
     }
 
+    /// The header of message number `count`'s slot, for as long as the ring is borrowed.
+    #[inline]
+    pub(crate) fn slot_header(&self, count: u32) -> &SlotHeader {
+        // SAFETY: the slot starts inside the mapping (see `slot`), 64-aligned (the mapping is
+        // page-aligned, the first slot and the stride multiples of 64), with its 8-byte header;
+        // SlotHeader is one atomic, valid for any bits; the mapping lives while `self.shared`
+        // does, which outlives the borrow of `self`.
+        unsafe { &*self.slot(count).cast::<SlotHeader>() }
+    }
+
     /// True when message `count`'s slot says that message is complete in it.
     #[inline]
     fn complete(&self, count: u32) -> bool {
-        (header_word(self.slot(count)).load(Ordering::Acquire) >> 32) as u32 == count | SEQ_SET
+        (self.slot_header(count).word.load(Ordering::Acquire) >> 32) as u32 == count | SEQ_SET
     }
-}
 
-/// The header word of a slot: the message's length in the low 32 bits, its sequence
-/// (`count | SEQ_SET`, once message `count` is complete in the slot) in the high 32. One store
-/// publishes both, so the receiver, which may be polling this very cache line, takes it from
-/// the sender once per message rather than once per field.
-pub(crate) fn header_word<'a>(slot: *mut u8) -> &'a AtomicU64 {
-    // SAFETY: a slot starts 64-aligned inside the mapping with its 8-byte header; the callers
-    // hold the Arc that keeps the mapping, and bound the lifetime by their borrow.
-    unsafe { &*slot.cast::<AtomicU64>() }
+    /// The sender's end state word.
+    fn tx_end(&self) -> &AtomicU32 {
+        &self.shared.control().ring.tail.end
+    }
+
+    /// The receiver's end state word.
+    fn rx_end(&self) -> &AtomicU32 {
+        &self.shared.control().ring.head.end
+    }
 }
 
 fn header(len: usize, count: u32) -> u64 {
@@ -102,33 +135,48 @@ fn header(len: usize, count: u32) -> u64 {
 /// The sending end of a channel.
 ///
 /// Created by one process and opened by another (or either: [`Sender::open_or_create`]).
-/// Dropping it closes the channel: the receiver gets every message sent, then
-/// [`Error::Closed`].
+/// End the stream with [`finish`](Sender::finish): the receiver gets every message sent, then
+/// [`Error::Closed`], and `finish` returns once the receiver has seen the end. Dropping a
+/// sender without finishing **aborts** the stream: the receiver gets every message sent, then
+/// [`Error::Aborted`], so that a stream cut by an error, a panic or a signal is never taken
+/// for a whole one.
 pub struct Sender {
     ring: Ring,
     /// Messages sent, modulo 2^31: private, never read back from shared memory.
     tail: u32,
     /// The receiver's head as last seen: the slots before it are free.
     head_seen: u32,
-    shared: Arc<Shared>,
+    /// Refreshes of the head that found the ring at least half full and the head where it
+    /// was: the receiver's life is checked at the 1st, 2nd, 4th, ... and every 1024th.
+    stuck: u32,
+    /// `finish` was called: the stream is complete; sends fail with `Closed`.
+    finished: bool,
+    /// When a non-blocking call last checked the peer.
+    checked: Option<Instant>,
 }
 
 /// The receiving end of a channel. Dropping it closes the channel: the sender's next wait for
-/// a free slot returns [`Error::Closed`].
+/// a free slot returns [`Error::Closed`], and its `finish` too unless this end had received the
+/// whole stream. [`abort`](Receiver::abort) says instead that this end failed
+/// ([`Error::Aborted`] on the sender's side).
 pub struct Receiver {
     ring: Ring,
     /// Messages released, modulo 2^31: private.
     head: u32,
     /// Messages past `head` known to be complete (from the tail or a slot's sequence word).
     avail: u32,
-    shared: Arc<Shared>,
+    /// This end has said how it ended (received all, or failed): its drop says nothing more.
+    ended: bool,
+    /// When a non-blocking call last checked the peer.
+    checked: Option<Instant>,
 }
 
 impl std::fmt::Debug for Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sender")
-            .field("channel", &self.shared)
+            .field("channel", &self.ring.shared)
             .field("sent", &self.tail)
+            .field("finished", &self.finished)
             .finish()
     }
 }
@@ -136,7 +184,7 @@ impl std::fmt::Debug for Sender {
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
-            .field("channel", &self.shared)
+            .field("channel", &self.ring.shared)
             .field("received", &self.head)
             .finish()
     }
@@ -147,16 +195,31 @@ pub(crate) fn deadline_in(timeout: Duration) -> Deadline {
     Instant::now().checked_add(timeout)
 }
 
+/// How often a non-blocking call that finds nothing to do checks that the peer lives.
+const POLL_CHECK: Duration = Duration::from_millis(5);
+
+/// For the non-blocking calls: `PeerDead` when the peer is dead, checked at most every
+/// [`POLL_CHECK`] (a clock read per empty or full poll, a system call per check).
+#[cold]
+fn poll_peer(shared: &Shared, checked: &mut Option<Instant>) -> Result<()> {
+    let now = Instant::now();
+    if checked.is_some_and(|t| now.saturating_duration_since(t) < POLL_CHECK) {
+        return Ok(());
+    }
+    *checked = Some(now);
+    shared.check_peer()
+}
+
 macro_rules! end_info {
     () => {
         /// The channel's name.
         pub fn name(&self) -> &str {
-            &self.shared.name
+            &self.ring.shared.name
         }
 
         /// The backend's name (`"posix"`, `"sysv"`, ...).
         pub fn backend(&self) -> &'static str {
-            self.shared.backend
+            self.ring.shared.backend
         }
 
         /// The largest message, in bytes, fixed at create.
@@ -171,26 +234,33 @@ macro_rules! end_info {
 
         /// True when this end created the channel.
         pub fn is_creator(&self) -> bool {
-            self.shared.creator
+            self.ring.shared.creator
         }
 
         /// What the kernel says about the channel's segment now (its System V id, size, mode,
         /// attach count where the backend keeps one). Once both ends are there its name is
         /// gone: POSIX and file backends may then fail with `NotFound`.
         pub fn segment_info(&self) -> Result<shm_core::SegmentInfo> {
-            self.shared.segment_info()
+            self.ring.shared.segment_info()
         }
 
-        /// The peer's process id, once a peer has joined.
+        /// The peer's process id (in the peer's own pid namespace), once a peer has joined.
         pub fn peer_pid(&self) -> Option<i32> {
-            self.shared.peer().ok().flatten().map(|p| p.pid)
+            self.ring.shared.peer().ok().flatten().map(|p| p.pid)
+        }
+
+        /// Whether the peer lives: `None` before a peer joined, `Some(false)` once it is known
+        /// dead (its seat's lock dropped, its process gone; see the crate's docs on death),
+        /// `Some(true)` otherwise. A system call or two; no message moves.
+        pub fn peer_alive(&self) -> Result<Option<bool>> {
+            self.ring.shared.peer_alive()
         }
 
         /// Waits until the other end has joined (returns at once on the end that opened).
-        /// A creator that is dropped before its peer joins removes the channel, and what it
-        /// sent with it: call this before dropping a sender whose messages must arrive.
         pub fn wait_for_peer(&self, timeout: Option<Duration>) -> Result<()> {
-            self.shared.wait_for_peer(timeout.and_then(deadline_in))
+            self.ring
+                .shared
+                .wait_for_peer(timeout.and_then(deadline_in))
         }
     };
 }
@@ -204,7 +274,9 @@ impl Sender {
 
     /// Opens the channel `name` that a receiver created. Its parameters must equal `opts`'s
     /// (`slots`, `max_message`), or [`Error::Mismatch`]; a segment that is not a channel is
-    /// [`Error::NotAChannel`]; a channel that already has a sender is [`Error::Busy`].
+    /// [`Error::NotAChannel`]; a channel that already has a live sender is [`Error::Busy`].
+    /// A channel whose creator is still writing its header is waited for, up to
+    /// [`Options::open_timeout`].
     pub fn open<B: Backend>(backend: &B, name: &str, opts: &Options) -> Result<Sender> {
         Self::connect(backend, name, opts, How::Open)
     }
@@ -216,18 +288,14 @@ impl Sender {
 
     fn connect<B: Backend>(backend: &B, name: &str, opts: &Options, how: How) -> Result<Sender> {
         let shared = Shared::connect(backend, name, opts, Role::Sender, how)?;
-        Ok(Sender::on(shared))
-    }
-
-    fn on(shared: Arc<Shared>) -> Sender {
-        // SAFETY: the ring is a field of the Sender, which holds the Arc as well.
-        let ring = unsafe { Ring::new(&shared) };
-        Sender {
-            ring,
+        Ok(Sender {
+            ring: Ring::new(shared)?,
             tail: 0,
             head_seen: 0,
-            shared,
-        }
+            stuck: 0,
+            finished: false,
+            checked: None,
+        })
     }
 
     end_info!();
@@ -235,13 +303,16 @@ impl Sender {
     /// Sends a copy of `data`, waiting while the channel is full.
     ///
     /// Fails with [`Error::TooLarge`] (longer than [`max_message`](Self::max_message)),
-    /// [`Error::Closed`] (the receiver is gone), [`Error::PeerDead`] or [`Error::Protocol`].
+    /// [`Error::Closed`] (the receiver is gone, or this end finished), [`Error::Aborted`] (the
+    /// receiver failed), [`Error::PeerDead`] or [`Error::Protocol`]. A dead receiver is
+    /// noticed before the ring fills: once it is half full and the receiver has not moved.
     #[inline]
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         self.send_until(data, None)
     }
 
-    /// Sends a copy of `data` if a slot is free now, or fails with [`Error::Full`].
+    /// Sends a copy of `data` if a slot is free now, or fails with [`Error::Full`] (or with
+    /// what a blocking send would report: a dead or departed receiver).
     pub fn try_send(&mut self, data: &[u8]) -> Result<()> {
         self.check_len(data.len())?;
         self.try_loan()?.send_bytes(data)
@@ -266,7 +337,7 @@ impl Sender {
         // count plus the slots); its payload holds `max` bytes, and `data` is no longer
         // (checked above) and private memory, so no overlap.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len()) };
-        self.publish(slot, data.len());
+        self.publish(data.len());
         Ok(())
     }
 
@@ -282,11 +353,13 @@ impl Sender {
         self.loan_until(None)
     }
 
-    /// Loans a slot if one is free now, or fails with [`Error::Full`].
+    /// Loans a slot if one is free now, or fails with [`Error::Full`] (or with what a
+    /// blocking loan would report: a dead or departed receiver).
     pub fn try_loan(&mut self) -> Result<Loan<'_>> {
         if self.free_now()? {
             Ok(self.make_loan())
         } else {
+            poll_peer(&self.ring.shared, &mut self.checked)?;
             Err(Error::Full)
         }
     }
@@ -301,6 +374,42 @@ impl Sender {
         self.loan_until(Some(deadline))
     }
 
+    /// Ends the stream as complete and waits until the receiver has received all of it (up
+    /// to the end): `Ok(())` means every message sent was delivered. Fails with
+    /// [`Error::Closed`] when the receiver left before the end (what it had not released was
+    /// not delivered), [`Error::Aborted`] when it failed, [`Error::PeerDead`] when it died.
+    /// A creator whose receiver has not come yet waits for it. Later sends fail with
+    /// [`Error::Closed`]; calling `finish` again waits again.
+    pub fn finish(&mut self) -> Result<()> {
+        self.finish_until(None)
+    }
+
+    /// As [`finish`](Self::finish), waiting at most `timeout` ([`Error::TimedOut`]: the
+    /// stream is complete all the same; call again to wait more). A zero timeout ends the
+    /// stream as complete without waiting (in async code, which must not block).
+    pub fn finish_timeout(&mut self, timeout: Duration) -> Result<()> {
+        self.finish_until(deadline_in(timeout))
+    }
+
+    fn finish_until(&mut self, deadline: Deadline) -> Result<()> {
+        if !self.finished {
+            self.finished = true;
+            // The end state first: a receiver that sees the closed count sees how it ended.
+            self.ring.tx_end().store(TX_COMPLETE, Ordering::SeqCst);
+            self.ring.tail.store(self.tail | CLOSED);
+            // Every later send takes the slow path, which refuses it.
+            self.head_seen = self.tail.wrapping_sub(self.ring.slots) & COUNT_MASK;
+        }
+        self.ring
+            .shared
+            .wait(&self.ring.head, |h| h & CLOSED != 0, deadline)?;
+        match self.ring.rx_end().load(Ordering::SeqCst) {
+            RX_RECEIVED_ALL => Ok(()),
+            RX_FAILED => Err(Error::Aborted),
+            _ => Err(Error::Closed),
+        }
+    }
+
     #[inline]
     fn check_len(&self, len: usize) -> Result<()> {
         if len > self.ring.max {
@@ -313,10 +422,21 @@ impl Sender {
         self.tail.wrapping_sub(head) & COUNT_MASK
     }
 
+    /// How the receiver ended, from its closed head.
+    fn receiver_end(&self) -> Error {
+        match self.ring.rx_end().load(Ordering::SeqCst) {
+            RX_FAILED => Error::Aborted,
+            _ => Error::Closed,
+        }
+    }
+
     /// Reads the receiver's head once and checks it: `Ok(true)` when a slot is free.
     fn look(&mut self, head: u32) -> Result<bool> {
-        if head & CLOSED != 0 {
+        if self.finished {
             return Err(Error::Closed);
+        }
+        if head & CLOSED != 0 {
+            return Err(self.receiver_end());
         }
         let used = self.used(head);
         if used > self.ring.slots {
@@ -329,14 +449,38 @@ impl Sender {
         Ok(used < self.ring.slots)
     }
 
+    /// The used slots at which the head is read again: half the ring (so that a dead
+    /// receiver is noticed before it fills), at least one.
+    #[inline]
+    fn refresh_at(&self) -> u32 {
+        (self.ring.slots / 2).max(1)
+    }
+
     #[inline]
     fn free_now(&mut self) -> Result<bool> {
         // The head seen last may already leave a slot free: no need to touch its cache line.
-        if self.used(self.head_seen) < self.ring.slots {
+        if self.used(self.head_seen) < self.refresh_at() {
             return Ok(true);
         }
+        self.refresh()
+    }
+
+    /// Reads the head again; when the ring stays half full with the head where it was, checks
+    /// now and then that the receiver lives.
+    #[inline(never)]
+    fn refresh(&mut self) -> Result<bool> {
+        let before = self.head_seen;
         let head = self.ring.head.load();
-        self.look(head)
+        let free = self.look(head)?;
+        if self.used(head) >= self.refresh_at() && head == before {
+            self.stuck = self.stuck.wrapping_add(1);
+            if self.stuck.is_power_of_two() || self.stuck % 1024 == 0 {
+                self.ring.shared.check_peer()?;
+            }
+        } else {
+            self.stuck = 0;
+        }
+        Ok(free)
     }
 
     #[inline]
@@ -350,18 +494,16 @@ impl Sender {
     /// Waits until a slot is free (the slow path of a loan).
     #[inline(never)]
     fn wait_for_room(&mut self, deadline: Deadline) -> Result<()> {
-        {
-            let (tail, slots) = (self.tail, self.ring.slots);
-            let head = self.shared.wait(
-                &self.ring.head,
-                // Ready when closed, when a slot is free, or when the value is impossible
-                // (look() turns that into an error).
-                |h| h & CLOSED != 0 || tail.wrapping_sub(h) & COUNT_MASK != slots,
-                deadline,
-            )?;
-            if !self.look(head)? {
-                return Err(Error::Protocol("the receiver's head went back".to_owned()));
-            }
+        let (tail, slots) = (self.tail, self.ring.slots);
+        let head = self.ring.shared.wait(
+            &self.ring.head,
+            // Ready when closed, when a slot is free, or when the value is impossible
+            // (look() turns that into an error).
+            |h| h & CLOSED != 0 || tail.wrapping_sub(h) & COUNT_MASK != slots,
+            deadline,
+        )?;
+        if !self.look(head)? {
+            return Err(Error::Protocol("the receiver's head went back".to_owned()));
         }
         Ok(())
     }
@@ -374,9 +516,12 @@ impl Sender {
 
     /// Completes message `tail` in `slot` with `len` bytes and counts it sent.
     #[inline]
-    fn publish(&mut self, slot: *mut u8, len: usize) {
+    fn publish(&mut self, len: usize) {
         // Release: a receiver that sees the sequence sees the bytes.
-        header_word(slot).store(header(len, self.tail), Ordering::Release);
+        self.ring
+            .slot_header(self.tail)
+            .word
+            .store(header(len, self.tail), Ordering::Release);
         self.tail = self.tail.wrapping_add(1) & COUNT_MASK;
         // SeqCst store: the slot's bytes and length, written before, are seen by a receiver
         // that sees this count (Release and more).
@@ -386,7 +531,11 @@ impl Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.ring.tail.store(self.tail | CLOSED);
+        if !self.finished {
+            // Not finished: the stream is cut. The end state first, then the closed count.
+            self.ring.tx_end().store(TX_ABORTED, Ordering::SeqCst);
+            self.ring.tail.store(self.tail | CLOSED);
+        }
     }
 }
 
@@ -463,7 +612,7 @@ impl<'a> Loan<'a> {
     /// Sends the first `len` bytes of the slot as one message.
     pub fn send(self, len: usize) -> Result<()> {
         self.tx.check_len(len)?;
-        self.tx.publish(self.slot, len);
+        self.tx.publish(len);
         Ok(())
     }
 
@@ -525,18 +674,13 @@ impl Receiver {
 
     fn connect<B: Backend>(backend: &B, name: &str, opts: &Options, how: How) -> Result<Receiver> {
         let shared = Shared::connect(backend, name, opts, Role::Receiver, how)?;
-        Ok(Receiver::on(shared))
-    }
-
-    fn on(shared: Arc<Shared>) -> Receiver {
-        // SAFETY: the ring is a field of the Receiver, which holds the Arc as well.
-        let ring = unsafe { Ring::new(&shared) };
-        Receiver {
-            ring,
+        Ok(Receiver {
+            ring: Ring::new(shared)?,
             head: 0,
             avail: 0,
-            shared,
-        }
+            ended: false,
+            checked: None,
+        })
     }
 
     end_info!();
@@ -544,19 +688,28 @@ impl Receiver {
     /// Receives the next message in place, waiting while the channel is empty. The slot is
     /// released when the [`Sample`] is dropped.
     ///
-    /// Fails with [`Error::Closed`] once the sender is gone and every message it sent was
-    /// received, [`Error::PeerDead`] once the sender's process died and every message it
-    /// completed was received, and [`Error::Protocol`].
+    /// Once every message sent has been received, fails with how the stream ended:
+    /// [`Error::Closed`] when the sender finished it (the stream is whole),
+    /// [`Error::Aborted`] when the sender stopped without finishing (the stream is cut),
+    /// [`Error::PeerDead`] when the sender's process died; and [`Error::Protocol`].
     #[inline]
     pub fn recv(&mut self) -> Result<Sample<'_>> {
         self.recv_until(None)
     }
 
-    /// Receives a message if one is waiting, or fails with [`Error::Empty`].
+    /// Receives a message if one is waiting, or fails with [`Error::Empty`] (or with what a
+    /// blocking receive would report: the end of the stream, a dead sender).
     pub fn try_recv(&mut self) -> Result<Sample<'_>> {
         if self.waiting_now()? {
             self.take()
         } else {
+            if let Err(e) = poll_peer(&self.ring.shared, &mut self.checked) {
+                // The sender may have completed messages just before it died.
+                if self.waiting_now()? {
+                    return self.take();
+                }
+                return Err(e);
+            }
             Err(Error::Empty)
         }
     }
@@ -572,11 +725,15 @@ impl Receiver {
     }
 
     /// Receives a copy of the next message into `buf` and returns its length; a message longer
-    /// than `buf` is left in the channel and fails with [`Error::TooLarge`].
+    /// than `buf` is left in the channel (the next receive gets it) and fails with
+    /// [`Error::TooLarge`].
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let sample = self.recv()?;
         let len = sample.len();
-        sample.copy_to(buf)?;
+        if let Err(e) = sample.copy_to(buf) {
+            sample.keep();
+            return Err(e);
+        }
         Ok(len)
     }
 
@@ -585,6 +742,24 @@ impl Receiver {
     #[inline]
     pub fn recv_value<T: FromBytes + IntoBytes>(&mut self) -> Result<T> {
         self.recv()?.read_value()
+    }
+
+    /// Says that this end failed (it could not deliver what it received, or was stopped):
+    /// the sender's sends and [`Sender::finish`] fail with [`Error::Aborted`] instead of the
+    /// [`Error::Closed`] that dropping a receiver gives (as a pipe's reader that leaves).
+    pub fn abort(mut self) {
+        self.close(RX_FAILED);
+    }
+
+    /// Closes this end, saying how (once).
+    fn close(&mut self, how: u32) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        // The end state first: a sender that sees the closed head sees how it ended.
+        self.ring.rx_end().store(how, Ordering::SeqCst);
+        self.ring.head.store(self.head | CLOSED);
     }
 
     fn used(&self, tail: u32) -> u32 {
@@ -625,9 +800,25 @@ impl Receiver {
         }
         self.avail = used;
         if used == 0 && tail & CLOSED != 0 {
-            return Err(Error::Closed);
+            return Err(self.end_of_stream());
         }
         Ok(used > 0)
+    }
+
+    /// Every message is received and the sender closed: how it ended.
+    #[cold]
+    fn end_of_stream(&mut self) -> Error {
+        match self.ring.tx_end().load(Ordering::SeqCst) {
+            TX_COMPLETE => {
+                // Tells a sender waiting in `finish` that the whole stream arrived.
+                self.close(RX_RECEIVED_ALL);
+                Error::Closed
+            }
+            TX_ABORTED => Error::Aborted,
+            other => Error::Protocol(format!(
+                "the sender closed the stream with end state {other}"
+            )),
+        }
     }
 
     fn waiting_now(&mut self) -> Result<bool> {
@@ -677,12 +868,17 @@ impl Receiver {
             // Ready when closed, or when the count moved ahead of this end's (a count that
             // moved anywhere else but behind is ready too: look() refuses it).
             let ring = &self.ring;
-            let tail = self.shared.wait_or(
+            let tail = ring.shared.wait_or(
                 &ring.tail,
                 || ring.complete(head),
                 |t| t & CLOSED != 0 || (t != head && !Self::lags(head, t, slots)),
                 deadline,
-            )?;
+            );
+            let tail = match tail {
+                // The sender died: messages it completed first are still received.
+                Err(Error::PeerDead { .. }) if self.waiting_now()? => return Ok(()),
+                other => other?,
+            };
             match tail {
                 None => {
                     self.avail = 1;
@@ -699,7 +895,12 @@ impl Receiver {
     fn take(&mut self) -> Result<Sample<'_>> {
         let slot = self.ring.slot(self.head);
         // The length is read once, into private memory, and checked: nothing is read past it.
-        let len = (header_word(slot).load(Ordering::Relaxed) & 0xffff_ffff) as usize;
+        let len = (self
+            .ring
+            .slot_header(self.head)
+            .word
+            .load(Ordering::Relaxed)
+            & 0xffff_ffff) as usize;
         if len > self.ring.max {
             return Err(self.claims(len));
         }
@@ -729,7 +930,8 @@ fn too_large(len: usize, max: usize) -> Error {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.ring.head.store(self.head | CLOSED);
+        // Left before (or without saying) the end: as a pipe's reader that closes.
+        self.close(RX_LEFT);
     }
 }
 
@@ -763,6 +965,11 @@ impl<'a> Sample<'a> {
             data,
             len,
         }
+    }
+
+    /// Leaves the message in the channel: the next receive gets it again.
+    fn keep(mut self) {
+        self.rx = None;
     }
 
     /// The message's length in bytes (read once from shared memory, and checked against the

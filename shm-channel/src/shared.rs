@@ -1,7 +1,20 @@
 //! One channel's segment, as one end holds it: the mapping, the checked layout, the peer, and
 //! the connection protocol (create, open, who removes the name).
+//!
+//! # Who removes the name
+//!
+//! - The end that **opens** a channel removes its name as it joins, when the system lets it
+//!   (POSIX: the owner of the name, in the sticky `/dev/shm`; System V: the owner or creator of
+//!   the segment). When it may not (the creator is another user), the **creator** removes it
+//!   as soon as it sees the join (in its next wait), or when it is dropped.
+//! - A creator dropped before a peer came removes the name.
+//! - A name whose ends are all dead (killed before they could remove it) is removed by the next
+//!   open or create of that name that may remove it; one that may not (another user's) takes
+//!   the segment over in place when it may write it (`open_or_create`): it writes a new header
+//!   and becomes its creator. So a name never refuses forever; `shm rm` by its owner (or root)
+//!   removes it at any time.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -9,13 +22,11 @@ use shm_core::wait::{Signal, WaitStrategy};
 use shm_core::{Access, Backend, Context, CreateOptions, Mapping, Op, Segment, SegmentName};
 
 use crate::layout::*;
-use crate::peer::Proc;
+use crate::peer::{Proc, SEAT_CREATOR, SEAT_OPENER, Verdict, Witness};
 use crate::{Error, Options, Result};
 
 /// How often a blocking call that has nothing to do checks that its peer lives.
 pub(crate) const PEER_CHECK: Duration = Duration::from_millis(40);
-/// How long an opener waits for a creator to finish writing the header.
-const HEADER_WAIT: Duration = Duration::from_millis(100);
 
 /// Which end a process holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +82,37 @@ pub(crate) enum How {
 /// A deadline for a blocking call: none (wait while the peer lives), or an instant.
 pub(crate) type Deadline = Option<Instant>;
 
+/// A mapping checked to hold a channel's control block ([`Control::view`] said yes once).
+pub(crate) struct ChannelMap {
+    map: Mapping,
+}
+
+impl ChannelMap {
+    /// `map`, if it can hold a channel's control block; else `map` back.
+    fn new(map: Mapping) -> std::result::Result<ChannelMap, Mapping> {
+        if Control::view(&map).is_some() {
+            Ok(ChannelMap { map })
+        } else {
+            Err(map)
+        }
+    }
+
+    /// The header and ring control, typed.
+    #[inline]
+    pub fn control(&self) -> &Control {
+        match Control::view(&self.map) {
+            Some(c) => c,
+            // `new` checked that the view exists, and nothing about the mapping changes.
+            None => unreachable!("a ChannelMap is made only of a mapping that holds a Control"),
+        }
+    }
+
+    /// The mapping.
+    pub fn mapping(&self) -> &Mapping {
+        &self.map
+    }
+}
+
 /// One end's hold on a channel segment.
 pub(crate) struct Shared {
     pub layout: Layout,
@@ -78,10 +120,12 @@ pub(crate) struct Shared {
     pub backend: &'static str,
     pub creator: bool,
     pub wait: WaitStrategy,
+    /// What tells whether an end still holds the segment.
+    witness: Witness,
     peer: OnceLock<Proc>,
     segment: Mutex<Box<dyn Segment>>,
     /// Declared last: dropped after everything that points into it.
-    map: Mapping,
+    map: ChannelMap,
 }
 
 impl std::fmt::Debug for Shared {
@@ -101,8 +145,16 @@ impl std::fmt::Debug for Shared {
 enum Retry {
     /// No segment, or one its creator gave up: create it (or wait).
     Gone(Error),
-    /// A creator died before a peer came; its segment was removed.
+    /// Every end of it died; its segment was removed.
     Stale(i32),
+    /// A creator is still making it (its header is not complete): look again soon.
+    Making(Error),
+}
+
+/// What one look at an opened segment decided.
+enum Found {
+    Joined(Shared),
+    Retry(Retry),
 }
 
 impl Shared {
@@ -122,41 +174,47 @@ impl Shared {
             opts.slots
         };
         let layout = Layout::new(role.kind(), slots, opts.max_message)?;
-        let shared = match how {
-            How::Create => Self::create(backend, &sname, opts, layout, role)?,
-            How::Open => match Self::open(backend, &sname, opts, layout, role)? {
-                Ok(s) => s,
-                Err(Retry::Gone(e)) => return Err(e),
-                Err(Retry::Stale(pid)) => return Err(Error::PeerDead { pid }),
-            },
-            How::OpenOrCreate => {
-                let mut tries = 0;
-                loop {
-                    tries += 1;
-                    match Self::open(backend, &sname, opts, layout, role)? {
-                        Ok(s) => break s,
-                        Err(_) if tries > 20 => {
-                            return Err(Error::Busy {
-                                name: sname.as_str().to_owned(),
-                                backend: backend.name(),
-                                detail: format!(
-                                    "the channel was made and removed {tries} times while this end tried to join"
-                                ),
-                            });
-                        }
-                        Err(_) => {}
+        let deadline = Instant::now().checked_add(opts.open_timeout);
+        let past = |d: Deadline| d.is_some_and(|d| Instant::now() >= d);
+        let mut tries = 0;
+        let shared = loop {
+            tries += 1;
+            if how == How::Create {
+                break Self::create(backend, &sname, opts, layout, role)?;
+            }
+            let reclaim = how == How::OpenOrCreate;
+            match Self::open(backend, &sname, opts, layout, role, reclaim)? {
+                Found::Joined(s) => break s,
+                Found::Retry(Retry::Making(e)) => {
+                    if past(deadline) {
+                        return Err(e);
                     }
-                    match Self::create(backend, &sname, opts, layout, role) {
-                        Ok(s) => break s,
-                        // Taken meanwhile, or a name its creator is giving up and removes
-                        // in a moment: look again, a little later.
-                        Err(Error::Shm(e)) if e.is_already_exists() => {
-                            std::thread::sleep(Duration::from_millis(1));
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
                 }
+                Found::Retry(Retry::Gone(e)) if how == How::Open => return Err(e),
+                Found::Retry(Retry::Stale(pid)) if how == How::Open => {
+                    return Err(Error::PeerDead { pid });
+                }
+                Found::Retry(_) if tries > 20 && past(deadline) => {
+                    return Err(Error::Busy {
+                        name: sname.as_str().to_owned(),
+                        backend: backend.name(),
+                        detail: format!(
+                            "the channel was made and removed {tries} times while this end tried to join"
+                        ),
+                    });
+                }
+                Found::Retry(_) => {}
+            }
+            match Self::create(backend, &sname, opts, layout, role) {
+                Ok(s) => break s,
+                // Taken meanwhile, or a name its creator is giving up and removes in a
+                // moment: look again, a little later.
+                Err(Error::Shm(e)) if e.is_already_exists() => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(e),
             }
         };
         Ok(Arc::new(shared))
@@ -171,98 +229,128 @@ impl Shared {
     ) -> Result<Shared> {
         let segment = backend.create(name, &CreateOptions::new(layout.total).mode(opts.mode))?;
         let map = segment.map()?;
-        let me = Proc::me();
+        let sysv_id = sysv_id(&map, &segment);
+        let map = ChannelMap::new(map).map_err(|m| Error::NotAChannel {
+            name: name.as_str().to_owned(),
+            backend: backend.name(),
+            reason: format!("the new segment maps {} bytes, read-only or short", m.len()),
+        })?;
+        let witness = Witness::of(map.mapping(), sysv_id);
         let shared = Shared {
             layout,
             name: name.as_str().to_owned(),
             backend: backend.name(),
             creator: true,
             wait: opts.wait,
+            witness,
             peer: OnceLock::new(),
             segment: Mutex::new(Box::new(segment)),
             map,
         };
-        // The segment is new and zero-filled: only the non-zero fields are written, then the
-        // magic, last, with Release: an opener that sees the magic sees everything before it.
-        let h = &shared;
-        h.u32_at(OFF_VERSION).store(VERSION, Ordering::Relaxed);
-        h.u32_at(OFF_KIND).store(layout.kind, Ordering::Relaxed);
-        h.u32_at(OFF_SLOTS).store(layout.slots, Ordering::Relaxed);
-        h.u32_at(OFF_MAX).store(layout.max, Ordering::Relaxed);
-        h.u32_at(OFF_STRIDE).store(layout.stride, Ordering::Relaxed);
-        h.u32_at(OFF_CREATOR_ROLE)
-            .store(role as u32, Ordering::Relaxed);
-        h.u32_at(OFF_CREATOR_PID)
-            .store(me.pid as u32, Ordering::Relaxed);
-        h.u64_at(OFF_CREATOR_START)
-            .store(me.start, Ordering::Relaxed);
-        h.u64_at(OFF_TOTAL)
-            .store(layout.total as u64, Ordering::Relaxed);
-        h.u32_at(OFF_STATE).store(WAITING, Ordering::Relaxed);
-        h.u64_at(OFF_MAGIC).store(MAGIC, Ordering::Release);
+        // The seat first: an opener that sees the header sees a live creator.
+        shared.take_seat(SEAT_CREATOR)?;
+        // The segment is new and zero-filled: the header is written, then the magic, last,
+        // with Release: an opener that sees the magic sees everything before it.
+        shared.write_header(role, WAITING);
         Ok(shared)
     }
 
-    /// Opens and joins a channel. `Ok(Err(..))` when there is none to join now.
+    /// Writes a creator's header (all but the ring, which is zero): the magic last.
+    fn write_header(&self, role: Role, state: u32) {
+        let h = &self.control().header;
+        let layout = self.layout;
+        h.version.store(VERSION, Ordering::Relaxed);
+        h.kind.store(layout.kind, Ordering::Relaxed);
+        h.slots.store(layout.slots, Ordering::Relaxed);
+        h.max.store(layout.max, Ordering::Relaxed);
+        h.stride.store(layout.stride, Ordering::Relaxed);
+        h.creator_role.store(role as u32, Ordering::Relaxed);
+        h.total.store(layout.total as u64, Ordering::Relaxed);
+        h.unlinked.store(0, Ordering::Relaxed);
+        Proc::me().write(&h.creator);
+        h.state.store(state, Ordering::SeqCst);
+        h.magic.store(MAGIC, Ordering::Release);
+    }
+
+    /// Takes this end's seat, or says who holds it.
+    fn take_seat(&self, seat: u64) -> Result<()> {
+        self.witness
+            .hold(self.map.mapping(), seat)
+            .map_err(|e| Error::Busy {
+                name: self.name.clone(),
+                backend: self.backend,
+                detail: format!(
+                    "its {} seat is held by a live process ({e})",
+                    seat_noun(seat)
+                ),
+            })
+    }
+
+    /// Opens a channel and joins it, or says what to do instead.
     fn open<B: Backend>(
         backend: &B,
         name: &SegmentName,
         opts: &Options,
         want: Layout,
         role: Role,
-    ) -> Result<std::result::Result<Shared, Retry>> {
+        reclaim: bool,
+    ) -> Result<Found> {
         let not_found = || {
             Error::Shm(shm_core::Error::NotFound {
                 ctx: Context::new(backend.name(), name.as_str(), Op::Open),
                 source: None,
             })
         };
-        let segment = match backend.open(name, Access::ReadWrite) {
-            Ok(s) => s,
-            Err(e) if e.is_not_found() => return Ok(Err(Retry::Gone(e.into()))),
-            Err(e) => return Err(e.into()),
-        };
-        let map = segment.map()?;
         let not_a_channel = |reason: String| Error::NotAChannel {
             name: name.as_str().to_owned(),
             backend: backend.name(),
             reason,
         };
-        if map.len() < HEADER {
-            return Err(not_a_channel(format!(
-                "{} bytes, fewer than a channel's header ({HEADER})",
-                map.len()
-            )));
+        let making = |reason: String| Ok(Found::Retry(Retry::Making(not_a_channel(reason))));
+        let segment = match backend.open(name, Access::ReadWrite) {
+            Ok(s) => s,
+            Err(e) if e.is_not_found() => return Ok(Found::Retry(Retry::Gone(e.into()))),
+            Err(e) => return Err(e.into()),
+        };
+        if segment.size() < HEADER + RING_CTRL {
+            // Perhaps a creator that has not sized it yet.
+            return making(format!(
+                "{} bytes, fewer than a channel's header ({})",
+                segment.size(),
+                HEADER + RING_CTRL
+            ));
         }
+        let map = segment.map()?;
+        let sysv_id = sysv_id(&map, &segment);
+        let map = match ChannelMap::new(map) {
+            Ok(m) => m,
+            Err(m) => return making(format!("it maps as {} bytes", m.len())),
+        };
+        let witness = Witness::of(map.mapping(), sysv_id);
         let shared = Shared {
             layout: want,
             name: name.as_str().to_owned(),
             backend: backend.name(),
             creator: false,
             wait: opts.wait,
+            witness,
             peer: OnceLock::new(),
             segment: Mutex::new(Box::new(segment)),
             map,
         };
-        let h = &shared;
+        let h = &shared.control().header;
         // A creator writes the magic last; a zero one may be a header in the making.
-        let t0 = Instant::now();
-        let magic = loop {
-            let m = h.u64_at(OFF_MAGIC).load(Ordering::Acquire);
-            if m != 0 || t0.elapsed() >= HEADER_WAIT {
-                break m;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        let magic = h.magic.load(Ordering::Acquire);
+        if magic == 0 {
+            return making("its first 8 bytes stayed zero (no channel header)".to_owned());
+        }
         if magic != MAGIC {
-            return Err(not_a_channel(if magic == 0 {
-                "its first 8 bytes stayed zero (no channel header)".to_owned()
-            } else {
-                format!("its first 8 bytes are {magic:#018x}, not a channel's magic")
-            }));
+            return Err(not_a_channel(format!(
+                "its first 8 bytes are {magic:#018x}, not a channel's magic"
+            )));
         }
         // Every field read once, into private memory, and checked there.
-        let version = h.u32_at(OFF_VERSION).load(Ordering::Relaxed);
+        let version = h.version.load(Ordering::Relaxed);
         if version != VERSION {
             return Err(Error::Version {
                 name: name.as_str().to_owned(),
@@ -271,6 +359,41 @@ impl Shared {
                 expected: VERSION,
             });
         }
+        let state = h.state.load(Ordering::SeqCst);
+        let creator_pid = h.creator.pid.load(Ordering::SeqCst);
+        let Some(creator) = Proc::read(&h.creator) else {
+            return Err(not_a_channel(format!(
+                "its creator's process id is {creator_pid}"
+            )));
+        };
+        let creator_alive = shared
+            .witness
+            .judge(shared.map.mapping(), SEAT_CREATOR, &creator);
+        // A name whose every end died is removed (or taken over) before anything else is
+        // checked: a dead lone end's seat is free, whatever it was.
+        let opener = Proc::read(&h.opener);
+        let opener_alive =
+            opener.map(|p| shared.witness.judge(shared.map.mapping(), SEAT_OPENER, &p));
+        let all_dead =
+            creator_alive == Verdict::Dead && opener_alive.is_none_or(|v| v == Verdict::Dead);
+        match state {
+            WAITING | CONNECTED | ABANDONED if all_dead => {
+                return shared.stale(state, creator.pid, role, reclaim);
+            }
+            RECLAIMING
+                if all_dead
+                    && shared.witness.seat(shared.map.mapping(), SEAT_CREATOR) == Verdict::Dead =>
+            {
+                // A process that was taking the name over died doing it.
+                return shared.stale(state, creator.pid, role, reclaim);
+            }
+            RECLAIMING => return making("another process is taking it over".to_owned()),
+            ABANDONED => return Ok(Found::Retry(Retry::Gone(not_found()))),
+            WAITING | CONNECTED => {}
+            other => {
+                return Err(not_a_channel(format!("its connection state is {other}")));
+            }
+        }
         let mismatch = |what, expected: u64, found: u64| Error::Mismatch {
             name: name.as_str().to_owned(),
             backend: backend.name(),
@@ -278,14 +401,12 @@ impl Shared {
             expected,
             found,
         };
-        let kind = h.u32_at(OFF_KIND).load(Ordering::Relaxed);
-        let slots = h.u32_at(OFF_SLOTS).load(Ordering::Relaxed);
-        let max = h.u32_at(OFF_MAX).load(Ordering::Relaxed);
-        let stride = h.u32_at(OFF_STRIDE).load(Ordering::Relaxed);
-        let total = h.u64_at(OFF_TOTAL).load(Ordering::Relaxed);
-        let creator_role = h.u32_at(OFF_CREATOR_ROLE).load(Ordering::Relaxed);
-        let creator_pid = h.u32_at(OFF_CREATOR_PID).load(Ordering::Relaxed);
-        let creator_start = h.u64_at(OFF_CREATOR_START).load(Ordering::Relaxed);
+        let kind = h.kind.load(Ordering::Relaxed);
+        let slots = h.slots.load(Ordering::Relaxed);
+        let max = h.max.load(Ordering::Relaxed);
+        let stride = h.stride.load(Ordering::Relaxed);
+        let total = h.total.load(Ordering::Relaxed);
+        let creator_role = h.creator_role.load(Ordering::Relaxed);
         if kind != want.kind {
             return Err(mismatch(
                 "kind (1: channel, 2: request/response pair)",
@@ -304,8 +425,12 @@ impl Shared {
                 "its header says stride {stride} and size {total}, which {slots} slots of {max} bytes never have"
             )));
         }
-        if h.map.len() != want.total {
-            return Err(mismatch("size", want.total as u64, h.map.len() as u64));
+        if shared.map.mapping().len() != want.total {
+            return Err(mismatch(
+                "size",
+                want.total as u64,
+                shared.map.mapping().len() as u64,
+            ));
         }
         match Role::from_u32(creator_role) {
             Some(r) if r == role.counterpart() => {}
@@ -314,7 +439,8 @@ impl Shared {
                     name: name.as_str().to_owned(),
                     backend: backend.name(),
                     detail: format!(
-                        "its creator is a {}: there is no {} end to take",
+                        "its creator (pid {}) is a {} and lives: there is no {} end to take",
+                        creator.pid,
                         r.noun(),
                         role.noun()
                     ),
@@ -326,70 +452,138 @@ impl Shared {
                 )));
             }
         }
-        let Some(creator) = Proc::checked(creator_pid, creator_start) else {
-            return Err(not_a_channel(format!(
-                "its creator's process id is {creator_pid}"
-            )));
-        };
-        let state = h.u32_at(OFF_STATE);
-        match state.load(Ordering::SeqCst) {
-            WAITING => {}
-            CONNECTED => {
-                return Err(Error::Busy {
-                    name: name.as_str().to_owned(),
-                    backend: backend.name(),
-                    detail: format!(
-                        "both ends are taken (the {} is pid {})",
-                        role.counterpart().noun(),
-                        creator.pid
-                    ),
-                });
-            }
-            ABANDONED => return Ok(Err(Retry::Gone(not_found()))),
-            other => {
-                return Err(not_a_channel(format!("its connection state is {other}")));
-            }
-        }
-        if !creator.alive() {
-            // Its creator died before anyone came: nobody else will ever remove it.
-            if state
-                .compare_exchange(WAITING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                h.remove_name();
-            }
-            return Ok(Err(Retry::Stale(creator.pid)));
-        }
-        let me = Proc::me();
-        // Claim the opener's place first: of two openers, one wins, and the pid there is its.
-        if let Err(other) = h.u32_at(OFF_OPENER_PID).compare_exchange(
-            0,
-            me.pid as u32,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        ) {
+        if state == CONNECTED {
             return Err(Error::Busy {
                 name: name.as_str().to_owned(),
                 backend: backend.name(),
-                detail: format!("another process (pid {other}) is joining it"),
+                detail: format!(
+                    "both ends are taken (the {} is pid {})",
+                    role.counterpart().noun(),
+                    creator.pid
+                ),
             });
         }
-        h.u64_at(OFF_OPENER_START)
-            .store(me.start, Ordering::Relaxed);
-        if state
+        shared.join(creator)?;
+        Ok(Found::Joined(shared))
+    }
+
+    /// Takes the opener's seat of a waiting channel and connects.
+    fn join(&self, creator: Proc) -> Result<()> {
+        let h = &self.control().header;
+        let me = Proc::me();
+        let busy = |detail: String| Error::Busy {
+            name: self.name.clone(),
+            backend: self.backend,
+            detail,
+        };
+        // Claim the opener's seat: of two openers, one wins. With locks, the lock is the
+        // claim (exclusive: a dead claimer's is gone with it); without, the pid word is, and a
+        // claimer that died before it connected is judged and replaced.
+        self.take_seat(SEAT_OPENER)?;
+        let seen = h.opener.pid.load(Ordering::SeqCst);
+        if seen != 0 && self.witness != Witness::Locks {
+            let other = Proc::read(&h.opener);
+            let dead = other.is_some_and(|p| {
+                self.witness.judge(self.map.mapping(), SEAT_OPENER, &p) == Verdict::Dead
+            });
+            if !dead {
+                return Err(busy(format!("another process (pid {seen}) is joining it")));
+            }
+        }
+        if let Err(other) =
+            h.opener
+                .pid
+                .compare_exchange(seen, me.pid as u32, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            return Err(busy(format!("another process (pid {other}) is joining it")));
+        }
+        h.opener.start.store(me.start, Ordering::SeqCst);
+        h.opener.pidns.store(me.pidns, Ordering::SeqCst);
+        if h.state
             .compare_exchange(WAITING, CONNECTED, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
         {
-            // The creator left meanwhile.
-            return Ok(Err(Retry::Gone(not_found())));
+            return Err(busy("its creator left while this end joined".to_owned()));
         }
-        shm_core::wait::wake_all(state);
-        let _ = h.peer.set(creator);
+        shm_core::wait::wake_all(&h.state);
+        let _ = self.peer.set(creator);
         // Both ends hold the memory now: the name has done its work. Removing it here means
-        // that nothing is left behind however the two processes end, kill -9 included.
-        h.remove_name();
-        h.u32_at(OFF_UNLINKED).store(1, Ordering::SeqCst);
-        Ok(Ok(shared))
+        // that nothing is left behind however the two processes end, kill -9 included. An
+        // opener that may not remove it (another user's) leaves that to the creator.
+        if self.remove_name() {
+            h.unlinked.store(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// A segment whose every end is dead: removed, or taken over in place when it may not be
+    /// removed (another user's) and this end may create.
+    fn stale(self, state: u32, pid: i32, role: Role, reclaim: bool) -> Result<Found> {
+        let h = &self.control().header;
+        if state != RECLAIMING
+            && h.state
+                .compare_exchange(state, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            // Someone else is on it: look again.
+            return Ok(Found::Retry(Retry::Stale(pid)));
+        }
+        if self.remove_name() || !reclaim {
+            return Ok(Found::Retry(Retry::Stale(pid)));
+        }
+        // It may not be removed by this process: take it over, if its seat can be taken.
+        let expect = if state == RECLAIMING {
+            RECLAIMING
+        } else {
+            ABANDONED
+        };
+        if self.take_seat(SEAT_CREATOR).is_err()
+            || h.state
+                .compare_exchange(expect, RECLAIMING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            || self.map.mapping().len() != self.layout.total
+        {
+            return Ok(Found::Retry(Retry::Stale(pid)));
+        }
+        self.reset_ring();
+        let ctl = self.control();
+        for rec in [&ctl.header.opener, &ctl.header.creator] {
+            rec.pid.store(0, Ordering::SeqCst);
+        }
+        self.write_header(role, WAITING);
+        let mut shared = self;
+        shared.creator = true;
+        Ok(Found::Joined(shared))
+    }
+
+    /// Zeroes the ring's counts, end states and every slot's header (a taken-over segment).
+    fn reset_ring(&self) {
+        let ring = &self.control().ring;
+        for line in [&ring.tail, &ring.head] {
+            line.count.store(0, Ordering::SeqCst);
+            line.end.store(0, Ordering::SeqCst);
+        }
+        for i in 0..self.layout.slots {
+            if let Some(slot) = self.slot_header(self.layout.slot(i)) {
+                slot.word.store(0, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// The slot header at `offset`, if it lies inside the mapping and is aligned.
+    pub fn slot_header(&self, offset: usize) -> Option<&SlotHeader> {
+        let map = self.map.mapping();
+        if offset % align_of::<SlotHeader>() != 0
+            || offset
+                .checked_add(SLOT_HEADER)
+                .is_none_or(|end| end > map.len())
+        {
+            return None;
+        }
+        // SAFETY: `offset..offset+8` is inside the live, writable mapping (checked above) and
+        // 8-aligned (the mapping is page-aligned); SlotHeader is one atomic, valid for any
+        // bits; the reference borrows `self`, which owns the mapping.
+        Some(unsafe { &*map.as_ptr().add(offset).cast::<SlotHeader>() })
     }
 
     /// The kernel's view of the segment.
@@ -402,51 +596,35 @@ impl Shared {
         }
     }
 
-    /// Removes the segment's name (the memory lives while mapped).
-    fn remove_name(&self) {
-        if let Ok(mut seg) = self.segment.lock() {
-            // Already gone is fine; anything else leaves the name, which `shm rm` removes.
-            let _ = seg.unlink();
+    /// Removes the segment's name (the memory lives while mapped): true when it is gone (or
+    /// no longer this segment's), false when this process may not remove it.
+    fn remove_name(&self) -> bool {
+        let Ok(mut seg) = self.segment.lock() else {
+            return false;
+        };
+        match seg.unlink() {
+            Ok(()) => true,
+            Err(e) if e.is_not_found() => true,
+            Err(shm_core::Error::Stale { .. }) => true,
+            Err(_) => false,
         }
     }
 
-    /// The header word at `off` (one of the `OFF_*` constants, all below `HEADER`).
-    pub fn u32_at(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off + 4 <= HEADER && off % 4 == 0);
-        // SAFETY: `off` is one of this module's header offsets: 4-aligned and below HEADER,
-        // and every mapping here is at least HEADER bytes (checked at open; created larger),
-        // page-aligned and writable (created or opened read-write). The reference lives as long
-        // as &self, which owns the mapping.
-        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU32>() }
+    /// The header and ring control.
+    #[inline]
+    pub fn control(&self) -> &Control {
+        self.map.control()
     }
 
-    fn u64_at(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off + 8 <= HEADER && off % 8 == 0);
-        // SAFETY: as in `u32_at`, with 8-aligned offsets.
-        unsafe { &*self.map.as_ptr().add(off).cast::<AtomicU64>() }
+    /// The mapping.
+    pub fn mapping(&self) -> &Mapping {
+        self.map.mapping()
     }
 
-    /// A signal over the 32-bit word at `value` with its sleepers at `sleepers`, both offsets
-    /// of ring words that the layout places inside the mapping.
-    ///
-    /// # Safety
-    ///
-    /// The signal must not outlive this `Shared` (the caller keeps the `Arc` beside it).
-    pub unsafe fn signal(&self, value: usize, sleepers: usize) -> Signal<'static> {
-        debug_assert!(value + 4 <= self.layout.total && sleepers + 4 <= self.layout.total);
-        // SAFETY: both offsets are ring control words (4-aligned, inside the mapping, whose
-        // length equals layout.total, checked at open); the mapping is writable. 'static is a
-        // lie the caller keeps true: the mapping outlives the signal.
-        unsafe {
-            let v = &*self.map.as_ptr().add(value).cast::<AtomicU32>();
-            let s = &*self.map.as_ptr().add(sleepers).cast::<AtomicU32>();
-            Signal::new(v, s, self.wait)
-        }
-    }
-
-    /// The first byte of the mapping.
-    pub fn base(&self) -> *mut u8 {
-        self.map.as_ptr()
+    /// A signal over `value` with its sleepers in `sleepers`, both words of this channel's
+    /// control block, for as long as `self` is borrowed.
+    pub fn signal<'a>(&'a self, value: &'a AtomicU32, sleepers: &'a AtomicU32) -> Signal<'a> {
+        Signal::new(value, sleepers, self.wait)
     }
 
     /// The peer, once it is known (the opener knows at once; the creator once a peer came).
@@ -454,14 +632,18 @@ impl Shared {
         if let Some(p) = self.peer.get() {
             return Ok(Some(*p));
         }
-        match self.u32_at(OFF_STATE).load(Ordering::SeqCst) {
+        let h = &self.control().header;
+        match h.state.load(Ordering::SeqCst) {
             WAITING => Ok(None),
             CONNECTED => {
-                let pid = self.u32_at(OFF_OPENER_PID).load(Ordering::SeqCst);
-                let start = self.u64_at(OFF_OPENER_START).load(Ordering::SeqCst);
-                let p = Proc::checked(pid, start).ok_or_else(|| {
+                let pid = h.opener.pid.load(Ordering::SeqCst);
+                let p = Proc::read(&h.opener).ok_or_else(|| {
                     Error::Protocol(format!("the peer announced process id {pid}"))
                 })?;
+                // An opener that could not remove the name (another user's) left it to us.
+                if h.unlinked.load(Ordering::SeqCst) == 0 && self.remove_name() {
+                    h.unlinked.store(1, Ordering::SeqCst);
+                }
                 Ok(Some(*self.peer.get_or_init(|| p)))
             }
             other => Err(Error::Protocol(format!(
@@ -470,10 +652,34 @@ impl Shared {
         }
     }
 
+    /// The seat of this end's peer.
+    fn peer_seat(&self) -> u64 {
+        if self.creator {
+            SEAT_OPENER
+        } else {
+            SEAT_CREATOR
+        }
+    }
+
+    /// `Some(false)` when the peer is known and dead, `Some(true)` when known and not dead,
+    /// `None` before a peer came.
+    pub fn peer_alive(&self) -> Result<Option<bool>> {
+        Ok(self.peer()?.map(|p| {
+            self.witness
+                .judge(self.map.mapping(), self.peer_seat(), &p)
+                .maybe_alive()
+        }))
+    }
+
     /// `PeerDead` when the peer is known and dead.
     pub fn check_peer(&self) -> Result<()> {
         match self.peer()? {
-            Some(p) if !p.alive() => Err(Error::PeerDead { pid: p.pid }),
+            Some(p)
+                if self.witness.judge(self.map.mapping(), self.peer_seat(), &p)
+                    == Verdict::Dead =>
+            {
+                Err(Error::PeerDead { pid: p.pid })
+            }
             _ => Ok(()),
         }
     }
@@ -544,35 +750,56 @@ impl Shared {
 
     /// Waits until a peer has joined (returns at once for an opener).
     pub fn wait_for_peer(&self, deadline: Deadline) -> Result<()> {
-        let state = self.u32_at(OFF_STATE);
-        let sleepers = self.u32_at(OFF_STATE_SLEEPERS);
-        let signal = Signal::new(state, sleepers, WaitStrategy::Block);
+        let h = &self.control().header;
+        let signal = Signal::new(&h.state, &h.state_sleepers, WaitStrategy::Block);
         self.wait(&signal, |v| v != WAITING, deadline)?;
         self.peer().map(|_| ())
     }
 }
 
+fn seat_noun(seat: u64) -> &'static str {
+    if seat == SEAT_CREATOR {
+        "creator's"
+    } else {
+        "opener's"
+    }
+}
+
+/// The System V id of a segment mapped without descriptor (asked of the kernel once).
+fn sysv_id(map: &Mapping, segment: &dyn Segment) -> Option<i32> {
+    if map.fd().is_some() {
+        return None;
+    }
+    segment.info().ok().and_then(|i| i.id)
+}
+
 impl Drop for Shared {
     fn drop(&mut self) {
         if !self.creator {
-            return; // the opener removed the name when it joined
+            return; // the opener removed the name when it joined, or left it to the creator
         }
-        let state = self.u32_at(OFF_STATE);
-        let keep =
-            match state.compare_exchange(WAITING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst) {
-                // No peer came: the segment handle removes the name as it drops (it owns it).
-                Ok(_) => false,
-                // A peer came: it removes the name, unless it died before it could.
-                Err(CONNECTED) => {
-                    self.u32_at(OFF_UNLINKED).load(Ordering::SeqCst) == 1
-                        || matches!(self.peer(), Ok(Some(p)) if p.alive())
+        let h = &self.control().header;
+        match h
+            .state
+            .compare_exchange(WAITING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            // No peer came: remove the name (a creator that made the segment owns it; one
+            // that took it over removes it if it may).
+            Ok(_) => {
+                self.remove_name();
+            }
+            // A peer came: it removed the name, unless it could not.
+            Err(CONNECTED) if h.unlinked.load(Ordering::SeqCst) == 0 => {
+                self.remove_name();
+            }
+            Err(CONNECTED) => {
+                if let Ok(seg) = self.segment.get_mut() {
+                    seg.keep();
                 }
-                // Garbage: remove what we made.
-                Err(_) => false,
-            };
-        if keep {
-            if let Ok(seg) = self.segment.get_mut() {
-                seg.keep();
+            }
+            // Garbage: remove what we made.
+            Err(_) => {
+                self.remove_name();
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use shm_core::reactor::{Waiter, Watch, Woke};
 use shm_core::wait::{HYBRID_SPIN, Signal, WaitStrategy};
 
-use crate::layout::{OFF_STATE, OFF_STATE_SLEEPERS, WAITING};
+use crate::layout::WAITING;
 use crate::shared::{Deadline, Shared};
 use crate::{Error, Result};
 
@@ -40,7 +40,12 @@ struct PeerWatch(Arc<Shared>);
 impl Watch for PeerWatch {
     fn key(&self) -> u128 {
         match self.0.peer() {
-            Ok(Some(p)) => (u128::from(p.pid as u32) << 64) | u128::from(p.start),
+            // A process is its pid within its pid namespace, at its start time.
+            Ok(Some(p)) => {
+                (u128::from(p.pid as u32) << 96)
+                    | (u128::from(p.pidns as u32) << 64)
+                    | u128::from(p.start)
+            }
             // No peer yet: this channel alone.
             _ => (1 << 127) | Arc::as_ptr(&self.0) as usize as u128,
         }
@@ -162,16 +167,13 @@ impl std::future::Future for PeerFuture<'_> {
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
         let shared = this.shared;
-        let state = shared.u32_at(OFF_STATE);
+        let header = &shared.control().header;
+        let state = &header.state;
         let joined = || state.load(Ordering::SeqCst) != WAITING;
         if this.wait.fresh() && joined() {
             return Poll::Ready(shared.peer().map(|_| ()));
         }
-        let signal = Signal::new(
-            state,
-            shared.u32_at(OFF_STATE_SLEEPERS),
-            WaitStrategy::Block,
-        );
+        let signal = Signal::new(state, &header.state_sleepers, WaitStrategy::Block);
         if let Err(e) = this.wait.start(shared, &signal) {
             return Poll::Ready(Err(e));
         }

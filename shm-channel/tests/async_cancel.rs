@@ -87,6 +87,8 @@ fn random_cancellations_lose_nothing() {
                         }
                     }
                 }
+                // Complete, without waiting here (finish blocks): the receiver sees Closed.
+                let _ = tx.finish_timeout(Duration::ZERO);
                 cancelled
             });
             let receiver = tokio::spawn(async move {

@@ -63,7 +63,10 @@ fn a_thousand_idle_awaits_cost_little() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let used = cpu() - before;
         let threads = shm_core::reactor::threads();
-        drop(txs); // every stream ends
+        for mut tx in txs {
+            // Every stream ends, complete (without waiting here: finish blocks).
+            let _ = tx.finish_timeout(Duration::ZERO);
+        }
         for t in tasks {
             t.await.unwrap();
         }

@@ -58,6 +58,7 @@ fn stream_futures_on_every_executor() {
                     }
                     tx.send_value(&i).unwrap();
                 }
+                tx.finish().unwrap();
             }
         });
         for i in 0..200u64 {
@@ -100,6 +101,8 @@ fn stream_futures_on_every_executor() {
                 loan.send(8).unwrap();
             }
         }
+        // Complete, without waiting here (finish blocks): the peer sees Closed.
+        let _ = tx.finish_timeout(Duration::ZERO);
         drop(tx);
         assert_eq!(
             peer.join().unwrap(),
@@ -361,7 +364,9 @@ fn wait_set_over_64_ends_with_deadlines() {
     }
 
     // A closed end and a full sender end are reported too, in one set.
-    drop(txs.remove(10)); // rxs[10]'s sender closes
+    let mut closing = txs.remove(10); // rxs[10]'s sender ends its stream
+    let _ = closing.finish_timeout(Duration::ZERO);
+    drop(closing);
     let mut set = WaitSet::new();
     for rx in rxs.iter_mut() {
         set.add(rx);

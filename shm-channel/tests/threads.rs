@@ -45,6 +45,7 @@ fn ordering_and_integrity<B: Backend + Sync>(b: &B) {
                 }
                 tx.send(&buf[..len]).unwrap();
             }
+            tx.finish().unwrap();
         });
         let mut r = rng(7);
         let mut buf = vec![0u8; 1000];
@@ -229,7 +230,7 @@ fn refuses_what_is_not_its_channel<B: Backend + Sync>(b: &B) {
             e,
             Error::Version {
                 found: 99,
-                expected: 2,
+                expected: 3,
                 ..
             }
         ),
@@ -477,8 +478,153 @@ macro_rules! on_backend {
             fn either_side_first() {
                 super::either_side_first(&$b);
             }
+            #[test]
+            fn short_buffer_leaves_the_message() {
+                super::short_buffer_leaves_the_message(&$b);
+            }
+            #[test]
+            fn end_states() {
+                super::end_states(&$b);
+            }
+            #[test]
+            fn finish_before_the_receiver_came() {
+                super::finish_before_the_receiver_came(&$b);
+            }
+            #[test]
+            fn peer_alive_everywhere() {
+                super::peer_alive_everywhere(&$b);
+            }
         }
     };
+}
+
+/// A message longer than the buffer of `recv_into` stays in the channel, as its docs say: the
+/// next receive gets it whole (issue 17 item 5).
+fn short_buffer_leaves_the_message<B: Backend + Sync>(b: &B) {
+    let n = name("short");
+    let opts = Options::new(4, 64);
+    let mut rx = Receiver::create(b, &n, &opts).unwrap();
+    let mut tx = Sender::open(b, &n, &opts).unwrap();
+    tx.send(b"0123456789").unwrap();
+    tx.send(b"next").unwrap();
+    let mut small = [0u8; 4];
+    let e = rx.recv_into(&mut small).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { len: 10, max: 4 }), "{e}");
+    let mut big = [0u8; 64];
+    let len = rx.recv_into(&mut big).unwrap();
+    assert_eq!(&big[..len], b"0123456789");
+    let len = rx.recv_into(&mut big).unwrap();
+    assert_eq!(&big[..len], b"next");
+}
+
+/// How a stream ended reaches the other end: finished (Closed, and `finish` returns once the
+/// receiver has it all), cut (a sender dropped unfinished: Aborted), a receiver that left
+/// (Closed for the sender, never Ok) or failed (Aborted) (issue 17 item 3).
+fn end_states<B: Backend + Sync>(b: &B) {
+    let opts = Options::new(4, 64);
+    // Finished: delivered, and known delivered.
+    let n = name("finished");
+    let mut rx = Receiver::create(b, &n, &opts).unwrap();
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let mut tx = Sender::open(b, &n, &opts).unwrap();
+            for i in 0..10u8 {
+                tx.send(&[i]).unwrap();
+            }
+            tx.finish().unwrap();
+            // Later sends are refused: the stream is complete.
+            assert!(matches!(tx.send(b"late"), Err(Error::Closed)));
+        });
+        for i in 0..10u8 {
+            assert_eq!(rx.recv().unwrap().to_vec(), [i]);
+        }
+        assert!(matches!(rx.recv(), Err(Error::Closed)));
+        assert!(matches!(rx.try_recv(), Err(Error::Closed)));
+        t.join().unwrap();
+    });
+    drop(rx);
+    // Dropped unfinished: cut, and said so once what was sent is received.
+    let n = name("cut");
+    let mut rx = Receiver::create(b, &n, &opts).unwrap();
+    let mut tx = Sender::open(b, &n, &opts).unwrap();
+    tx.send(b"a").unwrap();
+    tx.send(b"b").unwrap();
+    drop(tx);
+    assert_eq!(rx.recv().unwrap().to_vec(), b"a");
+    assert_eq!(rx.recv().unwrap().to_vec(), b"b");
+    let e = rx.recv().unwrap_err();
+    assert!(matches!(e, Error::Aborted), "{e}");
+    assert!(e.is_disconnected());
+    drop(rx);
+    // A receiver that leaves before the end: finish says Closed, never Ok.
+    let n = name("left");
+    let mut rx = Receiver::create(b, &n, &opts).unwrap();
+    let mut tx = Sender::open(b, &n, &opts).unwrap();
+    tx.send(b"1").unwrap();
+    tx.send(b"2").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"1");
+    drop(rx);
+    let e = tx.finish().unwrap_err();
+    assert!(matches!(e, Error::Closed), "{e}");
+    drop(tx);
+    // A receiver that fails: the sender's sends and finish say Aborted.
+    let n = name("failed");
+    let mut rx = Receiver::create(b, &n, &opts).unwrap();
+    let mut tx = Sender::open(b, &n, &opts).unwrap();
+    tx.send(b"1").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"1");
+    rx.abort();
+    let mut aborted = false;
+    for _ in 0..opts.slots {
+        match tx.send(b"x") {
+            Ok(()) => {}
+            Err(e) => {
+                assert!(matches!(e, Error::Aborted), "{e}");
+                aborted = true;
+                break;
+            }
+        }
+    }
+    assert!(aborted, "the sender never learned that the receiver failed");
+    assert!(matches!(tx.finish(), Err(Error::Aborted)));
+}
+
+/// Close before join: what `send` accepted is delivered or reported. A creating sender that
+/// finishes before its receiver came waits for it (TimedOut on a deadline, the stream still
+/// complete), and `finish` returns Ok only once the receiver has it all.
+fn finish_before_the_receiver_came<B: Backend + Sync>(b: &B) {
+    let n = name("early");
+    let opts = Options::new(4, 64);
+    let mut tx = Sender::create(b, &n, &opts).unwrap();
+    tx.send(b"sent before anyone came").unwrap();
+    let e = tx.finish_timeout(Duration::from_millis(50)).unwrap_err();
+    assert!(matches!(e, Error::TimedOut { .. }), "{e}");
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let mut rx = Receiver::open(b, &n, &opts).unwrap();
+            assert_eq!(rx.recv().unwrap().to_vec(), b"sent before anyone came");
+            assert!(matches!(rx.recv(), Err(Error::Closed)));
+        });
+        tx.finish().unwrap();
+        t.join().unwrap();
+    });
+}
+
+/// Every end can ask whether its peer lives; before a peer came there is none.
+fn peer_alive_everywhere<B: Backend + Sync>(b: &B) {
+    let n = name("alive");
+    let opts = Options::new(4, 64);
+    let rx = Receiver::create(b, &n, &opts).unwrap();
+    assert_eq!(rx.peer_alive().unwrap(), None);
+    let tx = Sender::open(b, &n, &opts).unwrap();
+    assert_eq!(tx.peer_alive().unwrap(), Some(true));
+    assert_eq!(rx.peer_alive().unwrap(), Some(true));
+    let n = name("alive-pair");
+    let server = Server::create(b, &n, &opts).unwrap();
+    assert_eq!(server.peer_alive().unwrap(), None);
+    let client = Client::open(b, &n, &opts).unwrap();
+    assert_eq!(client.peer_alive().unwrap(), Some(true));
+    assert_eq!(server.peer_alive().unwrap(), Some(true));
 }
 
 on_backend!(posix, shm_posix::Posix::new());

@@ -19,8 +19,10 @@ use shm_channel::{Error, Options, Receiver, Sender};
 use crate::backend;
 use crate::backend::Global;
 
-/// Set by Ctrl-C, SIGTERM or SIGHUP: the command stops within [`TICK`] and drops its end, so
-/// that a channel it made and nobody joined is removed (once joined, its name is gone anyway).
+/// Set by a signal that would end the command: it stops within [`TICK`] (between two messages
+/// while data flows, whatever the rate) and ends its end of the channel as cut, so that the
+/// other end says so; a channel it made and nobody joined is removed (once joined, its name
+/// is gone anyway).
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// How often a waiting end looks at [`STOP`].
@@ -30,13 +32,12 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-/// Turns the signals that would end the command at once into [`STOP`]. Without `SA_RESTART`,
-/// so that a read of the input that the signal interrupts returns and sees it.
+/// Turns every catchable signal that would end the command (the same list as the other
+/// commands': SIGINT, SIGTERM, SIGHUP, SIGPWR, SIGIO, SIGVTALRM, the real-time signals, ...)
+/// into [`STOP`]. Without `SA_RESTART`, so that a read or write that the signal interrupts
+/// returns and sees it.
 fn catch_signals() {
-    for sig in crate::shutdown::STOP_SIGNALS
-        .into_iter()
-        .chain([libc::SIGALRM])
-    {
+    for sig in crate::shutdown::signals() {
         crate::shutdown::catch(sig, on_signal);
     }
 }
@@ -59,8 +60,11 @@ fn options() -> Options {
 #[command(
     after_help = "The channel is made by whichever of send and recv starts first; the \
     other joins it, and its name is removed once both are there (nothing is left behind, even \
-    after kill -9). send ends when its input ends and the receiver has it all; when the \
-    receiver stops early (`shm recv x | head`), send stops too, quietly, with status 0.\n\n\
+    after kill -9). send ends when its input ends and the receiver has it all: exit status 0 \
+    means every byte was delivered. When the receiver stops reading early (`shm recv x | head`), \
+    send stops too, quietly, with status 0, as on a pipe. When send is interrupted or cannot \
+    read its input, the stream ends as cut: recv says so and exits non-zero. When recv fails \
+    (a full disk, a closed stdout) or dies, send exits non-zero.\n\n\
     Examples:\n  \
     shm send /logs < app.log                 stdin into the channel /logs\n  \
     shm send /logs app.log                   the same from a file\n  \
@@ -77,8 +81,11 @@ pub struct SendArgs {
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "recv creates the channel or joins the sender's, so either side may \
-    start first; it writes every byte sent to stdout and ends when the sender has ended. When \
-    its reader goes away (`| head -c 10`) it ends quietly, and so does the sender.\n\n\
+    start first; it writes every byte sent to stdout and ends when the sender has ended: exit \
+    status 0 only when the stream is whole. A stream cut short (send interrupted, its input \
+    failed, send died) makes recv exit non-zero with a message: what it wrote is incomplete. \
+    When its reader goes away (`| head -c 10`) it ends quietly, and so does the sender; any \
+    other write error (a full disk, a closed stdout) makes both exit non-zero.\n\n\
     Examples:\n  \
     shm recv /logs > copy.log                everything sent to /logs, into a file\n  \
     shm recv /logs | head -c 10              the first 10 bytes; both ends stop cleanly\n  \
@@ -103,15 +110,13 @@ pub fn send(g: &Global, a: &SendArgs) -> Result<()> {
     let backend = backend::get(g.backend)?;
     catch_signals();
     let mut tx = Sender::open_or_create(&backend, &a.name, &options())?;
+    // Any return before `finish` drops the sender unfinished: the stream ends as cut.
     loop {
+        check_stop()?;
         let mut loan = match tx.loan_timeout(TICK) {
             Ok(loan) => loan,
-            Err(Error::TimedOut { .. }) => {
-                check_stop()?;
-                continue;
-            }
-            Err(Error::Closed) => return Ok(()), // the receiver stopped reading: as EPIPE
-            Err(e) => return Err(e.into()),
+            Err(Error::TimedOut { .. }) => continue,
+            Err(e) => return receiver_ended(e),
         };
         let cap = loan.capacity();
         let ptr = loan.as_mut_ptr();
@@ -121,24 +126,46 @@ pub fn send(g: &Global, a: &SendArgs) -> Result<()> {
             unsafe { libc::read(fd, ptr.cast(), cap) }
         });
         check_stop()?;
-        let n = read.context("cannot read the input")?;
+        let n = read.context("cannot read the input; the stream ends as cut")?;
         if n == 0 {
             break; // the loan goes unsent
         }
-        match loan.send(n) {
-            Ok(()) => {}
-            Err(Error::Closed) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        if let Err(e) = loan.send(n) {
+            return receiver_ended(e);
         }
     }
-    // A creator dropped before its receiver came would take the bytes with it: wait for the
-    // receiver; then dropping closes the channel, and the receiver drains it.
+    // The input ended: the stream is complete. Wait until the receiver has all of it (a
+    // creator waits for its receiver to come first).
     loop {
-        match tx.wait_for_peer(Some(TICK)) {
+        match tx.finish_timeout(TICK) {
+            Ok(()) => return Ok(()),
             Err(Error::TimedOut { .. }) => check_stop()?,
-            other => return Ok(other?),
+            Err(e) => return receiver_ended(e),
         }
     }
+}
+
+/// What `shm send` makes of a receiver that ended: one that stopped reading is as a pipe's
+/// reader that left (quiet, status 0); one that failed or died is an error.
+fn receiver_ended(e: Error) -> Result<()> {
+    match e {
+        Error::Closed => Ok(()),
+        Error::Aborted => {
+            bail!("the receiver failed before the end of the stream: not everything was delivered")
+        }
+        Error::PeerDead { pid } => bail!(
+            "the receiver (pid {pid}) died before the end of the stream: not everything was delivered"
+        ),
+        e => Err(e.into()),
+    }
+}
+
+/// How `shm recv`'s copy ended without error.
+enum Ended {
+    /// The sender finished: the whole stream is written.
+    Whole,
+    /// stdout's reader went away (`| head`).
+    ReaderLeft,
 }
 
 /// `shm recv`.
@@ -146,23 +173,46 @@ pub fn recv(g: &Global, a: &RecvArgs) -> Result<()> {
     let backend = backend::get(g.backend)?;
     catch_signals();
     let mut rx = Receiver::open_or_create(&backend, &a.name, &options())?;
+    match copy_out(&mut rx) {
+        // Dropping the receiver tells the sender: the whole stream arrived, or the reader
+        // left (the sender stops quietly, as on a pipe).
+        Ok(Ended::Whole | Ended::ReaderLeft) => Ok(()),
+        Err(e) => {
+            // Anything else is a failure, and the sender learns it.
+            rx.abort();
+            Err(e)
+        }
+    }
+}
+
+/// Writes every message to stdout until the stream ends.
+fn copy_out(rx: &mut Receiver) -> Result<Ended> {
     let out = io::stdout().as_raw_fd();
     loop {
+        // Between two messages, whatever the rate: a stop is honoured within one message.
+        check_stop()?;
         let sample = match rx.recv_timeout(TICK) {
             Ok(s) => s,
-            Err(Error::TimedOut { .. }) => {
-                check_stop()?;
-                continue;
+            Err(Error::TimedOut { .. }) => continue,
+            Err(Error::Closed) => return Ok(Ended::Whole),
+            Err(Error::Aborted) => {
+                bail!("the sender stopped before the end of the stream: the output is incomplete")
             }
-            Err(Error::Closed) => return Ok(()),
+            Err(Error::PeerDead { pid }) => bail!(
+                "the sender (pid {pid}) died before the end of the stream: the output is incomplete"
+            ),
             Err(e) => return Err(e.into()),
         };
         match write_all(out, sample.as_ptr(), sample.len()) {
             Ok(()) => {}
             // The reader went away (`shm recv x | head`): not an error; dropping the
             // receiver tells the sender to stop.
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(e).context("cannot write to stdout"),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(Ended::ReaderLeft),
+            Err(e) => {
+                // A signal that interrupted the write is a stop, not a write error.
+                check_stop()?;
+                return Err(e).context("cannot write to stdout; the sender is told");
+            }
         }
     }
 }

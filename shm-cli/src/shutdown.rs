@@ -40,8 +40,9 @@ pub struct Armed {
 static ARMED: OnceLock<Mutex<Armed>> = OnceLock::new();
 static PENDING: AtomicBool = AtomicBool::new(false);
 
-/// The signals that end a command. SIGPIPE is not among them: the standard library ignores it,
-/// and a write to a closed pipe is an error that the command reports.
+/// The signals that end a command: every catchable one whose default action ends the process.
+/// SIGPIPE is not among them: the standard library ignores it, and a write to a closed pipe is
+/// an error that the command reports. `shm send` and `shm recv` catch the same list.
 pub fn signals() -> Vec<libc::c_int> {
     let mut v = vec![
         libc::SIGHUP,
@@ -64,17 +65,6 @@ pub fn signals() -> Vec<libc::c_int> {
     }
     v
 }
-
-/// The signals that the commands which catch their own (bench, send, recv) turn into a stop
-/// between two steps, so that they clean up as on an error.
-pub const STOP_SIGNALS: [libc::c_int; 6] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-];
 
 /// Installs `handler` for `sig` without `SA_RESTART`: a blocking call the signal interrupts
 /// returns EINTR, and its caller looks at the stop flag. `handler` must be async-signal-safe

@@ -218,6 +218,14 @@ impl Mapping {
         self.ptr.as_ptr()
     }
 
+    /// The descriptor of the object behind the mapping, where the backend keeps one open for
+    /// as long as the mapping lives (POSIX, files); `None` elsewhere (System V). A channel
+    /// takes its lock on it to tell its peer it lives (an OFD lock, which the kernel drops
+    /// when the descriptor's last copy closes, at death included).
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.backing.fd()
+    }
+
     fn ctx(&self) -> Context {
         Context::new(self.backing.backend(), self.backing.segment(), Op::Access)
     }

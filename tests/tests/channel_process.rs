@@ -77,6 +77,7 @@ fn peer() {
                 let len = (rng.next() % 513) as usize;
                 tx.send(message(&pat, i, len)).unwrap();
             }
+            tx.finish().unwrap();
         }
         "recv-random" => {
             let mut rx = Receiver::open(&b, &name, &opts()).unwrap();
@@ -169,6 +170,59 @@ fn peer() {
             say("DONE");
             std::mem::forget(client);
         }
+        "send-n-then-hang" => {
+            let mut tx = Sender::open(&b, &name, &opts()).unwrap();
+            for i in 0..count {
+                tx.send(message(&pat, i, 10)).unwrap();
+            }
+            say("SENT");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "recv-open-then-hang" => {
+            let _rx = Receiver::open(&b, &name, &opts()).unwrap();
+            say("JOINED");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "recv-create-then-hang" => {
+            let _rx = Receiver::create(&b, &name, &opts()).unwrap();
+            say("READY");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "create-666-then-hang" => {
+            let _tx = Sender::create(&b, &name, &opts().mode(0o666)).unwrap();
+            say("READY");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "ns-send" => {
+            // Opens a channel whose creator is in another pid namespace, sends, finishes.
+            let o = opts().open_timeout(Duration::from_secs(10));
+            let mut tx = Sender::open(&b, &name, &o).unwrap();
+            for i in 0..count {
+                tx.send(message(&pat, i, 100)).unwrap();
+            }
+            tx.finish().unwrap();
+            say("OK");
+        }
+        "send-666" => {
+            // Another user's sender: joins (it may not remove the name), sends, finishes.
+            let mut tx = Sender::open(&b, &name, &opts().mode(0o666)).unwrap();
+            say("JOINED");
+            for i in 0..count {
+                tx.send(message(&pat, i, 100)).unwrap();
+            }
+            tx.finish().unwrap();
+            say("OK");
+        }
+        "reclaim-recv" => {
+            // Another user's receiver, on a name whose dead creator it may not remove.
+            let mut rx = Receiver::open_or_create(&b, &name, &opts().mode(0o666)).unwrap();
+            say(if rx.is_creator() { "CREATOR" } else { "OPENER" });
+            for i in 0..count {
+                assert_eq!(rx.recv().unwrap().to_vec(), message(&pat, i, 100));
+            }
+            assert!(matches!(rx.recv(), Err(Error::Closed)));
+            say("OK");
+        }
         other => panic!("unknown peer role {other}"),
     }
 }
@@ -181,7 +235,27 @@ struct Peer {
 
 impl Peer {
     fn spawn(role: &str, kind: &str, dir: Option<&Path>, name: &str, count: u64) -> Peer {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        Peer::spawn_under(&[], role, kind, dir, name, count)
+    }
+
+    /// As `spawn`, the peer run by the command `wrap` (`unshare ...`, `setpriv ...`).
+    fn spawn_under(
+        wrap: &[&str],
+        role: &str,
+        kind: &str,
+        dir: Option<&Path>,
+        name: &str,
+        count: u64,
+    ) -> Peer {
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
         cmd.args(["--exact", "peer", "--nocapture", "--test-threads", "1"])
             .env(PEER, role)
             .env("CH_BACKEND", kind)
@@ -264,6 +338,9 @@ impl Under {
     fn peer(&self, role: &str, name: &str, count: u64) -> Peer {
         Peer::spawn(role, self.kind, self.dir(), name, count)
     }
+    fn peer_under(&self, wrap: &[&str], role: &str, name: &str, count: u64) -> Peer {
+        Peer::spawn_under(wrap, role, self.kind, self.dir(), name, count)
+    }
 
     /// Asserts that nothing of the channel is left: no name, and (System V) no segment of
     /// the id the channel had.
@@ -336,7 +413,10 @@ fn the_other_way(kind: &'static str) {
         loan.send(len).unwrap();
     }
     let id = sysv_id(tx.segment_info());
-    drop(tx); // closes: the receiver drains, then sees Closed and exits 0
+    // Ends the stream as complete: the receiver drains, sees Closed and exits 0, and
+    // finish returns once it has seen the end.
+    tx.finish().unwrap();
+    drop(tx);
     assert!(peer.finish(), "the receiver failed");
     u.assert_gone(&name, id);
 }
@@ -527,9 +607,10 @@ fn stranger_and_wait_forms(kind: &'static str) {
         rx.recv_timeout(Duration::from_secs(1)).unwrap().to_vec(),
         b"2"
     );
+    // Dropped without finishing: the stream is cut, and the receiver says so.
     drop(tx);
-    assert!(matches!(rx.recv(), Err(Error::Closed)));
-    assert!(matches!(rx.try_recv(), Err(Error::Closed)));
+    assert!(matches!(rx.recv(), Err(Error::Aborted)));
+    assert!(matches!(rx.try_recv(), Err(Error::Aborted)));
     drop(rx);
     u.assert_gone(&name, None);
 }
@@ -642,6 +723,302 @@ fn garbage_from_a_pair_client(kind: &'static str) {
     u.assert_gone(&name, None);
 }
 
+/// The non-blocking calls report a dead peer as the blocking ones do: `try_recv` says
+/// PeerDead once the messages the sender completed are received (it said Empty forever), and a
+/// sender learns of a dead receiver before the ring fills, by `send` or `try_send` (issue 18).
+fn try_calls_report_a_dead_peer(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ch-try-dead");
+    let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer("send-n-then-hang", &name, 3);
+    peer.expect_line("SENT");
+    peer.kill9();
+    let pat = pattern();
+    let (t0, mut got) = (Instant::now(), 0);
+    let e = loop {
+        match rx.try_recv() {
+            Ok(s) => {
+                assert_eq!(s.to_vec(), message(&pat, got, 10));
+                got += 1;
+            }
+            Err(Error::Empty) => {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "try_recv: Empty for 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(got, 3, "the messages sent before the death come first");
+    assert!(matches!(e, Error::PeerDead { .. }), "{e}");
+    println!(
+        "{kind}: try_recv said PeerDead {:?} after kill -9",
+        t0.elapsed()
+    );
+    drop(rx);
+    peer.finish();
+    u.assert_gone(&name, None);
+
+    for try_form in [false, true] {
+        let name = unique_name("ch-send-dead");
+        let mut tx = Sender::create(&b, &name, &opts()).unwrap();
+        let mut peer = u.peer("recv-open-then-hang", &name, 0);
+        peer.expect_line("JOINED");
+        peer.kill9();
+        peer.finish();
+        let mut sent = 0;
+        let e = loop {
+            let r = if try_form {
+                tx.try_send(b"into the void")
+            } else {
+                tx.send(b"into the void")
+            };
+            match r {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(matches!(e, Error::PeerDead { .. }), "{e}");
+        assert!(
+            sent < opts().slots,
+            "{sent} sends to a dead receiver went through: the ring filled first"
+        );
+        println!(
+            "{kind}: the sender learned of a dead receiver after {sent} sends (try: {try_form})"
+        );
+        drop(tx);
+        u.assert_gone(&name, None);
+    }
+}
+
+/// After a receiver died before any sender came, the next receiver takes its place (it got
+/// "there is no receiver end to take" forever) (issue 17 item 11).
+fn a_dead_lone_end_is_replaced(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ch-lone");
+    let mut peer = u.peer("recv-create-then-hang", &name, 0);
+    peer.expect_line("READY");
+    peer.kill9();
+    peer.finish();
+    let mut rx = Receiver::open_or_create(&b, &name, &opts()).unwrap();
+    assert!(rx.is_creator());
+    let mut tx = Sender::open(&b, &name, &opts()).unwrap();
+    tx.send(b"the new receiver's").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"the new receiver's");
+    drop((tx, rx));
+    u.assert_gone(&name, None);
+}
+
+/// An open waits, within its deadline, for a channel whose creator has not written its header
+/// yet (it failed after 100 ms) (issue 17 item 10). The creator here is this test: a zero
+/// segment of the channel's size, given a channel's header 300 ms later (copied from a real
+/// channel of the same options that this process made, with its creator's seat taken).
+fn a_channel_in_the_making_is_waited_for(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let o = opts().open_timeout(Duration::from_secs(20));
+    let model_name = unique_name("ch-model");
+    let model = Sender::create(&b, &model_name, &o).unwrap();
+    let mut head = vec![0u8; 384];
+    let raw_model = b
+        .open(&SegmentName::new(&model_name).unwrap(), Access::ReadWrite)
+        .unwrap();
+    raw_model.map().unwrap().read_at(0, &mut head).unwrap();
+    drop(raw_model);
+    let name = unique_name("ch-making");
+    let sname = SegmentName::new(&name).unwrap();
+    let size = o.segment_size().unwrap();
+    let raw = b
+        .create(&sname, &shm_core::CreateOptions::new(size))
+        .unwrap();
+    let map = raw.map().unwrap();
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        let opener = s.spawn(|| Receiver::open(&u.backend(), &name, &o));
+        std::thread::sleep(Duration::from_millis(300));
+        // The creator's seat, as a creator takes it (where the backend keeps a descriptor).
+        if let Some(fd) = map.fd() {
+            use std::os::fd::AsRawFd;
+            // SAFETY: an all-zero flock is valid; fcntl reads it; the fd is the mapping's.
+            unsafe {
+                let mut fl: libc::flock = std::mem::zeroed();
+                fl.l_type = libc::F_WRLCK as libc::c_short;
+                fl.l_whence = libc::SEEK_SET as libc::c_short;
+                fl.l_len = 1;
+                assert_eq!(libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &mut fl), 0);
+            }
+        }
+        map.write_at(8, &head[8..]).unwrap();
+        map.write_at(0, &head[..8]).unwrap(); // the magic last, as a creator writes it
+        let rx = opener.join().unwrap().unwrap();
+        let took = t0.elapsed();
+        println!("{kind}: the open waited {took:?} for the header");
+        assert!(took >= Duration::from_millis(300));
+        drop(rx);
+    });
+    drop(map);
+    drop(raw);
+    drop(model);
+    u.assert_gone(&name, None);
+    u.assert_gone(&model_name, None);
+}
+
+/// Why a namespace test cannot run here, if it cannot.
+fn no_pid_namespaces() -> Option<String> {
+    if !shm_tests::is_root() {
+        return Some("needs root for unshare --pid".to_owned());
+    }
+    match Command::new("unshare")
+        .args(["-p", "-f", "--kill-child", "--mount-proc", "true"])
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!("unshare --pid --mount-proc true failed ({s})")),
+        Err(e) => Some(format!("no unshare: {e}")),
+    }
+}
+
+const UNSHARE: &[&str] = &["unshare", "-p", "-f", "--kill-child", "--mount-proc"];
+
+/// Ends in two pid namespaces: a pid is not an identity there, so neither takes the other for
+/// dead while it lives (the opener took the live creator for dead and removed the channel),
+/// and the death of the one in the other namespace is still known (issue 17 item 6).
+fn a_peer_in_another_pid_namespace(kind: &'static str) {
+    if let Some(why) = no_pid_namespaces() {
+        shm_tests::skip("a_peer_in_another_pid_namespace", &why);
+        return;
+    }
+    let u = Under::new(kind);
+    let b = u.backend();
+    // The creator outside, the opener inside.
+    let name = unique_name("ch-ns-in");
+    let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
+    let mut peer = u.peer_under(UNSHARE, "ns-send", &name, 1000);
+    let pat = pattern();
+    for i in 0..1000 {
+        assert_eq!(
+            rx.recv().unwrap().to_vec(),
+            message(&pat, i, 100),
+            "message {i}"
+        );
+    }
+    assert!(matches!(rx.recv(), Err(Error::Closed)));
+    assert!(peer.finish(), "the sender in the other namespace failed");
+    drop(rx);
+    u.assert_gone(&name, None);
+    // The creator inside, the opener outside; then the one inside dies.
+    let name = unique_name("ch-ns-out");
+    let mut peer = u.peer_under(UNSHARE, "create-then-hang", &name, 0);
+    peer.expect_line("READY");
+    let mut rx = Receiver::open(&b, &name, &opts()).unwrap();
+    assert_eq!(rx.peer_alive().unwrap(), Some(true));
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(200)),
+        Err(Error::TimedOut { .. })
+    ));
+    peer.kill9(); // unshare, and with it (--kill-child) the creator inside
+    let t0 = Instant::now();
+    let e = rx.recv().map(drop).unwrap_err();
+    assert!(matches!(e, Error::PeerDead { .. }), "{e}");
+    println!(
+        "{kind}: death in another pid namespace known after {:?}",
+        t0.elapsed()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    drop(rx);
+    peer.finish();
+    u.assert_gone(&name, None);
+}
+
+/// Why a two-user test cannot run here, if it cannot.
+fn no_second_user() -> Option<String> {
+    if !shm_tests::is_root() {
+        return Some("needs root to run a peer as another user (setpriv)".to_owned());
+    }
+    let exe = std::env::current_exe().unwrap();
+    match Command::new("setpriv")
+        .args(NOBODY)
+        .arg(&exe)
+        .args(["--list"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!(
+            "uid 65534 cannot run {} ({s}): its directories are not open to others",
+            exe.display()
+        )),
+        Err(e) => Some(format!("no setpriv: {e}")),
+    }
+}
+
+const NOBODY: &[&str] = &["--reuid=65534", "--regid=65534", "--clear-groups"];
+
+/// Removes a name this test made, whatever happened (another user's ends may not).
+struct NameGuard(&'static str, String);
+impl Drop for NameGuard {
+    fn drop(&mut self) {
+        let sname = SegmentName::new(&self.1).unwrap();
+        let _ = backend(self.0, None).unlink(&sname);
+    }
+}
+
+/// A channel between two users (issue 17 item 9): the opener may not remove the creator's name,
+/// so the creator removes it once it sees the join; and a name whose creator died, which the
+/// next user may not remove, is taken over in place by that user's `open_or_create` (it refused
+/// every open before, in the name of a dead pid).
+fn a_channel_between_two_users(kind: &'static str) {
+    if let Some(why) = no_second_user() {
+        shm_tests::skip("a_channel_between_two_users", &why);
+        return;
+    }
+    let u = Under::new(kind);
+    let b = u.backend();
+    let wrap: Vec<&str> = std::iter::once("setpriv")
+        .chain(NOBODY.iter().copied())
+        .collect();
+    // Root creates, nobody joins: the name is gone once root has seen the join.
+    let name = unique_name("ch-users");
+    let _guard = NameGuard(kind, name.clone());
+    let mut rx = Receiver::create(&b, &name, &opts().mode(0o666)).unwrap();
+    let mut peer = u.peer_under(&wrap, "send-666", &name, 100);
+    let pat = pattern();
+    for i in 0..100 {
+        assert_eq!(rx.recv().unwrap().to_vec(), message(&pat, i, 100));
+    }
+    assert!(matches!(rx.recv(), Err(Error::Closed)));
+    assert!(peer.finish(), "the other user's sender failed");
+    let id = sysv_id(rx.segment_info());
+    u.assert_gone(&name, None);
+    drop(rx);
+    u.assert_gone(&name, id);
+    // Root's creator dies before anyone came: nobody may not remove the name, and takes it over.
+    let name = unique_name("ch-users-stale");
+    let _guard = NameGuard(kind, name.clone());
+    let mut dead = u.peer("create-666-then-hang", &name, 0);
+    dead.expect_line("READY");
+    dead.kill9();
+    dead.finish();
+    let mut peer = u.peer_under(&wrap, "reclaim-recv", &name, 100);
+    peer.expect_line("CREATOR");
+    let mut tx = Sender::open(&b, &name, &opts().mode(0o666)).unwrap();
+    for i in 0..100 {
+        tx.send(message(&pat, i, 100)).unwrap();
+    }
+    tx.finish().unwrap();
+    peer.expect_line("OK");
+    assert!(peer.finish(), "the other user's receiver failed");
+    let id = sysv_id(tx.segment_info());
+    drop(tx);
+    u.assert_gone(&name, id);
+}
+
 macro_rules! on_backend {
     ($m:ident, $kind:literal) => {
         mod $m {
@@ -681,8 +1058,34 @@ macro_rules! on_backend {
             fn garbage_from_a_pair_client() {
                 super::garbage_from_a_pair_client($kind);
             }
+            #[test]
+            fn try_calls_report_a_dead_peer() {
+                super::try_calls_report_a_dead_peer($kind);
+            }
+            #[test]
+            fn a_dead_lone_end_is_replaced() {
+                super::a_dead_lone_end_is_replaced($kind);
+            }
+            #[test]
+            fn a_channel_in_the_making_is_waited_for() {
+                super::a_channel_in_the_making_is_waited_for($kind);
+            }
+            #[test]
+            fn a_peer_in_another_pid_namespace() {
+                super::a_peer_in_another_pid_namespace($kind);
+            }
         }
     };
+}
+
+#[test]
+fn posix_a_channel_between_two_users() {
+    a_channel_between_two_users("posix");
+}
+
+#[test]
+fn sysv_a_channel_between_two_users() {
+    a_channel_between_two_users("sysv");
 }
 
 on_backend!(posix, "posix");

@@ -241,11 +241,49 @@ fn a_stranger_segment_is_refused() {
     shm_tests::shm_ok(&["rm", &name]);
 }
 
+/// Removes a name a test made when the test ends, whatever happened.
+struct NameGuard(Box<dyn shm_core::DynBackend>, String);
+impl Drop for NameGuard {
+    fn drop(&mut self) {
+        if let Ok(n) = shm_core::SegmentName::new(&self.1) {
+            let _ = self.0.dyn_unlink(&n);
+        }
+    }
+}
+
+fn backend_of(backend: &str) -> Box<dyn shm_core::DynBackend> {
+    match backend {
+        "posix" => Box::new(shm_posix::Posix::new()),
+        _ => Box::new(shm_sysv::SysV::new()),
+    }
+}
+
 /// Ctrl-C on a `shm recv` that made the channel and still waits for a sender: it stops, says
 /// so, and removes the channel (nobody else would).
 fn ctrl_c_removes_an_unjoined_channel(backend: &str) {
+    signal_removes_an_unjoined_channel(backend, libc::SIGINT);
+}
+
+/// As Ctrl-C, for every other catchable signal that would end the process: send and recv
+/// caught 7 only, and SIGPWR, SIGIO, SIGVTALRM or a real-time signal left the channel behind
+/// (issue 17 item 12).
+fn every_terminating_signal_removes_an_unjoined_channel(backend: &str) {
+    for sig in [
+        libc::SIGPWR,
+        libc::SIGIO,
+        libc::SIGVTALRM,
+        libc::SIGXCPU,
+        libc::SIGRTMIN() + 3,
+        libc::SIGRTMAX(),
+    ] {
+        signal_removes_an_unjoined_channel(backend, sig);
+    }
+}
+
+fn signal_removes_an_unjoined_channel(backend: &str, sig: libc::c_int) {
     use shm_core::{Backend, DynBackend, SegmentName};
     let name = unique_name("cli-ctrl-c");
+    let _guard = NameGuard(backend_of(backend), name.clone());
     let b: Box<dyn DynBackend> = match backend {
         "posix" => Box::new(shm_posix::Posix::new()),
         _ => Box::new(shm_sysv::SysV::new()),
@@ -282,7 +320,7 @@ fn ctrl_c_removes_an_unjoined_channel(backend: &str) {
         .any(|s| (s["name"] == name.as_str() || s["key"] == key.as_str()) && s["size"] == size);
     assert!(shown, "{name} ({size} bytes) not in shm list: {list}");
     // SAFETY: kill with our child's pid (not yet reaped).
-    unsafe { libc::kill(rx.0.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(rx.0.id() as i32, sig) };
     let status = rx.0.wait().unwrap();
     let mut err = String::new();
     rx.0.stderr
@@ -290,9 +328,215 @@ fn ctrl_c_removes_an_unjoined_channel(backend: &str) {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    assert!(!status.success());
-    assert!(err.contains("interrupted"), "{err}");
-    assert!(b.info(&sname).is_err(), "the channel is still there");
+    assert!(!status.success(), "signal {sig}: {status}");
+    assert!(err.contains("interrupted"), "signal {sig}: {status}: {err}");
+    assert!(
+        b.info(&sname).is_err(),
+        "signal {sig}: the channel is still there"
+    );
+}
+
+#[test]
+fn posix_every_terminating_signal_removes_an_unjoined_channel() {
+    every_terminating_signal_removes_an_unjoined_channel("posix");
+}
+
+#[test]
+fn sysv_every_terminating_signal_removes_an_unjoined_channel() {
+    every_terminating_signal_removes_an_unjoined_channel("sysv");
+}
+
+/// Waits (at most `within`) for a child to end: its status, how long it took, its stderr.
+fn ends_within(c: &mut Reap, within: Duration) -> (std::process::ExitStatus, Duration, String) {
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = c.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < within, "still running {within:?} later");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = t0.elapsed();
+    let mut err = String::new();
+    if let Some(mut e) = c.0.stderr.take() {
+        e.read_to_string(&mut err).unwrap();
+    }
+    (status, took, err)
+}
+
+/// `shm send` killed by SIGTERM in the middle of a stream: `shm recv` says that the stream was
+/// cut and exits non-zero (it exited 0 holding part of it) (issue 17 item 3).
+fn a_cut_stream_is_reported(backend: &str) {
+    let name = unique_name("cli-cut");
+    let _guard = NameGuard(backend_of(backend), name.clone());
+    let mut rx = spawn(
+        &["--backend", backend, "recv", &name],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    let mut tx = spawn(
+        &["--backend", backend, "send", &name],
+        Stdio::piped(),
+        Stdio::null(),
+    );
+    let mut input = tx.0.stdin.take().unwrap();
+    let mut base = base_block();
+    for i in 0..2 {
+        input.write_all(block(&mut base, i)).unwrap();
+    }
+    // Both MiB went through; the input stays open: the stream is not over.
+    let mut out = rx.0.stdout.take().unwrap();
+    let mut got = vec![0u8; 2 * BLOCK];
+    out.read_exact(&mut got).unwrap();
+    // SAFETY: kill with our child's pid (not yet reaped).
+    unsafe { libc::kill(tx.0.id() as i32, libc::SIGTERM) };
+    let (st, _, _) = ends_within(&mut tx, Duration::from_secs(20));
+    assert!(!st.success(), "send killed mid-stream exited {st}");
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).unwrap();
+    let (st, _, err) = ends_within(&mut rx, Duration::from_secs(20));
+    assert!(!st.success(), "recv of a cut stream exited {st}: {err}");
+    assert!(err.contains("incomplete"), "{err}");
+    drop(input);
+}
+
+#[test]
+fn posix_a_cut_stream_is_reported() {
+    a_cut_stream_is_reported("posix");
+}
+
+#[test]
+fn sysv_a_cut_stream_is_reported() {
+    a_cut_stream_is_reported("sysv");
+}
+
+/// `shm recv` that cannot write (a full disk, a closed stdout) fails, and `shm send` learns it
+/// and exits non-zero (it exited 0) (issue 17 item 3).
+fn a_failing_recv_fails_send(backend: &str) {
+    for closed in [false, true] {
+        let name = unique_name("cli-full");
+        let _guard = NameGuard(backend_of(backend), name.clone());
+        let mut rx = if closed {
+            // A stdout closed for writing (open for reading only). (`>&-` cannot fail: Rust's
+            // runtime opens /dev/null on a closed standard descriptor at start.)
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", "exec \"$0\" --backend \"$1\" recv \"$2\" 1</dev/null"])
+                .arg(shm_tests::shm_bin())
+                .args([backend, &name])
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped());
+            Reap(c.spawn().unwrap())
+        } else {
+            let full = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap();
+            spawn(
+                &["--backend", backend, "recv", &name],
+                Stdio::null(),
+                Stdio::from(full),
+            )
+        };
+        let mut tx = spawn(
+            &["--backend", backend, "send", &name],
+            Stdio::piped(),
+            Stdio::null(),
+        );
+        let mut input = tx.0.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut base = base_block();
+            for i in 0..4 {
+                if input.write_all(block(&mut base, i)).is_err() {
+                    break;
+                }
+            }
+        });
+        let (st, _, err) = ends_within(&mut rx, Duration::from_secs(30));
+        assert!(!st.success(), "recv (closed: {closed}) exited {st}: {err}");
+        assert!(err.contains("cannot write to stdout"), "{err}");
+        let (st, _, err) = ends_within(&mut tx, Duration::from_secs(30));
+        assert!(
+            !st.success(),
+            "send to a failed recv (closed: {closed}) exited {st}: {err}"
+        );
+        assert!(err.contains("receiver failed"), "{err}");
+        writer.join().unwrap();
+    }
+}
+
+#[test]
+fn posix_a_failing_recv_fails_send() {
+    a_failing_recv_fails_send("posix");
+}
+
+#[test]
+fn sysv_a_failing_recv_fails_send() {
+    a_failing_recv_fails_send("sysv");
+}
+
+/// SIGTERM, SIGINT or SIGHUP to a `shm recv` while data keeps flowing: it stops within a
+/// bounded time (it looked at the stop only when no message came), and the sender learns that
+/// the receiver failed (issue 17 item 8).
+fn recv_stops_while_data_flows(backend: &str) {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        let name = unique_name("cli-flowing");
+        let _guard = NameGuard(backend_of(backend), name.clone());
+        let mut rx = spawn(
+            &["--backend", backend, "recv", &name],
+            Stdio::null(),
+            Stdio::piped(),
+        );
+        let mut tx = spawn(
+            &["--backend", backend, "send", &name],
+            Stdio::piped(),
+            Stdio::null(),
+        );
+        let mut input = tx.0.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let line = b"y\n".repeat(32768);
+            while input.write_all(&line).is_ok() {}
+        });
+        let mut out = rx.0.stdout.take().unwrap();
+        let drained = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = drained.clone();
+        let drain = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let t0 = Instant::now();
+        while drained.load(std::sync::atomic::Ordering::Relaxed) < 8 << 20 {
+            assert!(t0.elapsed() < Duration::from_secs(30), "no data flows");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: kill with our child's pid (not yet reaped).
+        unsafe { libc::kill(rx.0.id() as i32, sig) };
+        let (st, took, err) = ends_within(&mut rx, Duration::from_secs(10));
+        println!("{backend}: recv stopped {took:?} after signal {sig} while data flowed");
+        assert!(!st.success(), "{st}: {err}");
+        assert!(err.contains("interrupted"), "{err}");
+        let (st, _, err) = ends_within(&mut tx, Duration::from_secs(10));
+        assert!(
+            !st.success(),
+            "send to an interrupted recv exited {st}: {err}"
+        );
+        writer.join().unwrap();
+        drain.join().unwrap();
+    }
+}
+
+#[test]
+fn posix_recv_stops_while_data_flows() {
+    recv_stops_while_data_flows("posix");
+}
+
+#[test]
+fn sysv_recv_stops_while_data_flows() {
+    recv_stops_while_data_flows("sysv");
 }
 
 #[test]

@@ -113,7 +113,8 @@ pub(crate) fn stream_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Re
     loop {
         let sample = match rx.recv() {
             Ok(s) => s,
-            Err(Error::Closed) => return Ok(()),
+            // The bench drops its sender when the case ends (an aborted stream).
+            Err(Error::Closed | Error::Aborted) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
         // SAFETY: the sender is this bench (shm-channel): it never writes a slot it has sent

@@ -96,7 +96,7 @@ impl End {
             matched.set(h);
             Ok(h.is_some())
         };
-        if let Err(e) = wait.start(&self.shared, signal) {
+        if let Err(e) = wait.start(&self.ring.shared, signal) {
             return Poll::Ready(Err(e));
         }
         wait.poll(cx, ready)
@@ -164,13 +164,13 @@ impl Client {
     /// Waits until the other end has joined, as [`wait_for_peer`](Self::wait_for_peer) does,
     /// without blocking the thread (ready at once on the end that opened).
     pub fn wait_for_peer_async(&self) -> PeerFuture<'_> {
-        PeerFuture::new(&self.end.shared, None)
+        PeerFuture::new(&self.end.ring.shared, None)
     }
 
     /// As [`wait_for_peer_async`](Self::wait_for_peer_async), failing with
     /// [`Error::TimedOut`] at `deadline`.
     pub fn wait_for_peer_deadline_async(&self, deadline: Instant) -> PeerFuture<'_> {
-        PeerFuture::new(&self.end.shared, Some(deadline))
+        PeerFuture::new(&self.end.ring.shared, Some(deadline))
     }
 
     /// True when no response is outstanding, or the outstanding one came.
@@ -183,7 +183,7 @@ impl Client {
 
     /// The segment and the signal a wait for a response sleeps on.
     pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'static>) {
-        (&self.end.shared, &self.end.ring.head)
+        (&self.end.ring.shared, &self.end.ring.head)
     }
 }
 
@@ -264,13 +264,13 @@ impl Server {
     /// Waits until the other end has joined, as [`wait_for_peer`](Self::wait_for_peer) does,
     /// without blocking the thread (ready at once on the end that opened).
     pub fn wait_for_peer_async(&self) -> PeerFuture<'_> {
-        PeerFuture::new(&self.end.shared, None)
+        PeerFuture::new(&self.end.ring.shared, None)
     }
 
     /// As [`wait_for_peer_async`](Self::wait_for_peer_async), failing with
     /// [`Error::TimedOut`] at `deadline`.
     pub fn wait_for_peer_deadline_async(&self, deadline: Instant) -> PeerFuture<'_> {
-        PeerFuture::new(&self.end.shared, Some(deadline))
+        PeerFuture::new(&self.end.ring.shared, Some(deadline))
     }
 
     /// The request `recv` waits for next: a new one, or again the one not answered yet.
@@ -281,7 +281,7 @@ impl Server {
         if self.end.ring.tail.load() & CLOSED != 0 {
             return Err(Error::Closed);
         }
-        self.end.shared.check_peer()?;
+        self.end.ring.shared.check_peer()?;
         Ok(self.received)
     }
 
@@ -293,7 +293,7 @@ impl Server {
 
     /// The segment and the signal a wait for a request sleeps on.
     pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'static>) {
-        (&self.end.shared, &self.end.ring.tail)
+        (&self.end.ring.shared, &self.end.ring.tail)
     }
 }
 

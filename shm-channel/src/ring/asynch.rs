@@ -78,13 +78,13 @@ impl Receiver {
     /// Waits until the other end has joined, as [`wait_for_peer`](Self::wait_for_peer) does,
     /// without blocking the thread (ready at once on the end that opened).
     pub fn wait_for_peer_async(&self) -> PeerFuture<'_> {
-        PeerFuture::new(&self.shared, None)
+        PeerFuture::new(&self.ring.shared, None)
     }
 
     /// As [`wait_for_peer_async`](Self::wait_for_peer_async), failing with
     /// [`Error::TimedOut`] at `deadline`.
     pub fn wait_for_peer_deadline_async(&self, deadline: Instant) -> PeerFuture<'_> {
-        PeerFuture::new(&self.shared, Some(deadline))
+        PeerFuture::new(&self.ring.shared, Some(deadline))
     }
 
     /// `Ok(true)` when a message is waiting; `Closed` once the sender closed and every
@@ -95,7 +95,7 @@ impl Receiver {
 
     /// The segment and the signal a wait for a message sleeps on.
     pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'static>) {
-        (&self.shared, &self.ring.tail)
+        (&self.ring.shared, &self.ring.tail)
     }
 }
 
@@ -122,7 +122,7 @@ impl<'a> Future for RecvFuture<'a> {
                 return Poll::Ready(rx.take());
             }
         }
-        if let Err(e) = this.wait.start(&rx.shared, &rx.ring.tail) {
+        if let Err(e) = this.wait.start(&rx.ring.shared, &rx.ring.tail) {
             return Poll::Ready(Err(e));
         }
         match this.wait.poll(cx, || rx.waiting_now()) {
@@ -178,13 +178,13 @@ impl Sender {
     /// Waits until the other end has joined, as [`wait_for_peer`](Self::wait_for_peer) does,
     /// without blocking the thread (ready at once on the end that opened).
     pub fn wait_for_peer_async(&self) -> PeerFuture<'_> {
-        PeerFuture::new(&self.shared, None)
+        PeerFuture::new(&self.ring.shared, None)
     }
 
     /// As [`wait_for_peer_async`](Self::wait_for_peer_async), failing with
     /// [`Error::TimedOut`] at `deadline`.
     pub fn wait_for_peer_deadline_async(&self, deadline: Instant) -> PeerFuture<'_> {
-        PeerFuture::new(&self.shared, Some(deadline))
+        PeerFuture::new(&self.ring.shared, Some(deadline))
     }
 
     /// `Ok(true)` when a slot is free; `Closed` once the receiver left.
@@ -194,7 +194,7 @@ impl Sender {
 
     /// The segment and the signal a wait for a free slot sleeps on.
     pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'static>) {
-        (&self.shared, &self.ring.head)
+        (&self.ring.shared, &self.ring.head)
     }
 }
 
@@ -217,7 +217,7 @@ impl<'a> LoanFuture<'a> {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
-        if let Err(e) = self.wait.start(&tx.shared, &tx.ring.head) {
+        if let Err(e) = self.wait.start(&tx.ring.shared, &tx.ring.head) {
             return Poll::Ready(Err(e));
         }
         match self.wait.poll(cx, || tx.free_now()) {
@@ -270,7 +270,7 @@ impl Future for SendFuture<'_, '_> {
             unsafe {
                 std::ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len())
             };
-            tx.publish(slot, data.len());
+            tx.publish(data.len());
             Ok(())
         })
     }
