@@ -77,18 +77,23 @@ impl Drop for SysvKeyGuard {
     }
 }
 
-/// Builds ../shared/reference/shmem_test.cpp into a temporary directory, once per test process.
-/// `Err` says why it cannot (no ../shared, no g++, compile error): the test prints it and skips.
+/// Builds the C++ reference program into a temporary directory, once per test process: the file
+/// `SHM_REFERENCE_CPP` names, or else `shared/reference/shmem_test.cpp` beside the checkout.
+/// `Err` says why it cannot (no such file, no g++, compile error): the test prints it and skips.
 pub fn reference_program() -> Result<PathBuf, String> {
     use std::sync::OnceLock;
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let root =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/shmem_test.cpp");
+            let root = match std::env::var_os("SHM_REFERENCE_CPP") {
+                Some(path) => PathBuf::from(path),
+                None => Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../shared/reference/shmem_test.cpp"),
+            };
             if !root.exists() {
                 return Err(format!(
-                    "{} is missing (../shared is not beside the checkout)",
+                    "{} is missing (set SHM_REFERENCE_CPP to shmem_test.cpp, or put the \
+                     `shared` directory beside the checkout)",
                     root.display()
                 ));
             }
