@@ -80,8 +80,8 @@ pub(crate) fn all(plan: &Plan, host: &Host) -> Result<Vec<Box<dyn Case>>> {
             }
         }
     }
-    cases.push(Box::new(copy::Copy::new(host)?));
-    cases.push(Box::new(copy::Memcpy::new()));
+    cases.push(Box::new(copy::Copy::new(host, plan.copy_bytes)?));
+    cases.push(Box::new(copy::Memcpy::new(plan.copy_bytes)));
     for &kind in kinds {
         for way in [copy::SmallWay::Read, copy::SmallWay::Write] {
             cases.push(Box::new(copy::Small::new(host, kind, way)?));

@@ -51,6 +51,8 @@ pub(crate) struct Plan {
     pub demo_rounds: u64,
     /// Bytes per stream per repetition.
     pub stream_bytes: u64,
+    /// Bytes the bulk copies move each way.
+    pub copy_bytes: usize,
 }
 
 impl Plan {
@@ -78,6 +80,7 @@ const QUICK: Plan = Plan {
     cycles: [300, 10, 1],
     demo_rounds: 2_000_000,
     stream_bytes: 1 << 30,
+    copy_bytes: cases::copy::SIZE,
 };
 
 const FULL: Plan = Plan {
@@ -86,6 +89,7 @@ const FULL: Plan = Plan {
     cycles: [300, 40, 2],
     demo_rounds: 2_000_000,
     stream_bytes: 1 << 30,
+    copy_bytes: cases::copy::SIZE,
 };
 
 /// [`Length::Smoke`]: one repetition, a few milliseconds per case, a few cycles.
@@ -95,6 +99,7 @@ const SMOKE: Plan = Plan {
     cycles: [3, 1, 1],
     demo_rounds: 20_000,
     stream_bytes: 4 << 20,
+    copy_bytes: cases::copy::SMOKE_SIZE,
 };
 
 impl Length {

@@ -15,19 +15,24 @@ use crate::harness::{Case, Samples, Unit};
 pub enum Section {
     RoundTrip,
     Cycle,
-    Copy,
+    /// Bulk copies of this many bytes each way.
+    Copy(usize),
     Small,
     Stream,
 }
 
 impl Section {
-    fn title(self) -> &'static str {
+    fn title(self) -> String {
         match self {
-            Section::RoundTrip => "round trip: lockstep game (pipe, socketpair: one byte each way)",
-            Section::Cycle => "create, map, unmap, unlink",
-            Section::Copy => "copy 64 MiB in, then out",
-            Section::Small => "copy 64 bytes (read_at, write_at)",
-            Section::Stream => "stream in 64 KiB messages, every byte checked by the receiver",
+            Section::Copy(bytes) => format!("copy {} MiB in, then out", bytes >> 20),
+            Section::RoundTrip => {
+                "round trip: lockstep game (pipe, socketpair: one byte each way)".into()
+            }
+            Section::Cycle => "create, map, unmap, unlink".into(),
+            Section::Small => "copy 64 bytes (read_at, write_at)".into(),
+            Section::Stream => {
+                "stream in 64 KiB messages, every byte checked by the receiver".into()
+            }
         }
     }
 }

@@ -622,8 +622,13 @@ fn signal(pid: libc::pid_t, sig: libc::c_int) {
 /// while a spinning waiter, at 100%, always would).
 #[test]
 fn lockstep_with_a_stopped_client_times_out_naming_the_move() {
-    for backend in backends("lockstep_with_a_stopped_client_times_out_naming_the_move") {
-        for wait in ["spin", "block", "hybrid"] {
+    // Each game waits out its 3 s timeout: the six run at once, each with its own names.
+    let games = backends("lockstep_with_a_stopped_client_times_out_naming_the_move")
+        .into_iter()
+        .flat_map(|backend| ["spin", "block", "hybrid"].map(|wait| (backend, wait)));
+    std::thread::scope(|s| {
+        for (backend, wait) in games {
+            s.spawn(move || {
             let name = unique_name(&format!("stopped-{backend}-{wait}"));
             let _guard = guard(backend, &name);
             let (mut server, client) = endless_game_waiting(backend, &name, wait, "3s");
@@ -651,31 +656,38 @@ fn lockstep_with_a_stopped_client_times_out_naming_the_move() {
             }
             assert_gone(backend, &name);
             drop(client); // killed (SIGKILL ends a stopped process too)
+            });
         }
-    }
+    });
 }
 
 /// Each wait strategy on each backend, with a server killed by SIGKILL: the client fails with
 /// a timeout naming the server's move, and does not hang.
 #[test]
 fn lockstep_with_a_killed_server_times_out_naming_the_move() {
-    for backend in backends("lockstep_with_a_killed_server_times_out_naming_the_move") {
-        for wait in ["spin", "block", "hybrid"] {
-            let name = unique_name(&format!("killed-{backend}-{wait}"));
-            let _guard = guard(backend, &name);
-            let (mut server, mut client) = endless_game_waiting(backend, &name, wait, "1s");
-            server.child.kill().unwrap();
-            server.child.wait().unwrap();
-            let c = client.finish_within(Duration::from_secs(60));
-            let text = c.assert_failure();
-            assert!(
-                text.contains("waited 1s for the server's move"),
-                "{backend} {wait}: {}",
-                c.dump()
-            );
-            // The killed server could not clean up; the guard removes its segment.
+    // Each client waits out its 1 s timeout: the six run at once, each with its own names.
+    let games = backends("lockstep_with_a_killed_server_times_out_naming_the_move")
+        .into_iter()
+        .flat_map(|backend| ["spin", "block", "hybrid"].map(|wait| (backend, wait)));
+    std::thread::scope(|s| {
+        for (backend, wait) in games {
+            s.spawn(move || {
+                let name = unique_name(&format!("killed-{backend}-{wait}"));
+                let _guard = guard(backend, &name);
+                let (mut server, mut client) = endless_game_waiting(backend, &name, wait, "1s");
+                server.child.kill().unwrap();
+                server.child.wait().unwrap();
+                let c = client.finish_within(Duration::from_secs(60));
+                let text = c.assert_failure();
+                assert!(
+                    text.contains("waited 1s for the server's move"),
+                    "{backend} {wait}: {}",
+                    c.dump()
+                );
+                // The killed server could not clean up; the guard removes its segment.
+            });
         }
-    }
+    });
 }
 
 #[test]

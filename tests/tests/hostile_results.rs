@@ -25,44 +25,50 @@ fn rounds_beyond_what_an_i32_holds_are_refused() {
 
 #[test]
 fn a_second_lockstep_client_is_refused_and_the_game_goes_on() {
-    for backend in ["posix", "sysv"] {
-        let name = unique_name(&format!("twoclients-{backend}"));
-        let _g = PosixGuard(name.clone());
-        let _s = SysvNameGuard(name.clone());
-        let game = ["--lockstep", "--rounds", "300000", "--timeout", "10s"];
-        let side = |side: &str| {
-            let mut c = shm();
-            c.args(["--backend", backend, "taller", side, "--name", &name])
-                .args(game)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            c
-        };
-        let mut server = side("server").spawn().unwrap();
-        let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-        assert!(lines.next().unwrap().unwrap().starts_with("created "));
-        let first = side("client").spawn().unwrap();
-        let second = side("client").spawn().unwrap();
-        let (a, b) = (
-            first.wait_with_output().unwrap(),
-            second.wait_with_output().unwrap(),
-        );
-        let rest: Vec<String> = lines.map_while(Result::ok).collect();
-        let server = server.wait().unwrap();
-        // Exactly one client played (and won its game with the server); the other was refused.
-        let (won, refused) = if a.status.success() { (a, b) } else { (b, a) };
-        assert!(
-            won.status.success(),
-            "{backend}: no client finished: {won:?}"
-        );
-        let line = one_error_line("second client", &refused);
-        assert!(line.contains("another client"), "{line}");
-        assert!(server.success(), "{backend}: server {server:?}; {rest:?}");
-        assert!(
-            rest.iter().any(|l| l == "Quit server: 599999, 600000"),
-            "{rest:?}"
-        );
-    }
+    // Both backends at once. 100 000 rounds last a second or more in a debug build: long enough
+    // for the second client, started right after the first, to find the seat taken.
+    std::thread::scope(|s| {
+        for backend in ["posix", "sysv"] {
+            s.spawn(move || {
+                let name = unique_name(&format!("twoclients-{backend}"));
+                let _g = PosixGuard(name.clone());
+                let _s = SysvNameGuard(name.clone());
+                let game = ["--lockstep", "--rounds", "100000", "--timeout", "10s"];
+                let side = |side: &str| {
+                    let mut c = shm();
+                    c.args(["--backend", backend, "taller", side, "--name", &name])
+                        .args(game)
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped());
+                    c
+                };
+                let mut server = side("server").spawn().unwrap();
+                let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+                assert!(lines.next().unwrap().unwrap().starts_with("created "));
+                let first = side("client").spawn().unwrap();
+                let second = side("client").spawn().unwrap();
+                let (a, b) = (
+                    first.wait_with_output().unwrap(),
+                    second.wait_with_output().unwrap(),
+                );
+                let rest: Vec<String> = lines.map_while(Result::ok).collect();
+                let server = server.wait().unwrap();
+                // Exactly one client played (and won its game with the server); the other was refused.
+                let (won, refused) = if a.status.success() { (a, b) } else { (b, a) };
+                assert!(
+                    won.status.success(),
+                    "{backend}: no client finished: {won:?}"
+                );
+                let line = one_error_line("second client", &refused);
+                assert!(line.contains("another client"), "{line}");
+                assert!(server.success(), "{backend}: server {server:?}; {rest:?}");
+                assert!(
+                    rest.iter().any(|l| l == "Quit server: 199999, 200000"),
+                    "{rest:?}"
+                );
+            });
+        }
+    });
 }
 
 #[test]

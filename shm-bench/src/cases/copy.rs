@@ -17,11 +17,14 @@ use crate::{Host, Kind};
 
 /// Bytes copied each way.
 pub const SIZE: usize = 64 << 20;
+/// Bytes copied each way in a smoke run.
+pub const SMOKE_SIZE: usize = 4 << 20;
 
-/// [`SIZE`] bytes of private memory that start on a page.
+/// `size` bytes of private memory that start on a page.
 struct Buffer {
     bytes: Vec<u8>,
     at: usize,
+    size: usize,
 }
 
 impl Buffer {
@@ -29,30 +32,30 @@ impl Buffer {
 
     /// Ones (not zeros: a zeroed allocation may be pages never touched), so that no sample
     /// pays the page faults.
-    fn touched() -> Self {
-        Self::from(vec![1; SIZE + Self::PAGE])
+    fn touched(size: usize) -> Self {
+        Self::from(vec![1; size + Self::PAGE], size)
     }
 
     /// A pattern that does not repeat on page boundaries (made by doubling copies: quick even
     /// in a debug build).
-    fn pattern() -> Self {
+    fn pattern(size: usize) -> Self {
         let block: Vec<u8> = (0..251u8).collect();
-        let mut v = block.repeat((SIZE + Self::PAGE) / block.len() + 1);
-        v.truncate(SIZE + Self::PAGE);
-        Self::from(v)
+        let mut v = block.repeat((size + Self::PAGE) / block.len() + 1);
+        v.truncate(size + Self::PAGE);
+        Self::from(v, size)
     }
 
-    fn from(bytes: Vec<u8>) -> Self {
+    fn from(bytes: Vec<u8>, size: usize) -> Self {
         let at = bytes.as_ptr().align_offset(Self::PAGE).min(Self::PAGE);
-        Self { bytes, at }
+        Self { bytes, at, size }
     }
 
     fn get(&self) -> &[u8] {
-        &self.bytes[self.at..self.at + SIZE]
+        &self.bytes[self.at..self.at + self.size]
     }
 
     fn get_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.at..self.at + SIZE]
+        &mut self.bytes[self.at..self.at + self.size]
     }
 }
 
@@ -70,19 +73,19 @@ pub struct Copy {
 }
 
 impl Copy {
-    /// Maps a fresh 64 MiB segment (its name removed at once: the mapping keeps the memory),
-    /// makes one round of copies and checks that the bytes came back.
-    pub fn new(host: &Host) -> Result<Self> {
+    /// Maps a fresh segment of `size` bytes (its name removed at once: the mapping keeps the
+    /// memory), makes one round of copies and checks that the bytes came back.
+    pub fn new(host: &Host, size: usize) -> Result<Self> {
         let name = segment_name("copy");
         let mut segment = host
             .default_backend()?
-            .create(&SegmentName::new(&name)?, &CreateOptions::new(SIZE))?;
+            .create(&SegmentName::new(&name)?, &CreateOptions::new(size))?;
         let map = segment.map()?;
         segment.unlink()?;
         let mut copy = Self {
             map,
-            src: Buffer::pattern(),
-            dst: Buffer::touched(),
+            src: Buffer::pattern(size),
+            dst: Buffer::touched(size),
         };
         copy.once()?;
         ensure!(
@@ -107,11 +110,11 @@ impl Case for Copy {
         "write_at, then read_at"
     }
     fn section(&self) -> Section {
-        Section::Copy
+        Section::Copy(self.src.size)
     }
     fn unit(&self) -> Unit {
         Unit::Throughput {
-            bytes: 2 * SIZE as u64,
+            bytes: 2 * self.src.size as u64,
         }
     }
     fn run(&mut self, out: &mut Samples) -> Result<()> {
@@ -133,11 +136,11 @@ pub struct Memcpy {
 
 impl Memcpy {
     /// Buffers touched once, so that the samples pay no page faults.
-    pub fn new() -> Self {
+    pub fn new(size: usize) -> Self {
         let mut m = Self {
-            src: Buffer::pattern(),
-            mid: Buffer::touched(),
-            dst: Buffer::touched(),
+            src: Buffer::pattern(size),
+            mid: Buffer::touched(size),
+            dst: Buffer::touched(size),
         };
         m.once();
         m
@@ -162,11 +165,11 @@ impl Case for Memcpy {
         "private memory, twice"
     }
     fn section(&self) -> Section {
-        Section::Copy
+        Section::Copy(self.src.size)
     }
     fn unit(&self) -> Unit {
         Unit::Throughput {
-            bytes: 2 * SIZE as u64,
+            bytes: 2 * self.src.size as u64,
         }
     }
     fn run(&mut self, out: &mut Samples) -> Result<()> {
