@@ -148,24 +148,19 @@ pub struct WriteArgs {
 }
 
 /// A System V key: `0x` and hex digits, or decimal (negative too, as some tools print keys);
-/// 0 (`IPC_PRIVATE`) names nothing.
+/// 0 (`IPC_PRIVATE`) names nothing. Read as the sysv backend reads key literals
+/// (`shm_sysv::Key`).
+#[cfg(feature = "sysv")]
 fn parse_key(s: &str) -> Result<i32, String> {
-    let t = s.trim();
-    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) if !hex.starts_with(['+', '-']) => u32::from_str_radix(hex, 16).ok(),
-        Some(_) => None,
-        None => t
-            .parse::<u32>()
-            .ok()
-            .or_else(|| t.parse::<i32>().ok().map(|k| k as u32)),
-    };
-    match parsed {
-        Some(0) => Err("key 0 is IPC_PRIVATE, which names no segment".to_owned()),
-        Some(k) => Ok(k as i32),
-        None => Err(format!(
-            "invalid key {s:?}: expected 0x and up to 8 hex digits, or a decimal number"
-        )),
-    }
+    s.trim()
+        .parse::<shm_sysv::Key>()
+        .map(shm_sysv::Key::as_raw)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "sysv"))]
+fn parse_key(_s: &str) -> Result<i32, String> {
+    Err("--key needs the sysv backend, which is not compiled into this shm".to_owned())
 }
 
 fn name_of(s: &str) -> Result<SegmentName> {
@@ -809,10 +804,10 @@ pub fn write(g: &Global, a: &WriteArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
+    #[cfg(feature = "sysv")]
     fn keys() {
+        use super::parse_key;
         assert_eq!(parse_key("0x1234"), Ok(0x1234));
         assert_eq!(parse_key("4660"), Ok(0x1234));
         assert_eq!(parse_key("0xffffffff"), Ok(-1));

@@ -43,6 +43,30 @@ impl From<Key> for SegmentRef {
     }
 }
 
+/// Why a text is not a [`Key`] (see [`Key`]'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseKeyError {
+    /// Key 0 is `IPC_PRIVATE`: it names no segment.
+    Private,
+    /// Not a key literal, or one beyond 32 bits.
+    Invalid(String),
+}
+
+impl fmt::Display for ParseKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseKeyError::Private => f.write_str("key 0 is IPC_PRIVATE, which names no segment"),
+            ParseKeyError::Invalid(s) => write!(
+                f,
+                "invalid key {s:?}: expected 0x and up to 8 hex digits, or a decimal number"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ParseKeyError {}
+
 /// A System V segment identifier (shmid): what `shmat` and `shmctl` take, and what `ipcs -m`
 /// shows in its shmid column. The kernel reuses identifiers once a segment is gone.
 ///

@@ -2,7 +2,7 @@
 
 use shm_core::{Error, Result, SegmentName, SegmentRef};
 
-use crate::ids::Key;
+use crate::ids::{Key, ParseKeyError};
 
 /// The System V key of a name: a key literal is that key, any other name its FNV-1a 32-bit
 /// hash (a hash of 0 becomes 1, never `IPC_PRIVATE`).
@@ -61,6 +61,29 @@ pub fn segment_ref(name: &SegmentName) -> SegmentRef {
     match parse_literal(name.bare()) {
         Literal::Key(key) if key != 0 => SegmentRef::Key(key as libc::key_t),
         _ => SegmentRef::from(name),
+    }
+}
+
+/// A key literal, as [`key_for`] reads one (`0x0bad1dea`, `4660`, `-15`), and nothing else:
+/// a name is not hashed, key 0 (`IPC_PRIVATE`) and numbers beyond 32 bits are refused.
+///
+/// ```
+/// use shm_sysv::Key;
+/// assert_eq!("0x0bad1dea".parse::<Key>().unwrap().as_raw(), 0x0bad1dea);
+/// assert_eq!("-15".parse::<Key>().unwrap().to_string(), "0xfffffff1");
+/// assert!("0".parse::<Key>().unwrap_err().to_string().contains("IPC_PRIVATE"));
+/// assert!("scratch".parse::<Key>().is_err());
+/// assert!("0x123456789".parse::<Key>().is_err());
+/// ```
+impl std::str::FromStr for Key {
+    type Err = ParseKeyError;
+
+    fn from_str(s: &str) -> Result<Self, ParseKeyError> {
+        match parse_literal(s) {
+            Literal::Key(0) => Err(ParseKeyError::Private),
+            Literal::Key(key) => Ok(Key::from_raw(key as libc::key_t)),
+            Literal::TooLarge | Literal::Name => Err(ParseKeyError::Invalid(s.to_owned())),
+        }
     }
 }
 
@@ -139,6 +162,15 @@ mod tests {
         assert_eq!(key("0xzz").unwrap(), fnv1a(b"/0xzz") as i32);
         assert_eq!(key("-a").unwrap(), fnv1a(b"/-a") as i32);
         assert!(is_key_literal("/5432001") && is_key_literal("0xff") && !is_key_literal("x1"));
+        // as a key alone: the same literals, no name
+        let parse = |s: &str| s.parse::<Key>().map(Key::as_raw);
+        assert_eq!(parse("0xffffffff"), Ok(-1));
+        assert_eq!(parse("-1"), Ok(-1));
+        assert_eq!(parse("4660"), Ok(0x1234));
+        assert_eq!(parse("0"), Err(ParseKeyError::Private));
+        for bad in ["0x", "0x+1", "+1", "abc", "0x123456789", "/0x1"] {
+            assert_eq!(parse(bad), Err(ParseKeyError::Invalid(bad.into())), "{bad}");
+        }
         // the documented hash, pinned
         assert_eq!(key("/test.shmem").unwrap(), fnv1a(b"/test.shmem") as i32);
         assert_eq!(fnv1a(b""), 0x811c_9dc5);

@@ -45,7 +45,7 @@ mod key;
 mod proc;
 mod shmget;
 
-pub use ids::{Key, ShmId};
+pub use ids::{Key, ParseKeyError, ShmId};
 pub use key::{is_key_literal, key_for, segment_ref};
 pub use proc::Limits;
 /// The contract crate itself, for everything else (`core::wait`, `core::DynBackend`, ...).
