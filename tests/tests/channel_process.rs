@@ -730,6 +730,7 @@ fn try_calls_report_a_dead_peer(kind: &'static str) {
     let u = Under::new(kind);
     let b = u.backend();
     let name = unique_name("ch-try-dead");
+    let _guard = (kind != "file").then(|| NameGuard(kind, name.clone()));
     let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
     let mut peer = u.peer("send-n-then-hang", &name, 3);
     peer.expect_line("SENT");
@@ -801,6 +802,9 @@ fn a_dead_lone_end_is_replaced(kind: &'static str) {
     let u = Under::new(kind);
     let b = u.backend();
     let name = unique_name("ch-lone");
+    // The dead peer's segment, should the test fail before it is reclaimed (file: the backend's
+    // directory goes with it).
+    let _guard = (kind != "file").then(|| NameGuard(kind, name.clone()));
     let mut peer = u.peer("recv-create-then-hang", &name, 0);
     peer.expect_line("READY");
     peer.kill9();
@@ -913,6 +917,7 @@ fn a_peer_in_another_pid_namespace(kind: &'static str) {
     u.assert_gone(&name, None);
     // The creator inside, the opener outside; then the one inside dies.
     let name = unique_name("ch-ns-out");
+    let _guard = (kind != "file").then(|| NameGuard(kind, name.clone()));
     let mut peer = u.peer_under(UNSHARE, "create-then-hang", &name, 0);
     peer.expect_line("READY");
     let mut rx = Receiver::open(&b, &name, &opts()).unwrap();
