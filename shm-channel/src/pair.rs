@@ -102,9 +102,9 @@ impl End {
         let want =
             |h: u64| (h >> 32) as u32 == count | SEQ_SET && (h as u32 & RESPONSE != 0) == response;
         let signal = if response {
-            &self.ring.head
+            self.ring.head()
         } else {
-            &self.ring.tail
+            self.ring.tail()
         };
         if let Some(h) = signal.spin_first(|| Some(self.header()).filter(|&h| want(h))) {
             return Ok(h);
@@ -312,7 +312,7 @@ impl Server {
         } else {
             // Again the request not answered yet: unless nobody waits for the answer any
             // more (a loop that skips a request it cannot use would spin here forever).
-            if self.end.ring.tail.load() & CLOSED != 0 {
+            if self.end.ring.tail().load() & CLOSED != 0 {
                 return Err(Error::Closed);
             }
             self.end.ring.shared.check_peer()?;
@@ -336,7 +336,7 @@ impl Server {
         self.end.put(data, self.received, true)?;
         self.answered = self.received;
         // Wakes a client that sleeps (SeqCst: see Signal::store).
-        self.end.ring.head.store(self.answered);
+        self.end.ring.head().store(self.answered);
         Ok(())
     }
 
@@ -350,7 +350,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.end.ring.head.store(self.answered | CLOSED);
+        self.end.ring.head().store(self.answered | CLOSED);
     }
 }
 
@@ -421,7 +421,7 @@ impl Client {
         self.end.put(request, count, false)?;
         self.calls = count;
         // Wakes a server that sleeps (SeqCst: see Signal::store).
-        self.end.ring.tail.store(count);
+        self.end.ring.tail().store(count);
         let h = self.end.wait_for(count, true, deadline)?;
         self.taken = count;
         self.end.take(h, count)
@@ -432,6 +432,6 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        self.end.ring.tail.store(self.calls | CLOSED);
+        self.end.ring.tail().store(self.calls | CLOSED);
     }
 }

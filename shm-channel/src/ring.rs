@@ -20,10 +20,11 @@ pub use asynch::{LoanFuture, RecvFuture, SendFuture};
 /// The two signals of one ring and where its slots are, kept in private memory so that
 /// finding a message's slot is a mask, a multiply and an add; and the segment they are in.
 pub(crate) struct Ring {
-    /// Messages sent (bit 31: the sender closed). Written by the sender only.
-    pub(crate) tail: Signal<'static>,
+    /// Messages sent (bit 31: the sender closed). Written by the sender only. Private: see
+    /// [`tail`](Ring::tail) for the lifetime it is lent with.
+    tail: Signal<'static>,
     /// Messages released (bit 31: the receiver closed). Written by the receiver only.
-    pub(crate) head: Signal<'static>,
+    head: Signal<'static>,
     /// The first slot.
     slots_at: *mut u8,
     /// Slots minus one (the count is a power of two).
@@ -61,10 +62,11 @@ impl Ring {
         }
         let ctl = shared.control();
         let (tail, head) = (&ctl.ring.tail, &ctl.ring.head);
-        // SAFETY: the signals borrow words of the mapping that `shared` owns. The lifetime
-        // cannot be written as the Arc's (a struct cannot borrow its own field), so it is
-        // widened here, and kept true by construction: the signals are private fields of this
-        // Ring, never handed out with a longer lifetime than `&self`, and dropped before
+        // SAFETY: the signals borrow words of the mapping that `shared` owns. That lifetime
+        // cannot be named in a field (a struct cannot borrow its own field), so it is widened
+        // to 'static here, and kept true by construction: the fields are private to this Ring,
+        // lent out only through `tail()`/`head()` as `&'b Signal<'b>` for a borrow `'b` of the
+        // ring (so `Signal::words` never yields a longer-lived reference), and dropped before
         // `shared` (declaration order), whose Arc keeps the mapping alive until then.
         let (tail, head) = unsafe {
             (
@@ -88,6 +90,19 @@ impl Ring {
             max: layout.max as usize,
             shared,
         })
+    }
+
+    /// The sender's count: lent for as long as the ring is borrowed (never longer: the
+    /// `'static` of the field is private to the ring, see `new`).
+    #[inline]
+    pub(crate) fn tail(&self) -> &Signal<'_> {
+        &self.tail
+    }
+
+    /// The receiver's count, lent as [`tail`](Ring::tail) is.
+    #[inline]
+    pub(crate) fn head(&self) -> &Signal<'_> {
+        &self.head
     }
 
     /// Where message number `count`'s slot starts (its header word).
@@ -396,13 +411,13 @@ impl Sender {
             self.finished = true;
             // The end state first: a receiver that sees the closed count sees how it ended.
             self.ring.tx_end().store(TX_COMPLETE, Ordering::SeqCst);
-            self.ring.tail.store(self.tail | CLOSED);
+            self.ring.tail().store(self.tail | CLOSED);
             // Every later send takes the slow path, which refuses it.
             self.head_seen = self.tail.wrapping_sub(self.ring.slots) & COUNT_MASK;
         }
         self.ring
             .shared
-            .wait(&self.ring.head, |h| h & CLOSED != 0, deadline)?;
+            .wait(self.ring.head(), |h| h & CLOSED != 0, deadline)?;
         match self.ring.rx_end().load(Ordering::SeqCst) {
             RX_RECEIVED_ALL => Ok(()),
             RX_FAILED => Err(Error::Aborted),
@@ -470,7 +485,7 @@ impl Sender {
     #[inline(never)]
     fn refresh(&mut self) -> Result<bool> {
         let before = self.head_seen;
-        let head = self.ring.head.load();
+        let head = self.ring.head().load();
         let free = self.look(head)?;
         if self.used(head) >= self.refresh_at() && head == before {
             self.stuck = self.stuck.wrapping_add(1);
@@ -496,7 +511,7 @@ impl Sender {
     fn wait_for_room(&mut self, deadline: Deadline) -> Result<()> {
         let (tail, slots) = (self.tail, self.ring.slots);
         let head = self.ring.shared.wait(
-            &self.ring.head,
+            self.ring.head(),
             // Ready when closed, when a slot is free, or when the value is impossible
             // (look() turns that into an error).
             |h| h & CLOSED != 0 || tail.wrapping_sub(h) & COUNT_MASK != slots,
@@ -525,7 +540,7 @@ impl Sender {
         self.tail = self.tail.wrapping_add(1) & COUNT_MASK;
         // SeqCst store: the slot's bytes and length, written before, are seen by a receiver
         // that sees this count (Release and more).
-        self.ring.tail.store(self.tail);
+        self.ring.tail().store(self.tail);
     }
 }
 
@@ -534,7 +549,7 @@ impl Drop for Sender {
         if !self.finished {
             // Not finished: the stream is cut. The end state first, then the closed count.
             self.ring.tx_end().store(TX_ABORTED, Ordering::SeqCst);
-            self.ring.tail.store(self.tail | CLOSED);
+            self.ring.tail().store(self.tail | CLOSED);
         }
     }
 }
@@ -759,7 +774,7 @@ impl Receiver {
         self.ended = true;
         // The end state first: a sender that sees the closed head sees how it ended.
         self.ring.rx_end().store(how, Ordering::SeqCst);
-        self.ring.head.store(self.head | CLOSED);
+        self.ring.head().store(self.head | CLOSED);
     }
 
     fn used(&self, tail: u32) -> u32 {
@@ -825,7 +840,7 @@ impl Receiver {
         if self.avail > 0 || self.sequenced() {
             return Ok(true);
         }
-        let tail = self.ring.tail.load();
+        let tail = self.ring.tail().load();
         self.look(tail)
     }
 
@@ -869,7 +884,7 @@ impl Receiver {
             // moved anywhere else but behind is ready too: look() refuses it).
             let ring = &self.ring;
             let tail = ring.shared.wait_or(
-                &ring.tail,
+                ring.tail(),
                 || ring.complete(head),
                 |t| t & CLOSED != 0 || (t != head && !Self::lags(head, t, slots)),
                 deadline,
@@ -1086,6 +1101,6 @@ impl Drop for Sample<'_> {
         rx.head = rx.head.wrapping_add(1) & COUNT_MASK;
         rx.avail = rx.avail.saturating_sub(1);
         // SeqCst store: every read of the slot happened before the sender can see it free.
-        rx.ring.head.store(rx.head);
+        rx.ring.head().store(rx.head);
     }
 }

@@ -38,7 +38,7 @@ macro_rules! waitable_from {
 waitable_from!(Receiver, Sender, Server, Client);
 
 impl Waitable<'_> {
-    fn parts(&self) -> (&Arc<Shared>, &Signal<'static>) {
+    fn parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
         match self {
             Waitable::Receiver(e) => e.wait_parts(),
             Waitable::Sender(e) => e.wait_parts(),

@@ -28,9 +28,9 @@ impl End {
     /// waiting.
     pub(crate) fn check_for(&self, count: u32, response: bool) -> Result<Option<u64>> {
         let signal = if response {
-            &self.ring.head
+            self.ring.head()
         } else {
-            &self.ring.tail
+            self.ring.tail()
         };
         // The count first: the peer publishes it after the header, so a count that says the
         // message came with a header that does not hold it is a lie.
@@ -66,9 +66,9 @@ impl End {
         response: bool,
     ) -> Poll<Result<u64>> {
         let signal = if response {
-            &self.ring.head
+            self.ring.head()
         } else {
-            &self.ring.tail
+            self.ring.tail()
         };
         if wait.fresh() {
             let want = |h: u64| {
@@ -182,8 +182,8 @@ impl Client {
     }
 
     /// The segment and the signal a wait for a response sleeps on.
-    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'static>) {
-        (&self.end.ring.shared, &self.end.ring.head)
+    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
+        (&self.end.ring.shared, self.end.ring.head())
     }
 }
 
@@ -221,7 +221,7 @@ impl<'a> Future for CallFuture<'a, '_> {
             }
             c.calls = count;
             // Wakes a server that sleeps (SeqCst: see Signal::store).
-            c.end.ring.tail.store(count);
+            c.end.ring.tail().store(count);
             this.sent = true;
         }
         let count = c.calls;
@@ -278,7 +278,7 @@ impl Server {
         if self.received == self.answered {
             return Ok(next(self.received));
         }
-        if self.end.ring.tail.load() & CLOSED != 0 {
+        if self.end.ring.tail().load() & CLOSED != 0 {
             return Err(Error::Closed);
         }
         self.end.ring.shared.check_peer()?;
@@ -292,8 +292,8 @@ impl Server {
     }
 
     /// The segment and the signal a wait for a request sleeps on.
-    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'static>) {
-        (&self.end.ring.shared, &self.end.ring.tail)
+    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
+        (&self.end.ring.shared, self.end.ring.tail())
     }
 }
 

@@ -94,8 +94,8 @@ impl Receiver {
     }
 
     /// The segment and the signal a wait for a message sleeps on.
-    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'static>) {
-        (&self.ring.shared, &self.ring.tail)
+    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
+        (&self.ring.shared, self.ring.tail())
     }
 }
 
@@ -116,13 +116,13 @@ impl<'a> Future for RecvFuture<'a> {
             // Ends on the message, or on any move of the count (closed included): then the
             // slow path below looks properly.
             if rx.avail > 0
-                || (spin(&ring.tail, || ring.complete(head), |t| t != head) && ring.complete(head))
+                || (spin(ring.tail(), || ring.complete(head), |t| t != head) && ring.complete(head))
             {
                 rx.avail = rx.avail.max(1);
                 return Poll::Ready(rx.take());
             }
         }
-        if let Err(e) = this.wait.start(&rx.ring.shared, &rx.ring.tail) {
+        if let Err(e) = this.wait.start(&rx.ring.shared, rx.ring.tail()) {
             return Poll::Ready(Err(e));
         }
         match this.wait.poll(cx, || rx.waiting_now()) {
@@ -193,8 +193,8 @@ impl Sender {
     }
 
     /// The segment and the signal a wait for a free slot sleeps on.
-    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'static>) {
-        (&self.ring.shared, &self.ring.head)
+    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
+        (&self.ring.shared, self.ring.head())
     }
 }
 
@@ -208,7 +208,7 @@ impl<'a> LoanFuture<'a> {
         if self.wait.fresh() {
             let seen = tx.head_seen;
             let free = match tx.free_now() {
-                Ok(false) if spin(&tx.ring.head, || false, |h| h != seen) => tx.free_now(),
+                Ok(false) if spin(tx.ring.head(), || false, |h| h != seen) => tx.free_now(),
                 other => other,
             };
             match free {
@@ -217,7 +217,7 @@ impl<'a> LoanFuture<'a> {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
-        if let Err(e) = self.wait.start(&tx.ring.shared, &tx.ring.head) {
+        if let Err(e) = self.wait.start(&tx.ring.shared, tx.ring.head()) {
             return Poll::Ready(Err(e));
         }
         match self.wait.poll(cx, || tx.free_now()) {
