@@ -38,6 +38,10 @@
 //! peer does on every message, and the peer may be a blocking program of an older version.
 //! `futex_waitv` needs nothing of the writer: a blocking peer's wake wakes a future here.
 //!
+//! A child made by `fork` has none of its parent's threads: its first registration makes
+//! threads of its own (the parent's registrations it inherited are never served there; drop
+//! them).
+//!
 //! Without `futex_waitv` (a kernel older than 5.16, or a seccomp filter that refuses it with
 //! `ENOSYS`), each thread falls back to looking at its words every millisecond.
 
@@ -119,35 +123,36 @@ impl Shard {
     }
 }
 
-struct Reactor {
-    shards: Mutex<Vec<Arc<Shard>>>,
+/// The shards of one process: a child made by `fork` has none of its parent's threads.
+struct Shards {
+    pid: u32,
+    list: Vec<Arc<Shard>>,
 }
 
-fn reactor() -> &'static Reactor {
-    static R: OnceLock<Reactor> = OnceLock::new();
-    R.get_or_init(|| Reactor {
-        shards: Mutex::new(Vec::new()),
-    })
+/// This process's shards (after a fork: none yet; the parent's registrations inherited stay
+/// on shards no thread serves, and only dropping them is any use).
+fn shards() -> MutexGuard<'static, Shards> {
+    static R: Mutex<Shards> = Mutex::new(Shards {
+        pid: 0,
+        list: Vec::new(),
+    });
+    let mut shards = R.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if shards.pid != pid {
+        shards.list.clear();
+        shards.pid = pid;
+    }
+    shards
 }
 
 /// Waiter threads made so far in this process.
 pub fn threads() -> usize {
-    reactor()
-        .shards
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .len()
+    shards().list.len()
 }
 
 /// Registrations held now in this process (every one is dropped with its future).
 pub fn registered() -> usize {
-    reactor()
-        .shards
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|s| s.load.load(SeqCst))
-        .sum()
+    shards().list.iter().map(|s| s.load.load(SeqCst)).sum()
 }
 
 /// A registered word: its [`Waker`] is woken once, when the registration fires. Dropping it
@@ -184,10 +189,18 @@ impl Registration {
         watch: Option<Arc<dyn Watch>>,
         keep: Arc<dyn Any + Send + Sync>,
     ) -> std::io::Result<Registration> {
-        let shard = pick_shard()?;
         let watch_key = match watch {
             Some(w) => Some(watch_peer(w)?),
             None => None,
+        };
+        let shard = match pick_shard() {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(key) = watch_key {
+                    unwatch_peer(key);
+                }
+                return Err(e);
+            }
         };
         let entry = Entry {
             word,
@@ -257,8 +270,8 @@ impl Drop for Registration {
 
 /// A shard with room, made (with its thread) when all are full.
 fn pick_shard() -> std::io::Result<Arc<Shard>> {
-    let mut shards = reactor().shards.lock().unwrap_or_else(|e| e.into_inner());
-    for s in shards.iter() {
+    let mut shards = shards();
+    for s in shards.list.iter() {
         if s.load.load(SeqCst) < WORDS_PER_THREAD {
             s.load.fetch_add(1, SeqCst);
             return Ok(s.clone());
@@ -271,9 +284,9 @@ fn pick_shard() -> std::io::Result<Arc<Shard>> {
     });
     let run = shard.clone();
     std::thread::Builder::new()
-        .name(format!("shm-async-{}", shards.len()))
+        .name(format!("shm-async-{}", shards.list.len()))
         .spawn(move || serve(&run))?;
-    shards.push(shard.clone());
+    shards.list.push(shard.clone());
     Ok(shard)
 }
 
@@ -283,48 +296,48 @@ type Watched = HashMap<u128, (Arc<dyn Watch>, usize)>;
 /// The peers watched.
 struct Watches {
     peers: Mutex<Watched>,
-    /// The watcher thread, once made.
-    thread: OnceLock<std::thread::Thread>,
+    /// The watcher thread, once made, and the process it was made in (a fork's child has
+    /// none of its parent's threads).
+    thread: Mutex<Option<(u32, std::thread::Thread)>>,
 }
 
 fn watches() -> &'static Watches {
     static W: OnceLock<Watches> = OnceLock::new();
     W.get_or_init(|| Watches {
         peers: Mutex::new(HashMap::new()),
-        thread: OnceLock::new(),
+        thread: Mutex::new(None),
     })
+}
+
+/// This process's watcher thread, made the first time.
+fn watcher_thread() -> std::io::Result<std::thread::Thread> {
+    let mut thread = watches().thread.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if let Some((made_in, t)) = thread.as_ref() {
+        if *made_in == pid {
+            return Ok(t.clone());
+        }
+    }
+    let handle = std::thread::Builder::new()
+        .name("shm-async-watch".to_owned())
+        .spawn(watcher)?;
+    let t = handle.thread().clone();
+    *thread = Some((pid, t.clone()));
+    Ok(t)
 }
 
 /// Counts a registration watching `watch`'s peer (making the watcher thread the first time);
 /// returns its key.
 fn watch_peer(watch: Arc<dyn Watch>) -> std::io::Result<u128> {
     let w = watches();
-    if w.thread.get().is_none() {
-        let mut made = Ok(());
-        w.thread.get_or_init(|| {
-            match std::thread::Builder::new()
-                .name("shm-async-watch".to_owned())
-                .spawn(watcher)
-            {
-                Ok(handle) => handle.thread().clone(),
-                Err(e) => {
-                    made = Err(e);
-                    // A handle that never runs: the next registration tries no more.
-                    std::thread::current()
-                }
-            }
-        });
-        made?;
-    }
+    let thread = watcher_thread()?;
     let key = watch.key();
     let mut peers = w.peers.lock().unwrap_or_else(|e| e.into_inner());
     let first = peers.is_empty();
     peers.entry(key).or_insert_with(|| (watch, 0)).1 += 1;
     drop(peers);
     if first {
-        if let Some(t) = w.thread.get() {
-            t.unpark();
-        }
+        thread.unpark();
     }
     Ok(key)
 }
@@ -371,11 +384,7 @@ fn watcher() {
         if dead.is_empty() {
             continue;
         }
-        let shards: Vec<Arc<Shard>> = reactor()
-            .shards
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let shards: Vec<Arc<Shard>> = shards().list.clone();
         let mut wake = Vec::new();
         for shard in shards {
             let mut e = shard.lock();
