@@ -335,25 +335,7 @@ impl Game {
         (map, name, mut segment): (Arc<Mapping>, String, Box<dyn shm_core::Segment>),
         mut client: Client,
     ) -> Result<Self> {
-        let ready = ready(&map)?;
-        let start = Instant::now();
-        while ready
-            .wait_until(|v| v == 1, Duration::from_millis(20))
-            .is_err()
-        {
-            if stopping() {
-                bail!("interrupted while starting the peer of {key}");
-            }
-            client
-                .check_alive()
-                .with_context(|| format!("bench case {key}: starting the peer"))?;
-            if start.elapsed() > START_TIMEOUT {
-                bail!("bench case {key}: the peer did not start within {START_TIMEOUT:?}");
-            }
-        }
-        segment
-            .unlink()
-            .with_context(|| format!("removing {name} (both sides have it mapped)"))?;
+        mapped_by_peer(&map, &key, &name, &mut segment, || client.check_alive())?;
         Ok(Self {
             key,
             what,
@@ -365,6 +347,35 @@ impl Game {
             sequence: 0,
         })
     }
+}
+
+/// Waits until the peer of case `key` has mapped the board (its ready word), then removes the
+/// board's name `name`: both sides keep the memory through their mappings. Fails when the bench
+/// is stopping, when `peer_alive` fails, or after [`START_TIMEOUT`].
+fn mapped_by_peer(
+    map: &Mapping,
+    key: &str,
+    name: &str,
+    segment: &mut Box<dyn shm_core::Segment>,
+    mut peer_alive: impl FnMut() -> Result<()>,
+) -> Result<()> {
+    let ready = ready(map)?;
+    let start = Instant::now();
+    while ready
+        .wait_until(|v| v == 1, Duration::from_millis(20))
+        .is_err()
+    {
+        if stopping() {
+            bail!("interrupted while starting the peer of {key}");
+        }
+        peer_alive().with_context(|| format!("bench case {key}: starting the peer"))?;
+        if start.elapsed() > START_TIMEOUT {
+            bail!("bench case {key}: the peer did not start within {START_TIMEOUT:?}");
+        }
+    }
+    segment
+        .unlink()
+        .with_context(|| format!("removing {name} (both sides have it mapped)"))
 }
 
 /// A fresh 4 KiB board on `kind`, mapped; the handle still owns the name (removed on drop).
@@ -807,24 +818,7 @@ impl BellGame {
         let rx = File::from(OwnedFd::from(
             peer.process.stdout.take().context("the peer's stdout")?,
         ));
-        let ready = ready(&map)?;
-        let start = Instant::now();
-        while ready
-            .wait_until(|v| v == 1, Duration::from_millis(20))
-            .is_err()
-        {
-            if stopping() {
-                bail!("interrupted while starting the peer of {key}");
-            }
-            peer.check_alive()
-                .with_context(|| format!("bench case {key}: starting the peer"))?;
-            if start.elapsed() > START_TIMEOUT {
-                bail!("bench case {key}: the peer did not start within {START_TIMEOUT:?}");
-            }
-        }
-        segment
-            .unlink()
-            .with_context(|| format!("removing {name} (both sides have it mapped)"))?;
+        mapped_by_peer(&map, key, &name, &mut segment, || peer.check_alive())?;
         Ok(Self {
             rounds,
             map,
