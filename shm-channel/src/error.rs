@@ -53,6 +53,21 @@ pub enum Error {
         /// What the header (or the kernel) says.
         found: u64,
     },
+    /// The topic (or service) carries messages of another type than this end's
+    /// (their [`Fingerprint`](crate::pubsub::Fingerprint)s differ).
+    #[error(
+        "{name} ({backend}) carries {found}, this end expects {expected}: both programs must use the same message type"
+    )]
+    WrongType {
+        /// The segment's name.
+        name: String,
+        /// The backend's name.
+        backend: &'static str,
+        /// What this end expects.
+        expected: String,
+        /// What the header says.
+        found: String,
+    },
     /// The channel already has the end this side wants, or both ends.
     #[error("{name} ({backend}): {detail}")]
     Busy {

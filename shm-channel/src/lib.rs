@@ -226,9 +226,11 @@
 #![deny(missing_docs)]
 
 mod error;
+mod hub;
 mod layout;
 mod pair;
 mod peer;
+pub mod pubsub;
 mod ring;
 mod shared;
 #[cfg(feature = "async")]
@@ -238,6 +240,7 @@ mod waitset;
 
 pub use error::{Error, Result};
 pub use pair::{Client, Server};
+pub use pubsub::{Policy, Publisher, Subscriber, TopicOptions};
 pub use ring::{Loan, Receiver, Sample, Sender};
 pub use shm_core::wait::WaitStrategy;
 #[cfg(feature = "async")]
@@ -247,6 +250,9 @@ pub use {
     waiting::PeerFuture,
     waitset::{Event, WaitSet, Waitable},
 };
+/// zerocopy, whose derives say which types may be sent as plain data: derive them through this
+/// path (`#[zerocopy(crate = "shm_channel::zerocopy")]`) and one dependency line is enough.
+pub use zerocopy;
 
 use std::time::Duration;
 

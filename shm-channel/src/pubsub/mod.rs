@@ -1,0 +1,1370 @@
+//! Publish/subscribe: one [`Publisher`], up to a configured number of [`Subscriber`]s, each
+//! seeing every message published after it joined.
+//!
+//! A topic is one segment: a header, the publisher's count, one seat per subscriber, and a ring
+//! of slots. A message is written once, in its slot, whatever the number of subscribers; every
+//! subscriber reads it there, and the slot is reused once the last subscriber has released it
+//! (each seat says which message its subscriber reads next, and the publisher writes a slot
+//! only when every seat has passed it).
+//!
+//! # Policies
+//!
+//! What a slow or stopped subscriber does to the others is the publisher's choice
+//! ([`TopicOptions::policy`]):
+//!
+//! - [`Policy::BackPressure`] (the default): no subscriber misses anything. When the slowest
+//!   subscriber is `slots` messages behind, the publisher waits (`publish` blocks,
+//!   `try_publish` fails with [`Error::Full`], `publish_timeout` with [`Error::TimedOut`]). So the
+//!   slowest subscriber sets the pace of all.
+//! - [`Policy::Lossy`]: the publisher never waits for a slow subscriber; it overwrites the
+//!   oldest slot, and a subscriber that was that far behind is overtaken: it goes on from the
+//!   oldest message still there, and learns how many it missed ([`SubSample::missed`],
+//!   [`Subscriber::missed`]). The one thing the publisher waits for is a subscriber that holds
+//!   the very slot it must write, in place, as a [`SubSample`] (for as long as the sample
+//!   lives): hold samples briefly.
+//!
+//! # Joining, leaving, dying
+//!
+//! Subscribers join ([`Subscriber::open`]) and leave (drop) at any time; the others do not
+//! notice. A subscriber sees every message published after it joined, and with
+//! [`TopicOptions::history`] `K`, also up to the last `K` published before (those still in their
+//! slots). The publisher's name stays while it lives, so that subscribers can join; dropping the
+//! publisher closes the topic: each subscriber receives what was published, then
+//! [`Error::Closed`].
+//!
+//! A subscriber that dies holds its seat, and with it (under back-pressure) the slots it did
+//! not release, until someone notices: the publisher checks the subscribers it waits for every
+//! 40 ms, and removes the dead ones (so their slots return within about 50 ms of the publisher
+//! needing them); a subscriber that finds every seat taken removes dead owners before it gives
+//! up. A dead publisher is known to its subscribers the same way, within about 50 ms of a
+//! blocking call, and at once by `try_recv` ([`Error::PeerDead`]); the first subscriber that
+//! learns it removes the topic's name, so nothing is left once every end is gone. Liveness is
+//! the stream's: a process id and start time per end (see the crate docs).
+//!
+//! # Trust
+//!
+//! As for the stream: the header is read once at open and checked, every value read from
+//! shared memory afterwards (the publisher's count, a seat's head and pin, a slot's header) is
+//! checked before use, and every address is computed from private values only. A garbage count
+//! or length fails with [`Error::Protocol`]; a seat whose head is impossible is removed by the
+//! publisher as if its owner had died.
+//!
+//! ```
+//! use shm_channel::pubsub::{Publisher, Subscriber, SubscribeOptions, TopicOptions};
+//!
+//! # fn main() -> shm_channel::Result<()> {
+//! let backend = shm_posix::Posix::new();
+//! # let name: &'static str = Box::leak(format!("/doc-topic-{}", std::process::id()).into());
+//! let mut publisher = Publisher::create(&backend, name, &TopicOptions::new(16, 4096))?;
+//! let mut a = Subscriber::open(&backend, name, &SubscribeOptions::new())?;
+//! let mut b = Subscriber::open(&backend, name, &SubscribeOptions::new())?;
+//! publisher.publish(b"to everyone")?;
+//! assert_eq!(a.recv()?.to_vec(), b"to everyone");
+//! assert_eq!(b.recv()?.to_vec(), b"to everyone");
+//! drop(publisher);
+//! assert!(matches!(a.recv(), Err(shm_channel::Error::Closed)));
+//! # Ok(()) }
+//! ```
+
+mod layout;
+mod typed;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use shm_core::wait::{Signal, WaitStrategy, wake_all};
+use shm_core::{Backend, SegmentName};
+
+use crate::hub::Hub;
+use crate::layout::{COUNT_MASK, CLOSED, SEQ_SET, SLOT_HEADER};
+use crate::peer::Proc;
+use crate::ring::{deadline_in, header_word};
+use crate::shared::PEER_CHECK;
+use crate::{Error, Result};
+use layout::*;
+
+pub use typed::{Fingerprint, TypedPublisher, TypedSubscriber};
+
+/// What a slow subscriber does to the publisher (see the [module docs](self#policies)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// The publisher waits for the slowest subscriber: nobody misses a message.
+    #[default]
+    BackPressure,
+    /// The publisher overtakes a slow subscriber, which learns how many messages it missed.
+    Lossy,
+}
+
+/// The parameters of a topic, fixed by its publisher at create.
+///
+/// ```
+/// use shm_channel::pubsub::{Policy, TopicOptions};
+/// let opts = TopicOptions::new(64, 1024).subscribers(32).history(8).policy(Policy::Lossy);
+/// assert_eq!((opts.slots, opts.subscribers, opts.history), (64, 32, 8));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicOptions {
+    /// Slots in the ring, a power of two from 2 to 2^20: how far the publisher may be ahead
+    /// of its slowest subscriber.
+    pub slots: u32,
+    /// The largest message in bytes, 1 to 2^30.
+    pub max_message: usize,
+    /// The most subscribers at once, 1 to 1024 (default 16).
+    pub subscribers: u32,
+    /// How many of the messages published before it joined a subscriber receives first (those
+    /// still in their slots), at most `slots - 1` (default 0).
+    pub history: u32,
+    /// Back-pressure (default) or lossy.
+    pub policy: Policy,
+    /// Permission bits of the segment (default `0o600`).
+    pub mode: u32,
+    /// How the publisher waits (default hybrid).
+    pub wait: WaitStrategy,
+}
+
+impl TopicOptions {
+    /// `slots` slots of at most `max_message` bytes; 16 subscribers, no history, back-pressure,
+    /// mode 0600, hybrid waiting.
+    pub fn new(slots: u32, max_message: usize) -> Self {
+        Self {
+            slots,
+            max_message,
+            subscribers: 16,
+            history: 0,
+            policy: Policy::BackPressure,
+            mode: 0o600,
+            wait: WaitStrategy::Hybrid,
+        }
+    }
+
+    /// Sets the most subscribers at once.
+    pub fn subscribers(mut self, n: u32) -> Self {
+        self.subscribers = n;
+        self
+    }
+
+    /// Sets the history a late subscriber receives.
+    pub fn history(mut self, k: u32) -> Self {
+        self.history = k;
+        self
+    }
+
+    /// Sets the policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the permission bits.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets how the publisher waits.
+    pub fn wait(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Bytes of the segment a topic of these options takes, or [`Error::InvalidOptions`].
+    pub fn segment_size(&self) -> Result<usize> {
+        Ok(self.shape()?.total)
+    }
+
+    fn shape(&self) -> Result<Shape> {
+        let shape = Shape::new(self.slots, self.max_message, self.subscribers)?;
+        if self.history >= self.slots {
+            return Err(Error::InvalidOptions(format!(
+                "a history of {} messages in {} slots: at most slots - 1",
+                self.history, self.slots
+            )));
+        }
+        Ok(shape)
+    }
+}
+
+impl Default for TopicOptions {
+    /// 64 slots of 64 KiB.
+    fn default() -> Self {
+        Self::new(64, 64 * 1024)
+    }
+}
+
+/// How a subscriber joins and waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscribeOptions {
+    /// How long [`Subscriber::open`] waits for the topic to appear (default: not at all).
+    pub open_timeout: Option<Duration>,
+    /// How the subscriber waits for messages (default hybrid).
+    pub wait: WaitStrategy,
+}
+
+impl SubscribeOptions {
+    /// No open timeout, hybrid waiting.
+    pub fn new() -> Self {
+        Self {
+            open_timeout: None,
+            wait: WaitStrategy::Hybrid,
+        }
+    }
+
+    /// Waits up to `timeout` at open for a topic that does not exist yet.
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets how the subscriber waits.
+    pub fn wait(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One end's hold on a topic: the segment, and its checked parameters in private memory.
+struct Topic {
+    shape: Shape,
+    lossy: bool,
+    history: u32,
+    fingerprint: Fingerprint,
+    hub: Hub,
+}
+
+impl Topic {
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping is page-aligned, at least `shape.total` bytes (checked at open,
+        // created so), and a Header is 128 atomics-only bytes at offset 0; it lives as long as
+        // &self, which owns the mapping.
+        unsafe { &*self.hub.base().cast::<Header>() }
+    }
+
+    fn line(&self, off: usize) -> &Line {
+        debug_assert!(off == OFF_TAIL || off == OFF_RELEASE);
+        // SAFETY: OFF_TAIL and OFF_RELEASE are 128-aligned lines inside the mapping.
+        unsafe { &*self.hub.base().add(off).cast::<Line>() }
+    }
+
+    fn seat(&self, i: u32) -> &Seat {
+        debug_assert!(i < self.shape.seats);
+        // SAFETY: seat `i < seats` lies inside the mapping (Shape's tests), 128-aligned.
+        unsafe { &*self.hub.base().add(self.shape.seat(i % self.shape.seats)).cast::<Seat>() }
+    }
+
+    /// Where message number `count`'s slot starts (its header word).
+    fn slot(&self, count: u32) -> *mut u8 {
+        let index = (count & (self.shape.slots - 1)) as usize;
+        // SAFETY: slot index < slots, and slots_at + slots * stride <= total (Shape::new).
+        unsafe {
+            self.hub
+                .base()
+                .add(self.shape.slots_at() + index * self.shape.stride as usize)
+        }
+    }
+
+    /// A signal over `line`.
+    ///
+    /// # Safety
+    ///
+    /// The signal must not outlive this topic (the caller keeps the `Arc` beside it).
+    unsafe fn signal(&self, off: usize, wait: WaitStrategy) -> Signal<'static> {
+        let line = self.line(off);
+        // SAFETY: 'static is a lie the caller keeps true: the mapping outlives the signal.
+        unsafe {
+            let v = &*(&line.value as *const AtomicU32);
+            let s = &*(&line.sleepers as *const AtomicU32);
+            Signal::new(v, s, wait)
+        }
+    }
+
+    /// Wakes the publisher if it sleeps waiting for room (a subscriber released or left).
+    fn wake_publisher(&self) {
+        let line = self.line(OFF_RELEASE);
+        if line.sleepers.load(Ordering::SeqCst) != 0 {
+            line.value.fetch_add(1, Ordering::SeqCst);
+            wake_all(&line.value);
+        }
+    }
+
+    /// The owner of seat `i`, as a process to check, when it is one.
+    fn owner(&self, i: u32) -> Option<Proc> {
+        let seat = self.seat(i);
+        let pid = seat.owner.load(Ordering::SeqCst);
+        Proc::checked(pid, seat.start.load(Ordering::SeqCst))
+    }
+
+    /// Frees seat `i` if `owner` still owns it. Only one remover wins the seat.
+    fn evict(&self, i: u32, owner: u32) -> bool {
+        let seat = self.seat(i);
+        if seat
+            .owner
+            .compare_exchange(owner, EVICTING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        seat.active.store(0, Ordering::SeqCst);
+        seat.pin.store(0, Ordering::SeqCst);
+        seat.owner.store(0, Ordering::SeqCst);
+        self.wake_publisher();
+        true
+    }
+
+    /// Removes the owners of seats that died; returns how many.
+    fn evict_dead(&self, only: impl Fn(u32) -> bool) -> usize {
+        let mut n = 0;
+        for i in 0..self.shape.seats {
+            if !only(i) {
+                continue;
+            }
+            let pid = self.seat(i).owner.load(Ordering::SeqCst);
+            if pid == 0 || pid == EVICTING {
+                continue;
+            }
+            let dead = match self.owner(i) {
+                Some(p) => !p.alive(),
+                None => true, // no process could have that id: garbage
+            };
+            if dead && self.evict(i, pid) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The subscribers' process ids, each with whether it is alive.
+    fn subscribers(&self) -> Vec<(i32, bool)> {
+        (0..self.shape.seats)
+            .filter(|&i| self.seat(i).active.load(Ordering::SeqCst) != 0)
+            .filter_map(|i| self.owner(i))
+            .map(|p| (p.pid, p.alive()))
+            .collect()
+    }
+}
+
+/// An owner value that says "being removed": no process has it (above PID_MAX).
+const EVICTING: u32 = u32::MAX;
+/// A seat's `active`: joined.
+const ACTIVE: u32 = 1;
+/// A seat's `active`: joining (its head may still be far behind; the publisher waits).
+const JOINING: u32 = 2;
+
+fn mismatch(topic: &Hub, what: &'static str, expected: u64, found: u64) -> Error {
+    Error::Mismatch {
+        name: topic.name.clone(),
+        backend: topic.backend,
+        what,
+        expected,
+        found,
+    }
+}
+
+/// The publishing end of a topic. Dropping it closes the topic (subscribers receive what was
+/// published, then [`Error::Closed`]) and removes its name.
+pub struct Publisher {
+    tail_signal: Signal<'static>,
+    release: Signal<'static>,
+    /// Messages published, modulo 2^31: private.
+    tail: u32,
+    /// The oldest head any seat had when the seats were last looked at.
+    min_head: u32,
+    /// The seats' generation when they were last looked at.
+    generation: u32,
+    topic: Arc<Topic>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("topic", &self.topic.hub)
+            .field("published", &self.tail)
+            .finish()
+    }
+}
+
+macro_rules! topic_info {
+    () => {
+        /// The topic's name.
+        pub fn name(&self) -> &str {
+            &self.topic.hub.name
+        }
+
+        /// The backend's name.
+        pub fn backend(&self) -> &'static str {
+            self.topic.hub.backend
+        }
+
+        /// The largest message, fixed at create.
+        pub fn max_message(&self) -> usize {
+            self.topic.shape.max as usize
+        }
+
+        /// The number of slots, fixed at create.
+        pub fn slots(&self) -> u32 {
+            self.topic.shape.slots
+        }
+
+        /// The most subscribers at once, fixed at create.
+        pub fn max_subscribers(&self) -> u32 {
+            self.topic.shape.seats
+        }
+
+        /// The policy, fixed at create.
+        pub fn policy(&self) -> Policy {
+            if self.topic.lossy {
+                Policy::Lossy
+            } else {
+                Policy::BackPressure
+            }
+        }
+
+        /// The history a late subscriber receives, fixed at create.
+        pub fn history(&self) -> u32 {
+            self.topic.history
+        }
+
+        /// The message type's fingerprint ([`Fingerprint::BYTES`] for untyped topics).
+        pub fn fingerprint(&self) -> Fingerprint {
+            self.topic.fingerprint
+        }
+
+        /// What the kernel says about the topic's segment now.
+        pub fn segment_info(&self) -> Result<shm_core::SegmentInfo> {
+            self.topic.hub.segment_info()
+        }
+
+        /// The subscribers now (process id, alive), as their seats say.
+        pub fn subscribers(&self) -> Vec<(i32, bool)> {
+            self.topic.subscribers()
+        }
+    };
+}
+
+impl Publisher {
+    /// Creates the topic `name` on `backend`. A topic of that name whose publisher died is
+    /// removed and made anew; one whose publisher lives is [`Error::Busy`]; any other segment
+    /// of that name is `Error::Shm(AlreadyExists)`.
+    pub fn create<B: Backend>(backend: &B, name: &str, opts: &TopicOptions) -> Result<Publisher> {
+        Self::create_typed(backend, name, opts, Fingerprint::BYTES)
+    }
+
+    pub(crate) fn create_typed<B: Backend>(
+        backend: &B,
+        name: &str,
+        opts: &TopicOptions,
+        fingerprint: Fingerprint,
+    ) -> Result<Publisher> {
+        let sname = SegmentName::new(name)?;
+        let shape = opts.shape()?;
+        let hub = match Hub::create(backend, &sname, shape.total, opts.mode) {
+            Ok(h) => h,
+            Err(Error::Shm(e)) if e.is_already_exists() => {
+                Self::clear_stale(backend, &sname)?;
+                Hub::create(backend, &sname, shape.total, opts.mode)?
+            }
+            Err(e) => return Err(e),
+        };
+        let topic = Topic {
+            shape,
+            lossy: opts.policy == Policy::Lossy,
+            history: opts.history,
+            fingerprint,
+            hub,
+        };
+        let me = Proc::me();
+        let h = topic.header();
+        // The segment is new and zero-filled; the magic goes last, with Release.
+        let r = Ordering::Relaxed;
+        h.version.store(VERSION, r);
+        h.slots.store(shape.slots, r);
+        h.max.store(shape.max, r);
+        h.stride.store(shape.stride, r);
+        h.seats.store(shape.seats, r);
+        h.history.store(opts.history, r);
+        h.policy.store(
+            if topic.lossy {
+                POLICY_LOSSY
+            } else {
+                POLICY_BACK_PRESSURE
+            },
+            r,
+        );
+        h.type_size.store(fingerprint.size, r);
+        h.type_align.store(fingerprint.align, r);
+        h.type_hash.store(fingerprint.hash, r);
+        h.total.store(shape.total as u64, r);
+        h.publisher_pid.store(me.pid as u32, r);
+        h.publisher_start.store(me.start, r);
+        h.magic.store(MAGIC, Ordering::Release);
+        let topic = Arc::new(topic);
+        // SAFETY: the signals are fields of the Publisher, which holds the Arc as well.
+        let (tail_signal, release) = unsafe {
+            (
+                topic.signal(OFF_TAIL, opts.wait),
+                topic.signal(OFF_RELEASE, opts.wait),
+            )
+        };
+        Ok(Publisher {
+            tail_signal,
+            release,
+            tail: 0,
+            min_head: 0,
+            generation: 0,
+            topic,
+        })
+    }
+
+    /// Removes a topic of this name whose publisher died; anything else stays and is reported.
+    fn clear_stale<B: Backend>(backend: &B, name: &SegmentName) -> Result<()> {
+        let hub = Hub::open(backend, name, None)?;
+        let already = || {
+            Error::Shm(shm_core::Error::AlreadyExists {
+                ctx: shm_core::Context::new(backend.name(), name.as_str(), shm_core::Op::Create),
+                source: None,
+            })
+        };
+        if hub.len() < size_of::<Header>() || hub.magic() != MAGIC {
+            hub.keep();
+            return Err(already());
+        }
+        // SAFETY: at least a header's bytes, page-aligned (checked above).
+        let h = unsafe { &*hub.base().cast::<Header>() };
+        let pid = h.publisher_pid.load(Ordering::SeqCst);
+        let publisher = Proc::checked(pid, h.publisher_start.load(Ordering::SeqCst));
+        hub.keep();
+        match publisher {
+            Some(p) if p.alive() => Err(Error::Busy {
+                name: name.as_str().to_owned(),
+                backend: backend.name(),
+                detail: format!("the topic's publisher (pid {}) is alive", p.pid),
+            }),
+            _ => {
+                hub.remove_name_once(&h.unlinked);
+                Ok(())
+            }
+        }
+    }
+
+    topic_info!();
+
+    /// How many subscribers have a seat now.
+    pub fn subscriber_count(&self) -> usize {
+        (0..self.topic.shape.seats)
+            .filter(|&i| self.topic.seat(i).active.load(Ordering::SeqCst) != 0)
+            .count()
+    }
+
+    /// Waits until at least `n` subscribers have joined, or [`Error::TimedOut`] after
+    /// `timeout`.
+    pub fn wait_for_subscribers(&self, n: usize, timeout: Duration) -> Result<()> {
+        let t0 = Instant::now();
+        loop {
+            if self.subscriber_count() >= n {
+                return Ok(());
+            }
+            if t0.elapsed() >= timeout {
+                return Err(Error::TimedOut {
+                    after: t0.elapsed(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Removes the subscribers whose process died, and returns how many. The publisher does
+    /// this by itself for those it waits for; this is for asking.
+    pub fn remove_dead(&self) -> usize {
+        self.topic.evict_dead(|_| true)
+    }
+
+    /// Publishes a copy of `data` to every subscriber, waiting (back-pressure) while the
+    /// slowest is `slots` messages behind.
+    pub fn publish(&mut self, data: &[u8]) -> Result<()> {
+        self.publish_until(data, None)
+    }
+
+    /// Publishes a copy of `data` if that needs no wait, or fails with [`Error::Full`].
+    pub fn try_publish(&mut self, data: &[u8]) -> Result<()> {
+        self.check_len(data.len())?;
+        let mut loan = self.try_loan()?;
+        loan.write_at(0, data)?;
+        loan.send(data.len())
+    }
+
+    /// Publishes a copy of `data`, waiting at most `timeout` ([`Error::TimedOut`]).
+    pub fn publish_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
+        self.publish_until(data, deadline_in(timeout))
+    }
+
+    fn publish_until(&mut self, data: &[u8], deadline: Option<Instant>) -> Result<()> {
+        self.check_len(data.len())?;
+        let mut loan = self.loan_until(deadline)?;
+        loan.write_at(0, data)?;
+        loan.send(data.len())
+    }
+
+    /// Loans the next slot, waiting for room: fill it in place, then [`PubLoan::send`] it.
+    pub fn loan(&mut self) -> Result<PubLoan<'_>> {
+        self.loan_until(None)
+    }
+
+    /// Loans the next slot if that needs no wait, or fails with [`Error::Full`].
+    pub fn try_loan(&mut self) -> Result<PubLoan<'_>> {
+        if !self.room()? {
+            // The subscribers in the way may be dead: remove those, and look again.
+            if self.evict_blockers() == 0 || !self.room()? {
+                return Err(Error::Full);
+            }
+        }
+        Ok(self.make_loan())
+    }
+
+    /// Loans the next slot, waiting at most `timeout`.
+    pub fn loan_timeout(&mut self, timeout: Duration) -> Result<PubLoan<'_>> {
+        self.loan_until(deadline_in(timeout))
+    }
+
+    fn loan_until(&mut self, deadline: Option<Instant>) -> Result<PubLoan<'_>> {
+        if !self.room()? {
+            self.wait_for_room(deadline)?;
+        }
+        Ok(self.make_loan())
+    }
+
+    fn make_loan(&mut self) -> PubLoan<'_> {
+        let slot = self.topic.slot(self.tail);
+        PubLoan { tx: self, slot }
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        let max = self.topic.shape.max as usize;
+        if len > max {
+            return Err(Error::TooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    /// How far behind `tail` seat `i`'s head is, or `None` when the seat does not count (free,
+    /// or its head is impossible: then it is removed).
+    fn lag(topic: &Topic, i: u32, tail: u32) -> Option<u32> {
+        let seat = topic.seat(i);
+        let active = seat.active.load(Ordering::SeqCst);
+        if active != ACTIVE && active != JOINING {
+            return None;
+        }
+        let head = seat.head.load(Ordering::SeqCst);
+        let lag = tail.wrapping_sub(head) & COUNT_MASK;
+        // Under back-pressure a joined subscriber is never more than the ring (plus the
+        // history it started with) behind: a larger lag is not a head this crate writes. A
+        // joining one may be, for the moment it takes to store its real head.
+        if active == ACTIVE && !topic.lossy && lag > topic.shape.slots + topic.history + 1 {
+            let owner = seat.owner.load(Ordering::SeqCst);
+            topic.evict(i, owner);
+            return None;
+        }
+        Some(lag)
+    }
+
+    /// Looks at every seat: the largest lag.
+    fn max_lag(topic: &Topic, tail: u32) -> u32 {
+        (0..topic.shape.seats)
+            .filter_map(|i| Self::lag(topic, i, tail))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// True when message `tail` may be written now. Under the lossy policy, also invalidates
+    /// the slot and makes sure no subscriber holds it.
+    #[inline]
+    fn room(&mut self) -> Result<bool> {
+        let generation = self.topic.header().generation.load(Ordering::SeqCst);
+        let slots = self.topic.shape.slots;
+        if generation == self.generation && self.tail.wrapping_sub(self.min_head) & COUNT_MASK < slots
+        {
+            return Ok(true);
+        }
+        self.generation = generation;
+        let lag = Self::max_lag(&self.topic, self.tail);
+        self.min_head = self.tail.wrapping_sub(lag) & COUNT_MASK;
+        if lag < slots {
+            return Ok(true);
+        }
+        if !self.topic.lossy {
+            return Ok(false);
+        }
+        // Lossy: overtake the laggards, unless one holds the slot to be written.
+        Ok(self.held().is_none())
+    }
+
+    /// Under the lossy policy: the seat that holds message `tail - slots` in place, if any.
+    /// Marks the slot as being written first (SeqCst), so that a subscriber that pins the
+    /// message afterwards sees it gone.
+    fn held(&self) -> Option<u32> {
+        let slots = self.topic.shape.slots;
+        let old = self.tail.wrapping_sub(slots) & COUNT_MASK;
+        header_word(self.topic.slot(self.tail)).store(0, Ordering::SeqCst);
+        (0..self.topic.shape.seats).find(|&i| {
+            let seat = self.topic.seat(i);
+            seat.active.load(Ordering::SeqCst) != 0
+                && seat.pin.load(Ordering::SeqCst) == old | HOLD
+        })
+    }
+
+    /// Removes the dead among the seats that keep message `tail` from being written.
+    fn evict_blockers(&self) -> usize {
+        let (topic, tail, slots) = (&self.topic, self.tail, self.topic.shape.slots);
+        topic.evict_dead(|i| Self::lag(topic, i, tail).is_some_and(|l| l >= slots))
+    }
+
+    /// Waits until message `tail` may be written, removing dead subscribers in the way every
+    /// [`PEER_CHECK`].
+    #[inline(never)]
+    fn wait_for_room(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let slice = match deadline {
+                None => PEER_CHECK,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
+            };
+            if slice.is_zero() {
+                return Err(Error::TimedOut {
+                    after: start.elapsed(),
+                });
+            }
+            let release = self.release.clone();
+            let mut err = None;
+            let got = release.wait_until(
+                |_| match self.room() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        err = Some(e);
+                        true
+                    }
+                },
+                slice,
+            );
+            if let Some(e) = err {
+                return Err(e);
+            }
+            match got {
+                Ok(_) => return Ok(()),
+                Err(shm_core::Error::TimedOut { .. }) => {
+                    self.evict_blockers();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.tail_signal.store(self.tail | CLOSED);
+        let topic = &self.topic;
+        topic.hub.remove_name_once(&topic.header().unlinked);
+        topic.hub.keep();
+    }
+}
+
+/// A slot loaned by [`Publisher::loan`]: write the message in place, then
+/// [`send`](PubLoan::send) it. Dropped unsent, it publishes nothing.
+pub struct PubLoan<'a> {
+    tx: &'a mut Publisher,
+    slot: *mut u8,
+}
+
+impl std::fmt::Debug for PubLoan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PubLoan")
+            .field("message", &self.tx.tail)
+            .finish()
+    }
+}
+
+impl PubLoan<'_> {
+    /// Bytes the slot holds (the topic's maximum message).
+    pub fn capacity(&self) -> usize {
+        self.tx.topic.shape.max as usize
+    }
+
+    /// The first byte of the slot's payload, in shared memory (`capacity()` bytes, 8-aligned).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        // SAFETY: the payload follows the slot header inside the mapping.
+        unsafe { self.slot.add(SLOT_HEADER) }
+    }
+
+    /// Copies `data` into the slot at `offset`; [`Error::TooLarge`] past the capacity.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
+        let cap = self.capacity();
+        let end = offset.checked_add(data.len()).filter(|&e| e <= cap);
+        if end.is_none() {
+            return Err(Error::TooLarge {
+                len: offset.saturating_add(data.len()),
+                max: cap,
+            });
+        }
+        // SAFETY: offset + len <= capacity (checked), inside the slot's payload; `data` is
+        // not in this slot (the loan borrows the publisher mutably, and no safe reference into
+        // shared memory exists).
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.as_mut_ptr().add(offset), data.len())
+        };
+        Ok(())
+    }
+
+    /// The slot's payload in place: zero-copy.
+    ///
+    /// # Safety
+    ///
+    /// Every subscriber must keep the protocol while the slice lives: a subscriber never
+    /// writes into a slot's payload (this crate's never do). The segment must not shrink
+    /// (SIGBUS; see the crate docs).
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        let cap = self.capacity();
+        // SAFETY: `cap` bytes of payload inside the mapping; exclusivity is the caller's
+        // promise above and this loan's `&mut`.
+        unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), cap) }
+    }
+
+    /// Publishes the first `len` bytes of the slot.
+    pub fn send(self, len: usize) -> Result<()> {
+        let cap = self.capacity();
+        if len > cap {
+            return Err(Error::TooLarge { len, max: cap });
+        }
+        let tx = self.tx;
+        let word = (u64::from(tx.tail | SEQ_SET) << 32) | len as u64;
+        // Release: a subscriber that sees the sequence sees the bytes.
+        header_word(self.slot).store(word, Ordering::Release);
+        tx.tail = tx.tail.wrapping_add(1) & COUNT_MASK;
+        tx.tail_signal.store(tx.tail);
+        Ok(())
+    }
+}
+
+/// A subscribing end of a topic. Dropping it frees its seat (and the slots it held).
+pub struct Subscriber {
+    tail: Signal<'static>,
+    /// The seat this subscriber owns.
+    seat: u32,
+    /// The next message to read, modulo 2^31: private.
+    head: u32,
+    /// The first message published after this subscriber joined: those before are history.
+    first: u32,
+    /// Messages it was overtaken by (lossy), in all.
+    missed: u64,
+    publisher: Proc,
+    me: Proc,
+    /// When `try_recv` last looked at the publisher's process.
+    last_check: Option<Instant>,
+    topic: Arc<Topic>,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("topic", &self.topic.hub)
+            .field("seat", &self.seat)
+            .field("next", &self.head)
+            .finish()
+    }
+}
+
+impl Subscriber {
+    /// Joins the topic `name` on `backend` as a subscriber of untyped (byte) messages.
+    ///
+    /// Fails with [`Error::NotAChannel`] (not a topic), [`Error::Version`],
+    /// [`Error::WrongType`] (a typed topic), [`Error::Busy`] (every seat taken by a live
+    /// subscriber), [`Error::PeerDead`] (its publisher died: the name is removed), or the
+    /// backend's `NotFound` (after [`SubscribeOptions::open_timeout`], if set).
+    pub fn open<B: Backend>(backend: &B, name: &str, opts: &SubscribeOptions) -> Result<Subscriber> {
+        Self::open_typed(backend, name, opts, Fingerprint::BYTES)
+    }
+
+    pub(crate) fn open_typed<B: Backend>(
+        backend: &B,
+        name: &str,
+        opts: &SubscribeOptions,
+        want: Fingerprint,
+    ) -> Result<Subscriber> {
+        let sname = SegmentName::new(name)?;
+        let hub = Hub::open(backend, &sname, opts.open_timeout.and_then(deadline_in))?;
+        let not_a_topic = |reason: String| Error::NotAChannel {
+            name: sname.as_str().to_owned(),
+            backend: backend.name(),
+            reason,
+        };
+        if hub.len() < OFF_SEATS {
+            hub.keep();
+            return Err(not_a_topic(format!(
+                "{} bytes, fewer than a topic's header ({OFF_SEATS})",
+                hub.len()
+            )));
+        }
+        let magic = hub.magic();
+        if magic != MAGIC {
+            hub.keep();
+            return Err(not_a_topic(if magic == 0 {
+                "its first 8 bytes stayed zero (no topic header)".to_owned()
+            } else {
+                format!("its first 8 bytes are {magic:#018x}, not a topic's magic")
+            }));
+        }
+        // SAFETY: at least OFF_SEATS bytes, page-aligned (checked above).
+        let h = unsafe { &*hub.base().cast::<Header>() };
+        let r = Ordering::SeqCst;
+        let version = h.version.load(r);
+        if version != VERSION {
+            hub.keep();
+            return Err(Error::Version {
+                name: sname.as_str().to_owned(),
+                backend: backend.name(),
+                found: version,
+                expected: VERSION,
+            });
+        }
+        // Every field read once, into private memory, and checked there.
+        let (slots, max, stride, seats) = (h.slots.load(r), h.max.load(r), h.stride.load(r), h.seats.load(r));
+        let (history, policy, total) = (h.history.load(r), h.policy.load(r), h.total.load(r));
+        let found = Fingerprint {
+            size: h.type_size.load(r),
+            align: h.type_align.load(r),
+            hash: h.type_hash.load(r),
+        };
+        let (pid, start) = (h.publisher_pid.load(r), h.publisher_start.load(r));
+        let checked = (|| {
+            let shape = Shape::new(slots, max as usize, seats)
+                .map_err(|e| not_a_topic(format!("its header is impossible: {e}")))?;
+            if shape.stride != stride || shape.total as u64 != total || history >= slots {
+                return Err(not_a_topic(format!(
+                    "its header says stride {stride}, size {total}, history {history}, which {slots} slots of {max} bytes never have"
+                )));
+            }
+            if hub.len() != shape.total {
+                return Err(mismatch(&hub, "size", shape.total as u64, hub.len() as u64));
+            }
+            let lossy = match policy {
+                POLICY_BACK_PRESSURE => false,
+                POLICY_LOSSY => true,
+                other => return Err(not_a_topic(format!("its policy is {other}"))),
+            };
+            if found != want {
+                return Err(Error::WrongType {
+                    name: sname.as_str().to_owned(),
+                    backend: backend.name(),
+                    expected: want.to_string(),
+                    found: found.to_string(),
+                });
+            }
+            let publisher = Proc::checked(pid, start)
+                .ok_or_else(|| not_a_topic(format!("its publisher's process id is {pid}")))?;
+            Ok((shape, lossy, publisher))
+        })();
+        let (shape, lossy, publisher) = match checked {
+            Ok(v) => v,
+            Err(e) => {
+                hub.keep();
+                return Err(e);
+            }
+        };
+        hub.keep(); // the publisher owns the name
+        if !publisher.alive() {
+            hub.remove_name_once(&h.unlinked);
+            return Err(Error::PeerDead { pid: publisher.pid });
+        }
+        let topic = Arc::new(Topic {
+            shape,
+            lossy,
+            history,
+            fingerprint: found,
+            hub,
+        });
+        let me = Proc::me();
+        let seat = Self::claim(&topic, me)?;
+        // SAFETY: the signal is a field of the Subscriber, which holds the Arc as well.
+        let tail = unsafe { topic.signal(OFF_TAIL, opts.wait) };
+        let s = topic.seat(seat);
+        // Join: a head that holds back everything the history may need, marked joining,
+        // then the generation (the publisher looks at the seats again before its next
+        // message), then the count, which fixes where this subscriber starts: every message
+        // the publisher writes after that count was stored was checked against this seat.
+        let before = tail.load() & COUNT_MASK;
+        s.head.store(before.wrapping_sub(history) & COUNT_MASK, Ordering::SeqCst);
+        s.pin.store(0, Ordering::SeqCst);
+        s.active.store(JOINING, Ordering::SeqCst);
+        topic.header().generation.fetch_add(1, Ordering::SeqCst);
+        let first = tail.load() & COUNT_MASK;
+        let head = first.wrapping_sub(history) & COUNT_MASK;
+        s.head.store(head, Ordering::SeqCst);
+        s.active.store(ACTIVE, Ordering::SeqCst);
+        topic.wake_publisher();
+        Ok(Subscriber {
+            tail,
+            seat,
+            head,
+            first,
+            missed: 0,
+            publisher,
+            me,
+            last_check: None,
+            topic,
+        })
+    }
+
+    /// Takes a free seat, removing dead owners if every seat is taken.
+    fn claim(topic: &Topic, me: Proc) -> Result<u32> {
+        for round in 0..2 {
+            for i in 0..topic.shape.seats {
+                let seat = topic.seat(i);
+                if seat
+                    .owner
+                    .compare_exchange(0, me.pid as u32, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    seat.start.store(me.start, Ordering::SeqCst);
+                    return Ok(i);
+                }
+            }
+            if round == 0 && topic.evict_dead(|_| true) == 0 {
+                break;
+            }
+        }
+        Err(Error::Busy {
+            name: topic.hub.name.clone(),
+            backend: topic.hub.backend,
+            detail: format!(
+                "all {} subscriber seats are taken by live processes",
+                topic.shape.seats
+            ),
+        })
+    }
+
+    topic_info!();
+
+    /// Messages this subscriber was overtaken by (lossy policy), in all.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// The publisher's process id.
+    pub fn publisher_pid(&self) -> i32 {
+        self.publisher.pid
+    }
+
+    /// True while the publisher's process lives.
+    pub fn publisher_alive(&self) -> bool {
+        self.publisher.alive()
+    }
+
+    /// Receives the next message in place, waiting for it.
+    ///
+    /// Fails with [`Error::Closed`] once the publisher closed the topic and every message is
+    /// received, [`Error::PeerDead`] when it died (messages it completed are received
+    /// first), [`Error::Protocol`].
+    pub fn recv(&mut self) -> Result<SubSample<'_>> {
+        self.recv_until(None)
+    }
+
+    /// Receives the next message if one is there, or fails with [`Error::Empty`] (or
+    /// [`Error::PeerDead`], [`Error::Closed`]).
+    pub fn try_recv(&mut self) -> Result<SubSample<'_>> {
+        match self.look()? {
+            Look::Ready(len, missed) => Ok(self.take(len, missed)),
+            Look::Closed => Err(self.closed()),
+            Look::NotYet => {
+                // A dead publisher is worth a look, at most once a millisecond.
+                let now = Instant::now();
+                if self
+                    .last_check
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(1))
+                {
+                    self.last_check = Some(now);
+                    self.check_publisher()?;
+                }
+                Err(Error::Empty)
+            }
+        }
+    }
+
+    /// Receives the next message, waiting at most `timeout` ([`Error::TimedOut`]).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<SubSample<'_>> {
+        self.recv_until(deadline_in(timeout))
+    }
+
+    /// Receives a copy of the next message into the front of `buf`; returns its length.
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let s = self.recv()?;
+        s.copy_to(buf)?;
+        Ok(s.len())
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<SubSample<'_>> {
+        let start = Instant::now();
+        loop {
+            match self.look()? {
+                Look::Ready(len, missed) => return Ok(self.take(len, missed)),
+                Look::Closed => return Err(self.closed()),
+                Look::NotYet => {}
+            }
+            let slice = match deadline {
+                None => PEER_CHECK,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
+            };
+            if slice.is_zero() {
+                return Err(Error::TimedOut {
+                    after: start.elapsed(),
+                });
+            }
+            let head = self.head;
+            let slot = self.topic.slot(head);
+            let seq = head | SEQ_SET;
+            let got = self.tail.wait_until_or(
+                || (header_word(slot).load(Ordering::Acquire) >> 32) as u32 == seq,
+                |t| t & COUNT_MASK != head || t & CLOSED != 0,
+                slice,
+            );
+            match got {
+                Ok(_) => {}
+                Err(shm_core::Error::TimedOut { .. }) => {
+                    self.check_publisher()?;
+                    self.check_seat()?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// What is there for message `head` now. Under the lossy policy, pins it first; skips
+    /// history that is gone; jumps over messages overtaken.
+    fn look(&mut self) -> Result<Look> {
+        let slots = self.topic.shape.slots;
+        let mut missed = 0u64;
+        loop {
+            let head = self.head;
+            let seat = self.topic.seat(self.seat);
+            if self.topic.lossy {
+                seat.pin.store(head | HOLD, Ordering::SeqCst);
+            }
+            let word = header_word(self.topic.slot(head)).load(Ordering::SeqCst);
+            if (word >> 32) as u32 == head | SEQ_SET {
+                let len = (word & 0xffff_ffff) as usize;
+                if len > self.topic.shape.max as usize {
+                    return Err(Error::Protocol(format!(
+                        "message {head} claims {len} bytes; the topic's maximum is {}",
+                        self.topic.shape.max
+                    )));
+                }
+                return Ok(Look::Ready(len, missed));
+            }
+            let tail = self.tail.load();
+            let published = tail.wrapping_sub(head) & COUNT_MASK;
+            if published == 0 {
+                if self.topic.lossy {
+                    seat.pin.store(0, Ordering::SeqCst);
+                }
+                return Ok(if tail & CLOSED != 0 {
+                    Look::Closed
+                } else {
+                    Look::NotYet
+                });
+            }
+            // Message `head` was published, and its slot holds another: it is gone.
+            let history = self.first.wrapping_sub(head) & COUNT_MASK;
+            let (next, lost) = if history != 0 && history <= self.topic.history {
+                (head.wrapping_add(1), 0) // history no longer there: skip it
+            } else if self.topic.lossy {
+                // Overtaken: go on from the oldest message that may still be there.
+                let oldest = if published >= slots {
+                    tail.wrapping_sub(slots - 1)
+                } else {
+                    head.wrapping_add(1)
+                };
+                (oldest, u64::from(oldest.wrapping_sub(head) & COUNT_MASK))
+            } else if published > slots + self.topic.history {
+                return Err(Error::Protocol(format!(
+                    "the publisher says it published message {}, {published} past the one this subscriber waits for",
+                    tail & COUNT_MASK
+                )));
+            } else {
+                return Err(Error::Protocol(format!(
+                    "message {head} was overwritten before this subscriber released it"
+                )));
+            };
+            missed += lost;
+            self.missed += lost;
+            self.head = next & COUNT_MASK;
+            seat.head.store(self.head, Ordering::SeqCst);
+        }
+    }
+
+    fn take(&mut self, len: usize, missed: u64) -> SubSample<'_> {
+        let slot = self.topic.slot(self.head);
+        SubSample {
+            // SAFETY: the payload follows the slot header, inside the mapping.
+            data: unsafe { slot.add(SLOT_HEADER) },
+            len,
+            missed,
+            rx: self,
+        }
+    }
+
+    /// `Closed`, or `PeerDead` when the publisher died without closing.
+    fn closed(&self) -> Error {
+        Error::Closed
+    }
+
+    fn check_publisher(&self) -> Result<()> {
+        if self.publisher.alive() {
+            return Ok(());
+        }
+        // Messages it completed first: the caller looked and found none.
+        let t = &self.topic;
+        t.hub.remove_name_once(&t.header().unlinked);
+        Err(Error::PeerDead {
+            pid: self.publisher.pid,
+        })
+    }
+
+    fn check_seat(&self) -> Result<()> {
+        let seat = self.topic.seat(self.seat);
+        if seat.owner.load(Ordering::SeqCst) != self.me.pid as u32
+            || seat.active.load(Ordering::SeqCst) != ACTIVE
+        {
+            return Err(Error::Protocol(
+                "this subscriber's seat was taken away (another process wrote over it)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        self.head = self.head.wrapping_add(1) & COUNT_MASK;
+        let seat = self.topic.seat(self.seat);
+        if self.topic.lossy {
+            seat.pin.store(0, Ordering::Release);
+        }
+        // SeqCst: every read of the slot happened before the publisher can see it free, and
+        // either the publisher sees this head or this end sees that it sleeps.
+        seat.head.store(self.head, Ordering::SeqCst);
+        self.topic.wake_publisher();
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let seat = self.topic.seat(self.seat);
+        let me = self.me.pid as u32;
+        if seat.owner.load(Ordering::SeqCst) == me {
+            seat.active.store(0, Ordering::SeqCst);
+            seat.pin.store(0, Ordering::SeqCst);
+            let _ = seat
+                .owner
+                .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
+            self.topic.wake_publisher();
+        }
+        if !self.publisher.alive() {
+            let t = &self.topic;
+            t.hub.remove_name_once(&t.header().unlinked);
+        }
+    }
+}
+
+enum Look {
+    /// Message `head` is there, of this length, after this many were missed.
+    Ready(usize, u64),
+    NotYet,
+    Closed,
+}
+
+/// A message received in place; its slot is released when the sample drops.
+pub struct SubSample<'a> {
+    rx: &'a mut Subscriber,
+    data: *const u8,
+    len: usize,
+    missed: u64,
+}
+
+impl std::fmt::Debug for SubSample<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubSample")
+            .field("message", &self.rx.head)
+            .field("len", &self.len)
+            .field("missed", &self.missed)
+            .finish()
+    }
+}
+
+impl SubSample<'_> {
+    /// The message's length (read once from shared memory and checked).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a message of 0 bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many messages this subscriber was overtaken by just before this one (lossy).
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// The message's number (counts from 0 modulo 2^31, in the order published).
+    pub fn sequence(&self) -> u32 {
+        self.rx.head
+    }
+
+    /// Copies the message to the front of `buf` ([`Error::TooLarge`] when shorter).
+    pub fn copy_to(&self, buf: &mut [u8]) -> Result<()> {
+        if buf.len() < self.len {
+            return Err(Error::TooLarge {
+                len: self.len,
+                max: buf.len(),
+            });
+        }
+        // SAFETY: `len` bytes inside the mapping (checked at receive); `buf` is private.
+        unsafe { std::ptr::copy_nonoverlapping(self.data, buf.as_mut_ptr(), self.len) };
+        Ok(())
+    }
+
+    /// A copy of the message.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        let _ = self.copy_to(&mut v);
+        v
+    }
+
+    /// The message in place: zero-copy.
+    ///
+    /// # Safety
+    ///
+    /// The publisher must keep the protocol while the slice lives: it never writes a slot a
+    /// subscriber has not released (back-pressure) or holds (lossy). A publisher built from
+    /// this crate keeps it; another program may not, and Rust assumes the bytes behind a
+    /// `&[u8]` never change. The segment must not shrink (SIGBUS; see the crate docs).
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` bytes inside the mapping; immutability is the caller's promise.
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+
+    pub(crate) fn data(&self) -> *const u8 {
+        self.data
+    }
+}
+
+impl Drop for SubSample<'_> {
+    fn drop(&mut self) {
+        self.rx.release();
+    }
+}
