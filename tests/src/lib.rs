@@ -6,6 +6,7 @@ pub mod file_backend;
 mod imports;
 #[cfg(test)]
 mod layering;
+pub mod peer_process;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -770,6 +770,8 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         self.tail_signal.store(self.tail | CLOSED);
         let topic = &self.topic;
+        // The name is this publisher's while it lives: remove it whatever the flag says.
+        topic.header().unlinked.store(0, Ordering::SeqCst);
         topic.hub.remove_name_once(&topic.header().unlinked);
         topic.hub.keep();
     }
@@ -1154,24 +1156,25 @@ impl Subscriber {
             if self.topic.lossy {
                 seat.pin.store(head | HOLD, Ordering::SeqCst);
             }
-            let word = header_word(self.topic.slot(head)).load(Ordering::SeqCst);
-            if (word >> 32) as u32 == head | SEQ_SET {
-                let len = (word & 0xffff_ffff) as usize;
-                if len > self.topic.shape.max as usize {
-                    return Err(Error::Protocol(format!(
-                        "message {head} claims {len} bytes; the topic's maximum is {}",
-                        self.topic.shape.max
-                    )));
-                }
+            let slot = self.topic.slot(head);
+            if let Some(len) = self.complete(slot, head)? {
                 return Ok(Look::Ready(len, missed));
             }
             let tail = self.tail.load();
             let published = tail.wrapping_sub(head) & COUNT_MASK;
-            if published == 0 {
+            // Published between the two looks: the count says so, the slot now too.
+            if published != 0 {
+                if let Some(len) = self.complete(slot, head)? {
+                    return Ok(Look::Ready(len, missed));
+                }
+            }
+            // The count may lag the slot by the message in flight: a head ahead of the count
+            // is one the publisher is still counting, not one published long ago.
+            if published == 0 || published > COUNT_MASK / 2 {
                 if self.topic.lossy {
                     seat.pin.store(0, Ordering::SeqCst);
                 }
-                return Ok(if tail & CLOSED != 0 {
+                return Ok(if tail & CLOSED != 0 && published == 0 {
                     Look::Closed
                 } else {
                     Look::NotYet
@@ -1204,6 +1207,22 @@ impl Subscriber {
             self.head = next & COUNT_MASK;
             seat.head.store(self.head, Ordering::SeqCst);
         }
+    }
+
+    /// The length of message `head` when `slot` holds it complete (checked).
+    fn complete(&self, slot: *mut u8, head: u32) -> Result<Option<usize>> {
+        let word = header_word(slot).load(Ordering::SeqCst);
+        if (word >> 32) as u32 != head | SEQ_SET {
+            return Ok(None);
+        }
+        let len = (word & 0xffff_ffff) as usize;
+        if len > self.topic.shape.max as usize {
+            return Err(Error::Protocol(format!(
+                "message {head} claims {len} bytes; the topic's maximum is {}",
+                self.topic.shape.max
+            )));
+        }
+        Ok(Some(len))
     }
 
     fn take(&mut self, len: usize, missed: u64) -> SubSample<'_> {
