@@ -39,7 +39,12 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// Creates the segment `name` of `size` bytes (zero-filled) with permission bits `mode`.
-    pub fn create<B: Backend>(backend: &B, name: &SegmentName, size: usize, mode: u32) -> Result<Hub> {
+    pub fn create<B: Backend>(
+        backend: &B,
+        name: &SegmentName,
+        size: usize,
+        mode: u32,
+    ) -> Result<Hub> {
         let segment = backend.create(name, &CreateOptions::new(size).mode(mode))?;
         let map = segment.map()?;
         Ok(Hub {
@@ -51,7 +56,11 @@ impl Hub {
     }
 
     /// Opens the segment `name`, waiting until `deadline` (if any) for it to appear.
-    pub fn open<B: Backend>(backend: &B, name: &SegmentName, deadline: Option<Instant>) -> Result<Hub> {
+    pub fn open<B: Backend>(
+        backend: &B,
+        name: &SegmentName,
+        deadline: Option<Instant>,
+    ) -> Result<Hub> {
         let segment = loop {
             match backend.open(name, Access::ReadWrite) {
                 Ok(s) => break s,

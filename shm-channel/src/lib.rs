@@ -243,6 +243,9 @@ pub use pair::{Client, Server};
 pub use pubsub::{Policy, Publisher, Subscriber, TopicOptions};
 pub use ring::{Loan, Receiver, Sample, Sender};
 pub use shm_core::wait::WaitStrategy;
+/// zerocopy, whose derives say which types may be sent as plain data: derive them through this
+/// path (`#[zerocopy(crate = "shm_channel::zerocopy")]`) and one dependency line is enough.
+pub use zerocopy;
 #[cfg(feature = "async")]
 pub use {
     pair::{CallFuture, RequestFuture},
@@ -250,9 +253,6 @@ pub use {
     waiting::PeerFuture,
     waitset::{Event, WaitSet, Waitable},
 };
-/// zerocopy, whose derives say which types may be sent as plain data: derive them through this
-/// path (`#[zerocopy(crate = "shm_channel::zerocopy")]`) and one dependency line is enough.
-pub use zerocopy;
 
 use std::time::Duration;
 

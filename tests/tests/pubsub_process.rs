@@ -8,11 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use shm_channel::pubsub::{
-    Policy, Publisher, SubscribeOptions, Subscriber, TopicOptions, TypedPublisher,
-    TypedSubscriber,
-};
 use shm_channel::Error;
+use shm_channel::pubsub::{
+    Policy, Publisher, SubscribeOptions, Subscriber, TopicOptions, TypedPublisher, TypedSubscriber,
+};
 use shm_core::{Access, Backend, SegmentName};
 use shm_tests::peer_process::{Peer, Under, peer_backend};
 use shm_tests::unique_name;
@@ -162,7 +161,10 @@ fn spawn(u: &Under, role: &str, name: &str, count: u64) -> Peer {
     u.peer(
         ROLE,
         role,
-        &[("PS_NAME", name.to_owned()), ("PS_COUNT", count.to_string())],
+        &[
+            ("PS_NAME", name.to_owned()),
+            ("PS_COUNT", count.to_string()),
+        ],
     )
 }
 
@@ -200,7 +202,8 @@ fn fanout(kind: &'static str, subs: usize, count: u64) {
     for peer in &mut peers {
         peer.expect_line("READY");
     }
-    p.wait_for_subscribers(subs, Duration::from_secs(10)).unwrap();
+    p.wait_for_subscribers(subs, Duration::from_secs(10))
+        .unwrap();
     let id = sysv_id(p.segment_info());
     let t0 = Instant::now();
     publish_range(&mut p, 0, count);
@@ -365,7 +368,8 @@ fn slow_subscriber(kind: &'static str) {
     p.wait_for_subscribers(3, Duration::from_secs(10)).unwrap();
     let t0 = Instant::now();
     for i in 0..1000 {
-        p.publish_timeout(&message(i), Duration::from_secs(5)).unwrap();
+        p.publish_timeout(&message(i), Duration::from_secs(5))
+            .unwrap();
         if i == 500 {
             // Read a few in between: the slow one is overtaken, holds nothing meanwhile.
             let s = slow.recv().unwrap();
@@ -373,7 +377,10 @@ fn slow_subscriber(kind: &'static str) {
             assert_eq!(s.to_vec(), message(u64::from(s.sequence())));
         }
     }
-    println!("{kind}: lossy, 1000 messages past an idle subscriber in {:?}", t0.elapsed());
+    println!(
+        "{kind}: lossy, 1000 messages past an idle subscriber in {:?}",
+        t0.elapsed()
+    );
     let mut got = 0u64;
     let mut last = None;
     while let Ok(s) = slow.try_recv() {
@@ -387,7 +394,10 @@ fn slow_subscriber(kind: &'static str) {
     }
     assert!(slow.missed() > 900, "missed {}", slow.missed());
     assert_eq!(last, Some(999));
-    println!("{kind}: lossy, the slow subscriber got {got} and missed {}", slow.missed());
+    println!(
+        "{kind}: lossy, the slow subscriber got {got} and missed {}",
+        slow.missed()
+    );
     let id = sysv_id(p.segment_info());
     drop(p);
     let line = fast.expect_line("GOT");
@@ -430,7 +440,9 @@ fn typed_topics(kind: &'static str) {
     let e = Subscriber::open(&b, &name, &sub_opts()).unwrap_err();
     assert!(matches!(e, Error::WrongType { .. }), "{e}");
     let mut right = spawn(&u, "typed-u64", &name, 0);
-    p.inner().wait_for_subscribers(1, Duration::from_secs(10)).unwrap();
+    p.inner()
+        .wait_for_subscribers(1, Duration::from_secs(10))
+        .unwrap();
     p.publish(&0x1234_5678_9abc).unwrap();
     right.expect_line(&format!("VALUE {}", 0x1234_5678_9abcu64));
     assert!(right.finish());
@@ -470,7 +482,11 @@ fn garbage_from_a_peer(kind: &'static str) {
                 errors += 1;
             }
         }
-        assert!(t.elapsed() < Duration::from_millis(300), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
     }
     println!("{kind}: {i} rounds under garbage, {errors} protocol errors, no panic, no hang");
     drop(p);

@@ -77,7 +77,7 @@ use shm_core::wait::{Signal, WaitStrategy, wake_all};
 use shm_core::{Backend, SegmentName};
 
 use crate::hub::Hub;
-use crate::layout::{COUNT_MASK, CLOSED, SEQ_SET, SLOT_HEADER};
+use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
 use crate::peer::Proc;
 use crate::ring::{deadline_in, header_word};
 use crate::shared::PEER_CHECK;
@@ -257,7 +257,13 @@ impl Topic {
     fn seat(&self, i: u32) -> &Seat {
         debug_assert!(i < self.shape.seats);
         // SAFETY: seat `i < seats` lies inside the mapping (Shape's tests), 128-aligned.
-        unsafe { &*self.hub.base().add(self.shape.seat(i % self.shape.seats)).cast::<Seat>() }
+        unsafe {
+            &*self
+                .hub
+                .base()
+                .add(self.shape.seat(i % self.shape.seats))
+                .cast::<Seat>()
+        }
     }
 
     /// Where message number `count`'s slot starts (its header word).
@@ -688,7 +694,8 @@ impl Publisher {
     fn room(&mut self) -> Result<bool> {
         let generation = self.topic.header().generation.load(Ordering::SeqCst);
         let slots = self.topic.shape.slots;
-        if generation == self.generation && self.tail.wrapping_sub(self.min_head) & COUNT_MASK < slots
+        if generation == self.generation
+            && self.tail.wrapping_sub(self.min_head) & COUNT_MASK < slots
         {
             return Ok(true);
         }
@@ -714,8 +721,7 @@ impl Publisher {
         header_word(self.topic.slot(self.tail)).store(0, Ordering::SeqCst);
         (0..self.topic.shape.seats).find(|&i| {
             let seat = self.topic.seat(i);
-            seat.active.load(Ordering::SeqCst) != 0
-                && seat.pin.load(Ordering::SeqCst) == old | HOLD
+            seat.active.load(Ordering::SeqCst) != 0 && seat.pin.load(Ordering::SeqCst) == old | HOLD
         })
     }
 
@@ -888,7 +894,11 @@ impl Subscriber {
     /// [`Error::WrongType`] (a typed topic), [`Error::Busy`] (every seat taken by a live
     /// subscriber), [`Error::PeerDead`] (its publisher died: the name is removed), or the
     /// backend's `NotFound` (after [`SubscribeOptions::open_timeout`], if set).
-    pub fn open<B: Backend>(backend: &B, name: &str, opts: &SubscribeOptions) -> Result<Subscriber> {
+    pub fn open<B: Backend>(
+        backend: &B,
+        name: &str,
+        opts: &SubscribeOptions,
+    ) -> Result<Subscriber> {
         Self::open_typed(backend, name, opts, Fingerprint::BYTES)
     }
 
@@ -935,7 +945,12 @@ impl Subscriber {
             });
         }
         // Every field read once, into private memory, and checked there.
-        let (slots, max, stride, seats) = (h.slots.load(r), h.max.load(r), h.stride.load(r), h.seats.load(r));
+        let (slots, max, stride, seats) = (
+            h.slots.load(r),
+            h.max.load(r),
+            h.stride.load(r),
+            h.seats.load(r),
+        );
         let (history, policy, total) = (h.history.load(r), h.policy.load(r), h.total.load(r));
         let found = Fingerprint {
             size: h.type_size.load(r),
@@ -1000,7 +1015,8 @@ impl Subscriber {
         // message), then the count, which fixes where this subscriber starts: every message
         // the publisher writes after that count was stored was checked against this seat.
         let before = tail.load() & COUNT_MASK;
-        s.head.store(before.wrapping_sub(history) & COUNT_MASK, Ordering::SeqCst);
+        s.head
+            .store(before.wrapping_sub(history) & COUNT_MASK, Ordering::SeqCst);
         s.pin.store(0, Ordering::SeqCst);
         s.active.store(JOINING, Ordering::SeqCst);
         topic.header().generation.fetch_add(1, Ordering::SeqCst);
@@ -1259,8 +1275,7 @@ impl Subscriber {
             || seat.active.load(Ordering::SeqCst) != ACTIVE
         {
             return Err(Error::Protocol(
-                "this subscriber's seat was taken away (another process wrote over it)"
-                    .to_owned(),
+                "this subscriber's seat was taken away (another process wrote over it)".to_owned(),
             ));
         }
         Ok(())

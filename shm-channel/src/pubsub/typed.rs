@@ -242,7 +242,9 @@ impl<T: FromBytes + IntoBytes + Immutable + KnownLayout> TypedSubscriber<T> {
 
 /// A fingerprint whose size and alignment are not `T`'s is a mistake of this program.
 fn check_type<T>(f: Fingerprint) -> Result<()> {
-    if f.size as usize != size_of::<T>() || f.align as usize != align_of::<T>() || f == Fingerprint::BYTES
+    if f.size as usize != size_of::<T>()
+        || f.align as usize != align_of::<T>()
+        || f == Fingerprint::BYTES
     {
         return Err(Error::InvalidOptions(format!(
             "{f} is not the fingerprint of {} ({} bytes, alignment {})",
