@@ -98,7 +98,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 ///
 /// ```
 /// use shm_channel::pubsub::{SubscribeOptions, TopicOptions, TypedPublisher, TypedSubscriber};
-/// #[derive(zerocopy::IntoBytes, zerocopy::FromBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
+/// use shm_channel::zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+/// // One dependency line (shm-channel) is enough: derive through its re-export.
+/// #[derive(IntoBytes, FromBytes, Immutable, KnownLayout)]
+/// #[zerocopy(crate = "shm_channel::zerocopy")]
 /// #[repr(C)]
 /// struct Tick { seq: u64, price: f64 }
 ///
