@@ -121,7 +121,7 @@ impl Under {
     }
 
     /// A peer of `role` (in `role_var`) on this backend, with `envs` besides.
-    pub fn peer(&self, role_var: &str, role: &str, envs: &[(&str, String)]) -> Peer {
+    pub fn spawn_peer(&self, role_var: &str, role: &str, envs: &[(&str, String)]) -> Peer {
         let mut all = vec![("PEER_BACKEND", self.kind.to_owned())];
         if let Some(d) = self.dir() {
             all.push(("PEER_DIR", d.display().to_string()));

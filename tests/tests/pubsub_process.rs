@@ -158,7 +158,7 @@ fn peer() {
 }
 
 fn spawn(u: &Under, role: &str, name: &str, count: u64) -> Peer {
-    u.peer(
+    u.spawn_peer(
         ROLE,
         role,
         &[
@@ -169,7 +169,7 @@ fn spawn(u: &Under, role: &str, name: &str, count: u64) -> Peer {
 }
 
 fn spawn_lossy(u: &Under, role: &str, name: &str) -> Peer {
-    u.peer(
+    u.spawn_peer(
         ROLE,
         role,
         &[("PS_NAME", name.to_owned()), ("PS_LOSSY", "1".to_owned())],
