@@ -65,6 +65,8 @@ pub(crate) struct Header {
     pub unlinked: AtomicU32,
     /// Bumped by every subscriber that joins, so that the publisher looks at the seats again.
     pub generation: AtomicU32,
+    /// The publisher's pid namespace (see `peer::Proc`).
+    pub publisher_pidns: AtomicU64,
 }
 
 /// A word one side writes and others wait on, with its sleepers, alone on its line.
@@ -87,6 +89,8 @@ pub(crate) struct Seat {
     pub head: AtomicU32,
     /// `count | HOLD` while the owner holds message `count` in place (lossy policy); else 0.
     pub pin: AtomicU32,
+    /// The owner's pid namespace (see `peer::Proc`).
+    pub pidns: AtomicU64,
 }
 
 const _: () = {

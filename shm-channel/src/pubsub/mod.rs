@@ -79,7 +79,7 @@ use shm_core::{Backend, SegmentName};
 use crate::hub::Hub;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
 use crate::peer::Proc;
-use crate::ring::{deadline_in, header_word};
+use crate::ring::deadline_in;
 use crate::shared::PEER_CHECK;
 use crate::{Error, Result};
 use layout::*;
@@ -305,7 +305,11 @@ impl Topic {
     fn owner(&self, i: u32) -> Option<Proc> {
         let seat = self.seat(i);
         let pid = seat.owner.load(Ordering::SeqCst);
-        Proc::checked(pid, seat.start.load(Ordering::SeqCst))
+        Proc::checked(
+            pid,
+            seat.start.load(Ordering::SeqCst),
+            seat.pidns.load(Ordering::SeqCst),
+        )
     }
 
     /// Frees seat `i` if `owner` still owns it. Only one remover wins the seat.
@@ -337,7 +341,7 @@ impl Topic {
                 continue;
             }
             let dead = match self.owner(i) {
-                Some(p) => !p.alive(),
+                Some(p) => !p.judge_pid().maybe_alive(),
                 None => true, // no process could have that id: garbage
             };
             if dead && self.evict(i, pid) {
@@ -352,9 +356,16 @@ impl Topic {
         (0..self.shape.seats)
             .filter(|&i| self.seat(i).active.load(Ordering::SeqCst) != 0)
             .filter_map(|i| self.owner(i))
-            .map(|p| (p.pid, p.alive()))
+            .map(|p| (p.pid, p.judge_pid().maybe_alive()))
             .collect()
     }
+}
+
+/// The 64-bit header of the slot at `slot`: length in the low half, sequence in the high.
+fn header_word<'a>(slot: *mut u8) -> &'a std::sync::atomic::AtomicU64 {
+    // SAFETY: a slot starts 64-aligned inside the mapping with its 8-byte header; callers hold
+    // the Arc that keeps the mapping, and bound the lifetime by their borrow.
+    unsafe { &*slot.cast::<std::sync::atomic::AtomicU64>() }
 }
 
 /// An owner value that says "being removed": no process has it (above PID_MAX).
@@ -510,6 +521,7 @@ impl Publisher {
         h.total.store(shape.total as u64, r);
         h.publisher_pid.store(me.pid as u32, r);
         h.publisher_start.store(me.start, r);
+        h.publisher_pidns.store(me.pidns, r);
         h.magic.store(MAGIC, Ordering::Release);
         let topic = Arc::new(topic);
         // SAFETY: the signals are fields of the Publisher, which holds the Arc as well.
@@ -545,10 +557,14 @@ impl Publisher {
         // SAFETY: at least a header's bytes, page-aligned (checked above).
         let h = unsafe { &*hub.base().cast::<Header>() };
         let pid = h.publisher_pid.load(Ordering::SeqCst);
-        let publisher = Proc::checked(pid, h.publisher_start.load(Ordering::SeqCst));
+        let publisher = Proc::checked(
+            pid,
+            h.publisher_start.load(Ordering::SeqCst),
+            h.publisher_pidns.load(Ordering::SeqCst),
+        );
         hub.keep();
         match publisher {
-            Some(p) if p.alive() => Err(Error::Busy {
+            Some(p) if p.judge_pid().maybe_alive() => Err(Error::Busy {
                 name: name.as_str().to_owned(),
                 backend: backend.name(),
                 detail: format!("the topic's publisher (pid {}) is alive", p.pid),
@@ -957,7 +973,11 @@ impl Subscriber {
             align: h.type_align.load(r),
             hash: h.type_hash.load(r),
         };
-        let (pid, start) = (h.publisher_pid.load(r), h.publisher_start.load(r));
+        let (pid, start, pidns) = (
+            h.publisher_pid.load(r),
+            h.publisher_start.load(r),
+            h.publisher_pidns.load(r),
+        );
         let checked = (|| {
             let shape = Shape::new(slots, max as usize, seats)
                 .map_err(|e| not_a_topic(format!("its header is impossible: {e}")))?;
@@ -982,7 +1002,7 @@ impl Subscriber {
                     found: found.to_string(),
                 });
             }
-            let publisher = Proc::checked(pid, start)
+            let publisher = Proc::checked(pid, start, pidns)
                 .ok_or_else(|| not_a_topic(format!("its publisher's process id is {pid}")))?;
             Ok((shape, lossy, publisher))
         })();
@@ -994,7 +1014,7 @@ impl Subscriber {
             }
         };
         hub.keep(); // the publisher owns the name
-        if !publisher.alive() {
+        if !publisher.judge_pid().maybe_alive() {
             hub.remove_name_once(&h.unlinked);
             return Err(Error::PeerDead { pid: publisher.pid });
         }
@@ -1049,6 +1069,7 @@ impl Subscriber {
                     .is_ok()
                 {
                     seat.start.store(me.start, Ordering::SeqCst);
+                    seat.pidns.store(me.pidns, Ordering::SeqCst);
                     return Ok(i);
                 }
             }
@@ -1080,7 +1101,7 @@ impl Subscriber {
 
     /// True while the publisher's process lives.
     pub fn publisher_alive(&self) -> bool {
-        self.publisher.alive()
+        self.publisher.judge_pid().maybe_alive()
     }
 
     /// Receives the next message in place, waiting for it.
@@ -1258,7 +1279,7 @@ impl Subscriber {
     }
 
     fn check_publisher(&self) -> Result<()> {
-        if self.publisher.alive() {
+        if self.publisher.judge_pid().maybe_alive() {
             return Ok(());
         }
         // Messages it completed first: the caller looked and found none.
@@ -1306,7 +1327,7 @@ impl Drop for Subscriber {
                 .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
             self.topic.wake_publisher();
         }
-        if !self.publisher.alive() {
+        if !self.publisher.judge_pid().maybe_alive() {
             let t = &self.topic;
             t.hub.remove_name_once(&t.header().unlinked);
         }
