@@ -78,6 +78,26 @@ pub enum Error {
         /// Which end is taken, by whom.
         detail: String,
     },
+    /// A service's every client seat is held by a live client: this one is beyond the limit
+    /// its server set.
+    #[error(
+        "{name} ({backend}): the service is full: its {clients} client seats are all held by live clients; try again later, or start the server with more"
+    )]
+    ServiceFull {
+        /// The service's name.
+        name: String,
+        /// The backend's name.
+        backend: &'static str,
+        /// How many clients it takes at once.
+        clients: u32,
+    },
+    /// A service's server failed this call ([`Request::fail`](crate::service::Request::fail),
+    /// or a request it dropped unanswered); the call is over, the client may call again.
+    #[error("the server failed the call: {message}")]
+    CallFailed {
+        /// What the server said.
+        message: String,
+    },
     /// The peer closed its end on purpose: for a receiver, the sender finished the stream
     /// ([`Sender::finish`](crate::Sender::finish)) and every message it sent has been
     /// received: the stream is whole; for a sender, the receiver was dropped before the end

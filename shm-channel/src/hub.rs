@@ -84,6 +84,11 @@ impl Hub {
         self.map.as_ptr()
     }
 
+    /// The mapping.
+    pub fn mapping(&self) -> &Mapping {
+        &self.map
+    }
+
     /// The mapping's length.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -232,6 +232,7 @@ mod pair;
 mod peer;
 pub mod pubsub;
 mod ring;
+pub mod service;
 mod shared;
 #[cfg(feature = "async")]
 mod waiting;

@@ -168,6 +168,15 @@ impl Witness {
         }
     }
 
+    /// Gives `seat` back (a seat taken but not used); nothing without descriptor.
+    pub fn release(&self, map: &Mapping, seat: u64) {
+        if let (Witness::Locks, Some(fd)) = (self, map.fd()) {
+            // An unlock of a byte this description locked cannot fail but for a closed
+            // descriptor, and then the lock is gone anyway.
+            let _ = ofd_lock(fd, seat, libc::F_OFD_SETLK, libc::F_UNLCK);
+        }
+    }
+
     /// Whether the end in `seat` holds it, from another end's mapping.
     pub fn seat(&self, map: &Mapping, seat: u64) -> Verdict {
         match (self, map.fd()) {

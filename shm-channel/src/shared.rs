@@ -718,34 +718,12 @@ impl Shared {
     fn wait_slices<T>(
         &self,
         deadline: Deadline,
-        mut wait: impl FnMut(Duration) -> shm_core::Result<T>,
+        wait: impl FnMut(Duration) -> shm_core::Result<T>,
     ) -> Result<T> {
         // A creator learns who its peer is as early as it can: before the peer could have
         // scribbled over the header, if the peer keeps the protocol that long.
         self.peer()?;
-        // The clock is read only with a deadline, or after a first slice: a message that
-        // comes while the wait spins costs no clock read here.
-        let mut start = None;
-        loop {
-            let slice = match deadline {
-                None => PEER_CHECK,
-                Some(d) => {
-                    let now = Instant::now();
-                    start.get_or_insert(now);
-                    d.saturating_duration_since(now).min(PEER_CHECK)
-                }
-            };
-            if slice.is_zero() {
-                return Err(Error::TimedOut {
-                    after: start.map_or(Duration::ZERO, |s| s.elapsed()),
-                });
-            }
-            match wait(slice) {
-                Ok(v) => return Ok(v),
-                Err(shm_core::Error::TimedOut { .. }) => self.check_peer()?,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        wait_in_slices(deadline, || self.check_peer(), wait)
     }
 
     /// Waits until a peer has joined (returns at once for an opener).
@@ -754,6 +732,38 @@ impl Shared {
         let signal = Signal::new(&h.state, &h.state_sleepers, WaitStrategy::Block);
         self.wait(&signal, |v| v != WAITING, deadline)?;
         self.peer().map(|_| ())
+    }
+}
+
+/// Runs `wait` in slices of at most [`PEER_CHECK`] until it succeeds, calling `check` (which
+/// fails when the peer died) between slices; fails with `TimedOut` at `deadline`.
+pub(crate) fn wait_in_slices<T>(
+    deadline: Deadline,
+    mut check: impl FnMut() -> Result<()>,
+    mut wait: impl FnMut(Duration) -> shm_core::Result<T>,
+) -> Result<T> {
+    // The clock is read only with a deadline, or after a first slice: a message that comes
+    // while the wait spins costs no clock read here.
+    let mut start = None;
+    loop {
+        let slice = match deadline {
+            None => PEER_CHECK,
+            Some(d) => {
+                let now = Instant::now();
+                start.get_or_insert(now);
+                d.saturating_duration_since(now).min(PEER_CHECK)
+            }
+        };
+        if slice.is_zero() {
+            return Err(Error::TimedOut {
+                after: start.map_or(Duration::ZERO, |s| s.elapsed()),
+            });
+        }
+        match wait(slice) {
+            Ok(v) => return Ok(v),
+            Err(shm_core::Error::TimedOut { .. }) => check()?,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

@@ -1,0 +1,1039 @@
+//! A service for many clients: one [`Service`] (the server) answers the calls of up to a
+//! configured number of [`ServiceClient`]s at once, each answer to the client that made the
+//! call.
+//!
+//! A service is one segment: a header, a bell, and one seat per client. A seat is a
+//! request/response pair's slot: its client writes a request there and rings the bell; the
+//! server, waiting for "any request" ([`Service::recv`]), finds it and writes the answer in the
+//! same place ([`Request::reply`]), where the client reads it in place. Nothing is copied on
+//! the way but the request and the answer themselves, once each.
+//!
+//! - **One client at the pair's speed.** While it waits, the server looks first at the seat it
+//!   served last, so a lone client's call moves the seat's cache line there and back, as a
+//!   [`Server`](crate::Server)/[`Client`](crate::Client) pair does, plus the bell's line (the
+//!   bench's `service_rtt_1_vs_channel_rtt` says what that costs). The pair stays: one
+//!   client and one server, when that is all, cost a little less.
+//! - **Fair.** The server looks at the seats in turn from the one after the seat it served
+//!   last, so no client waits behind another's stream of calls.
+//! - **Full.** A client beyond the limit gets [`Error::ServiceFull`] at open (a seat of a client
+//!   that left or died is given again as soon as the server freed it; an open that finds only
+//!   such seats asks the server to free them and waits for it, up to
+//!   [`ServiceOptions::open_timeout`]).
+//! - **Death.** Each end is judged as a stream's ends are (see the crate docs): a lock the
+//!   kernel drops when the process dies (POSIX, files), the attach count (System V), and the
+//!   process id within one pid namespace. A client that dies, in a call or not, is noticed by
+//!   the server within about 40 ms of its waiting (and every 40 ms while it is busy): its seat
+//!   is freed and the server goes on. A dead server is known to a waiting client within about
+//!   50 ms ([`Error::PeerDead`]); the first client that learns it removes the service's name.
+//! - **Failing a call.** [`Request::fail`] answers with an error the client receives as
+//!   [`Error::CallFailed`]; a [`Request`] dropped without an answer fails its call so (a
+//!   server that panics, or returns early, never leaves a client waiting).
+//! - **The name** stays while the server lives, so that clients may come at any time; the
+//!   server removes it when dropped. A server killed with -9 leaves it to the first client
+//!   that learns of the death, or to the next server of that name, which replaces it.
+//!
+//! # Trust
+//!
+//! As for the stream: the header is read once at open and checked; after that, the server
+//! reads only the bell (compared), each seat's owner record (checked as a process id), its
+//! "left" flag and its slot header (its count compared with the call the server expects, its
+//! length checked against the maximum), and a client only its own seat's slot header and
+//! answer count. Every address is computed from private values. A client that writes garbage
+//! can only spoil its own calls, and a seat whose owner record is impossible is freed.
+//!
+//! ```
+//! use shm_channel::service::{Service, ServiceClient, ServiceOptions};
+//!
+//! # fn main() -> shm_channel::Result<()> {
+//! let backend = shm_posix::Posix::new();
+//! # let name: &'static str = Box::leak(format!("/doc-service-{}", std::process::id()).into());
+//! let opts = ServiceOptions::new(4096).clients(16);
+//! let mut service = Service::create(&backend, name, &opts)?;
+//! let server = std::thread::spawn(move || -> shm_channel::Result<()> {
+//!     for _ in 0..2 {
+//!         let request = service.recv()?; // any client's
+//!         let mut answer = request.to_vec();
+//!         answer.reverse();
+//!         request.reply(&answer)?; // to the client that called
+//!     }
+//!     Ok(())
+//! });
+//! let mut a = ServiceClient::open(&backend, name, &opts)?;
+//! let mut b = ServiceClient::open(&backend, name, &opts)?;
+//! assert_eq!(a.call(b"abc")?.to_vec(), b"cba");
+//! assert_eq!(b.call(b"xyz")?.to_vec(), b"zyx");
+//! server.join().expect("server")?;
+//! # Ok(()) }
+//! ```
+
+mod layout;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shm_core::wait::{Signal, WaitStrategy, wake_all};
+use shm_core::{Backend, SegmentName};
+use zerocopy::{Immutable, IntoBytes};
+
+use crate::hub::Hub;
+use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
+use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
+use crate::ring::deadline_in;
+use crate::shared::{Deadline, PEER_CHECK, wait_in_slices};
+use crate::{Error, Result, Sample};
+use layout::*;
+
+/// The parameters of a service. The server fixes `clients` and `max_message` at create; a
+/// client takes them from the service's header, and uses only `wait` and `open_timeout`.
+///
+/// ```
+/// use shm_channel::service::ServiceOptions;
+/// let opts = ServiceOptions::new(1024).clients(32).mode(0o660);
+/// assert_eq!((opts.clients, opts.max_message), (32, 1024));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceOptions {
+    /// The most clients at once, 1 to 1024 (default 16).
+    pub clients: u32,
+    /// The largest request or answer in bytes, 1 to 2^29.
+    pub max_message: usize,
+    /// Permission bits of the segment (default `0o600`).
+    pub mode: u32,
+    /// How this end waits (default hybrid: spin briefly, then sleep on a futex).
+    pub wait: WaitStrategy,
+    /// How long a client's open waits for a header in the making or for a seat that a client
+    /// that left or died still holds (default 5 s).
+    pub open_timeout: Duration,
+}
+
+impl ServiceOptions {
+    /// Requests and answers of at most `max_message` bytes; 16 clients, mode 0600, hybrid
+    /// waiting, an open timeout of 5 s.
+    pub fn new(max_message: usize) -> Self {
+        Self {
+            clients: 16,
+            max_message,
+            mode: 0o600,
+            wait: WaitStrategy::Hybrid,
+            open_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the most clients at once.
+    pub fn clients(mut self, n: u32) -> Self {
+        self.clients = n;
+        self
+    }
+
+    /// Sets the permission bits.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets how this end waits.
+    pub fn wait(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Sets how long a client's open waits.
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
+        self
+    }
+
+    /// Bytes of the segment a service of these options takes, or [`Error::InvalidOptions`].
+    pub fn segment_size(&self) -> Result<usize> {
+        Ok(Shape::new(self.clients, self.max_message)?.total)
+    }
+}
+
+impl Default for ServiceOptions {
+    /// 16 clients, messages of 64 KiB.
+    fn default() -> Self {
+        Self::new(64 * 1024)
+    }
+}
+
+/// One end's hold on a service's segment, its shape checked against the mapping.
+struct Seg {
+    shape: Shape,
+    witness: Witness,
+    hub: Hub,
+}
+
+impl Seg {
+    /// `hub` as a service of `shape`, if its mapping holds that shape.
+    fn new(hub: Hub, shape: Shape) -> Result<Seg> {
+        if hub.len() < shape.total || !hub.mapping().is_writable() {
+            return Err(Error::Mismatch {
+                name: hub.name.clone(),
+                backend: hub.backend,
+                what: "size",
+                expected: shape.total as u64,
+                found: hub.len() as u64,
+            });
+        }
+        let sysv_id = match hub.mapping().fd() {
+            Some(_) => None,
+            None => hub.segment_info().ok().and_then(|i| i.id),
+        };
+        Ok(Seg {
+            shape,
+            witness: Witness::of(hub.mapping(), sysv_id),
+            hub,
+        })
+    }
+
+    /// The `T` at `offset`.
+    ///
+    /// # Safety
+    ///
+    /// `offset + size_of::<T>() <= shape.total` (so inside the mapping: checked in `new`),
+    /// `offset` aligned for `T` (the mapping is page-aligned), and `T` made only of atomics.
+    unsafe fn at<T>(&self, offset: usize) -> &T {
+        debug_assert!(offset + size_of::<T>() <= self.shape.total);
+        // SAFETY: as the caller promises; the mapping lives as long as `self`.
+        unsafe { &*self.hub.base().add(offset).cast::<T>() }
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: a Header of atomics at offset 0; every shape is longer.
+        unsafe { self.at(0) }
+    }
+
+    fn bell(&self) -> &Bell {
+        // SAFETY: a Bell of atomics at OFF_BELL (128-aligned), before the seats.
+        unsafe { self.at(OFF_BELL) }
+    }
+
+    /// Seat `i`'s control line (`i` is taken modulo the seats: always a seat).
+    fn seat(&self, i: u32) -> &SeatControl {
+        // SAFETY: seat `i % seats` is inside the shape, 128-aligned (layout's tests).
+        unsafe { self.at(self.shape.seat(i % self.shape.seats)) }
+    }
+
+    /// Seat `i`'s slot header.
+    fn slot_header(&self, i: u32) -> &AtomicU64 {
+        // SAFETY: the slot header follows the seat's control line, 8 bytes, 128-aligned.
+        unsafe { self.at(self.shape.slot(i % self.shape.seats)) }
+    }
+
+    /// Seat `i`'s payload: `max` bytes.
+    fn payload(&self, i: u32) -> *mut u8 {
+        // SAFETY: the payload follows the slot header and ends inside the shape.
+        unsafe {
+            self.hub
+                .base()
+                .add(self.shape.slot(i % self.shape.seats) + SLOT_HEADER)
+        }
+    }
+
+    /// A signal over two words of the mapping, as if they lived forever.
+    ///
+    /// # Safety
+    ///
+    /// The signal must be dropped before `self` (the holder declares it before its `Seg`, and
+    /// never lends it for longer than a borrow of itself).
+    unsafe fn signal(
+        &self,
+        value: &AtomicU32,
+        sleepers: &AtomicU32,
+        wait: WaitStrategy,
+    ) -> Signal<'static> {
+        // SAFETY: both words are in the mapping, which outlives the signal (the caller's
+        // promise); the mapping never moves.
+        unsafe {
+            Signal::new(
+                &*(value as *const AtomicU32),
+                &*(sleepers as *const AtomicU32),
+                wait,
+            )
+        }
+    }
+
+    /// The lock byte of seat `i`'s owner.
+    fn lock_of(i: u32) -> u64 {
+        SEAT_CREATOR + 1 + u64::from(i)
+    }
+
+    /// The verdict on the owner of seat `i`, announced as `p`.
+    fn judge_owner(&self, i: u32, p: &Proc) -> Verdict {
+        self.witness.judge(self.hub.mapping(), Self::lock_of(i), p)
+    }
+
+    /// Whether seat `i` is held by an end that is gone (left, dead, or garbage).
+    fn seat_is_stale(&self, i: u32) -> bool {
+        let s = self.seat(i);
+        if s.owner.pid.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        s.left.load(Ordering::SeqCst) != 0
+            || Proc::read(&s.owner).is_none_or(|p| self.judge_owner(i, &p) == Verdict::Dead)
+    }
+
+    /// Rings the bell: the server wakes if it sleeps.
+    fn ring(&self) {
+        let bell = self.bell();
+        bell.value.fetch_add(1, Ordering::SeqCst);
+        if bell.sleepers.load(Ordering::SeqCst) != 0 {
+            wake_all(&bell.value);
+        }
+    }
+
+    /// Removes the name once (the first end to learn that the server is gone does it).
+    fn remove_name(&self) {
+        if !self.hub.remove_name_once(&self.header().unlinked) {
+            self.hub.keep();
+        }
+    }
+}
+
+fn next(count: u32) -> u32 {
+    count.wrapping_add(1) & COUNT_MASK
+}
+
+/// A slot header word: the call's count in the high half, length and flags in the low.
+fn word(count: u32, low: u32) -> u64 {
+    (u64::from(count | SEQ_SET) << 32) | u64::from(low)
+}
+
+/// The serving end of a service: waits for any client's request, answers it to that client.
+/// Dropping it closes the service: clients waiting for an answer get [`Error::Closed`], and the
+/// name is removed.
+pub struct Service {
+    /// The bell clients ring; declared before `seg`, which it points into.
+    bell: Signal<'static>,
+    /// Per seat: the count of the call answered last (0: none since the seat was freed).
+    answered: Vec<Cell<u32>>,
+    /// The seat the next look starts from.
+    next_seat: u32,
+    /// The seat served last: looked at first while waiting.
+    hot: u32,
+    /// Receives since the seats were last judged.
+    since_tidy: u32,
+    tidied: Cell<Instant>,
+    seg: Seg,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.seg.hub.name)
+            .field("backend", &self.seg.hub.backend)
+            .field("clients", &self.seg.shape.seats)
+            .field("max_message", &self.seg.shape.max)
+            .finish()
+    }
+}
+
+/// How often a busy server judges its clients (it also does whenever it waits that long).
+const TIDY_EVERY: Duration = PEER_CHECK;
+
+impl Service {
+    /// Creates the service `name` on `backend`, as its server. A segment of that name whose
+    /// server died is replaced; one whose server lives is [`Error::Busy`].
+    pub fn create<B: Backend>(backend: &B, name: &str, opts: &ServiceOptions) -> Result<Service> {
+        let sname = SegmentName::new(name)?;
+        let shape = Shape::new(opts.clients, opts.max_message)?;
+        let mut tries = 0;
+        let hub = loop {
+            tries += 1;
+            match Hub::create(backend, &sname, shape.total, opts.mode) {
+                Ok(h) => break h,
+                Err(Error::Shm(e)) if e.is_already_exists() && tries < 4 => {
+                    match stale_server(backend, &sname)? {
+                        Stale::Removed => {}
+                        Stale::Live(pid) => {
+                            return Err(Error::Busy {
+                                name: name.to_owned(),
+                                backend: backend.name(),
+                                detail: format!("a live server (pid {pid}) serves it"),
+                            });
+                        }
+                        Stale::Stranger => return Err(Error::Shm(e)),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let seg = Seg::new(hub, shape)?;
+        seg.witness
+            .hold(seg.hub.mapping(), SEAT_CREATOR)
+            .map_err(|e| Error::Busy {
+                name: name.to_owned(),
+                backend: backend.name(),
+                detail: format!("its server's seat is held by a live process ({e})"),
+            })?;
+        let h = seg.header();
+        h.version.store(VERSION, Ordering::Relaxed);
+        h.seats.store(shape.seats, Ordering::Relaxed);
+        h.max.store(shape.max, Ordering::Relaxed);
+        h.stride.store(shape.stride, Ordering::Relaxed);
+        h.total.store(shape.total as u64, Ordering::Relaxed);
+        h.unlinked.store(0, Ordering::Relaxed);
+        Proc::me().write(&h.server);
+        h.state.store(OPEN, Ordering::SeqCst);
+        // Last, with Release: a client that sees the magic sees everything before it.
+        h.magic.store(MAGIC, Ordering::Release);
+        let bell = seg.bell();
+        // SAFETY: `bell` is declared before `seg` in Service and lent only for a borrow of it.
+        let bell = unsafe { seg.signal(&bell.value, &bell.sleepers, opts.wait) };
+        Ok(Service {
+            bell,
+            answered: (0..shape.seats).map(|_| Cell::new(0)).collect(),
+            next_seat: 0,
+            hot: 0,
+            since_tidy: 0,
+            tidied: Cell::new(Instant::now()),
+            seg,
+        })
+    }
+
+    /// The next request of any client, waiting for one; the seats are looked at in turn, from
+    /// the one after the seat served last. Fails only with [`Error::Protocol`] for a segment
+    /// this end cannot use, or an error of the wait.
+    #[inline]
+    pub fn recv(&mut self) -> Result<Request<'_>> {
+        self.recv_until(None)
+    }
+
+    /// As [`recv`](Self::recv), waiting at most `timeout` ([`Error::TimedOut`]).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Request<'_>> {
+        self.recv_until(deadline_in(timeout))
+    }
+
+    /// As [`recv`](Self::recv), waiting until `deadline` at most.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Request<'_>> {
+        self.recv_until(Some(deadline))
+    }
+
+    /// A request if one waits, else [`Error::Empty`].
+    pub fn try_recv(&mut self) -> Result<Request<'_>> {
+        self.housekeep();
+        match self.find() {
+            Some((seat, h)) => self.take(seat, h),
+            None => Err(Error::Empty),
+        }
+    }
+
+    fn recv_until(&mut self, deadline: Deadline) -> Result<Request<'_>> {
+        self.housekeep();
+        let found = loop {
+            let rung = self.bell.load();
+            if let Some(found) = self.find() {
+                break found;
+            }
+            let hot = self.hot;
+            let early = || self.pending(hot).is_some();
+            wait_in_slices(
+                deadline,
+                || {
+                    self.tidy();
+                    Ok(())
+                },
+                |slice| self.bell.wait_until_or(&early, |v| v != rung, slice),
+            )?;
+        };
+        self.take(found.0, found.1)
+    }
+
+    /// Judges the clients when a client asked for it, or when it is time.
+    #[inline]
+    fn housekeep(&mut self) {
+        self.since_tidy += 1;
+        let asked = self.seg.bell().check.load(Ordering::Relaxed) != 0;
+        if asked || (self.since_tidy >= 64 && self.tidied.get().elapsed() >= TIDY_EVERY) {
+            self.tidy();
+        }
+    }
+
+    /// Frees the seats whose clients left or died; returns how many.
+    fn tidy(&self) -> usize {
+        self.seg.bell().check.store(0, Ordering::SeqCst);
+        self.tidied.set(Instant::now());
+        let mut freed = 0;
+        for i in 0..self.seg.shape.seats {
+            if self.seg.seat_is_stale(i) {
+                self.free(i);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Empties seat `i` and gives it to the next client: its owner announced last.
+    fn free(&self, i: u32) {
+        let s = self.seg.seat(i);
+        self.seg.slot_header(i).store(0, Ordering::SeqCst);
+        s.answer.store(0, Ordering::SeqCst);
+        s.left.store(0, Ordering::SeqCst);
+        s.owner.start.store(0, Ordering::SeqCst);
+        s.owner.pidns.store(0, Ordering::SeqCst);
+        self.answered[i as usize].set(0);
+        s.owner.pid.store(0, Ordering::SeqCst);
+    }
+
+    /// Seat `i`'s slot header, if it holds the request the server expects there next.
+    #[inline]
+    fn pending(&self, i: u32) -> Option<u64> {
+        let h = self.seg.slot_header(i).load(Ordering::Acquire);
+        let want = next(self.answered[i as usize].get()) | SEQ_SET;
+        ((h >> 32) as u32 == want && h as u32 & ANSWER == 0).then_some(h)
+    }
+
+    /// The first seat, from `next_seat` on, that holds a request.
+    #[inline]
+    fn find(&self) -> Option<(u32, u64)> {
+        let n = self.seg.shape.seats;
+        (0..n).find_map(|k| {
+            let i = (self.next_seat + k) % n;
+            self.pending(i).map(|h| (i, h))
+        })
+    }
+
+    /// The request in seat `seat`, whose header said `h`: its length checked.
+    fn take(&mut self, seat: u32, h: u64) -> Result<Request<'_>> {
+        self.hot = seat;
+        self.next_seat = (seat + 1) % self.seg.shape.seats;
+        let count = (h >> 32) as u32 & COUNT_MASK;
+        let len = (h as u32 & LEN_MASK) as usize;
+        let client = self.seg.seat(seat).owner.pid.load(Ordering::Relaxed) as i32;
+        let mut request = Request {
+            service: self,
+            seat,
+            count,
+            len: 0,
+            client,
+            done: false,
+        };
+        if len > request.service.seg.shape.max as usize {
+            let why = format!(
+                "the request claims {len} bytes; the service's maximum is {}",
+                request.service.seg.shape.max
+            );
+            request.answer(why.as_bytes(), FAILED)?;
+            return Err(Error::Protocol(format!("client pid {client}: {why}")));
+        }
+        request.len = len;
+        Ok(request)
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.seg.hub.name
+    }
+
+    /// The most clients at once, fixed at create.
+    pub fn max_clients(&self) -> u32 {
+        self.seg.shape.seats
+    }
+
+    /// The largest request or answer, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.seg.shape.max as usize
+    }
+
+    /// The process ids of the clients that hold a seat now (a client that left or died is
+    /// counted until the server frees its seat, within about 40 ms of the server waiting).
+    pub fn clients(&self) -> Vec<i32> {
+        (0..self.seg.shape.seats)
+            .filter_map(|i| {
+                let s = self.seg.seat(i);
+                let pid = s.owner.pid.load(Ordering::SeqCst);
+                (pid != 0 && s.left.load(Ordering::SeqCst) == 0).then_some(pid as i32)
+            })
+            .collect()
+    }
+
+    /// Frees the seats of clients that left or died now, without waiting for the next check;
+    /// returns how many.
+    pub fn free_departed(&mut self) -> usize {
+        self.tidy()
+    }
+
+    /// What the kernel says about the service's segment now.
+    pub fn segment_info(&self) -> Result<shm_core::SegmentInfo> {
+        self.seg.hub.segment_info()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.seg.header().state.store(SHUT, Ordering::SeqCst);
+        for i in 0..self.seg.shape.seats {
+            let s = self.seg.seat(i);
+            s.answer.fetch_or(CLOSED, Ordering::SeqCst);
+            if s.answer_sleepers.load(Ordering::SeqCst) != 0 {
+                wake_all(&s.answer);
+            }
+        }
+        self.seg.remove_name();
+    }
+}
+
+/// One client's request, received by [`Service::recv`], in place in the client's seat. Answer
+/// it with [`reply`](Self::reply) (or [`fail`](Self::fail)); dropped unanswered, it fails the
+/// call ([`Error::CallFailed`] for the client).
+pub struct Request<'a> {
+    service: &'a mut Service,
+    seat: u32,
+    count: u32,
+    len: usize,
+    client: i32,
+    done: bool,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("seat", &self.seat)
+            .field("client", &self.client)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Request<'_> {
+    /// The request in place (zero-copy): read it through the [`Sample`]'s forms. Valid until
+    /// the answer, which takes `self`.
+    pub fn data(&self) -> Sample<'_> {
+        Sample::in_pair(self.service.seg.payload(self.seat), self.len)
+    }
+
+    /// A copy of the request.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.data().to_vec()
+    }
+
+    /// The request's length in bytes (read once, checked against the maximum).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a request of 0 bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The seat of the client that called (0 to `max_clients - 1`).
+    pub fn seat(&self) -> u32 {
+        self.seat
+    }
+
+    /// The process id the calling client announced.
+    pub fn client_pid(&self) -> i32 {
+        self.client
+    }
+
+    /// Answers with a copy of `data` ([`Error::TooLarge`] beyond the maximum: the call then
+    /// fails for the client).
+    pub fn reply(mut self, data: &[u8]) -> Result<()> {
+        self.answer(data, 0)
+    }
+
+    /// Answers with one value of plain data.
+    pub fn reply_value<T: IntoBytes + Immutable + ?Sized>(self, value: &T) -> Result<()> {
+        self.reply(value.as_bytes())
+    }
+
+    /// Fails the call: the client's `call` returns [`Error::CallFailed`] with `message` (cut
+    /// to the service's maximum message).
+    pub fn fail(mut self, message: &str) -> Result<()> {
+        let max = self.service.seg.shape.max as usize;
+        let cut = &message.as_bytes()[..message.len().min(max)];
+        self.answer(cut, FAILED)
+    }
+
+    /// Writes the answer into the seat and tells its client.
+    fn answer(&mut self, data: &[u8], flags: u32) -> Result<()> {
+        let seg = &self.service.seg;
+        let max = seg.shape.max as usize;
+        if data.len() > max {
+            return Err(Error::TooLarge {
+                len: data.len(),
+                max,
+            });
+        }
+        // SAFETY: the payload holds `max` bytes, `data` is no longer (checked above) and
+        // private memory, so no overlap; the seat is the server's until it answers.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), seg.payload(self.seat), data.len()) };
+        // Release: a client that sees the header sees the bytes.
+        seg.slot_header(self.seat).store(
+            word(self.count, data.len() as u32 | ANSWER | flags),
+            Ordering::Release,
+        );
+        self.done = true;
+        self.service.answered[self.seat as usize].set(self.count);
+        let s = seg.seat(self.seat);
+        s.answer.store(self.count, Ordering::SeqCst);
+        if s.answer_sleepers.load(Ordering::SeqCst) != 0 {
+            wake_all(&s.answer);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Request<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.answer(b"the server dropped the request without answering", FAILED);
+        }
+    }
+}
+
+/// The calling end of a service: one seat, one call at a time.
+pub struct ServiceClient {
+    /// The seat's answer count; declared before `seg`, which it points into.
+    answer: Signal<'static>,
+    seat: u32,
+    /// Calls made (modulo 2^31).
+    calls: u32,
+    /// Answers taken: `calls`, or one behind it after a call that timed out.
+    taken: u32,
+    server: Proc,
+    seg: Seg,
+}
+
+impl std::fmt::Debug for ServiceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceClient")
+            .field("name", &self.seg.hub.name)
+            .field("backend", &self.seg.hub.backend)
+            .field("seat", &self.seat)
+            .field("server", &self.server.pid)
+            .finish()
+    }
+}
+
+/// What a segment found in the way of a new server is.
+enum Stale {
+    /// A service whose server died: its name was removed.
+    Removed,
+    /// A service whose server lives.
+    Live(i32),
+    /// Something else.
+    Stranger,
+}
+
+/// Judges the service `name` whose segment is in the way of a new one.
+fn stale_server<B: Backend>(backend: &B, name: &SegmentName) -> Result<Stale> {
+    let hub = match Hub::open(backend, name, None) {
+        Ok(h) => h,
+        // Gone meanwhile: try again.
+        Err(Error::Shm(e)) if e.is_not_found() => return Ok(Stale::Removed),
+        Err(e) => return Err(e),
+    };
+    if hub.len() < OFF_SEATS || hub.magic() != MAGIC {
+        return Ok(Stale::Stranger);
+    }
+    let Ok(seg) = Seg::new(hub, Shape::new(1, 1)?) else {
+        return Ok(Stale::Stranger);
+    };
+    let Some(server) = Proc::read(&seg.header().server) else {
+        return Ok(Stale::Stranger);
+    };
+    if seg.witness.judge(seg.hub.mapping(), SEAT_CREATOR, &server) != Verdict::Dead {
+        return Ok(Stale::Live(server.pid));
+    }
+    seg.remove_name();
+    Ok(Stale::Removed)
+}
+
+impl ServiceClient {
+    /// Opens the service `name` on `backend` and takes a free seat. Fails with
+    /// [`Error::ServiceFull`] when every seat is held by a live client, [`Error::PeerDead`]
+    /// when the server died (the name is removed then), [`Error::Closed`] when it is closing,
+    /// and as [`Sender::open`](crate::Sender::open) for what is not a service.
+    pub fn open<B: Backend>(backend: &B, name: &str, opts: &ServiceOptions) -> Result<Self> {
+        let sname = SegmentName::new(name)?;
+        let deadline = Instant::now().checked_add(opts.open_timeout);
+        let before = |d: Deadline| d.is_none_or(|d| Instant::now() < d);
+        let not_service = |reason: String| Error::NotAChannel {
+            name: name.to_owned(),
+            backend: backend.name(),
+            reason,
+        };
+        let hub = Hub::open(backend, &sname, None)?;
+        let magic = loop {
+            let m = hub.magic();
+            if m != 0 || !before(deadline) {
+                break m;
+            }
+        };
+        if hub.len() < OFF_SEATS {
+            return Err(not_service(format!(
+                "{} bytes, fewer than a service's header",
+                hub.len()
+            )));
+        }
+        if magic != MAGIC {
+            return Err(not_service(format!(
+                "its first 8 bytes are {magic:#018x}, not a service's magic"
+            )));
+        }
+        // Every field read once, into private memory, and checked there.
+        let (version, seats, max, stride, total) = {
+            // SAFETY: the mapping holds at least a header (checked above), page-aligned.
+            let h = unsafe { &*hub.base().cast::<Header>() };
+            (
+                h.version.load(Ordering::Relaxed),
+                h.seats.load(Ordering::Relaxed),
+                h.max.load(Ordering::Relaxed),
+                h.stride.load(Ordering::Relaxed),
+                h.total.load(Ordering::Relaxed),
+            )
+        };
+        if version != VERSION {
+            return Err(Error::Version {
+                name: name.to_owned(),
+                backend: backend.name(),
+                found: version,
+                expected: VERSION,
+            });
+        }
+        let shape = Shape::new(seats, max as usize).map_err(|e| {
+            not_service(format!(
+                "its header says {seats} clients of {max} bytes ({e})"
+            ))
+        })?;
+        if shape.stride != stride || shape.total as u64 != total {
+            return Err(not_service(format!(
+                "its header says stride {stride} and size {total}, which {seats} clients of {max} bytes never have"
+            )));
+        }
+        let seg = Seg::new(hub, shape)?;
+        let h = seg.header();
+        let Some(server) = Proc::read(&h.server) else {
+            return Err(not_service(format!(
+                "its server's process id is {}",
+                h.server.pid.load(Ordering::SeqCst)
+            )));
+        };
+        if seg.witness.judge(seg.hub.mapping(), SEAT_CREATOR, &server) == Verdict::Dead {
+            seg.remove_name();
+            return Err(Error::PeerDead { pid: server.pid });
+        }
+        if h.state.load(Ordering::SeqCst) != OPEN {
+            return Err(Error::Closed);
+        }
+        let seat = loop {
+            if let Some(seat) = claim(&seg) {
+                break seat;
+            }
+            // Seats of clients that left or died are the server's to free: ask it, and wait.
+            let stale = (0..seats).any(|i| seg.seat_is_stale(i));
+            if !stale || !before(deadline) {
+                return Err(Error::ServiceFull {
+                    name: name.to_owned(),
+                    backend: backend.name(),
+                    clients: seats,
+                });
+            }
+            seg.bell().check.store(1, Ordering::SeqCst);
+            seg.ring();
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let s = seg.seat(seat);
+        // SAFETY: `answer` is declared before `seg` in ServiceClient, lent only for a borrow.
+        let answer = unsafe { seg.signal(&s.answer, &s.answer_sleepers, opts.wait) };
+        Ok(ServiceClient {
+            answer,
+            seat,
+            calls: 0,
+            taken: 0,
+            server,
+            seg,
+        })
+    }
+
+    /// Sends a request (a copy of the bytes of `request`) and waits for the answer, received
+    /// in place (the seat is the client's again once the answer is dropped). Fails with
+    /// [`Error::CallFailed`] when the server failed the call, [`Error::Closed`] when the
+    /// server left before answering, [`Error::PeerDead`], [`Error::TooLarge`] or
+    /// [`Error::Protocol`].
+    #[inline]
+    pub fn call<T: IntoBytes + Immutable + ?Sized>(&mut self, request: &T) -> Result<Sample<'_>> {
+        self.call_until(request.as_bytes(), None)
+    }
+
+    /// As [`call`](Self::call), waiting at most `timeout` for the answer. After a timeout the
+    /// next call first waits (within its own time) for the late answer and drops it.
+    pub fn call_timeout<T: IntoBytes + Immutable + ?Sized>(
+        &mut self,
+        request: &T,
+        timeout: Duration,
+    ) -> Result<Sample<'_>> {
+        self.call_until(request.as_bytes(), deadline_in(timeout))
+    }
+
+    /// As [`call`](Self::call), waiting until `deadline` at most.
+    pub fn call_deadline<T: IntoBytes + Immutable + ?Sized>(
+        &mut self,
+        request: &T,
+        deadline: Instant,
+    ) -> Result<Sample<'_>> {
+        self.call_until(request.as_bytes(), Some(deadline))
+    }
+
+    #[inline]
+    fn call_until(&mut self, request: &[u8], deadline: Deadline) -> Result<Sample<'_>> {
+        if self.taken != self.calls {
+            // The server may still be reading the last request: the seat is its until it
+            // answers.
+            self.wait_answer(self.calls, deadline)?;
+            self.taken = self.calls;
+        }
+        let max = self.seg.shape.max as usize;
+        if request.len() > max {
+            return Err(Error::TooLarge {
+                len: request.len(),
+                max,
+            });
+        }
+        let count = next(self.calls);
+        let payload = self.seg.payload(self.seat);
+        // SAFETY: the payload holds `max` bytes, `request` is no longer (checked above) and
+        // private memory; the seat is this client's between calls.
+        unsafe { std::ptr::copy_nonoverlapping(request.as_ptr(), payload, request.len()) };
+        // Release: a server that sees the header sees the bytes.
+        self.seg
+            .slot_header(self.seat)
+            .store(word(count, request.len() as u32), Ordering::Release);
+        self.calls = count;
+        self.seg.ring();
+        let h = self.wait_answer(count, deadline)?;
+        self.taken = count;
+        let len = (h as u32 & LEN_MASK) as usize;
+        if len > max {
+            return Err(Error::Protocol(format!(
+                "the answer to call {count} claims {len} bytes; the service's maximum is {max}"
+            )));
+        }
+        let answer = Sample::in_pair(payload, len);
+        if h as u32 & FAILED != 0 {
+            return Err(Error::CallFailed {
+                message: String::from_utf8_lossy(&answer.to_vec()).into_owned(),
+            });
+        }
+        Ok(answer)
+    }
+
+    /// Waits until the seat holds the answer to call `count`; returns its header.
+    fn wait_answer(&self, count: u32, deadline: Deadline) -> Result<u64> {
+        let header = self.seg.slot_header(self.seat);
+        let want = |h: u64| (h >> 32) as u32 == count | SEQ_SET && h as u32 & ANSWER != 0;
+        let look = || Some(header.load(Ordering::Acquire)).filter(|&h| want(h));
+        if let Some(h) = self.answer.spin_first(look) {
+            return Ok(h);
+        }
+        // The header that matched, as read once: never read again to decide.
+        let matched = Cell::new(None);
+        let early = || {
+            matched.set(look());
+            matched.get().is_some()
+        };
+        let seen = wait_in_slices(
+            deadline,
+            || self.check_server(),
+            |slice| {
+                self.answer
+                    .wait_until_or(&early, |v| v & CLOSED != 0 || v == count, slice)
+            },
+        )?;
+        if let Some(h) = matched.get().or_else(look) {
+            return Ok(h);
+        }
+        match seen {
+            Some(v) if v & CLOSED != 0 => Err(Error::Closed),
+            _ => Err(Error::Protocol(format!(
+                "the server counted call {count} answered, but the seat does not hold its answer"
+            ))),
+        }
+    }
+
+    /// `PeerDead` (and the name removed) when the server died.
+    fn check_server(&self) -> Result<()> {
+        if self
+            .seg
+            .witness
+            .judge(self.seg.hub.mapping(), SEAT_CREATOR, &self.server)
+            == Verdict::Dead
+        {
+            self.seg.remove_name();
+            return Err(Error::PeerDead {
+                pid: self.server.pid,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the server lives (as the calls judge it).
+    pub fn server_alive(&self) -> bool {
+        self.check_server().is_ok()
+    }
+
+    /// The server's process id, as it announced itself.
+    pub fn server_pid(&self) -> i32 {
+        self.server.pid
+    }
+
+    /// This client's seat (0 to `max_clients - 1`).
+    pub fn seat(&self) -> u32 {
+        self.seat
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.seg.hub.name
+    }
+
+    /// The largest request or answer, in bytes (the service's, from its header).
+    pub fn max_message(&self) -> usize {
+        self.seg.shape.max as usize
+    }
+
+    /// The most clients the service takes at once.
+    pub fn max_clients(&self) -> u32 {
+        self.seg.shape.seats
+    }
+}
+
+/// Takes the first free seat: its lock first (a live holder keeps it), then its owner word.
+fn claim(seg: &Seg) -> Option<u32> {
+    let me = Proc::me();
+    let map = seg.hub.mapping();
+    (0..seg.shape.seats).find(|&i| {
+        let s = seg.seat(i);
+        if s.owner.pid.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        let lock = Seg::lock_of(i);
+        if seg.witness.hold(map, lock).is_err() {
+            return false;
+        }
+        if s.owner
+            .pid
+            .compare_exchange(0, me.pid as u32, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            seg.witness.release(map, lock);
+            return false;
+        }
+        s.owner.start.store(me.start, Ordering::SeqCst);
+        s.owner.pidns.store(me.pidns, Ordering::SeqCst);
+        true
+    })
+}
+
+impl Drop for ServiceClient {
+    fn drop(&mut self) {
+        // The server frees the seat (it may still be answering a call that timed out).
+        self.seg.seat(self.seat).left.store(1, Ordering::SeqCst);
+        self.seg.bell().check.store(1, Ordering::SeqCst);
+        self.seg.ring();
+    }
+}
