@@ -261,6 +261,43 @@ macro_rules! pair_info {
     };
 }
 
+/// A client's three forms of a call (blocking, with a timeout, with a deadline), over its
+/// `call_until(&[u8], Deadline)`; `call`'s docs are the macro's argument.
+macro_rules! call_forms {
+    ($(#[$doc:meta])*) => {
+        $(#[$doc])*
+        #[inline]
+        pub fn call<T: zerocopy::IntoBytes + zerocopy::Immutable + ?Sized>(
+            &mut self,
+            request: &T,
+        ) -> Result<Sample<'_>> {
+            self.call_until(request.as_bytes(), None)
+        }
+
+        /// As [`call`](Self::call), waiting at most `timeout` for the answer. After a
+        /// timeout, the next call first waits (within its own time) for the late answer and
+        /// drops it: the slot is the server's until it answers, so a server that never
+        /// answers leaves every later call timing out (drop the client to give up).
+        pub fn call_timeout<T: zerocopy::IntoBytes + zerocopy::Immutable + ?Sized>(
+            &mut self,
+            request: &T,
+            timeout: Duration,
+        ) -> Result<Sample<'_>> {
+            self.call_until(request.as_bytes(), crate::ring::deadline_in(timeout))
+        }
+
+        /// As [`call`](Self::call), waiting until `deadline` at most.
+        pub fn call_deadline<T: zerocopy::IntoBytes + zerocopy::Immutable + ?Sized>(
+            &mut self,
+            request: &T,
+            deadline: Instant,
+        ) -> Result<Sample<'_>> {
+            self.call_until(request.as_bytes(), Some(deadline))
+        }
+    };
+}
+pub(crate) use call_forms;
+
 fn next(count: u32) -> u32 {
     count.wrapping_add(1) & COUNT_MASK
 }
@@ -379,34 +416,11 @@ impl Client {
         })
     }
 
-    /// Sends a request (a copy of the bytes of `request`, plain data) and waits for the
-    /// response, received in place (its slot is the client's again once the response is
-    /// dropped). Fails with [`Error::Closed`] when the server left before answering,
-    /// [`Error::PeerDead`], [`Error::TooLarge`] or [`Error::Protocol`].
-    #[inline]
-    pub fn call<T: IntoBytes + Immutable + ?Sized>(&mut self, request: &T) -> Result<Sample<'_>> {
-        self.call_until(request.as_bytes(), None)
-    }
-
-    /// As [`Client::call`], waiting at most `timeout` for the response. After a timeout, the
-    /// next call first waits (within its own time) for the late response and drops it: the
-    /// slot is the server's until it answers, so a server that never answers leaves every
-    /// later call timing out (drop the client to give up the pair).
-    pub fn call_timeout<T: IntoBytes + Immutable + ?Sized>(
-        &mut self,
-        request: &T,
-        timeout: Duration,
-    ) -> Result<Sample<'_>> {
-        self.call_until(request.as_bytes(), deadline_in(timeout))
-    }
-
-    /// As [`Client::call`], waiting until `deadline` at most.
-    pub fn call_deadline<T: IntoBytes + Immutable + ?Sized>(
-        &mut self,
-        request: &T,
-        deadline: Instant,
-    ) -> Result<Sample<'_>> {
-        self.call_until(request.as_bytes(), Some(deadline))
+    call_forms! {
+        /// Sends a request (a copy of the bytes of `request`, plain data) and waits for the
+        /// response, received in place (its slot is the client's again once the response is
+        /// dropped). Fails with [`Error::Closed`] when the server left before answering,
+        /// [`Error::PeerDead`], [`Error::TooLarge`] or [`Error::Protocol`].
     }
 
     #[inline]

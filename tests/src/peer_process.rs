@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use shm_core::{Backend, DynBackend, SegmentName};
+use shm_core::{Access, Backend, DynBackend, Segment, SegmentName};
 
 use crate::file_backend::FileBackend;
 
@@ -147,5 +147,25 @@ impl Under {
                 .any(|l| l.split_whitespace().nth(1) == Some(&id.to_string()));
             assert!(!left, "System V segment id {id} is still there:\n{table}");
         }
+    }
+}
+
+/// A peer that breaks every protocol: writes garbage over the whole segment `name` (every
+/// other round only its first `short` bytes), `rounds` times, 300 µs apart.
+pub fn scribble(b: &impl Backend, name: &str, rounds: u64, short: usize) {
+    let sname = SegmentName::new(name).unwrap();
+    let raw = b.open(&sname, Access::ReadWrite).unwrap().map().unwrap();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut junk = vec![0u8; raw.len()];
+    for round in 0..rounds {
+        for byte in junk.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *byte = x as u8;
+        }
+        let upto = if round % 2 == 0 { raw.len() } else { short };
+        raw.write_at(0, &junk[..upto.min(raw.len())]).unwrap();
+        std::thread::sleep(Duration::from_micros(300));
     }
 }

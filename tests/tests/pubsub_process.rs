@@ -12,8 +12,7 @@ use shm_channel::Error;
 use shm_channel::pubsub::{
     Policy, Publisher, SubscribeOptions, Subscriber, TopicOptions, TypedPublisher, TypedSubscriber,
 };
-use shm_core::{Access, Backend, SegmentName};
-use shm_tests::peer_process::{Peer, Under, peer_backend};
+use shm_tests::peer_process::{Peer, Under, peer_backend, scribble};
 use shm_tests::unique_name;
 
 const ROLE: &str = "PUBSUB_PEER";
@@ -136,21 +135,7 @@ fn peer() {
         }
         // Writes garbage over the whole segment, again and again.
         "scribble" => {
-            let sname = SegmentName::new(&name).unwrap();
-            let raw = b.open(&sname, Access::ReadWrite).unwrap().map().unwrap();
-            let mut x = 0x2545_f491_4f6c_dd1du64;
-            let mut junk = vec![0u8; raw.len()];
-            for round in 0..300u64 {
-                for byte in junk.iter_mut() {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    *byte = x as u8;
-                }
-                let upto = if round % 2 == 0 { raw.len() } else { 4096 };
-                raw.write_at(0, &junk[..upto.min(raw.len())]).unwrap();
-                std::thread::sleep(Duration::from_micros(300));
-            }
+            scribble(&b, &name, 300, 4096);
             println!("DONE");
         }
         other => panic!("unknown peer role {other}"),

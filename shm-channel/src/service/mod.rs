@@ -78,6 +78,7 @@ use zerocopy::{Immutable, IntoBytes};
 
 use crate::hub::Hub;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
+use crate::pair::call_forms;
 use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
 use crate::ring::deadline_in;
 use crate::shared::{Deadline, PEER_CHECK, wait_in_slices};
@@ -571,7 +572,9 @@ impl Drop for Service {
                 wake_all(&s.answer);
             }
         }
-        self.seg.remove_name();
+        // The segment's handle removes the name as it drops (the creator's, whatever a client
+        // wrote in the flag; a name that now stands for another segment is left alone).
+        self.seg.header().unlinked.store(1, Ordering::SeqCst);
     }
 }
 
@@ -850,33 +853,12 @@ impl ServiceClient {
         })
     }
 
-    /// Sends a request (a copy of the bytes of `request`) and waits for the answer, received
-    /// in place (the seat is the client's again once the answer is dropped). Fails with
-    /// [`Error::CallFailed`] when the server failed the call, [`Error::Closed`] when the
-    /// server left before answering, [`Error::PeerDead`], [`Error::TooLarge`] or
-    /// [`Error::Protocol`].
-    #[inline]
-    pub fn call<T: IntoBytes + Immutable + ?Sized>(&mut self, request: &T) -> Result<Sample<'_>> {
-        self.call_until(request.as_bytes(), None)
-    }
-
-    /// As [`call`](Self::call), waiting at most `timeout` for the answer. After a timeout the
-    /// next call first waits (within its own time) for the late answer and drops it.
-    pub fn call_timeout<T: IntoBytes + Immutable + ?Sized>(
-        &mut self,
-        request: &T,
-        timeout: Duration,
-    ) -> Result<Sample<'_>> {
-        self.call_until(request.as_bytes(), deadline_in(timeout))
-    }
-
-    /// As [`call`](Self::call), waiting until `deadline` at most.
-    pub fn call_deadline<T: IntoBytes + Immutable + ?Sized>(
-        &mut self,
-        request: &T,
-        deadline: Instant,
-    ) -> Result<Sample<'_>> {
-        self.call_until(request.as_bytes(), Some(deadline))
+    call_forms! {
+        /// Sends a request (a copy of the bytes of `request`) and waits for the answer,
+        /// received in place (the seat is the client's again once the answer is dropped).
+        /// Fails with [`Error::CallFailed`] when the server failed the call, [`Error::Closed`]
+        /// when the server left before answering, [`Error::PeerDead`], [`Error::TooLarge`] or
+        /// [`Error::Protocol`].
     }
 
     #[inline]
