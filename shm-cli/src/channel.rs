@@ -26,7 +26,7 @@ use crate::backend::Global;
 static STOP: AtomicBool = AtomicBool::new(false);
 
 /// How often a waiting end looks at [`STOP`].
-const TICK: Duration = Duration::from_millis(100);
+pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
@@ -36,10 +36,15 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// commands': SIGINT, SIGTERM, SIGHUP, SIGPWR, SIGIO, SIGVTALRM, the real-time signals, ...)
 /// into [`STOP`]. Without `SA_RESTART`, so that a read or write that the signal interrupts
 /// returns and sees it.
-fn catch_signals() {
+pub(crate) fn catch_signals() {
     for sig in crate::shutdown::signals() {
         crate::shutdown::catch(sig, on_signal);
     }
+}
+
+/// True once a signal came.
+pub(crate) fn stopped() -> bool {
+    STOP.load(Ordering::Relaxed)
 }
 
 /// An error once a signal came.

@@ -8,6 +8,7 @@ mod docs;
 mod manage;
 mod out;
 mod report;
+mod service;
 mod shutdown;
 mod table;
 mod taller;
@@ -32,7 +33,7 @@ pub struct Cli {
 }
 
 const EXAMPLES: &str = "\
-Without --backend: create, taller, send and recv use posix (the first backend compiled in);
+Without --backend: create, taller, send, recv, call and serve use posix (the first compiled in);
 info, read, write and rm use whichever backend has the name, and refuse a name both have; list
 and compare show both. A name that reads as a number (0x1234, 4660) is a System V key only with
 --backend sysv.
@@ -72,6 +73,10 @@ enum Command {
     Send(channel::SendArgs),
     /// Receive the byte stream of `shm send` on stdout.
     Recv(channel::RecvArgs),
+    /// Call a service of `shm serve`: DATA (or stdin) in, the answer on stdout.
+    Call(service::CallArgs),
+    /// Serve many `shm call`s: each request is CMD's stdin, its stdout the answer.
+    Serve(service::ServeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a directory.
@@ -99,6 +104,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchPeer(a) => bench::peer(g, a),
         Command::Send(a) => channel::send(g, a),
         Command::Recv(a) => channel::recv(g, a),
+        Command::Call(a) => service::call(g, a),
+        Command::Serve(a) => service::serve(g, a),
         Command::Completions(a) => docs::completions(a, command()),
         Command::Man(a) => docs::man(a, command()),
     }
@@ -187,12 +194,18 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    // Every command undoes what it half made when a signal ends it: the bench, send and recv
-    // catch their signals themselves (they stop between two steps and clean up as on an error);
-    // the others through the signal thread.
+    // Every command undoes what it half made when a signal ends it: the bench, send, recv and
+    // serve catch their signals themselves (they stop between two steps and clean up as on an
+    // error); call dies of them as a process does (its seat is freed as a dead client's); the
+    // others go through the signal thread.
     if !matches!(
         cli.command,
-        Command::Bench(_) | Command::BenchPeer(_) | Command::Send(_) | Command::Recv(_)
+        Command::Bench(_)
+            | Command::BenchPeer(_)
+            | Command::Send(_)
+            | Command::Recv(_)
+            | Command::Call(_)
+            | Command::Serve(_)
     ) {
         if let Err(err) = shutdown::install() {
             out::error(&one_line(&err));

@@ -548,3 +548,130 @@ fn posix_ctrl_c_removes_an_unjoined_channel() {
 fn sysv_ctrl_c_removes_an_unjoined_channel() {
     ctrl_c_removes_an_unjoined_channel("sysv");
 }
+
+/// `shm serve NAME -- CMD` until its first line (it serves from then on).
+fn serve(backend: &str, name: &str, cmd: &[&str]) -> Reap {
+    let mut args = vec!["--backend", backend, "serve", name, "--"];
+    args.extend(cmd);
+    let mut s = spawn(&args, Stdio::null(), Stdio::piped());
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(s.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(
+        line.starts_with(&format!("serving {name} ({backend})")),
+        "{line}"
+    );
+    s
+}
+
+/// Ctrl-C on `shm serve`: it ends with status 0 (and removes its service); its pid.
+fn stop_serving(mut server: Reap) -> u32 {
+    let pid = server.0.id();
+    // SAFETY: a child of this test, not reaped yet.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let (status, _, err) = ends_within(&mut server, Duration::from_secs(10));
+    assert!(status.success(), "{status}: {err}");
+    pid
+}
+
+/// `shm call` with `args` after the name: its status, stdout and stderr.
+fn call(backend: &str, name: &str, args: &[&str]) -> std::process::Output {
+    shm()
+        .args(["--backend", backend, "call", name])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `shm serve` answers `shm call`s from 4 processes at once, each its own answer (three rounds
+/// of four, stdin or an argument as the request); Ctrl-C stops it, status 0, nothing left.
+fn serve_answers_four_callers_at_once(backend: &str) {
+    let name = unique_name("cli-serve");
+    let server = serve(backend, &name, &["tr", "a-z", "A-Z"]);
+    for round in 0..3 {
+        let calls: Vec<_> = (0..4)
+            .map(|k| {
+                let data = format!("caller {k} round {round} $(id) {}", "x".repeat(k * 300));
+                // Even calls take the request from stdin, odd ones as the argument.
+                let mut cmd = shm();
+                cmd.args(["--backend", backend, "call", &name])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                if k % 2 == 1 {
+                    cmd.arg(&data).stdin(Stdio::null());
+                }
+                let mut c = cmd.spawn().unwrap();
+                if let Some(mut stdin) = c.stdin.take() {
+                    stdin.write_all(data.as_bytes()).unwrap();
+                }
+                (data, c)
+            })
+            .collect();
+        for (data, c) in calls {
+            let out = c.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{data}: {err}");
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), data.to_uppercase());
+        }
+    }
+    let pid = stop_serving(server);
+    assert_nothing_left(name.trim_start_matches('/'), pid);
+    let out = call(backend, &name, &["late"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("no service {name} is running")),
+        "{err}"
+    );
+}
+
+/// A CMD that fails fails the call: `shm call` exits non-zero with CMD's status and the last
+/// line of its stderr, and serve goes on. CMD runs directly: one word with a space in it is a
+/// program of that name, never a shell command line.
+fn a_failing_command_fails_the_call(backend: &str) {
+    let name = unique_name("cli-serve-fail");
+    let server = serve(backend, &name, &["sh", "-c", "cat; echo oops >&2; exit 3"]);
+    for _ in 0..2 {
+        let out = call(backend, &name, &["hi"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty());
+        assert!(
+            err.contains("the server failed the call: \"sh\" exited with status 3: oops"),
+            "{err}"
+        );
+    }
+    stop_serving(server);
+    let name = unique_name("cli-serve-noshell");
+    let server = serve(backend, &name, &["echo hi"]);
+    let out = call(backend, &name, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot run \"echo hi\""), "{err}");
+    stop_serving(server);
+}
+
+#[test]
+fn posix_serve_answers_four_callers_at_once() {
+    serve_answers_four_callers_at_once("posix");
+}
+
+#[test]
+fn sysv_serve_answers_four_callers_at_once() {
+    serve_answers_four_callers_at_once("sysv");
+}
+
+#[test]
+fn posix_a_failing_command_fails_the_call() {
+    a_failing_command_fails_the_call("posix");
+}
+
+#[test]
+fn sysv_a_failing_command_fails_the_call() {
+    a_failing_command_fails_the_call("sysv");
+}

@@ -123,10 +123,11 @@ fn sysv_id(info: shm_channel::Result<shm_core::SegmentInfo>) -> Option<i32> {
 }
 
 /// A server on a thread of this process, answering every request with `answer`, until
-/// stopped; returns how many it answered.
+/// stopped (also when a test fails: dropped, it stops the thread, so that the service is
+/// dropped and its name removed).
 struct Serving {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(Service, u64)>,
+    thread: Option<std::thread::JoinHandle<(Service, u64)>>,
 }
 
 impl Serving {
@@ -148,12 +149,25 @@ impl Serving {
             }
             (service, n)
         });
-        Serving { stop, thread }
+        Serving {
+            stop,
+            thread: Some(thread),
+        }
     }
 
-    fn stop(self) -> (Service, u64) {
+    /// Stops serving: the service and how many requests it answered.
+    fn stop(mut self) -> (Service, u64) {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().unwrap()
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
