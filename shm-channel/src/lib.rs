@@ -228,6 +228,7 @@
 mod error;
 mod hub;
 mod layout;
+mod lent;
 mod pair;
 mod peer;
 pub mod pubsub;

@@ -9,6 +9,7 @@ use shm_core::wait::Signal;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::layout::*;
+use crate::lent::Lent;
 use crate::shared::{Deadline, How, Role, Shared};
 use crate::{Error, Options, Result};
 
@@ -20,11 +21,10 @@ pub use asynch::{LoanFuture, RecvFuture, SendFuture};
 /// The two signals of one ring and where its slots are, kept in private memory so that
 /// finding a message's slot is a mask, a multiply and an add; and the segment they are in.
 pub(crate) struct Ring {
-    /// Messages sent (bit 31: the sender closed). Written by the sender only. Private: see
-    /// [`tail`](Ring::tail) for the lifetime it is lent with.
-    tail: Signal<'static>,
+    /// Messages sent (bit 31: the sender closed). Written by the sender only.
+    tail: Lent,
     /// Messages released (bit 31: the receiver closed). Written by the receiver only.
-    head: Signal<'static>,
+    head: Lent,
     /// The first slot.
     slots_at: *mut u8,
     /// Slots minus one (the count is a power of two).
@@ -62,20 +62,12 @@ impl Ring {
         }
         let ctl = shared.control();
         let (tail, head) = (&ctl.ring.tail, &ctl.ring.head);
-        // SAFETY: the signals borrow words of the mapping that `shared` owns. That lifetime
-        // cannot be named in a field (a struct cannot borrow its own field), so it is widened
-        // to 'static here, and kept true by construction: the fields are private to this Ring,
-        // lent out only through `tail()`/`head()` as `&'b Signal<'b>` for a borrow `'b` of the
-        // ring (so `Signal::words` never yields a longer-lived reference), and dropped before
-        // `shared` (declaration order), whose Arc keeps the mapping alive until then.
+        // SAFETY: the words are in the mapping that `shared` keeps mapped; the ring holds that
+        // Arc and declares its signals before it, so they are dropped first.
         let (tail, head) = unsafe {
             (
-                std::mem::transmute::<Signal<'_>, Signal<'static>>(
-                    shared.signal(&tail.count, &tail.sleepers),
-                ),
-                std::mem::transmute::<Signal<'_>, Signal<'static>>(
-                    shared.signal(&head.count, &head.sleepers),
-                ),
+                Lent::new(shared.signal(&tail.count, &tail.sleepers)),
+                Lent::new(shared.signal(&head.count, &head.sleepers)),
             )
         };
         // SAFETY: the first slot's offset is inside the mapping (checked above).
@@ -92,17 +84,16 @@ impl Ring {
         })
     }
 
-    /// The sender's count: lent for as long as the ring is borrowed (never longer: the
-    /// `'static` of the field is private to the ring, see `new`).
+    /// The sender's count, for as long as the ring is borrowed.
     #[inline]
     pub(crate) fn tail(&self) -> &Signal<'_> {
-        &self.tail
+        self.tail.get()
     }
 
     /// The receiver's count, lent as [`tail`](Ring::tail) is.
     #[inline]
     pub(crate) fn head(&self) -> &Signal<'_> {
-        &self.head
+        self.head.get()
     }
 
     /// Where message number `count`'s slot starts (its header word).
@@ -864,7 +855,7 @@ impl Receiver {
         if self.avail == 0
             && self
                 .ring
-                .tail
+                .tail()
                 .spin_first(|| self.ring.complete(self.head).then_some(()))
                 .is_none()
         {

@@ -310,7 +310,7 @@ impl Stream {
             Stdio::null(),
             Stdio::null(),
         )?;
-        ring.ready
+        ring.signal(CR_READY)?
             .wait_until(|v| v != 0, TIMEOUT)
             .context("the copy peer did not start")?;
         // The peer has mapped it: the name has done its work (nothing left if killed).
@@ -426,7 +426,7 @@ impl Case for Stream {
     }
     fn finish(mut self: Box<Self>) -> Result<()> {
         if let Some(Transport::Copy(ring)) = &self.transport {
-            ring.tail.store(ring_quit());
+            ring.signal(CR_TAIL)?.store(ring_quit());
         }
         drop(self.transport.take()); // closes: the peer ends
         match self.peer.take() {
@@ -456,12 +456,7 @@ fn ring_quit() -> u32 {
 /// A ring of 64 KiB slots moved with `write_at`/`read_at`, as a user of shm-core alone would
 /// write it: counts and an acknowledgement in atomics, lengths and bytes copied.
 struct CopyRing {
-    tail: Signal<'static>,
-    head: Signal<'static>,
-    ready: Signal<'static>,
-    ack: Signal<'static>,
-    // Last: the signals point into it.
-    map: Box<Mapping>,
+    map: Mapping,
 }
 
 const CR_TAIL: usize = 0;
@@ -493,23 +488,20 @@ impl CopyRing {
     }
 
     fn on(map: Mapping) -> Result<CopyRing> {
-        let map = Box::new(map);
-        let signal = |at: usize| -> Result<Signal<'static>> {
-            let value = map.atomic::<AtomicU32>(at)?;
-            let sleepers = map.atomic::<AtomicU32>(at + 4)?;
-            // SAFETY: the mapping is boxed (its address never moves) and is dropped after the
-            // signals (declared last in CopyRing), which never leave the struct.
-            let (value, sleepers): (&'static AtomicU32, &'static AtomicU32) =
-                unsafe { (&*(value as *const _), &*(sleepers as *const _)) };
-            Ok(Signal::new(value, sleepers, WaitStrategy::Hybrid))
-        };
-        Ok(CopyRing {
-            tail: signal(CR_TAIL)?,
-            head: signal(CR_HEAD)?,
-            ready: signal(CR_READY)?,
-            ack: signal(CR_ACK)?,
-            map,
-        })
+        let ring = CopyRing { map };
+        // Every signal's words are there (checked once, so that `signal` cannot fail later).
+        for at in [CR_TAIL, CR_HEAD, CR_READY, CR_ACK] {
+            ring.signal(at)?;
+        }
+        Ok(ring)
+    }
+
+    /// The signal whose value is at `at` (its sleepers follow), for as long as the ring is
+    /// borrowed.
+    fn signal(&self, at: usize) -> Result<Signal<'_>> {
+        let value = self.map.atomic::<AtomicU32>(at)?;
+        let sleepers = self.map.atomic::<AtomicU32>(at + 4)?;
+        Ok(Signal::new(value, sleepers, WaitStrategy::Hybrid))
     }
 
     fn slot(count: u32) -> usize {
@@ -518,26 +510,29 @@ impl CopyRing {
 
     /// The sender: `bytes` in messages, then waits for the acknowledgement.
     fn send_all(&mut self, bytes: u64, buf: &mut [u64]) -> Result<()> {
+        let (tail_signal, head, ack) = (
+            self.signal(CR_TAIL)?,
+            self.signal(CR_HEAD)?,
+            self.signal(CR_ACK)?,
+        );
         // Read before sending: the peer may acknowledge before this side looks again.
-        let want = self.ack.load().wrapping_add(1);
-        let mut tail = self.tail.load();
+        let want = ack.load().wrapping_add(1);
+        let mut tail = tail_signal.load();
         let mut sent = 0u64;
         while sent < bytes {
             let len = MESSAGE.min((bytes - sent) as usize);
             let t = tail;
-            self.head
-                .wait_until(|h| t.wrapping_sub(h) < SLOTS, TIMEOUT)
+            head.wait_until(|h| t.wrapping_sub(h) < SLOTS, TIMEOUT)
                 .context("the copy peer stopped reading")?;
             let at = Self::slot(tail);
             self.map.write_at(at, &(len as u64).to_ne_bytes())?;
             fill(&mut buf[..len / 8], sent);
             self.map.write_at(at + 8, bytes_of(&buf[..len / 8]))?;
             tail = tail.wrapping_add(1);
-            self.tail.store(tail);
+            tail_signal.store(tail);
             sent += len as u64;
         }
-        let verdict = self
-            .ack
+        let verdict = ack
             .wait_until(|a| a == want || a == u32::MAX, TIMEOUT)
             .context("the copy peer did not finish")?;
         if verdict == u32::MAX {
@@ -550,14 +545,19 @@ impl CopyRing {
 /// The `copy-ring` peer: copies each message out and checks it.
 pub(crate) fn copy_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Result<()> {
     let ring = CopyRing::open(backend, name)?;
-    ring.ready.store(1);
+    let (tail_signal, head_signal, ack) = (
+        ring.signal(CR_TAIL)?,
+        ring.signal(CR_HEAD)?,
+        ring.signal(CR_ACK)?,
+    );
+    ring.signal(CR_READY)?.store(1);
     let mut buf = vec![0u64; MESSAGE / 8];
-    let (mut head, mut got, mut ok) = (ring.head.load(), 0u64, true);
+    let (mut head, mut got, mut ok) = (head_signal.load(), 0u64, true);
     // It dies with the bench: no reason to give up while the bench runs (see game::IDLE).
     let idle = Duration::from_secs(24 * 60 * 60);
     loop {
         let h = head;
-        let tail = ring.tail.wait_until(|t| t != h, idle)?;
+        let tail = tail_signal.wait_until(|t| t != h, idle)?;
         if tail == ring_quit() {
             return Ok(());
         }
@@ -570,11 +570,10 @@ pub(crate) fn copy_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Resu
         ok &= check(&buf[..len / 8], got);
         got += len as u64;
         head = head.wrapping_add(1);
-        ring.head.store(head);
+        head_signal.store(head);
         if got == bytes {
-            let ack = ring.ack.load();
-            ring.ack
-                .store(if ok { ack.wrapping_add(1) } else { u32::MAX });
+            let acked = ack.load();
+            ack.store(if ok { acked.wrapping_add(1) } else { u32::MAX });
             (got, ok) = (0, true);
         }
     }

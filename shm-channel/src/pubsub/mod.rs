@@ -70,7 +70,7 @@ mod layout;
 mod typed;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_core::wait::{Signal, WaitStrategy, wake_all};
@@ -78,6 +78,7 @@ use shm_core::{Backend, SegmentName};
 
 use crate::hub::Hub;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
+use crate::lent::Lent;
 use crate::peer::Proc;
 use crate::ring::deadline_in;
 use crate::shared::PEER_CHECK;
@@ -277,19 +278,25 @@ impl Topic {
         }
     }
 
-    /// A signal over `line`.
+    /// A signal over `line`, to keep beside the `Arc` of this topic.
     ///
     /// # Safety
     ///
-    /// The signal must not outlive this topic (the caller keeps the `Arc` beside it).
-    unsafe fn signal(&self, off: usize, wait: WaitStrategy) -> Signal<'static> {
+    /// The [`Lent`] must not outlive this topic: the caller keeps it in the struct that holds
+    /// the topic's `Arc`, declared before that `Arc`.
+    unsafe fn signal(&self, off: usize, wait: WaitStrategy) -> Lent {
         let line = self.line(off);
-        // SAFETY: 'static is a lie the caller keeps true: the mapping outlives the signal.
-        unsafe {
-            let v = &*(&line.value as *const AtomicU32);
-            let s = &*(&line.sleepers as *const AtomicU32);
-            Signal::new(v, s, wait)
-        }
+        // SAFETY: the words are in this topic's mapping, which the caller keeps for as long as
+        // the Lent lives.
+        unsafe { Lent::new(Signal::new(&line.value, &line.sleepers, wait)) }
+    }
+
+    /// The header word of message number `count`'s slot (length in the low half, sequence in
+    /// the high), for as long as the topic is borrowed.
+    fn slot_word(&self, count: u32) -> &AtomicU64 {
+        // SAFETY: the slot starts 64-aligned inside the mapping (see `slot`) with its 8-byte
+        // header; AtomicU64 is valid for any bits; the mapping lives while `self` does.
+        unsafe { &*self.slot(count).cast::<AtomicU64>() }
     }
 
     /// Wakes the publisher if it sleeps waiting for room (a subscriber released or left).
@@ -361,13 +368,6 @@ impl Topic {
     }
 }
 
-/// The 64-bit header of the slot at `slot`: length in the low half, sequence in the high.
-fn header_word<'a>(slot: *mut u8) -> &'a std::sync::atomic::AtomicU64 {
-    // SAFETY: a slot starts 64-aligned inside the mapping with its 8-byte header; callers hold
-    // the Arc that keeps the mapping, and bound the lifetime by their borrow.
-    unsafe { &*slot.cast::<std::sync::atomic::AtomicU64>() }
-}
-
 /// An owner value that says "being removed": no process has it (above PID_MAX).
 const EVICTING: u32 = u32::MAX;
 /// A seat's `active`: joined.
@@ -388,8 +388,8 @@ fn mismatch(topic: &Hub, what: &'static str, expected: u64, found: u64) -> Error
 /// The publishing end of a topic. Dropping it closes the topic (subscribers receive what was
 /// published, then [`Error::Closed`]) and removes its name.
 pub struct Publisher {
-    tail_signal: Signal<'static>,
-    release: Signal<'static>,
+    tail_signal: Lent,
+    release: Lent,
     /// Messages published, modulo 2^31: private.
     tail: u32,
     /// The oldest head any seat had when the seats were last looked at.
@@ -734,7 +734,7 @@ impl Publisher {
     fn held(&self) -> Option<u32> {
         let slots = self.topic.shape.slots;
         let old = self.tail.wrapping_sub(slots) & COUNT_MASK;
-        header_word(self.topic.slot(self.tail)).store(0, Ordering::SeqCst);
+        self.topic.slot_word(self.tail).store(0, Ordering::SeqCst);
         (0..self.topic.shape.seats).find(|&i| {
             let seat = self.topic.seat(i);
             seat.active.load(Ordering::SeqCst) != 0 && seat.pin.load(Ordering::SeqCst) == old | HOLD
@@ -762,7 +762,11 @@ impl Publisher {
                     after: start.elapsed(),
                 });
             }
-            let release = self.release.clone();
+            // A signal over the words of a topic of its own (an Arc), so that `room` may have
+            // the publisher mutably meanwhile.
+            let topic = Arc::clone(&self.topic);
+            let line = topic.line(OFF_RELEASE);
+            let release = Signal::new(&line.value, &line.sleepers, self.release.get().strategy());
             let mut err = None;
             let got = release.wait_until(
                 |_| match self.room() {
@@ -790,7 +794,7 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        self.tail_signal.store(self.tail | CLOSED);
+        self.tail_signal.get().store(self.tail | CLOSED);
         let topic = &self.topic;
         // The name is this publisher's while it lives: remove it whatever the flag says.
         topic.header().unlinked.store(0, Ordering::SeqCst);
@@ -868,16 +872,16 @@ impl PubLoan<'_> {
         let tx = self.tx;
         let word = (u64::from(tx.tail | SEQ_SET) << 32) | len as u64;
         // Release: a subscriber that sees the sequence sees the bytes.
-        header_word(self.slot).store(word, Ordering::Release);
+        tx.topic.slot_word(tx.tail).store(word, Ordering::Release);
         tx.tail = tx.tail.wrapping_add(1) & COUNT_MASK;
-        tx.tail_signal.store(tx.tail);
+        tx.tail_signal.get().store(tx.tail);
         Ok(())
     }
 }
 
 /// A subscribing end of a topic. Dropping it frees its seat (and the slots it held).
 pub struct Subscriber {
-    tail: Signal<'static>,
+    tail: Lent,
     /// The seat this subscriber owns.
     seat: u32,
     /// The next message to read, modulo 2^31: private.
@@ -1034,13 +1038,13 @@ impl Subscriber {
         // then the generation (the publisher looks at the seats again before its next
         // message), then the count, which fixes where this subscriber starts: every message
         // the publisher writes after that count was stored was checked against this seat.
-        let before = tail.load() & COUNT_MASK;
+        let before = tail.get().load() & COUNT_MASK;
         s.head
             .store(before.wrapping_sub(history) & COUNT_MASK, Ordering::SeqCst);
         s.pin.store(0, Ordering::SeqCst);
         s.active.store(JOINING, Ordering::SeqCst);
         topic.header().generation.fetch_add(1, Ordering::SeqCst);
-        let first = tail.load() & COUNT_MASK;
+        let first = tail.get().load() & COUNT_MASK;
         let head = first.wrapping_sub(history) & COUNT_MASK;
         s.head.store(head, Ordering::SeqCst);
         s.active.store(ACTIVE, Ordering::SeqCst);
@@ -1164,10 +1168,10 @@ impl Subscriber {
                 });
             }
             let head = self.head;
-            let slot = self.topic.slot(head);
             let seq = head | SEQ_SET;
-            let got = self.tail.wait_until_or(
-                || (header_word(slot).load(Ordering::Acquire) >> 32) as u32 == seq,
+            let word = self.topic.slot_word(head);
+            let got = self.tail.get().wait_until_or(
+                || (word.load(Ordering::Acquire) >> 32) as u32 == seq,
                 |t| t & COUNT_MASK != head || t & CLOSED != 0,
                 slice,
             );
@@ -1193,15 +1197,14 @@ impl Subscriber {
             if self.topic.lossy {
                 seat.pin.store(head | HOLD, Ordering::SeqCst);
             }
-            let slot = self.topic.slot(head);
-            if let Some(len) = self.complete(slot, head)? {
+            if let Some(len) = self.complete(head)? {
                 return Ok(Look::Ready(len, missed));
             }
-            let tail = self.tail.load();
+            let tail = self.tail.get().load();
             let published = tail.wrapping_sub(head) & COUNT_MASK;
             // Published between the two looks: the count says so, the slot now too.
             if published != 0 {
-                if let Some(len) = self.complete(slot, head)? {
+                if let Some(len) = self.complete(head)? {
                     return Ok(Look::Ready(len, missed));
                 }
             }
@@ -1247,8 +1250,8 @@ impl Subscriber {
     }
 
     /// The length of message `head` when `slot` holds it complete (checked).
-    fn complete(&self, slot: *mut u8, head: u32) -> Result<Option<usize>> {
-        let word = header_word(slot).load(Ordering::SeqCst);
+    fn complete(&self, head: u32) -> Result<Option<usize>> {
+        let word = self.topic.slot_word(head).load(Ordering::SeqCst);
         if (word >> 32) as u32 != head | SEQ_SET {
             return Ok(None);
         }
