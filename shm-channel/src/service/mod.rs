@@ -78,6 +78,7 @@ use zerocopy::{Immutable, IntoBytes};
 
 use crate::hub::Hub;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
+use crate::lent::Lent;
 use crate::pair::call_forms;
 use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
 use crate::ring::deadline_in;
@@ -233,27 +234,15 @@ impl Seg {
         }
     }
 
-    /// A signal over two words of the mapping, as if they lived forever.
+    /// A signal over two words of the mapping, to keep beside this `Seg`.
     ///
     /// # Safety
     ///
-    /// The signal must be dropped before `self` (the holder declares it before its `Seg`, and
-    /// never lends it for longer than a borrow of itself).
-    unsafe fn signal(
-        &self,
-        value: &AtomicU32,
-        sleepers: &AtomicU32,
-        wait: WaitStrategy,
-    ) -> Signal<'static> {
-        // SAFETY: both words are in the mapping, which outlives the signal (the caller's
-        // promise); the mapping never moves.
-        unsafe {
-            Signal::new(
-                &*(value as *const AtomicU32),
-                &*(sleepers as *const AtomicU32),
-                wait,
-            )
-        }
+    /// The [`Lent`] must be dropped before `self` (the holder declares it before its `Seg`).
+    unsafe fn signal(&self, value: &AtomicU32, sleepers: &AtomicU32, wait: WaitStrategy) -> Lent {
+        // SAFETY: both words are in the mapping, which never moves and outlives the Lent (the
+        // caller's promise).
+        unsafe { Lent::new(Signal::new(value, sleepers, wait)) }
     }
 
     /// The lock byte of seat `i`'s owner.
@@ -307,7 +296,7 @@ fn word(count: u32, low: u32) -> u64 {
 /// name is removed.
 pub struct Service {
     /// The bell clients ring; declared before `seg`, which it points into.
-    bell: Signal<'static>,
+    bell: Lent,
     /// Per seat: the count of the call answered last (0: none since the seat was freed).
     answered: Vec<Cell<u32>>,
     /// The seat the next look starts from.
@@ -424,7 +413,7 @@ impl Service {
     fn recv_until(&mut self, deadline: Deadline) -> Result<Request<'_>> {
         self.housekeep();
         let found = loop {
-            let rung = self.bell.load();
+            let rung = self.bell.get().load();
             if let Some(found) = self.find() {
                 break found;
             }
@@ -436,7 +425,7 @@ impl Service {
                     self.tidy();
                     Ok(())
                 },
-                |slice| self.bell.wait_until_or(&early, |v| v != rung, slice),
+                |slice| self.bell.get().wait_until_or(&early, |v| v != rung, slice),
             )?;
         };
         self.take(found.0, found.1)
@@ -691,7 +680,7 @@ impl Drop for Request<'_> {
 /// The calling end of a service: one seat, one call at a time.
 pub struct ServiceClient {
     /// The seat's answer count; declared before `seg`, which it points into.
-    answer: Signal<'static>,
+    answer: Lent,
     seat: u32,
     /// Calls made (modulo 2^31).
     calls: u32,
@@ -909,7 +898,7 @@ impl ServiceClient {
         let header = self.seg.slot_header(self.seat);
         let want = |h: u64| (h >> 32) as u32 == count | SEQ_SET && h as u32 & ANSWER != 0;
         let look = || Some(header.load(Ordering::Acquire)).filter(|&h| want(h));
-        if let Some(h) = self.answer.spin_first(look) {
+        if let Some(h) = self.answer.get().spin_first(look) {
             return Ok(h);
         }
         // The header that matched, as read once: never read again to decide.
@@ -923,6 +912,7 @@ impl ServiceClient {
             || self.check_server(),
             |slice| {
                 self.answer
+                    .get()
                     .wait_until_or(&early, |v| v & CLOSED != 0 || v == count, slice)
             },
         )?;
