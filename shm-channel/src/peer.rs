@@ -11,6 +11,8 @@
 //!   process is the segment's only attachment (`shm_nattch`); or, when it is in this
 //!   process's pid namespace, when `kill(pid, 0)` says no such process, `/proc/PID` is gone or
 //!   shows a zombie, or the process at that id started at another time (the id was reused);
+//!   `/proc` is asked only when it shows this pid namespace (a namespace made without a `/proc`
+//!   of its own sees another namespace's there, where our ids name other processes);
 //! - **alive** otherwise, including when nothing can judge it (a process in another pid
 //!   namespace on System V while others are attached): a pid that cannot be judged is never
 //!   taken for dead.
@@ -127,8 +129,9 @@ impl Proc {
         match stat(self.pid) {
             Some(s) if s.zombie || (self.start != 0 && s.start != self.start) => Verdict::Dead,
             Some(_) => Verdict::Alive,
-            // Without /proc, trust kill; with it, a missing entry means the process is gone.
-            None if proc_mounted() => Verdict::Dead,
+            // Without a /proc of this namespace, trust kill; with one, a missing entry means
+            // the process is gone.
+            None if proc_is_ours() => Verdict::Dead,
             None => Verdict::Alive,
         }
     }
@@ -250,8 +253,15 @@ struct Stat {
     zombie: bool,
 }
 
-fn proc_mounted() -> bool {
-    std::path::Path::new("/proc/self/stat").exists()
+/// Whether `/proc` is a view of this process's pid namespace: `/proc/self` names this process
+/// by the id it has here. In a pid namespace without a `/proc` of its own (`unshare --pid
+/// --fork` without `--mount-proc`), `/proc` shows another namespace, where an id of ours names
+/// another process or none: what it says of our ids is no evidence, neither of life nor death.
+fn proc_is_ours() -> bool {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse::<u32>().ok())
+        == Some(std::process::id())
 }
 
 /// This process's pid namespace: the inode of `/proc/self/ns/pid` (0 when unknown).
@@ -260,8 +270,12 @@ fn my_pidns() -> u64 {
     std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
 }
 
-/// State and start time of process `pid`, from `/proc/PID/stat`.
+/// State and start time of process `pid`, from `/proc/PID/stat`; `None` when there is no
+/// such entry, or no `/proc` of this pid namespace to ask.
 fn stat(pid: i32) -> Option<Stat> {
+    if !proc_is_ours() {
+        return None;
+    }
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the last ')' ends it.
     let rest = &text[text.rfind(')')? + 1..];
@@ -315,7 +329,7 @@ mod tests {
         child.wait().unwrap();
         assert_eq!(p.judge_pid(), Verdict::Dead);
         // init lives, but not with this start time.
-        if proc_mounted() {
+        if proc_is_ours() {
             assert_eq!(proc_of(1, u64::MAX).judge_pid(), Verdict::Dead);
         }
     }
@@ -330,6 +344,96 @@ mod tests {
         };
         assert_eq!(p.judge_pid(), Verdict::Unknown);
         assert!(p.judge_pid().maybe_alive());
+    }
+
+    /// The variable that makes the test below play its inner part: the pid it expects.
+    const FOREIGN_PROC: &str = "SHM_CHANNEL_TEST_FOREIGN_PROC";
+
+    /// In a pid namespace whose `/proc` is the host's (no `--mount-proc`), a live process is
+    /// not taken for dead because the host has no process of its id (it was: `/proc/PID`
+    /// was missing, so the pid was judged dead), and its death is still known (by `kill`).
+    #[test]
+    fn a_pid_is_never_judged_through_another_namespace_s_proc() {
+        let test = "peer::tests::a_pid_is_never_judged_through_another_namespace_s_proc";
+        if let Ok(want) = std::env::var(FOREIGN_PROC) {
+            return foreign_proc_inside(want.parse().unwrap());
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("SKIPPED {test}: needs root for unshare --pid");
+            return;
+        }
+        // An id that names no process outside (on the host) now, to be a live process's
+        // id inside. (Should the host hand it out meanwhile, the test passes without proving
+        // anything; it cannot fail for it.)
+        let max: i32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(32768);
+        let Some(free) = (1000..max)
+            .rev()
+            .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        else {
+            println!("SKIPPED {test}: no free process id on this host");
+            return;
+        };
+        let out = std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child"])
+            .arg(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(FOREIGN_PROC, free.to_string())
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                println!("SKIPPED {test}: no unshare: {e}");
+                return;
+            }
+        };
+        let said = format!(
+            "{}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("{said}");
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("JUDGED"), "{said}");
+    }
+
+    /// The inner part: pid 1 of a new pid namespace, with the host's `/proc`.
+    fn foreign_proc_inside(want: i32) {
+        assert_eq!(std::process::id(), 1, "not in a new pid namespace");
+        assert!(
+            !proc_is_ours(),
+            "/proc is this namespace's: the test sees nothing"
+        );
+        // The next process here gets id `want`, which names nothing on the host.
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (want - 1).to_string()).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        assert_eq!(child.id() as i32, want);
+        // The record the child would write of itself.
+        let rec = Proc {
+            pid: want,
+            start: stat(want).map_or(0, |s| s.start),
+            pidns: Proc::me().pidns,
+        };
+        assert_eq!(
+            rec.judge_pid(),
+            Verdict::Alive,
+            "a live process taken for dead"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            rec.judge_pid(),
+            Verdict::Dead,
+            "a dead process taken for alive"
+        );
+        println!("JUDGED");
     }
 
     #[test]
