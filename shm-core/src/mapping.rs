@@ -25,7 +25,8 @@
 //!   fault elsewhere, `kill -BUS`) on to the disposition that was there before and stays
 //!   armed: a program's own handler installed before is called, an ignored signal sent by a
 //!   process stays ignored, the default kills. A handler installed after the first guarded
-//!   copy replaces the guard unless it chains to it.
+//!   copy replaces the guard unless it chains to it (then the guard works through it, and the
+//!   handler stays installed after a `kill -BUS`).
 //! * Under threads: the substitute page replaces the page for every thread, so the mark is
 //!   the mapping's and is set before the page is replaced. A copy through the same mapping on
 //!   another thread, running at that moment or later, sees the mark after it copied and redoes

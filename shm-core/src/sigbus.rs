@@ -38,7 +38,9 @@
 //! the calling thread's guarded range; a SIGBUS sent by a process never does, whatever
 //! `si_addr` reads. The handler is installed once, the first time a guarded copy runs. A
 //! program that installs its own SIGBUS handler later replaces ours: unless it chains to the
-//! one it replaced, guarded copies are plain ones again and a fault kills the process.
+//! one it replaced, guarded copies are plain ones again and a fault kills the process. One
+//! that chains keeps the guard working, and is what goes back in place of a reset to the
+//! default after a sent SIGBUS (not ours in its place).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering, compiler_fence, fence};
@@ -162,39 +164,51 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         // The default, or a fault that cannot be ignored: the process dies of SIGBUS as it
         // would have without us.
         die_by_default();
-    } else if previous.action.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: with SA_SIGINFO the previous handler has this signature; it was installed by
-        // someone in this process and stays valid.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(handler) };
-        f(sig, info, ctx);
-        rearm_after(kernel);
     } else {
-        // SAFETY: without SA_SIGINFO the previous handler takes the signal number only.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
-        f(sig);
-        rearm_after(kernel);
+        // What is installed now: ours, or a handler installed after ours that chained to it.
+        let installed = current();
+        if previous.action.sa_flags & libc::SA_SIGINFO != 0 {
+            // SAFETY: with SA_SIGINFO the previous handler has this signature; it was
+            // installed by someone in this process and stays valid.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(handler) };
+            f(sig, info, ctx);
+        } else {
+            // SAFETY: without SA_SIGINFO the previous handler takes the signal number only.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+            f(sig);
+        }
+        rearm_after(kernel, installed);
     }
+}
+
+/// The disposition of SIGBUS now (`None` if the kernel would not say).
+fn current() -> Option<libc::sigaction> {
+    // SAFETY: an all-zero sigaction is a valid out-value.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: sigaction is async-signal-safe; reading into a valid out-pointer.
+    (unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut now) } == 0).then_some(now)
 }
 
 /// After the previous handler ran: a handler that answers a SIGBUS it does not recognize by
 /// restoring the default and returning (the standard library's own, which watches for stack
 /// overflows, does so: for a fault, the faulting instruction then runs again and kills) would
 /// disarm the guard for good when the signal was only sent (`kill -BUS`), which no instruction
-/// repeats. Then ours goes back in place of the default. A fault's reset stays (it is about to
-/// kill), as does anything else the handler installed.
-fn rearm_after(kernel: bool) {
+/// repeats. Then what was installed when the signal came (`installed`: ours, or a program's
+/// handler installed after ours that chained to it) goes back in place of the default. A
+/// fault's reset stays (it is about to kill), as does anything else the handler installed.
+fn rearm_after(kernel: bool, installed: Option<libc::sigaction>) {
     if kernel {
         return;
     }
-    // SAFETY: an all-zero sigaction is a valid out-value.
-    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: sigaction is async-signal-safe; reading into a valid out-pointer.
-    if unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut now) } == 0
-        && now.sa_sigaction == libc::SIG_DFL
-    {
-        // SAFETY: as above; `ours()` is fully initialized.
-        unsafe { libc::sigaction(libc::SIGBUS, &ours(), std::ptr::null_mut()) };
+    let back = match installed {
+        Some(a) if a.sa_sigaction != libc::SIG_DFL => a,
+        _ => ours(),
+    };
+    if current().is_some_and(|now| now.sa_sigaction == libc::SIG_DFL) {
+        // SAFETY: sigaction is async-signal-safe; `back` is a disposition read from the
+        // kernel or `ours()`, both fully initialized.
+        unsafe { libc::sigaction(libc::SIGBUS, &back, std::ptr::null_mut()) };
     }
 }
 

@@ -298,6 +298,12 @@ fn a_copy_on_another_thread_never_returns_the_zeros_of_a_substitute_page() {
         if fabricated + lost > 0 {
             return Err(report);
         }
+        // A run in which no copy overlapped the fault would prove nothing.
+        if seen == 0 {
+            return Err(format!(
+                "no copy ran while the other thread's faulted: {report}"
+            ));
+        }
         Ok(report)
     });
     println!("{r}");
@@ -328,6 +334,22 @@ extern "C" fn own_handler(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
                 0,
             )
         };
+    }
+}
+
+/// How many times the handler installed after the guard ran (the "later" scenario).
+static LATER_RAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// What that handler replaced (the guard), to chain to.
+static LATER_PREVIOUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// A handler a program installs after the guard, chaining to the one it replaced.
+extern "C" fn later_handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    LATER_RAN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if let Some(&f) = LATER_PREVIOUS.get() {
+        // SAFETY: the replaced handler is the guard's, an SA_SIGINFO handler of this signature.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(f) };
+        f(sig, info, ctx);
     }
 }
 
@@ -363,10 +385,40 @@ fn foreign_sigbus_scenario(which: &str, name: &str) {
     let map = seg.map().unwrap();
     let mut buf = [0u8; 4];
     map.read_at(3 * 4096, &mut buf).unwrap(); // arms the guard
+    if which == "later" {
+        // A handler installed after the guard, which chains to it.
+        // SAFETY: an all-zero sigaction is a valid value; the handler has the SA_SIGINFO
+        // signature and stays valid for the process's life; `old` is a valid out-pointer.
+        unsafe {
+            let mut a: libc::sigaction = std::mem::zeroed();
+            let mut old: libc::sigaction = std::mem::zeroed();
+            a.sa_sigaction = later_handler as *const () as libc::sighandler_t;
+            a.sa_flags = libc::SA_SIGINFO;
+            libc::sigemptyset(&mut a.sa_mask);
+            assert_eq!(libc::sigaction(libc::SIGBUS, &a, &mut old), 0);
+            LATER_PREVIOUS.set(old.sa_sigaction).unwrap();
+        }
+        // Two signals sent by a process: each reaches the later handler, and through it the
+        // guard and the standard library's handler, which resets SIGBUS to the default for a
+        // signal that is not a fault. What is put back is the later handler, not the guard
+        // in its place (the program's handler was uninstalled by the first).
+        for n in 1..=2 {
+            // SAFETY: a signal to ourselves; what it does is the point of the test.
+            unsafe { libc::raise(libc::SIGBUS) };
+            assert_eq!(
+                LATER_RAN.load(SeqCst),
+                n,
+                "kill -BUS number {n} reached the later handler"
+            );
+        }
+    }
     // A SIGBUS sent by a process, as `kill -BUS` sends it (but to this thread, so that it is
     // delivered before the call returns).
     // SAFETY: a signal to ourselves; what it does is the point of the test.
     unsafe { libc::raise(libc::SIGBUS) };
+    if which == "later" {
+        assert_eq!(LATER_RAN.load(SeqCst), 3);
+    }
     if which == "default" {
         // The signal was delivered before raise returned; allow a moment anyway.
         std::thread::sleep(Duration::from_secs(2));
@@ -402,6 +454,13 @@ fn foreign_sigbus_scenario(which: &str, name: &str) {
     shrinker.resize(4096).unwrap();
     let r = map.read_at(3 * 4096, &mut buf);
     assert!(matches!(r, Err(Error::OutOfBounds { .. })), "{r:?}");
+    if which == "later" {
+        assert_eq!(
+            LATER_RAN.load(SeqCst),
+            4,
+            "the fault went through the later handler"
+        );
+    }
     if which == "handler" {
         assert_eq!(
             OWN_HANDLER_RAN.load(SeqCst),
@@ -425,6 +484,7 @@ fn a_foreign_sigbus_goes_to_the_previous_disposition_and_the_guard_stays_armed()
         ("ignore", Some(0)),
         ("handler", Some(0)),
         ("std", Some(0)),
+        ("later", Some(0)),
         ("default", None),
     ] {
         let name = unique_name("foreign-sigbus");
