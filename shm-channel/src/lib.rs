@@ -100,17 +100,22 @@
 //! - **Fast when busy.** A future looks first, spinning for about a microsecond and a half as
 //!   the blocking form does, and returns at once when the peer keeps up.
 //! - **No thread per wait, no busy loop.** A future that must wait registers its word with
-//!   `shm_core::reactor`: a few waiter threads, each sleeping on up to 127 words at once in one
-//!   `futex_waitv` system call (Linux 5.16+), wake the registered `Waker`s when the peer's
-//!   ordinary futex wake comes (the peer needs nothing new: a blocking peer wakes a future).
-//!   10 000 awaits at once take 79 waiter threads (tested), 1000 take 8; one more thread
-//!   checks the peers every 40 ms (each distinct peer once, however many ends wait on it).
-//!   1000 ends awaiting for a second used 0.9 ms of CPU in all (`tests/async_idle.rs`).
-//! - **Cost**, measured on this project's loaded 2-vCPU VM (`--release`, the `async_many`
-//!   tests): registering a wait about 2 µs, a wake about 1-3 µs per future (10 000 at
-//!   once); a call whose server answers after 100 µs took 176 µs awaited against 154 µs
-//!   blocking (a registration, the waiter thread's wake-up and the executor's); a call
-//!   answered at once takes what the blocking one takes (no registration).
+//!   `shm_core::reactor`, which wakes the registered `Waker`s when the peer's ordinary futex
+//!   wake comes (the peer needs nothing new: a blocking peer wakes a future). On Linux 6.7+
+//!   one waiter thread holds every word waited on as an io_uring futex wait, however many;
+//!   one more thread checks the peers every 40 ms (each distinct peer once, however many
+//!   ends wait on it): **two threads in all** for 1000 awaiting ends (tested, as 10 000
+//!   awaits at once), and 1000 ends awaiting for a second used 1-6 ms of CPU in all on this
+//!   busy machine (`tests/async_idle.rs`). Where io_uring is refused (a container's seccomp
+//!   filter, `kernel.io_uring_disabled`), threads of `futex_waitv` (Linux 5.16+) serve 127
+//!   words each, and without that a look every millisecond: `SHM_REACTOR=uring|waitv|poll`
+//!   chooses, and `tests/async_engines.rs` runs every engine.
+//! - **Cost**, measured on this project's 2-vCPU VM under a load average of 13 (`--release`,
+//!   the `async_many` tests): registering a wait 3-6 µs, a wake about 5 µs per future
+//!   (10 000 at once; the `futex_waitv` engine measured the same); a call whose server
+//!   answers after 100 µs took 183 µs awaited against 179 µs blocking (a registration, the
+//!   waiter thread's wake-up and the executor's); a call answered at once takes what the
+//!   blocking one takes (no registration).
 //! - **Peer death** reaches a pending future or wait set through a check every 40 ms, as for
 //!   a blocking wait: 12-35 ms after a `kill -9` measured (tested under a second).
 //! - **Cancellation is safe.** Dropping a future at any point takes nothing and leaves no

@@ -3,65 +3,92 @@
 //!
 //! A [`Registration`] asks: wake this [`Waker`] once the 32-bit word at this address no
 //! longer holds this value, once this deadline passes, or once this [`Watch`] says the peer
-//! died. A [`Waiter`] drives one such wait for a [`Signal`]: it announces
-//! itself in the signal's sleepers word (so that the writer makes the wake system call), reads
-//! the value, checks the caller's condition once more, and registers.
+//! died. A [`Waiter`] drives one such wait for a [`Signal`]: it announces itself in the
+//! signal's sleepers word (so that the writer makes the wake system call), reads the value,
+//! checks the caller's condition once more, and registers.
 //!
-//! # How
+//! # How: two threads, whatever the number of waits
 //!
-//! A few waiter threads, made on demand, each sleep on up to [`WORDS_PER_THREAD`] registered
-//! words at once with one `futex_waitv` system call (Linux 5.16 or later), plus one private
-//! futex word of their own through which a new registration tells them to look again. A
-//! writer's `futex_wake` on any of the words (the same wake a blocking waiter gets: the words
-//! are process-shared, so no private flag) ends the call; the thread then reads each word it
-//! waited on and wakes the [`Waker`]s of those that changed. Deadlines and peer checks are the
-//! call's timeout. So:
+//! The writer of a word does what it does for a blocking waiter: stores, then `futex_wake`s
+//! the word (process-shared, so no private flag). Nothing new is asked of the peer, which may
+//! be a blocking program. On this side, the engine is chosen once per process
+//! ([`engine`]):
 //!
-//! - **idle costs nothing** but the peer checks: a waiter thread sleeps without a timeout
-//!   (unless a deadline asks for one); one watcher thread wakes every [`WATCH_INTERVAL`]
-//!   while any [`Watch`] is registered and asks each distinct peer once whether it lives
-//!   (however many words wait on it), then fires the registrations of the dead;
-//! - **threads**: one waiter per [`WORDS_PER_THREAD`] words waited on at the same time (the
-//!   kernel takes at most 128 words per `futex_waitv`, one of which is the thread's own),
-//!   made the first time that many wait at once and kept for the life of the process, and
-//!   the one watcher, made with the first [`Watch`];
-//! - **a wait** that registers costs a lock, a private futex wake of the waiter thread (which
-//!   looks again and sleeps on the new list), and the sleepers announcement; **a wake** costs
-//!   the writer's `futex_wake`, the waiter thread's wake-up and its look at each of its words,
-//!   then the [`Waker`]. `cargo test -p shm-channel --features async --release --test async_many --
-//!   --include-ignored --nocapture` measures both; shm-channel's front page has the figures.
+//! - **[`Engine::Uring`]** (Linux 6.7 or later, io_uring allowed): **one waiter thread**
+//!   holds every registered word as an `IORING_OP_FUTEX_WAIT` request in one io_uring, however
+//!   many words (10 000 in the tests), and sleeps in `io_uring_enter` until a request
+//!   completes (the peer's `futex_wake` completes it in the kernel), the nearest deadline
+//!   passes, or its bell rings. Only that thread submits, so the kernel's completion work
+//!   runs there and never interrupts an executor's thread: a registering thread queues its
+//!   request, bumps the thread's bell (a private futex word on which the thread keeps a
+//!   futex wait in the same ring) and wakes it; the thread submits the wait and sleeps again.
+//!   A registration dropped before it fired has its request cancelled
+//!   (`IORING_OP_ASYNC_CANCEL`) the same way.
+//! - **[`Engine::Waitv`]** (Linux 5.16 or later, where io_uring cannot be had: refused by a
+//!   seccomp filter, as in common container runtimes, or by `kernel.io_uring_disabled`):
+//!   waiter threads that each sleep on up to [`WORDS_PER_THREAD`] words and their bell in one
+//!   `futex_waitv` call (the kernel takes 128 words at most), made as the waits need them: one
+//!   thread per 127 words waited on at once.
+//! - **[`Engine::Poll`]** (no `futex_waitv` either, `ENOSYS`): the same threads look at their
+//!   words every millisecond.
 //!
-//! Why not the alternatives: a thread per wait is what the issue forbids; io_uring's futex
-//! wait (Linux 6.7) takes any number of words in one thread but is blocked by the seccomp
-//! profiles of common container runtimes and needs a ring per process; a doorbell file
-//! descriptor (a pipe, an eventfd, a Unix socket) that the writer rings would change what the
-//! peer does on every message, and the peer may be a blocking program of an older version.
-//! `futex_waitv` needs nothing of the writer: a blocking peer's wake wakes a future here.
+//! Plus, with every engine, **one watcher thread**, made with the first [`Watch`]: every
+//! [`WATCH_INTERVAL`] while any registration watches a peer, it asks each distinct peer once
+//! whether it lives (however many words wait on it) and fires the registrations of the dead.
+//! It is a thread of its own so that a slow look at a peer (a `/proc` read) never delays a
+//! wake. So with io_uring the reactor makes **two threads in all**, whatever the number of
+//! waits (`threads()` counts them), and both sleep without a timeout while nothing waits.
 //!
-//! A child made by `fork` has none of its parent's threads: its first registration makes
-//! threads of its own (the parent's registrations it inherited are never served there; drop
-//! them).
+//! `SHM_REACTOR=uring|waitv|poll` in the environment chooses the engine (falling back as
+//! above when the kernel cannot serve it); the tests run every engine that way.
 //!
-//! Without `futex_waitv` (a kernel older than 5.16, or a seccomp filter that refuses it with
-//! `ENOSYS`), each thread falls back to looking at its words every millisecond.
+//! # Cost
+//!
+//! - **A wait that registers**: a lock, a queued request and a private `futex_wake` of the
+//!   waiter thread, which wakes, submits the request (one `io_uring_enter`) and sleeps again.
+//!   A wait that ends before it must sleep (the futures spin briefly first) registers
+//!   nothing.
+//! - **A wake**: the peer's `futex_wake` (which it makes for a blocking waiter too), the
+//!   waiter thread's wake-up in `io_uring_enter`, a lock, then the [`Waker`]: one thread
+//!   wake-up more than a blocking wait, as any waker thread costs.
+//! - **A wait dropped before it fired**: a lock, a queued cancel and a wake of the thread.
+//! - **Idle**: nothing but the watcher's look at each distinct peer every 40 ms.
+//!
+//! `cargo test -p shm-channel --features async --release --test async_many --
+//! --include-ignored --nocapture` measures them; shm-channel's front page has the figures.
+//!
+//! # Why io_uring
+//!
+//! A thread per wait is what this module exists to avoid. `futex_waitv` alone takes at most
+//! 128 words per sleeping thread. A doorbell (an eventfd, a pipe, a Unix socket, or one futex
+//! word per process) that every writer rings would change what the peer does on every
+//! message, and the peer may be a blocking program of an older version that only
+//! `futex_wake`s its word. io_uring's futex wait is the one kernel interface that sleeps on
+//! any number of process-shared futex words in one thread and is woken by the peer's plain
+//! `futex_wake`. Where it is refused, `futex_waitv` keeps every guarantee but the thread count.
+//!
+//! A child made by `fork` has none of its parent's threads nor its ring: its first
+//! registration makes threads (and a ring) of its own. The parent's registrations it
+//! inherited are never served there: drop them.
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::wait::Signal;
 
-/// How many words one waiter thread sleeps on (`futex_waitv` takes 128; one is its own).
-pub const WORDS_PER_THREAD: usize = 127;
+mod futex;
+mod shards;
+mod table;
+mod uring;
+mod watch;
 
-/// How often the watcher thread checks the peers of the words waited on ([`Watch::alive`]).
-pub const WATCH_INTERVAL: Duration = Duration::from_millis(40);
+pub use shards::WORDS_PER_THREAD;
+pub use watch::WATCH_INTERVAL;
 
-/// How often a waiter thread looks at its words when the kernel has no `futex_waitv`.
-const FALLBACK_POLL: Duration = Duration::from_millis(1);
+use table::{Entry, Table};
 
 /// Who is on the other side of a word: asked every [`WATCH_INTERVAL`] while a registration
 /// waits, so that a pending wait learns of a peer's death without waking its task for nothing.
@@ -83,83 +110,154 @@ pub enum Fired {
     PeerDead,
 }
 
-/// One registered word.
-struct Entry {
-    word: *const AtomicU32,
-    expected: u32,
-    waker: Waker,
-    deadline: Option<Instant>,
-    /// The peer watched, by [`Watch::key`] (registered in [`watches`]).
-    watch_key: Option<u128>,
-    fired: Option<Fired>,
-    /// Keeps the memory of `word` alive while the entry exists.
-    _keep: Arc<dyn Any + Send + Sync>,
+/// How this process's reactor sleeps on its words (see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Engine {
+    /// One thread, every word a futex wait in one io_uring (Linux 6.7+).
+    Uring,
+    /// A thread per [`WORDS_PER_THREAD`] words, each in one `futex_waitv` (Linux 5.16+).
+    Waitv,
+    /// As `Waitv`, each thread looking at its words every millisecond (no `futex_waitv`).
+    Poll,
 }
 
-// SAFETY: `word` points into memory that `_keep` keeps alive, and is only used for atomic
-// loads and as a futex address; the rest is Send.
-unsafe impl Send for Entry {}
-
-#[derive(Default)]
-struct Entries {
-    slots: Vec<Option<Entry>>,
-    free: Vec<usize>,
-}
-
-/// One waiter thread and what it waits on.
-struct Shard {
-    /// Bumped at each registration; the thread sleeps on it too (a private futex word).
-    changed: AtomicU32,
-    /// Registrations held (reserved under the reactor's lock).
-    load: AtomicUsize,
-    entries: Mutex<Entries>,
-}
-
-impl Shard {
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        // A panic while holding the lock leaves the entries consistent (each change is one
-        // assignment): go on with them.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The shards of one process: a child made by `fork` has none of its parent's threads.
-struct Shards {
+/// The reactor of this process: its engine, its tables, the threads it made.
+struct Process {
     pid: u32,
-    list: Vec<Arc<Shard>>,
+    engine: Option<Engine>,
+    /// The ring probed by [`choose`], until its thread takes it.
+    ring: Option<io_uring::IoUring>,
+    uring: Option<Arc<Table>>,
+    shards: Vec<Arc<Table>>,
+    threads: usize,
 }
 
-/// This process's shards (after a fork: none yet; the parent's registrations inherited stay
-/// on shards no thread serves, and only dropping them is any use).
-fn shards() -> MutexGuard<'static, Shards> {
-    static R: Mutex<Shards> = Mutex::new(Shards {
+/// This process's reactor (after a fork: a new one; the parent's tables inherited stay where
+/// no thread serves them, and only dropping their registrations is any use).
+fn process() -> MutexGuard<'static, Process> {
+    static P: Mutex<Process> = Mutex::new(Process {
         pid: 0,
-        list: Vec::new(),
+        engine: None,
+        ring: None,
+        uring: None,
+        shards: Vec::new(),
+        threads: 0,
     });
-    let mut shards = R.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = P.lock().unwrap_or_else(|e| e.into_inner());
     let pid = std::process::id();
-    if shards.pid != pid {
-        shards.list.clear();
-        shards.pid = pid;
+    if p.pid != pid {
+        // The parent's ring, if any, is left alone: its memory is the parent's too.
+        std::mem::forget(p.ring.take());
+        *p = Process {
+            pid,
+            engine: None,
+            ring: None,
+            uring: None,
+            shards: Vec::new(),
+            threads: 0,
+        };
     }
-    shards
+    p
 }
 
-/// Waiter threads made so far in this process.
+/// The engine asked for (`SHM_REACTOR`) or the best the kernel has.
+fn choose(p: &mut Process) -> Engine {
+    if let Some(e) = p.engine {
+        return e;
+    }
+    let asked = std::env::var("SHM_REACTOR").unwrap_or_default();
+    let engine = match asked.as_str() {
+        "poll" => Engine::Poll,
+        "waitv" => Engine::Waitv,
+        _ => match uring::ring() {
+            Ok(ring) => {
+                p.ring = Some(ring);
+                Engine::Uring
+            }
+            Err(_) => Engine::Waitv,
+        },
+    };
+    let engine = if engine == Engine::Waitv && !futex::has_waitv() {
+        Engine::Poll
+    } else {
+        engine
+    };
+    if engine == Engine::Poll {
+        futex::use_poll();
+    }
+    p.engine = Some(engine);
+    engine
+}
+
+/// The engine this process's reactor uses (chosen at the first call or registration).
+pub fn engine() -> Engine {
+    choose(&mut process())
+}
+
+/// Threads the reactor made in this process: its waiter threads and its watcher.
 pub fn threads() -> usize {
-    shards().list.len()
+    process().threads
+}
+
+/// Counts a thread made.
+fn made_thread() {
+    process().threads += 1;
 }
 
 /// Registrations held now in this process (every one is dropped with its future).
 pub fn registered() -> usize {
-    shards().list.iter().map(|s| s.load.load(SeqCst)).sum()
+    tables().iter().map(|t| t.load.load(SeqCst)).sum()
+}
+
+/// The tables of this process.
+fn tables() -> Vec<Arc<Table>> {
+    let p = process();
+    p.uring.iter().chain(p.shards.iter()).cloned().collect()
+}
+
+/// A table with room for one more registration (reserved), made with its thread when needed.
+fn place() -> std::io::Result<Arc<Table>> {
+    let mut p = process();
+    if choose(&mut p) == Engine::Uring {
+        if p.uring.is_none() {
+            if let Some(ring) = p.ring.take() {
+                let table = Arc::new(Table::new(usize::MAX, true));
+                let run = table.clone();
+                std::thread::Builder::new()
+                    .name("shm-async".to_owned())
+                    .spawn(move || uring::serve(run, ring))?;
+                p.threads += 1;
+                p.uring = Some(table);
+            }
+        }
+        if let Some(t) = p.uring.as_ref() {
+            t.load.fetch_add(1, SeqCst);
+            return Ok(t.clone());
+        }
+    }
+    for t in p.shards.iter() {
+        if t.load.load(SeqCst) < t.capacity {
+            t.load.fetch_add(1, SeqCst);
+            return Ok(t.clone());
+        }
+    }
+    let table = Arc::new(Table::new(WORDS_PER_THREAD, false));
+    table.load.store(1, SeqCst);
+    let run = table.clone();
+    std::thread::Builder::new()
+        .name(format!("shm-async-{}", p.shards.len()))
+        .spawn(move || shards::serve(&run))?;
+    p.threads += 1;
+    p.shards.push(table.clone());
+    Ok(table)
 }
 
 /// A registered word: its [`Waker`] is woken once, when the registration fires. Dropping it
-/// removes it (cancellation leaves nothing behind).
+/// removes it (cancellation leaves nothing behind, in this process or in the kernel).
 pub struct Registration {
-    shard: Arc<Shard>,
-    index: usize,
+    table: Arc<Table>,
+    id: u64,
 }
 
 impl std::fmt::Debug for Registration {
@@ -174,7 +272,7 @@ impl Registration {
     /// Registers `word`: `waker` is woken once `word` may no longer hold `expected`, once
     /// `deadline` passes, or once `watch` says its peer died.
     ///
-    /// Fails only when a new waiter thread was needed and could not be made.
+    /// Fails only when a thread was needed and could not be made.
     ///
     /// # Safety
     ///
@@ -190,58 +288,43 @@ impl Registration {
         keep: Arc<dyn Any + Send + Sync>,
     ) -> std::io::Result<Registration> {
         let watch_key = match watch {
-            Some(w) => Some(watch_peer(w)?),
+            Some(w) => Some(watch::watch_peer(w)?),
             None => None,
         };
-        let shard = match pick_shard() {
-            Ok(s) => s,
+        let table = match place() {
+            Ok(t) => t,
             Err(e) => {
                 if let Some(key) = watch_key {
-                    unwatch_peer(key);
+                    watch::unwatch_peer(key);
                 }
                 return Err(e);
             }
         };
-        let entry = Entry {
+        let id = table.insert(Entry {
             word,
             expected,
             waker: waker.clone(),
             deadline,
             watch_key,
             fired: None,
+            in_kernel: false,
             _keep: keep,
-        };
-        let index = {
-            let mut e = shard.lock();
-            match e.free.pop() {
-                Some(i) => {
-                    e.slots[i] = Some(entry);
-                    i
-                }
-                None => {
-                    e.slots.push(Some(entry));
-                    e.slots.len() - 1
-                }
-            }
-        };
-        // After the entry is in: a thread that built its list before sees the word change.
-        shard.changed.fetch_add(1, SeqCst);
-        sys::wake_private(&shard.changed);
-        Ok(Registration { shard, index })
+        });
+        // After the entry is in: a thread that looked before sees its bell changed.
+        table.ring();
+        Ok(Registration { table, id })
     }
 
     /// Why it fired, or `None` while it waits.
     pub fn fired(&self) -> Option<Fired> {
-        self.shard.lock().slots[self.index]
-            .as_ref()
-            .and_then(|e| e.fired)
+        self.table.lock().get_mut(self.id).and_then(|e| e.fired)
     }
 
     /// While it waits, makes `waker` the one woken (a task may move between threads);
     /// returns why it fired otherwise.
     pub fn update(&self, waker: &Waker) -> Option<Fired> {
-        let mut e = self.shard.lock();
-        let entry = e.slots[self.index].as_mut()?;
+        let mut e = self.table.lock();
+        let entry = e.get_mut(self.id)?;
         if entry.fired.is_none() && !entry.waker.will_wake(waker) {
             entry.waker = waker.clone();
         }
@@ -251,202 +334,18 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let entry = {
-            let mut e = self.shard.lock();
-            let entry = e.slots[self.index].take();
-            e.free.push(self.index);
-            entry
-        };
-        self.shard.load.fetch_sub(1, SeqCst);
+        let (entry, ring) = self.table.remove(self.id);
+        if ring {
+            // Its futex wait is in the ring: the thread cancels it.
+            self.table.ring();
+        }
         if let Some(key) = entry.as_ref().and_then(|e| e.watch_key) {
-            unwatch_peer(key);
+            watch::unwatch_peer(key);
         }
-        // The waiter thread may still sleep on the word: a wake there is a spurious look, and
-        // the next registration on this thread rebuilds its list. Dropped outside the lock:
-        // `keep` may be the last hold on a mapping.
+        // A fallback thread may still sleep on the word: a wake there is a spurious look, and
+        // its next look leaves the word out. Dropped outside the lock: `keep` may be the last
+        // hold on a mapping.
         drop(entry);
-    }
-}
-
-/// A shard with room, made (with its thread) when all are full.
-fn pick_shard() -> std::io::Result<Arc<Shard>> {
-    let mut shards = shards();
-    for s in shards.list.iter() {
-        if s.load.load(SeqCst) < WORDS_PER_THREAD {
-            s.load.fetch_add(1, SeqCst);
-            return Ok(s.clone());
-        }
-    }
-    let shard = Arc::new(Shard {
-        changed: AtomicU32::new(0),
-        load: AtomicUsize::new(1),
-        entries: Mutex::new(Entries::default()),
-    });
-    let run = shard.clone();
-    std::thread::Builder::new()
-        .name(format!("shm-async-{}", shards.list.len()))
-        .spawn(move || serve(&run))?;
-    shards.list.push(shard.clone());
-    Ok(shard)
-}
-
-/// Each distinct [`Watch::key`] once, with how many registrations watch it.
-type Watched = HashMap<u128, (Arc<dyn Watch>, usize)>;
-
-/// The peers watched.
-struct Watches {
-    peers: Mutex<Watched>,
-    /// The watcher thread, once made, and the process it was made in (a fork's child has
-    /// none of its parent's threads).
-    thread: Mutex<Option<(u32, std::thread::Thread)>>,
-}
-
-fn watches() -> &'static Watches {
-    static W: OnceLock<Watches> = OnceLock::new();
-    W.get_or_init(|| Watches {
-        peers: Mutex::new(HashMap::new()),
-        thread: Mutex::new(None),
-    })
-}
-
-/// This process's watcher thread, made the first time.
-fn watcher_thread() -> std::io::Result<std::thread::Thread> {
-    let mut thread = watches().thread.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    if let Some((made_in, t)) = thread.as_ref() {
-        if *made_in == pid {
-            return Ok(t.clone());
-        }
-    }
-    let handle = std::thread::Builder::new()
-        .name("shm-async-watch".to_owned())
-        .spawn(watcher)?;
-    let t = handle.thread().clone();
-    *thread = Some((pid, t.clone()));
-    Ok(t)
-}
-
-/// Counts a registration watching `watch`'s peer (making the watcher thread the first time);
-/// returns its key.
-fn watch_peer(watch: Arc<dyn Watch>) -> std::io::Result<u128> {
-    let w = watches();
-    let thread = watcher_thread()?;
-    let key = watch.key();
-    let mut peers = w.peers.lock().unwrap_or_else(|e| e.into_inner());
-    let first = peers.is_empty();
-    peers.entry(key).or_insert_with(|| (watch, 0)).1 += 1;
-    drop(peers);
-    if first {
-        thread.unpark();
-    }
-    Ok(key)
-}
-
-/// Counts a registration watching `key` no more.
-fn unwatch_peer(key: u128) {
-    let mut peers = watches().peers.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, n)) = peers.get_mut(&key) {
-        *n -= 1;
-        if *n == 0 {
-            // Dropped outside the lock: the watch may hold the last hold on a mapping.
-            let gone = peers.remove(&key);
-            drop(peers);
-            drop(gone);
-        }
-    }
-}
-
-/// The watcher thread: every [`WATCH_INTERVAL`] while anything is watched, asks each distinct
-/// peer once whether it lives, and fires the registrations of those that died; parked while
-/// nothing is watched. One thread for the process: the waiter threads themselves sleep
-/// without a timeout unless a deadline asks for one.
-fn watcher() {
-    let w = watches();
-    loop {
-        if w.peers.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
-            std::thread::park();
-            continue;
-        }
-        std::thread::sleep(WATCH_INTERVAL);
-        let peers: Vec<(u128, Arc<dyn Watch>)> = {
-            let peers = w.peers.lock().unwrap_or_else(|e| e.into_inner());
-            peers
-                .iter()
-                .map(|(k, (watch, _))| (*k, watch.clone()))
-                .collect()
-        };
-        let dead: Vec<u128> = peers
-            .iter()
-            .filter(|(_, watch)| !watch.alive())
-            .map(|(k, _)| *k)
-            .collect();
-        drop(peers);
-        if dead.is_empty() {
-            continue;
-        }
-        let shards: Vec<Arc<Shard>> = shards().list.clone();
-        let mut wake = Vec::new();
-        for shard in shards {
-            let mut e = shard.lock();
-            for entry in e.slots.iter_mut().flatten() {
-                if entry.fired.is_none() && entry.watch_key.is_some_and(|k| dead.contains(&k)) {
-                    entry.fired = Some(Fired::PeerDead);
-                    wake.push(entry.waker.clone());
-                }
-            }
-        }
-        for waker in wake {
-            waker.wake();
-        }
-    }
-}
-
-/// A waiter thread: sleeps on its words, wakes the Wakers of those that fired.
-fn serve(shard: &Shard) {
-    let mut list: Vec<sys::WaitV> = Vec::with_capacity(WORDS_PER_THREAD + 1);
-    let mut wake: Vec<Waker> = Vec::new();
-    loop {
-        let generation = shard.changed.load(SeqCst);
-        list.clear();
-        list.push(sys::WaitV::private(&shard.changed, generation));
-        let mut until: Option<Instant> = None;
-        {
-            let e = shard.lock();
-            for entry in e.slots.iter().flatten().filter(|e| e.fired.is_none()) {
-                if list.len() > WORDS_PER_THREAD {
-                    break; // never: the load is reserved; but the kernel refuses more
-                }
-                list.push(sys::WaitV::shared(entry.word, entry.expected));
-                if let Some(d) = entry.deadline {
-                    until = Some(until.map_or(d, |u| u.min(d)));
-                }
-            }
-        }
-        sys::wait_any(&list, until);
-        {
-            let mut e = shard.lock();
-            let now = Instant::now();
-            for entry in e.slots.iter_mut().flatten() {
-                if entry.fired.is_some() {
-                    continue;
-                }
-                // SAFETY: the entry's `_keep` keeps the word's memory alive (Registration::new's
-                // contract), and the entry exists (we hold the lock that removes it).
-                let now_value = unsafe { (*entry.word).load(SeqCst) };
-                let fired = if now_value != entry.expected {
-                    Fired::Changed
-                } else if entry.deadline.is_some_and(|d| now >= d) {
-                    Fired::Deadline
-                } else {
-                    continue;
-                };
-                entry.fired = Some(fired);
-                wake.push(entry.waker.clone());
-            }
-        }
-        for w in wake.drain(..) {
-            w.wake();
-        }
     }
 }
 
@@ -599,145 +498,12 @@ impl Drop for Waiter {
     }
 }
 
-mod sys {
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
-    use std::time::Instant;
-
-    /// `struct futex_waitv` of `linux/futex.h`.
-    #[repr(C)]
-    pub struct WaitV {
-        val: u64,
-        uaddr: u64,
-        flags: u32,
-        reserved: u32,
-    }
-
-    /// `FUTEX2_SIZE_U32`: a 32-bit word.
-    const SIZE_U32: u32 = 0x02;
-    /// `FUTEX2_PRIVATE`: this process only.
-    const PRIVATE: u32 = 128;
-
-    impl WaitV {
-        pub fn private(word: &AtomicU32, expected: u32) -> WaitV {
-            WaitV {
-                val: expected.into(),
-                uaddr: word.as_ptr() as u64,
-                flags: SIZE_U32 | PRIVATE,
-                reserved: 0,
-            }
-        }
-
-        /// A process-shared word (no private flag: the kernel keys it on the page).
-        pub fn shared(word: *const AtomicU32, expected: u32) -> WaitV {
-            WaitV {
-                val: expected.into(),
-                uaddr: word as u64,
-                flags: SIZE_U32,
-                reserved: 0,
-            }
-        }
-    }
-
-    static NO_WAITV: AtomicBool = AtomicBool::new(false);
-
-    /// Sleeps until any word of `list` may differ from its value, until `until`, or a
-    /// spurious wake-up. The first word is the caller's own.
-    pub fn wait_any(list: &[WaitV], until: Option<Instant>) {
-        if NO_WAITV.load(Relaxed) {
-            fallback(list, until);
-            return;
-        }
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        let ts_ptr = match until {
-            None => std::ptr::null(),
-            Some(t) => {
-                let left = t.saturating_duration_since(Instant::now());
-                // SAFETY: clock_gettime writes one timespec, ours.
-                unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-                let nanos = ts.tv_nsec as u64 + u64::from(left.subsec_nanos());
-                ts.tv_sec = ts
-                    .tv_sec
-                    .saturating_add(left.as_secs().min(i64::MAX as u64 / 2) as libc::time_t)
-                    .saturating_add((nanos / 1_000_000_000) as libc::time_t);
-                ts.tv_nsec = (nanos % 1_000_000_000) as libc::c_long;
-                &ts as *const libc::timespec
-            }
-        };
-        // SAFETY: `list` is an array of `list.len()` (at most 128) futex_waitv structs that
-        // outlives the call; every address in it is a live, aligned 32-bit word (the caller's
-        // own, or a registered one whose memory its entry keeps alive; one dropped since the
-        // list was built is at worst unmapped, which the kernel reports as EFAULT). Flags 0,
-        // an absolute CLOCK_MONOTONIC timeout or none.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_futex_waitv,
-                list.as_ptr(),
-                list.len() as libc::c_long,
-                0 as libc::c_long,
-                ts_ptr,
-                libc::CLOCK_MONOTONIC as libc::c_long,
-            )
-        };
-        if rc == -1 {
-            match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::ENOSYS) => {
-                    NO_WAITV.store(true, Relaxed);
-                    fallback(list, until);
-                }
-                // A word unmapped since the list was built: the next list leaves it out.
-                Some(libc::EFAULT) => std::thread::yield_now(),
-                // EAGAIN (a word differs), ETIMEDOUT, EINTR: the caller looks.
-                _ => {}
-            }
-        }
-    }
-
-    /// Without futex_waitv: sleep on the thread's own word for a millisecond at most.
-    fn fallback(list: &[WaitV], until: Option<Instant>) {
-        let own = list[0].uaddr as *const u32;
-        let mut left = super::FALLBACK_POLL;
-        if let Some(t) = until {
-            left = left.min(t.saturating_duration_since(Instant::now()));
-        }
-        let ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: left.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: the thread's own word lives in its shard (the caller holds it); the
-        // timespec outlives the call.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                own,
-                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                list[0].val as u32,
-                &ts as *const libc::timespec,
-            );
-        }
-    }
-
-    /// Wakes the waiter thread sleeping on its own word.
-    pub fn wake_private(word: &AtomicU32) {
-        // SAFETY: a live, aligned 32-bit word; FUTEX_WAKE does not touch memory.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
     use std::task::Wake;
+    use std::time::Duration;
 
     struct Flag(AtomicBool);
     impl Wake for Flag {
