@@ -1,6 +1,7 @@
 //! What every async wait of a channel end shares (feature `async`): one wait for one of the
 //! end's signals, through `shm_core::reactor`, with a deadline and a watch on the peer.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
@@ -10,6 +11,7 @@ use shm_core::reactor::{Waiter, Watch, Woke};
 use shm_core::wait::{HYBRID_SPIN, Signal, WaitStrategy};
 
 use crate::layout::WAITING;
+use crate::peer::Proc;
 use crate::shared::{Deadline, Shared};
 use crate::{Error, Result};
 
@@ -34,18 +36,26 @@ pub(crate) fn spin(
     signal.wait_until_or(early, done, budget).is_ok()
 }
 
-/// The peer of a channel, as the reactor's waiter threads check it every 40 ms.
+/// A peer an async wait watches: the reactor's watcher asks [`Watch::alive`] every 40 ms,
+/// and a wait it fires asks [`check`](PeerCheck::check) for the error to report (or `Ok`: the
+/// peer lives after all, and the wait goes on).
+pub(crate) trait PeerCheck: Watch {
+    /// `Err(PeerDead)` (or another error) once the peer is gone.
+    fn check(&self) -> Result<()>;
+}
+
+/// The [`Watch::key`] of a process: its pid within its pid namespace, at its start time.
+pub(crate) fn process_key(p: &Proc) -> u128 {
+    (u128::from(p.pid as u32) << 96) | (u128::from(p.pidns as u32) << 64) | u128::from(p.start)
+}
+
+/// The peer of a channel, as the reactor's watcher checks it every 40 ms.
 struct PeerWatch(Arc<Shared>);
 
 impl Watch for PeerWatch {
     fn key(&self) -> u128 {
         match self.0.peer() {
-            // A process is its pid within its pid namespace, at its start time.
-            Ok(Some(p)) => {
-                (u128::from(p.pid as u32) << 96)
-                    | (u128::from(p.pidns as u32) << 64)
-                    | u128::from(p.start)
-            }
+            Ok(Some(p)) => process_key(&p),
             // No peer yet: this channel alone.
             _ => (1 << 127) | Arc::as_ptr(&self.0) as usize as u128,
         }
@@ -56,13 +66,19 @@ impl Watch for PeerWatch {
     }
 }
 
+impl PeerCheck for PeerWatch {
+    fn check(&self) -> Result<()> {
+        self.0.check_peer()
+    }
+}
+
 /// One wait in progress: nothing until the first poll that finds the end not ready, then a
 /// reactor [`Waiter`] over the signal, kept until the wait ends (or the future is dropped,
 /// which withdraws it).
 pub(crate) struct Wait {
     deadline: Deadline,
     started: Option<Instant>,
-    waiter: Option<(Waiter, Arc<Shared>)>,
+    waiter: Option<(Waiter, Arc<dyn PeerCheck>)>,
 }
 
 impl std::fmt::Debug for Wait {
@@ -96,24 +112,41 @@ impl Wait {
         }
         // A creator learns who its peer is as early as it can (as blocking waits do).
         shared.peer()?;
-        self.started = Some(Instant::now());
-        let watch: Arc<dyn Watch> = Arc::new(PeerWatch(shared.clone()));
-        // SAFETY: the signal's words live in the mapping that `shared` owns, and the waiter
-        // holds a clone of `shared`.
-        let waiter = unsafe { Waiter::new(signal, shared.clone(), self.deadline, Some(watch)) };
-        self.waiter = Some((waiter, shared.clone()));
+        // SAFETY: the signal's words live in the mapping that `shared` owns.
+        unsafe { self.start_with(shared.clone(), signal, Arc::new(PeerWatch(shared.clone()))) };
         Ok(())
+    }
+
+    /// Makes the reactor waiter for `signal`, watching `peer`, unless made already.
+    ///
+    /// # Safety
+    ///
+    /// `signal`'s words must live as long as `keep` (the waiter holds a clone of it).
+    pub(crate) unsafe fn start_with<P: PeerCheck + 'static>(
+        &mut self,
+        keep: Arc<dyn Any + Send + Sync>,
+        signal: &Signal<'_>,
+        peer: Arc<P>,
+    ) {
+        if self.waiter.is_some() {
+            return;
+        }
+        self.started = Some(Instant::now());
+        let watch: Arc<dyn Watch> = peer.clone();
+        // SAFETY: the caller's contract.
+        let waiter = unsafe { Waiter::new(signal, keep, self.deadline, Some(watch)) };
+        self.waiter = Some((waiter, peer));
     }
 
     /// Polls until `ready()` holds: `Ready(Ok(()))` then, `TimedOut` at the deadline,
     /// `PeerDead` once the peer died (checked every 40 ms by the reactor, and by `ready` where
-    /// it looks), or `ready`'s error. [`start`](Self::start) first.
+    /// it looks), or `ready`'s error. [`start`](Self::start) (or `start_with`) first.
     pub(crate) fn poll(
         &mut self,
         cx: &mut Context<'_>,
         mut ready: impl FnMut() -> Result<bool>,
     ) -> Poll<Result<()>> {
-        let Some((waiter, shared)) = self.waiter.as_mut() else {
+        let Some((waiter, peer)) = self.waiter.as_mut() else {
             return Poll::Ready(Err(Error::Protocol(
                 "an async wait was polled before it started".to_owned(),
             )));
@@ -125,7 +158,7 @@ impl Wait {
                 Poll::Ready(Ok(Woke::TimedOut)) => Poll::Ready(Err(Error::TimedOut {
                     after: self.started.map_or_else(Default::default, |s| s.elapsed()),
                 })),
-                Poll::Ready(Ok(Woke::PeerDead)) => match shared.check_peer() {
+                Poll::Ready(Ok(Woke::PeerDead)) => match peer.check() {
                     Err(e) => Poll::Ready(Err(e)),
                     // Alive after all: wait again.
                     Ok(()) => {

@@ -9,6 +9,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use shm_channel::pubsub::{Publisher, SubscribeOptions, Subscriber, TopicOptions};
 use shm_channel::{Client, Error, Options, Receiver, Sender, Server, WaitStrategy};
 
 fn name(test: &str) -> String {
@@ -164,6 +165,71 @@ fn random_cancellations_lose_nothing() {
     println!("calls: {done} answered to the caller, {cancelled} cancelled, {answered} served");
     assert!(done > 0 && cancelled > 0);
     assert!(answered >= done && answered <= 1000);
+
+    // A topic (back-pressure: nothing may be missed): each message once, in order, however
+    // many receives were dropped, by two subscribers at once.
+    let n = name("topic");
+    let topic = TopicOptions::new(4, 16).wait(WaitStrategy::Block);
+    let mut publisher = Publisher::create(&backend, &n, &topic).unwrap();
+    let subs: Vec<Subscriber> = (0..2)
+        .map(|_| {
+            Subscriber::open(
+                &backend,
+                &n,
+                &SubscribeOptions::new().wait(WaitStrategy::Block),
+            )
+            .unwrap()
+        })
+        .collect();
+    const M: u64 = 2000;
+    let publishing = std::thread::spawn(move || {
+        for i in 0..M {
+            if i % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            publisher.publish(&i.to_ne_bytes()).unwrap();
+        }
+        // Dropped: the topic closes once each subscriber has it all.
+    });
+    let results: Vec<(Vec<u64>, u64)> = rt.block_on(async {
+        let tasks: Vec<_> = subs
+            .into_iter()
+            .enumerate()
+            .map(|(k, mut sub)| {
+                tokio::spawn(async move {
+                    let (mut rng, mut got, mut cancelled) = (Rng(77 + k as u64), Vec::new(), 0);
+                    loop {
+                        match maybe_cancel(sub.recv_async(), &mut rng).await {
+                            Some(Ok(s)) => {
+                                let mut b = [0u8; 8];
+                                s.copy_to(&mut b).unwrap();
+                                got.push(u64::from_ne_bytes(b));
+                            }
+                            Some(Err(Error::Closed)) => break,
+                            Some(Err(e)) => panic!("{e}"),
+                            None => cancelled += 1,
+                        }
+                    }
+                    (got, cancelled)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    publishing.join().unwrap();
+    for (got, cancelled) in &results {
+        println!(
+            "topic: a subscriber got {} messages, {cancelled} receives cancelled",
+            got.len()
+        );
+        assert!(got.iter().copied().eq(0..M), "each message once, in order");
+        assert!(*cancelled > 0);
+    }
+
     drop(rt);
     assert_eq!(
         shm_core::reactor::registered(),

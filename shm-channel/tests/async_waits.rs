@@ -8,6 +8,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use shm_channel::pubsub::{
+    Publisher, SubscribeOptions, Subscriber, TopicOptions, TypedPublisher, TypedSubscriber,
+};
 use shm_channel::{Client, Error, Options, Receiver, Sender, Server, WaitSet};
 
 fn name(test: &str) -> String {
@@ -391,6 +394,7 @@ fn peer_process() {
     let _end: Box<dyn std::any::Any> = match role {
         "sender" => Box::new(Sender::open(&b, n, &opts).unwrap()),
         "server" => Box::new(Server::open(&b, n, &opts).unwrap()),
+        "publisher" => Box::new(Publisher::create(&b, n, &TopicOptions::new(4, 64)).unwrap()),
         other => panic!("role {other}"),
     };
     std::thread::sleep(Duration::from_secs(60));
@@ -413,6 +417,80 @@ fn spawn_peer(role: &str, n: &str) -> Killed {
             .spawn()
             .unwrap(),
     )
+}
+
+/// A topic's subscribers await under every executor: two subscribers (bytes and typed) get every
+/// message in order, whether it was there or they slept for it, then `Closed`; a deadline
+/// times out and leaves the subscriber usable.
+#[test]
+fn subscriber_futures_on_every_executor() {
+    on_every_executor(|exec| async move {
+        let n = name("topic");
+        let mut publisher =
+            TypedPublisher::<u64>::create(&backend(), &n, &TopicOptions::new(4, 8)).unwrap();
+        let mut a = TypedSubscriber::<u64>::open(&backend(), &n, &SubscribeOptions::new()).unwrap();
+        let mut b = TypedSubscriber::<u64>::open(&backend(), &n, &SubscribeOptions::new()).unwrap();
+        let t0 = Instant::now();
+        let r = a
+            .inner()
+            .recv_timeout_async(Duration::from_millis(30))
+            .await
+            .map(|_| ());
+        assert!(matches!(r, Err(Error::TimedOut { .. })), "{exec}: {r:?}");
+        assert!(t0.elapsed() >= Duration::from_millis(30), "{exec}");
+        let peer = std::thread::spawn(move || {
+            for i in 0..100u64 {
+                if i % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+                publisher.publish(&i).unwrap();
+            }
+            // Dropped: the topic closes.
+        });
+        for i in 0..100u64 {
+            let s = a.inner().recv_async().await.unwrap();
+            let mut buf = [0u8; 8];
+            s.copy_to(&mut buf).unwrap();
+            assert_eq!(u64::from_ne_bytes(buf), i, "{exec}");
+            drop(s);
+            assert_eq!(b.recv_async().await.unwrap(), i, "{exec}");
+        }
+        assert!(
+            matches!(a.inner().recv_async().await, Err(Error::Closed)),
+            "{exec}"
+        );
+        assert!(matches!(b.recv_async().await, Err(Error::Closed)), "{exec}");
+        peer.join().unwrap();
+    });
+}
+
+/// A topic's publisher process killed while a subscriber's future waits: `PeerDead`, well
+/// within a second (the 100 ms asserted loosely, measured and printed).
+#[test]
+fn a_killed_publisher_reaches_a_pending_subscriber() {
+    let n = name("dead-topic");
+    let mut publisher = spawn_peer("publisher", &n);
+    let opts = SubscribeOptions::new().open_timeout(Duration::from_secs(20));
+    let mut sub = Subscriber::open(&backend(), &n, &opts).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let took = rt.block_on(async {
+        let pending = tokio::spawn(async move { sub.recv_async().await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let killed = Instant::now();
+        publisher.0.kill().unwrap();
+        let r = pending.await.unwrap();
+        assert!(matches!(r, Err(Error::PeerDead { .. })), "{r:?}");
+        killed.elapsed()
+    });
+    println!("PeerDead after the publisher's kill: recv_async {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm{n}")).exists(),
+        "the subscriber that learned of the death removed the name"
+    );
 }
 
 /// A peer process killed while a receive, a call and a wait set wait on it: each learns

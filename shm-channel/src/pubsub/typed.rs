@@ -232,6 +232,19 @@ impl<T: FromBytes + IntoBytes + Immutable + KnownLayout> TypedSubscriber<T> {
         read::<T>(&self.inner.recv_timeout(timeout)?)
     }
 
+    /// Receives the next value without blocking the thread (feature `async`; see
+    /// [`Subscriber::recv_async`]): dropped before it is ready, it takes nothing.
+    #[cfg(feature = "async")]
+    pub async fn recv_async(&mut self) -> Result<T> {
+        read::<T>(&self.inner.recv_async().await?)
+    }
+
+    /// As [`recv_async`](Self::recv_async), failing with [`Error::TimedOut`] after `timeout`.
+    #[cfg(feature = "async")]
+    pub async fn recv_timeout_async(&mut self, timeout: Duration) -> Result<T> {
+        read::<T>(&self.inner.recv_timeout_async(timeout).await?)
+    }
+
     /// The next message in place (for [`SubSample::as_slice`]: zero-copy, `unsafe`).
     pub fn recv_sample(&mut self) -> Result<SubSample<'_>> {
         self.inner.recv()
