@@ -1,5 +1,5 @@
 //! The channel between two threads of one process, on POSIX and System V (the process tests,
-//! and the third backend, are in the `shm-tests` crate: tests/tests/channel_*.rs).
+//! and the third backend, are in the `shm-tests` crate: tests/tests/channel/).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -38,7 +38,7 @@
 //!   whole pages past the end are refused.
 //! * [`Mapping::atomics`] checks the object's current size when it makes the view. What it
 //!   cannot check is the future: **an atomic view held while someone else shrinks the object
-//!   faults on its next access past the new end** (`tests/tests/failures_shrink.rs` shows a
+//!   faults on its next access past the new end** (`tests/tests/failures/shrink.rs` shows a
 //!   child dying so). Shared state that untrusted processes can shrink belongs on System V, or
 //!   behind a protocol that never shrinks.
 //! * `Segment::map` maps the size the kernel reports at that moment.

@@ -29,7 +29,7 @@ pub struct FileBackend {
 impl FileBackend {
     /// A backend over a new private temporary directory.
     pub fn new() -> Self {
-        let dir = crate::temp_path("file-backend");
+        let dir = crate::cleanup::temp_path("file-backend");
         fs::create_dir_all(&dir).expect("create the backend's directory");
         Self {
             dir,

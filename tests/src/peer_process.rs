@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
 use shm_core::{Access, Backend, DynBackend, Segment, SegmentName};
@@ -38,11 +38,18 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Runs this test binary's `peer` test with `role_var=role` and `envs`.
-    pub fn spawn(role_var: &str, role: &str, envs: &[(&str, String)]) -> Peer {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "peer", "--nocapture", "--test-threads", "1"])
-            .env(role_var, role)
+    /// Runs the test `peer` of `module` (the caller's `module_path!()`) in this test binary
+    /// again, under the command `wrap` (`unshare ...`, `setpriv ...`; empty for none), with
+    /// `role_var=role` and `envs`.
+    pub fn spawn(
+        module: &str,
+        wrap: &[&str],
+        role_var: &str,
+        role: &str,
+        envs: &[(&str, String)],
+    ) -> Peer {
+        let mut cmd = crate::child::this_test_again(wrap, module, "peer");
+        cmd.env(role_var, role)
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
         for (k, v) in envs {
@@ -120,14 +127,22 @@ impl Under {
         backend(self.kind, self.dir())
     }
 
-    /// A peer of `role` (in `role_var`) on this backend, with `envs` besides.
-    pub fn spawn_peer(&self, role_var: &str, role: &str, envs: &[(&str, String)]) -> Peer {
+    /// A peer of `role` (in `role_var`) on this backend, with `envs` besides: the test `peer`
+    /// of `module` (the caller's `module_path!()`), run under `wrap` (see [`Peer::spawn`]).
+    pub fn spawn_peer(
+        &self,
+        module: &str,
+        wrap: &[&str],
+        role_var: &str,
+        role: &str,
+        envs: &[(&str, String)],
+    ) -> Peer {
         let mut all = vec![("PEER_BACKEND", self.kind.to_owned())];
         if let Some(d) = self.dir() {
             all.push(("PEER_DIR", d.display().to_string()));
         }
         all.extend(envs.iter().cloned());
-        Peer::spawn(role_var, role, &all)
+        Peer::spawn(module, wrap, role_var, role, &all)
     }
 
     /// Asserts that nothing of `name` is left: no name, and (System V) no segment of the id

@@ -1,0 +1,508 @@
+//! Publish/subscribe between real processes, on POSIX, System V and the file-backed third
+//! backend: one publisher (this test process, or a peer) and 1 to 16 subscriber processes.
+//!
+//! The peers are this test binary run again with `PUBSUB_PEER` set (see
+//! `shm_tests::peer_process`). Every test owns a unique name; the guards kill their peers if a
+//! test fails, and every test ends by checking that nothing of the topic is left.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use shm_channel::Error;
+use shm_channel::pubsub::{
+    Policy, Publisher, SubscribeOptions, Subscriber, TopicOptions, TypedPublisher, TypedSubscriber,
+};
+use shm_tests::peer_process::{Peer, Under, peer_backend, scribble};
+use shm_tests::unique_name;
+
+const ROLE: &str = "PUBSUB_PEER";
+/// Death must be known within 100 ms of a blocking call (the bound; the tests print
+/// what they measured); asserted loosely, so that a busy machine that preempts the waiting
+/// end does not fail the run.
+const DEATH_BOUND: Duration = Duration::from_millis(1000);
+const MAX: usize = 512;
+
+/// Message `i`: its length and its bytes, which every end computes alike.
+fn len_of(i: u64) -> usize {
+    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 29;
+    (x % (MAX as u64 + 1)) as usize
+}
+
+fn fill(i: u64, buf: &mut [u8]) {
+    for (k, b) in buf.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31) ^ (k as u8).wrapping_mul(7) ^ (i >> 8) as u8;
+    }
+}
+
+fn message(i: u64) -> Vec<u8> {
+    let mut v = vec![0; len_of(i)];
+    fill(i, &mut v);
+    v
+}
+
+fn topic(slots: u32) -> TopicOptions {
+    TopicOptions::new(slots, MAX)
+}
+
+fn sub_opts() -> SubscribeOptions {
+    SubscribeOptions::new().open_timeout(Duration::from_secs(10))
+}
+
+fn var(k: &str) -> String {
+    std::env::var(k).unwrap_or_default()
+}
+
+/// The peer's side. Without `PUBSUB_PEER` this test does nothing.
+#[test]
+fn peer() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let b = peer_backend();
+    let name = var("PS_NAME");
+    let count: u64 = var("PS_COUNT").parse().unwrap_or(0);
+    match role.as_str() {
+        // Receives until Closed, checking every byte and the order; prints what it saw.
+        "check" => {
+            let lossy = var("PS_LOSSY") == "1";
+            let mut sub = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+            println!("READY");
+            let mut n = 0u64;
+            let mut first = None;
+            let mut prev: Option<u64> = None;
+            let mut buf = vec![0u8; MAX];
+            loop {
+                let s = match sub.recv() {
+                    Ok(s) => s,
+                    Err(Error::Closed) => break,
+                    Err(e) => panic!("after {n} messages: {e}"),
+                };
+                let i = u64::from(s.sequence());
+                first.get_or_insert(i);
+                if let Some(p) = prev {
+                    // In order; under the lossy policy, what it missed is said.
+                    assert_eq!(i, p + 1 + s.missed(), "out of order");
+                }
+                if !lossy {
+                    assert_eq!(s.missed(), 0);
+                }
+                prev = Some(i);
+                let want = message(i);
+                assert_eq!(s.len(), want.len(), "message {i}'s length");
+                s.copy_to(&mut buf).unwrap();
+                assert!(buf[..s.len()] == want[..], "message {i} differs");
+                n += 1;
+                if count > 0 && n == count {
+                    // Leave mid-stream.
+                    break;
+                }
+            }
+            println!("GOT {} {n}", first.unwrap_or(0));
+        }
+        // Takes one message and holds it, then hangs.
+        "hold" => {
+            let mut sub = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+            println!("READY");
+            let _held = sub.recv().unwrap();
+            println!("MID");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        // Joins and never reads.
+        "idle" => {
+            let _sub = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        // Publishes `count` messages, then hangs.
+        "publish-then-hang" => {
+            let mut p = Publisher::create(&b, &name, &topic(256)).unwrap();
+            println!("READY");
+            p.wait_for_subscribers(1, Duration::from_secs(10)).unwrap();
+            for i in 0..count {
+                p.publish(&message(i)).unwrap();
+            }
+            println!("MID");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        // Opens a typed topic with another type: prints the error.
+        "typed-u32" => match TypedSubscriber::<u32>::open(&b, &name, &sub_opts()) {
+            Ok(_) => println!("OPENED"),
+            Err(Error::WrongType { .. }) => println!("WRONGTYPE"),
+            Err(e) => println!("OTHER {e}"),
+        },
+        "typed-u64" => {
+            let mut s = TypedSubscriber::<u64>::open(&b, &name, &sub_opts()).unwrap();
+            println!("VALUE {}", s.recv().unwrap());
+        }
+        // Writes garbage over the whole segment, again and again.
+        "scribble" => {
+            scribble(&b, &name, 300, 4096);
+            println!("DONE");
+        }
+        other => panic!("unknown peer role {other}"),
+    }
+}
+
+fn spawn(u: &Under, role: &str, name: &str, count: u64) -> Peer {
+    u.spawn_peer(
+        module_path!(),
+        &[],
+        ROLE,
+        role,
+        &[
+            ("PS_NAME", name.to_owned()),
+            ("PS_COUNT", count.to_string()),
+        ],
+    )
+}
+
+fn spawn_lossy(u: &Under, role: &str, name: &str) -> Peer {
+    u.spawn_peer(
+        module_path!(),
+        &[],
+        ROLE,
+        role,
+        &[("PS_NAME", name.to_owned()), ("PS_LOSSY", "1".to_owned())],
+    )
+}
+
+fn sysv_id(info: shm_channel::Result<shm_core::SegmentInfo>) -> Option<i32> {
+    info.ok().and_then(|i| i.id)
+}
+
+/// Publishes messages `from..to` by loan (zero-copy on this side).
+fn publish_range(p: &mut Publisher, from: u64, to: u64) {
+    for i in from..to {
+        let mut loan = p.loan().unwrap();
+        let len = len_of(i);
+        // SAFETY: the subscribers are this crate's (peer processes).
+        fill(i, unsafe { &mut loan.as_mut_slice()[..len] });
+        loan.send(len).unwrap();
+    }
+}
+
+/// One publisher, `subs` subscriber processes, `count` messages of random lengths: each
+/// subscriber checks every byte and the order.
+fn fanout(kind: &'static str, subs: usize, count: u64) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ps-fanout");
+    let mut p = Publisher::create(&b, &name, &topic(64).subscribers(16)).unwrap();
+    let mut peers: Vec<Peer> = (0..subs).map(|_| spawn(&u, "check", &name, 0)).collect();
+    for peer in &mut peers {
+        peer.expect_line("READY");
+    }
+    p.wait_for_subscribers(subs, Duration::from_secs(10))
+        .unwrap();
+    let id = sysv_id(p.segment_info());
+    let t0 = Instant::now();
+    publish_range(&mut p, 0, count);
+    drop(p);
+    for peer in &mut peers {
+        let line = peer.expect_line("GOT");
+        assert!(line.ends_with(&format!("GOT 0 {count}")), "{line}");
+        assert!(peer.finish(), "a subscriber failed");
+    }
+    println!(
+        "{kind}: {count} messages to {subs} subscribers in {:?}",
+        t0.elapsed()
+    );
+    u.assert_gone(&name, id);
+}
+
+/// Subscribers join and leave mid-stream: the others see every message; a joiner sees every
+/// message from the one it started at; one that leaves frees its seat for good.
+fn join_and_leave_midstream(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ps-midstream");
+    let mut p = Publisher::create(&b, &name, &topic(16).subscribers(4)).unwrap();
+    let mut steady = spawn(&u, "check", &name, 0);
+    let mut leaver = spawn(&u, "check", &name, 3000);
+    steady.expect_line("READY");
+    leaver.expect_line("READY");
+    p.wait_for_subscribers(2, Duration::from_secs(10)).unwrap();
+    publish_range(&mut p, 0, 10_000);
+    let mut joiner = spawn(&u, "check", &name, 0);
+    joiner.expect_line("READY");
+    publish_range(&mut p, 10_000, 30_000);
+    assert!(leaver.finish(), "the leaver failed");
+    assert!(leaver.expect_line("GOT").ends_with("GOT 0 3000"));
+    assert_eq!(p.subscriber_count(), 2, "the leaver's seat is free");
+    let id = sysv_id(p.segment_info());
+    drop(p);
+    assert!(steady.expect_line("GOT").ends_with("GOT 0 30000"));
+    let line = joiner.expect_line("GOT");
+    let parts: Vec<u64> = line
+        .rsplit(' ')
+        .take(2)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (n, first) = (parts[0], parts[1]);
+    assert!(first >= 10_000, "{line}");
+    assert_eq!(first + n, 30_000, "{line}");
+    assert!(steady.finish() && joiner.finish());
+    u.assert_gone(&name, id);
+}
+
+/// Back-pressure: a subscriber that holds a message stops the publisher after `slots`
+/// messages (try_publish says Full, publish_timeout TimedOut); killed (-9), it is removed
+/// within 100 ms of the publisher waiting for it, its slots return, and the other subscriber
+/// sees everything.
+fn subscriber_killed(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ps-kill-sub");
+    let mut p = Publisher::create(&b, &name, &topic(8).subscribers(4)).unwrap();
+    let mut holder = spawn(&u, "hold", &name, 0);
+    let mut good = spawn(&u, "check", &name, 0);
+    holder.expect_line("READY");
+    good.expect_line("READY");
+    p.wait_for_subscribers(2, Duration::from_secs(10)).unwrap();
+    publish_range(&mut p, 0, 1);
+    holder.expect_line("MID");
+    let mut i = 1;
+    while p.try_publish(&message(i)).is_ok() {
+        i += 1;
+    }
+    assert_eq!(i, 8, "the ring holds 8 messages");
+    assert!(matches!(
+        p.publish_timeout(&message(i), Duration::from_millis(50)),
+        Err(Error::TimedOut { .. })
+    ));
+    let id = sysv_id(p.segment_info());
+    holder.kill9();
+    let t0 = Instant::now();
+    p.publish(&message(i)).unwrap();
+    let took = t0.elapsed();
+    println!("{kind}: a dead subscriber removed after {took:?}");
+    assert!(took < DEATH_BOUND, "removed after {took:?}");
+    assert_eq!(p.subscriber_count(), 1);
+    publish_range(&mut p, i + 1, 5000);
+    drop(p);
+    assert!(good.expect_line("GOT").ends_with("GOT 0 5000"));
+    assert!(good.finish());
+    holder.finish();
+    u.assert_gone(&name, id);
+}
+
+/// The publisher killed (-9): every subscriber receives what it published, then PeerDead
+/// within 100 ms (try_recv at once); the name is gone once the subscribers are.
+fn publisher_killed(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ps-kill-pub");
+    let mut peer = spawn(&u, "publish-then-hang", &name, 100);
+    peer.expect_line("READY");
+    let mut a = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+    let mut c = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+    peer.expect_line("MID");
+    let id = sysv_id(a.segment_info());
+    for i in 0..100 {
+        assert_eq!(a.recv().unwrap().to_vec(), message(i));
+    }
+    assert!(matches!(a.try_recv(), Err(Error::Empty)));
+    assert!(a.publisher_alive());
+    peer.kill9();
+    let t0 = Instant::now();
+    let e = a.recv().unwrap_err();
+    let took = t0.elapsed();
+    assert!(
+        matches!(e, Error::PeerDead { pid } if pid == peer.pid()),
+        "{e}"
+    );
+    println!("{kind}: the publisher's death known after {took:?}");
+    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+    assert!(!a.publisher_alive());
+    // The other subscriber gets its messages first, then PeerDead from try_recv.
+    for i in 0..100 {
+        assert_eq!(c.try_recv().unwrap().to_vec(), message(i));
+    }
+    assert!(matches!(c.try_recv(), Err(Error::PeerDead { .. })));
+    drop(a);
+    drop(c);
+    peer.finish();
+    u.assert_gone(&name, id);
+}
+
+/// A slow subscriber under each policy: back-pressure holds the publisher (nobody misses
+/// anything), lossy does not (the slow one learns how many it missed, and what it receives is
+/// intact and in order).
+fn slow_subscriber(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    // Back-pressure: an idle subscriber process stops the publisher after `slots` messages.
+    let name = unique_name("ps-slow-bp");
+    let mut p = Publisher::create(&b, &name, &topic(16)).unwrap();
+    let mut idle = spawn(&u, "idle", &name, 0);
+    idle.expect_line("READY");
+    p.wait_for_subscribers(1, Duration::from_secs(10)).unwrap();
+    publish_range(&mut p, 0, 16);
+    assert!(matches!(p.try_publish(b"x"), Err(Error::Full)));
+    assert!(matches!(
+        p.publish_timeout(b"x", Duration::from_millis(30)),
+        Err(Error::TimedOut { .. })
+    ));
+    drop(p);
+    drop(idle);
+    u.assert_gone(&name, None);
+    // Lossy: the publisher never waits; a slow subscriber (here, in this process, reading
+    // after the publisher went far ahead) is overtaken.
+    let name = unique_name("ps-slow-lossy");
+    let mut p = Publisher::create(&b, &name, &topic(16).policy(Policy::Lossy)).unwrap();
+    let mut idle = spawn(&u, "idle", &name, 0);
+    idle.expect_line("READY");
+    let mut slow = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+    let mut fast = spawn_lossy(&u, "check", &name);
+    fast.expect_line("READY");
+    p.wait_for_subscribers(3, Duration::from_secs(10)).unwrap();
+    let t0 = Instant::now();
+    for i in 0..1000 {
+        p.publish_timeout(&message(i), Duration::from_secs(5))
+            .unwrap();
+        if i == 500 {
+            // Read a few in between: the slow one is overtaken, holds nothing meanwhile.
+            let s = slow.recv().unwrap();
+            assert!(s.missed() > 0, "overtaken, it missed some");
+            assert_eq!(s.to_vec(), message(u64::from(s.sequence())));
+        }
+    }
+    println!(
+        "{kind}: lossy, 1000 messages past an idle subscriber in {:?}",
+        t0.elapsed()
+    );
+    let mut got = 0u64;
+    let mut last = None;
+    while let Ok(s) = slow.try_recv() {
+        let i = u64::from(s.sequence());
+        assert_eq!(s.to_vec(), message(i));
+        if let Some(l) = last {
+            assert_eq!(i, l + 1 + s.missed());
+        }
+        last = Some(i);
+        got += 1;
+    }
+    assert!(slow.missed() > 900, "missed {}", slow.missed());
+    assert_eq!(last, Some(999));
+    println!(
+        "{kind}: lossy, the slow subscriber got {got} and missed {}",
+        slow.missed()
+    );
+    let id = sysv_id(p.segment_info());
+    drop(p);
+    let line = fast.expect_line("GOT");
+    assert!(fast.finish(), "the fast subscriber failed: {line}");
+    drop(slow);
+    drop(idle);
+    u.assert_gone(&name, id);
+}
+
+/// History: a late subscriber receives the last K messages first, then the live ones.
+fn history_for_late_subscribers(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ps-history");
+    let mut p = Publisher::create(&b, &name, &topic(16).history(5)).unwrap();
+    publish_range(&mut p, 0, 40);
+    let mut late = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+    publish_range(&mut p, 40, 42);
+    drop(p);
+    let mut seen = vec![];
+    while let Ok(s) = late.recv() {
+        assert_eq!(s.to_vec(), message(u64::from(s.sequence())));
+        seen.push(s.sequence());
+    }
+    assert_eq!(seen, (35..42).collect::<Vec<_>>());
+    drop(late);
+    u.assert_gone(&name, None);
+}
+
+/// Two programs that disagree on the message type: refused at open; the same type passes.
+fn typed_topics(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ps-typed");
+    let mut p = TypedPublisher::<u64>::create(&b, &name, &topic(8)).unwrap();
+    let mut wrong = spawn(&u, "typed-u32", &name, 0);
+    wrong.expect_line("WRONGTYPE");
+    assert!(wrong.finish());
+    // Untyped subscribers are refused too.
+    let e = Subscriber::open(&b, &name, &sub_opts()).unwrap_err();
+    assert!(matches!(e, Error::WrongType { .. }), "{e}");
+    let mut right = spawn(&u, "typed-u64", &name, 0);
+    p.inner()
+        .wait_for_subscribers(1, Duration::from_secs(10))
+        .unwrap();
+    p.publish(&0x1234_5678_9abc).unwrap();
+    right.expect_line(&format!("VALUE {}", 0x1234_5678_9abcu64));
+    assert!(right.finish());
+    drop(p);
+    u.assert_gone(&name, None);
+}
+
+/// A peer writes garbage over the whole segment while the publisher publishes and a
+/// subscriber receives: every call returns, in time, a message or a typed error; nothing
+/// panics, nothing hangs, nothing is left.
+fn garbage_from_a_peer(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ps-garbage");
+    let mut p = Publisher::create(&b, &name, &topic(16)).unwrap();
+    let mut sub = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+    let mut peer = spawn(&u, "scribble", &name, 0);
+    let id = sysv_id(p.segment_info());
+    let mut errors = 0;
+    let t0 = Instant::now();
+    let mut i = 0;
+    while peer.child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the peer hangs");
+        let t = Instant::now();
+        match p.publish_timeout(&message(i), Duration::from_millis(5)) {
+            Ok(()) | Err(Error::TimedOut { .. }) => {}
+            Err(e) => panic!("the publisher: {e}"),
+        }
+        i += 1;
+        match sub.recv_timeout(Duration::from_millis(5)) {
+            Ok(s) => {
+                let _ = s.to_vec();
+            }
+            Err(Error::TimedOut { .. }) => {}
+            Err(e) => {
+                assert!(matches!(e, Error::Protocol(_) | Error::Closed), "{e}");
+                errors += 1;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    println!("{kind}: {i} rounds under garbage, {errors} protocol errors, no panic, no hang");
+    drop(p);
+    drop(sub);
+    peer.finish();
+    u.assert_gone(&name, id);
+}
+
+macro_rules! per_backend {
+    ($($name:ident => $body:expr;)*) => {
+        mod posix { use super::*; $(#[test] fn $name() { ($body)("posix") })* }
+        mod sysv { use super::*; $(#[test] fn $name() { ($body)("sysv") })* }
+        mod file { use super::*; $(#[test] fn $name() { ($body)("file") })* }
+    };
+}
+
+per_backend! {
+    fanout_to_1 => |k| fanout(k, 1, 300_000);
+    fanout_to_4 => |k| fanout(k, 4, 100_000);
+    fanout_to_16 => |k| fanout(k, 16, 20_000);
+    join_and_leave => join_and_leave_midstream;
+    a_subscriber_killed => subscriber_killed;
+    the_publisher_killed => publisher_killed;
+    a_slow_subscriber_under_each_policy => slow_subscriber;
+    history => history_for_late_subscribers;
+    typed => typed_topics;
+    garbage => garbage_from_a_peer;
+}
