@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use shm_core::reactor::Watch;
 
-use super::{Look, SubSample, Subscriber, Topic, header_word};
+use super::{Look, SubSample, Subscriber, Topic};
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET};
 use crate::peer::Proc;
 use crate::ring::deadline_in;
@@ -111,11 +111,11 @@ impl<'a> Future for SubRecvFuture<'a> {
             Look::NotYet if this.wait.fresh() => {
                 // Spin as the blocking receive would: until the slot or the count moves.
                 let head = rx.head;
-                let slot = rx.topic.slot(head);
+                let word = rx.topic.slot_word(head);
                 let seq = head | SEQ_SET;
                 spin(
-                    &rx.tail,
-                    || (header_word(slot).load(Ordering::Acquire) >> 32) as u32 == seq,
+                    rx.tail.get(),
+                    || (word.load(Ordering::Acquire) >> 32) as u32 == seq,
                     |t| t & COUNT_MASK != head || t & CLOSED != 0,
                 );
                 match rx.look() {
@@ -133,7 +133,7 @@ impl<'a> Future for SubRecvFuture<'a> {
             publisher: rx.publisher,
         });
         // SAFETY: the tail line lives in the topic's mapping, which `keep` (the topic) owns.
-        unsafe { this.wait.start_with(rx.topic.clone(), &rx.tail, watch) };
+        unsafe { this.wait.start_with(rx.topic.clone(), rx.tail.get(), watch) };
         let mut found = Look::NotYet;
         match this.wait.poll(cx, || {
             found = rx.look()?;
