@@ -90,9 +90,11 @@ pub fn missing(seg: &SegmentRef) -> String {
 
 /// Untrusted text (a segment name, a process name, an owner, an error line) as a person should
 /// see it in a terminal: printable characters as they are, anything else (a newline, an escape,
-/// a control character) as `\n`, `\e`, `\xNN` escapes, and a backslash doubled, so that the
-/// text can neither forge rows nor send escape codes, and reads back unambiguously. The one
-/// function for every human output; JSON output keeps text exact.
+/// a control character) as `\n`, `\e`, `\xNN` escapes, a character that reorders or hides
+/// text without showing itself (a bidirectional override or isolate, a zero-width character, a
+/// line or paragraph separator) as `\u{NNNN}`, and a backslash doubled, so that the text can
+/// neither forge rows, send escape codes nor pass for another name, and reads back
+/// unambiguously. The one function for every human output; JSON output keeps text exact.
 pub fn escape(name: &str) -> String {
     let mut s = String::with_capacity(name.len());
     for c in name.chars() {
@@ -103,10 +105,25 @@ pub fn escape(name: &str) -> String {
             '\x1b' => s.push_str("\\e"),
             '\\' => s.push_str("\\\\"),
             c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
+            c if invisible(c) => s.push_str(&format!("\\u{{{:04x}}}", c as u32)),
             c => s.push(c),
         }
     }
     s
+}
+
+/// A character a terminal draws as nothing, or that reorders the text around it: the
+/// bidirectional marks, embeddings, overrides and isolates, the zero-width space and joiners,
+/// the byte order mark, and the line and paragraph separators.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 #[cfg(test)]
@@ -120,5 +137,10 @@ mod tests {
         assert_eq!(escape("/\x1b[31mred"), "/\\e[31mred");
         assert_eq!(escape("/x\u{7f}\u{9b}"), "/x\\x7f\\x9b");
         assert_eq!(escape("/ünï"), "/ünï");
+        // Text that shows as something else: a right-to-left override, a zero-width space.
+        assert_eq!(
+            escape("/a\u{202e}gnp.exe\u{200b}"),
+            "/a\\u{202e}gnp.exe\\u{200b}"
+        );
     }
 }

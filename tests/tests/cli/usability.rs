@@ -469,7 +469,7 @@ struct Planted {
     base: String,
     code: String,
     control: String,
-    _guards: [Cleanup; 3],
+    _guards: [Cleanup; 4],
 }
 
 impl Planted {
@@ -478,12 +478,15 @@ impl Planted {
         let code = format!("{base}-x_$(touch PWNED)");
         let control = format!("{base}-esc\x1b[31mred\nnl\x07");
         let backslash = format!("{base}-back\\slash");
+        // Shows as another name: a right-to-left override reverses what follows it.
+        let reversed = format!("{base}-rtl\u{202e}gnp.exe");
         let guards = [
             Cleanup::posix(code.clone()),
             Cleanup::posix(control.clone()),
             Cleanup::posix(backslash.clone()),
+            Cleanup::posix(reversed.clone()),
         ];
-        for name in [&code, &control, &backslash] {
+        for name in [&code, &control, &backslash, &reversed] {
             std::fs::File::create(format!("/dev/shm{name}")).unwrap();
         }
         Self {

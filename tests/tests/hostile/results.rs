@@ -194,8 +194,9 @@ fn assert_shown_safely(what: &str, out: &std::process::Output, forged: &str) {
 #[test]
 fn every_human_output_escapes_a_hostile_segment_name() {
     let base = unique_name("ctrl-all");
-    let name = format!("{base}\nforged\x1b]0;title\x07\x1b[2J\u{7f}\u{9b}");
-    let escaped = format!("{base}\\nforged\\e]0;title\\x07\\e[2J\\x7f\\x9b");
+    let name = format!("{base}\nforged\x1b]0;title\x07\x1b[2J\u{7f}\u{9b}\u{202e}gnp\u{200b}");
+    let escaped =
+        format!("{base}\\nforged\\e]0;title\\x07\\e[2J\\x7f\\x9b\\u{{202e}}gnp\\u{{200b}}");
     let _g = Cleanup::posix(name.clone());
     let made = shm()
         .args(["create", &name, "--size", "4096"])
