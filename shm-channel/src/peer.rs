@@ -12,7 +12,9 @@
 //!   process's pid namespace, when `kill(pid, 0)` says no such process, `/proc/PID` is gone or
 //!   shows a zombie, or the process at that id started at another time (the id was reused);
 //!   `/proc` is asked only when it shows this pid namespace (a namespace made without a `/proc`
-//!   of its own sees another namespace's there, where our ids name other processes);
+//!   of its own sees another namespace's there, where our ids name other processes), and a
+//!   process that `kill` sees but `/proc` does not show (another user's, under `hidepid=`) is
+//!   judged by `kill` alone;
 //! - **alive** otherwise, including when nothing can judge it (a process in another pid
 //!   namespace on System V while others are attached): a pid that cannot be judged is never
 //!   taken for dead.
@@ -119,20 +121,17 @@ impl Proc {
         if self.pid == me.pid {
             return Verdict::Alive;
         }
-        // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
-        // The pid is in 1..=PID_MAX (checked at construction), never 0 or negative, so the
-        // call cannot address a process group.
-        let rc = unsafe { libc::kill(self.pid, 0) };
-        if rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        if !exists(self.pid) {
             return Verdict::Dead;
         }
         match stat(self.pid) {
             Some(s) if s.zombie || (self.start != 0 && s.start != self.start) => Verdict::Dead,
             Some(_) => Verdict::Alive,
-            // Without a /proc of this namespace, trust kill; with one, a missing entry means
-            // the process is gone.
-            None if proc_is_ours() => Verdict::Dead,
-            None => Verdict::Alive,
+            // kill saw it and /proc does not show it: /proc hides it (another user's process
+            // under `hidepid=`), is not this namespace's, or the process ended in between.
+            // Only kill can tell: ask it again.
+            None if exists(self.pid) => Verdict::Alive,
+            None => Verdict::Dead,
         }
     }
 }
@@ -251,6 +250,16 @@ fn attaches(id: i32) -> Option<u64> {
 struct Stat {
     start: u64,
     zombie: bool,
+}
+
+/// Whether process `pid` exists, as `kill(pid, 0)` says (a process of another user exists too:
+/// `EPERM`).
+fn exists(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists. The
+    // pid is in 1..=PID_MAX (checked where a Proc is made), never 0 or negative, so the call
+    // cannot address a process group.
+    let rc = unsafe { libc::kill(pid, 0) };
+    !(rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH))
 }
 
 /// Whether `/proc` is a view of this process's pid namespace: `/proc/self` names this process
@@ -432,6 +441,79 @@ mod tests {
             rec.judge_pid(),
             Verdict::Dead,
             "a dead process taken for alive"
+        );
+        println!("JUDGED");
+    }
+
+    /// The variable that makes the test below play its inner part: the outer process's record.
+    const HIDDEN_PROC: &str = "SHM_CHANNEL_TEST_HIDDEN_PROC";
+
+    /// Under a `/proc` mounted with `hidepid=invisible`, another user's live process has no
+    /// entry there: it is not taken for dead (it was: kill said it exists, and the missing
+    /// entry was taken for a process gone in between).
+    #[test]
+    fn another_user_s_process_hidden_by_proc_is_alive() {
+        let test = "peer::tests::another_user_s_process_hidden_by_proc_is_alive";
+        if let Ok(rec) = std::env::var(HIDDEN_PROC) {
+            return hidden_proc_inside(&rec);
+        }
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("SKIPPED {test}: needs root for a private /proc and a second user");
+            return;
+        }
+        let me = Proc::me();
+        // A /proc of its own (hidepid=invisible) in a private mount namespace, and the test
+        // run there as uid 65534, to judge this (root's) process.
+        let out = std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount -t proc -o hidepid=invisible proc /proc || exit 77; \
+                 exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\"",
+            )
+            .arg(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(HIDDEN_PROC, format!("{} {} {}", me.pid, me.start, me.pidns))
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                println!("SKIPPED {test}: no unshare: {e}");
+                return;
+            }
+        };
+        let said = format!(
+            "{}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("{said}");
+        if out.status.code() == Some(77) {
+            println!("SKIPPED {test}: cannot mount a proc with hidepid=invisible");
+            return;
+        }
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("JUDGED"), "{said}");
+    }
+
+    /// The inner part: uid 65534, under a /proc that hides other users' processes.
+    fn hidden_proc_inside(rec: &str) {
+        let v: Vec<u64> = rec.split(' ').map(|w| w.parse().unwrap()).collect();
+        let root = Proc {
+            pid: v[0] as i32,
+            start: v[1],
+            pidns: v[2],
+        };
+        assert!(proc_is_ours());
+        assert!(
+            !std::path::Path::new(&format!("/proc/{}", root.pid)).exists(),
+            "/proc shows the other user's process: the test sees nothing"
+        );
+        assert_eq!(
+            root.judge_pid(),
+            Verdict::Alive,
+            "a live process taken for dead"
         );
         println!("JUDGED");
     }
