@@ -340,8 +340,15 @@ fn ends_within(c: &mut Reaped, within: Duration) -> (std::process::ExitStatus, D
 }
 
 /// `shm send` killed by SIGTERM in the middle of a stream: `shm recv` says that the stream was
-/// cut and exits non-zero (it exited 0 holding part of it) (issue 17 item 3).
+/// cut and exits non-zero (it exited 0 holding part of it) (issue 17 item 3). Killed by SIGKILL,
+/// recv says it died.
 fn a_cut_stream_is_reported(backend: &str) {
+    for sig in [libc::SIGTERM, libc::SIGKILL] {
+        cut_by(backend, sig);
+    }
+}
+
+fn cut_by(backend: &str, sig: libc::c_int) {
     let name = unique_name("cli-cut");
     let _guard = Cleanup::on(backend_of(backend), name.clone());
     let mut rx = spawn(
@@ -364,7 +371,7 @@ fn a_cut_stream_is_reported(backend: &str) {
     let mut got = vec![0u8; 2 * BLOCK];
     out.read_exact(&mut got).unwrap();
     // SAFETY: kill with our child's pid (not yet reaped).
-    unsafe { libc::kill(tx.0.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(tx.0.id() as i32, sig) };
     let (st, _, _) = ends_within(&mut tx, Duration::from_secs(20));
     assert!(!st.success(), "send killed mid-stream exited {st}");
     let mut rest = Vec::new();
@@ -372,7 +379,100 @@ fn a_cut_stream_is_reported(backend: &str) {
     let (st, _, err) = ends_within(&mut rx, Duration::from_secs(20));
     assert!(!st.success(), "recv of a cut stream exited {st}: {err}");
     assert!(err.contains("incomplete"), "{err}");
+    if sig == libc::SIGKILL {
+        assert!(err.contains("died"), "{err}");
+    }
     drop(input);
+}
+
+/// The other ways a stream ends badly, each said by an exit status and a line: `shm send`
+/// that cannot read its input (here a directory) ends the stream as cut, and recv says it is
+/// incomplete; `shm recv` killed with -9 while data flows makes send exit non-zero, saying the
+/// receiver died (issue 17 item 3).
+fn the_other_bad_endings_are_reported(backend: &str) {
+    use shm_core::{Backend, SegmentName};
+    // The input fails.
+    let name = unique_name("cli-eisdir");
+    let _guard = Cleanup::on(backend_of(backend), name.clone());
+    let mut rx = spawn(
+        &["--backend", backend, "recv", &name],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    // The receiver makes the channel first (a sender that made it and failed at once would
+    // remove it, and recv would wait for another).
+    let t0 = Instant::now();
+    while backend_of(backend)
+        .info(&SegmentName::new(&name).unwrap())
+        .is_err()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "recv made no channel"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let dir = temp_path("cli-eisdir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _dir = Cleanup::path(dir.clone());
+    let mut tx = spawn(
+        &["--backend", backend, "send", &name, dir.to_str().unwrap()],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let (st, _, err) = ends_within(&mut tx, Duration::from_secs(20));
+    assert!(
+        !st.success(),
+        "send of an unreadable input exited {st}: {err}"
+    );
+    assert!(err.contains("cannot read the input"), "{err}");
+    let (st, _, err) = ends_within(&mut rx, Duration::from_secs(20));
+    assert!(
+        !st.success(),
+        "recv of a stream whose input failed exited {st}: {err}"
+    );
+    assert!(err.contains("incomplete"), "{err}");
+    // The receiver dies.
+    let name = unique_name("cli-recv-killed");
+    let _guard = Cleanup::on(backend_of(backend), name.clone());
+    let mut rx = spawn(
+        &["--backend", backend, "recv", &name],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    let mut tx = spawn(
+        &["--backend", backend, "send", &name],
+        Stdio::piped(),
+        Stdio::null(),
+    );
+    let mut input = tx.0.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut base = base_block();
+        let mut i = 0;
+        while input.write_all(block(&mut base, i)).is_ok() {
+            i += 1;
+        }
+    });
+    let mut out = rx.0.stdout.take().unwrap();
+    let mut got = vec![0u8; 2 * BLOCK];
+    out.read_exact(&mut got).unwrap();
+    // SAFETY: kill with our child's pid (not yet reaped).
+    unsafe { libc::kill(rx.0.id() as i32, libc::SIGKILL) };
+    let (st, _, err) = ends_within(&mut tx, Duration::from_secs(20));
+    assert!(!st.success(), "send to a killed recv exited {st}: {err}");
+    assert!(err.contains("receiver") && err.contains("died"), "{err}");
+    drop(out);
+    writer.join().unwrap();
+}
+
+#[test]
+fn posix_the_other_bad_endings_are_reported() {
+    the_other_bad_endings_are_reported("posix");
+}
+
+#[test]
+fn sysv_the_other_bad_endings_are_reported() {
+    the_other_bad_endings_are_reported("sysv");
 }
 
 #[test]
