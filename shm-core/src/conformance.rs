@@ -63,8 +63,8 @@ impl<B: Backend> Drop for Cleanup<'_, B> {
 /// `_exit`, and it ends itself after 60 s (SIGALRM), so that a child stuck on a lock that
 /// will never be released is a failure rather than a hang.
 ///
-/// ```compile_fail
-/// // Forking is not safe to call without its contract.
+/// ```compile_fail,E0133
+/// // Forking is not safe to call without its contract (E0133: an unsafe call outside `unsafe`).
 /// shm_core::conformance::in_child_process(|| true);
 /// ```
 ///

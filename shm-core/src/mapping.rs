@@ -120,7 +120,7 @@ shared_atomic!(
 /// `Relaxed`, and [`ReadOnlyAtomic::load_acquire`] gets `Acquire` from a `Relaxed` load and an
 /// acquire fence, which touches no memory. An ordering cannot be asked for:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0061
 /// # fn f(m: &shm_core::Mapping) -> shm_core::Result<()> {
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// let words = m.loads::<AtomicU32>(0, 1)?;
