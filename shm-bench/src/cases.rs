@@ -46,6 +46,13 @@ pub(crate) fn all(plan: &Plan, host: &Host) -> Result<Vec<Box<dyn Case>>> {
         host,
         plan.budget / SLICES,
     )?));
+    for clients in [1, 4] {
+        cases.push(Box::new(channel::service::ServiceRtt::new(
+            host,
+            clients,
+            plan.budget / SLICES,
+        )?));
+    }
     if let (Some(demo), true) = (host.demo, kinds.contains(&Kind::Posix)) {
         cases.push(Box::new(demo::Demo::new(demo, plan.demo_rounds)));
     }

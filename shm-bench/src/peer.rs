@@ -10,6 +10,7 @@
 //! | `echo` | echoes each byte of stdin to stdout |
 //! | `channel-echo KIND NAME` | answers each request of the shm-channel pair NAME |
 //! | `channel-echo-async KIND NAME` | the same, awaiting each request in a tokio task |
+//! | `service-client KIND NAME` | calls the shm-channel service NAME until it closes |
 //! | `channel-stream KIND NAME BYTES` | receives and checks the shm-channel stream NAME |
 //! | `copy-ring KIND NAME BYTES` | receives and checks the ring of copies NAME |
 //! | `fd BYTES` | receives and checks a stream on stdin, acknowledges on stdout |
@@ -50,6 +51,9 @@ fn run(host: &Host, words: &[&str]) -> Result<()> {
         ["channel-echo", k, name] => channel::echo_peer(&(host.backend)(kind(k)?)?, name),
         ["channel-echo-async", k, name] => {
             channel::asynch::echo_peer(&(host.backend)(kind(k)?)?, name)
+        }
+        ["service-client", k, name] => {
+            channel::service::client_peer(&(host.backend)(kind(k)?)?, name)
         }
         ["channel-stream", k, name, n] => {
             channel::stream_peer(&(host.backend)(kind(k)?)?, name, bytes(n)?)

@@ -133,7 +133,7 @@ struct Ratio {
 }
 
 /// The ratios reported: name, numerator, denominator, target. Latencies divide means.
-const RATIOS: [(&str, &str, &str, Target); 14] = [
+const RATIOS: [(&str, &str, &str, Target); 16] = [
     (
         "posix_hybrid_vs_threads",
         "posix_hybrid",
@@ -200,6 +200,18 @@ const RATIOS: [(&str, &str, &str, Target); 14] = [
         "async_rtt",
         "channel_rtt",
         Target::AtMost(1.5),
+    ),
+    (
+        "service_rtt_1_vs_channel_rtt",
+        "service_rtt_1",
+        "channel_rtt",
+        Target::AtMost(1.25),
+    ),
+    (
+        "service_rtt_4_vs_1",
+        "service_rtt_4",
+        "service_rtt_1",
+        Target::AtMost(2.5),
     ),
     (
         "channel_stream_vs_copy_stream",

@@ -26,6 +26,7 @@ use crate::harness::{Case, Samples, Unit, segment_name, stopping};
 use crate::report::Section;
 
 pub(crate) mod asynch;
+pub(crate) mod service;
 
 /// Messages of the streams.
 const MESSAGE: usize = 64 * 1024;
