@@ -132,11 +132,23 @@ impl Hub {
         {
             return false;
         }
-        if let Ok(mut seg) = self.segment.lock() {
-            // Already gone is fine; anything else leaves the name, which `shm rm` removes.
-            let _ = seg.unlink();
-        }
+        // Already gone is fine; anything else leaves the name, which `shm rm` removes.
+        let _ = self.remove_name();
         true
+    }
+
+    /// Removes the name now, whatever any flag says (only the segment this handle opened or
+    /// made: a name that stands for another segment since is left alone). The memory lives on
+    /// while mapped.
+    pub fn remove_name(&self) -> Result<()> {
+        let mut seg = self
+            .segment
+            .lock()
+            .map_err(|_| Error::Protocol("a thread panicked holding the segment".to_owned()))?;
+        match seg.unlink() {
+            Err(e) if !e.is_not_found() => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// Keeps the name when this handle drops (it was removed by another end, or must stay).

@@ -539,6 +539,14 @@ impl Service {
             .collect()
     }
 
+    /// Removes the service's name now, before the server is dropped: the clients that hold
+    /// seats go on calling, and no new client can open it (for a fixed set of clients; also so
+    /// that nothing is left of the service once every end is gone, however they end).
+    pub fn remove_name(&self) -> Result<()> {
+        self.seg.header().unlinked.store(1, Ordering::SeqCst);
+        self.seg.hub.remove_name()
+    }
+
     /// Frees the seats of clients that left or died now, without waiting for the next check;
     /// returns how many.
     pub fn free_departed(&mut self) -> usize {

@@ -387,6 +387,31 @@ fn garbage_from_a_peer(kind: &'static str) {
     u.assert_gone(&name, id);
 }
 
+/// `Service::remove_name`: the seated clients go on calling, a new one finds no service, and
+/// nothing is left once the ends are gone.
+fn name_removed_early(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("sv-unnamed");
+    let service = Service::create(&b, &name, &opts(2)).unwrap();
+    let id = sysv_id(service.segment_info());
+    let mut seated = ServiceClient::open(&b, &name, &opts(0)).unwrap();
+    service.remove_name().unwrap();
+    u.assert_gone(&name, None);
+    let e = ServiceClient::open(&b, &name, &opts(0)).unwrap_err();
+    assert!(matches!(&e, Error::Shm(e) if e.is_not_found()), "{e}");
+    let serving = Serving::start(service);
+    let me = std::process::id();
+    for i in 0..10 {
+        let req = request(me, i);
+        let got = seated.call(&req[..]).unwrap().to_vec();
+        assert_eq!(got, answer(me as i32, &req));
+    }
+    drop(seated);
+    drop(serving.stop());
+    u.assert_gone(&name, id);
+}
+
 macro_rules! per_backend {
     ($($name:ident => $body:expr;)*) => {
         mod posix { use super::*; $(#[test] fn $name() { ($body)("posix") })* }
@@ -401,4 +426,5 @@ per_backend! {
     a_client_killed_mid_call => client_killed_mid_call;
     the_server_killed => server_killed;
     garbage => garbage_from_a_peer;
+    the_name_removed_early => name_removed_early;
 }

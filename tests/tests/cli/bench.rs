@@ -51,7 +51,7 @@ const MORE_LATENCY_CASES: [&str; 13] = [
     "cycle_posix_64m_noreserve",
 ];
 
-const RATIOS: [&str; 14] = [
+const RATIOS: [&str; 16] = [
     "posix_hybrid_vs_threads",
     "sysv_hybrid_vs_threads",
     "demo_lockstep_vs_threads",
@@ -64,6 +64,8 @@ const RATIOS: [&str; 14] = [
     "small_read_posix_vs_before",
     "channel_rtt_vs_threads",
     "async_rtt_vs_channel_rtt",
+    "service_rtt_1_vs_channel_rtt",
+    "service_rtt_4_vs_1",
     "channel_stream_vs_copy_stream",
     "channel_stream_vs_pipe_stream",
 ];

@@ -87,6 +87,9 @@ impl ServiceRtt {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Every client has its seat: the name has done its work (nothing is left however the
+        // bench ends, kill -9 included).
+        service.remove_name()?;
         Ok(ServiceRtt {
             key,
             what,
