@@ -150,7 +150,9 @@
 //!   the process dies, in whatever pid namespace; on System V the segment's attach count. An
 //!   end is dead when its seat is free (or only this end is attached), or, between ends of one
 //!   pid namespace, when its process is gone, a zombie, or another process under a reused id.
-//!   A pid that cannot be judged (another namespace) is never taken for dead. A blocking call
+//!   A pid that cannot be judged (another namespace; a `/proc` that shows another namespace,
+//!   or hides the process as `hidepid=` hides another user's) is never taken for dead: only
+//!   `kill` judges it then. A blocking call
 //!   that has waited 40 ms checks the peer and fails with [`Error::PeerDead`], so a dead peer
 //!   is known within about 50 ms; the `try_` forms check it at most every 5 ms while they find
 //!   nothing to do; a sender checks whenever it finds the ring half full and the receiver not
