@@ -178,7 +178,10 @@
 //!   next wait) or when it is dropped. A name whose ends all died is removed by the next open
 //!   or create of that name that may remove it; one that may not, but may write it, takes the
 //!   segment over in place ([`open_or_create`](Receiver::open_or_create) writes a new header
-//!   and becomes its creator), so no name refuses forever. A dead lone end's seat is free: after
+//!   and becomes its creator), so no name refuses forever. A segment taken over stays its
+//!   owner's, who can always reach it: so an end takes over another user's segment only when
+//!   its own mode lets everyone read and write (`0o666`); one that asks for less gets
+//!   [`Error::Busy`] naming the owner's uid. A dead lone end's seat is free: after
 //!   a receiver died before any sender came, the next receiver takes its place.
 //!
 //! # What a peer that breaks the protocol can and cannot do

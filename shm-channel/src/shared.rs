@@ -11,7 +11,8 @@
 //! - A name whose ends are all dead (killed before they could remove it) is removed by the next
 //!   open or create of that name that may remove it; one that may not (another user's) takes
 //!   the segment over in place when it may write it (`open_or_create`): it writes a new header
-//!   and becomes its creator. So a name never refuses forever; `shm rm` by its owner (or root)
+//!   and becomes its creator. Only an end whose mode lets everyone read and write takes over
+//!   another user's segment (its owner keeps it, and can reach it); others get `Busy`. So a name never refuses forever; `shm rm` by its owner (or root)
 //!   removes it at any time.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -378,14 +379,14 @@ impl Shared {
             creator_alive == Verdict::Dead && opener_alive.is_none_or(|v| v == Verdict::Dead);
         match state {
             WAITING | CONNECTED | ABANDONED if all_dead => {
-                return shared.stale(state, creator.pid, role, reclaim);
+                return shared.stale(state, creator.pid, role, reclaim, opts.mode);
             }
             RECLAIMING
                 if all_dead
                     && shared.witness.seat(shared.map.mapping(), SEAT_CREATOR) == Verdict::Dead =>
             {
                 // A process that was taking the name over died doing it.
-                return shared.stale(state, creator.pid, role, reclaim);
+                return shared.stale(state, creator.pid, role, reclaim, opts.mode);
             }
             RECLAIMING => return making("another process is taking it over".to_owned()),
             ABANDONED => return Ok(Found::Retry(Retry::Gone(not_found()))),
@@ -517,8 +518,10 @@ impl Shared {
     }
 
     /// A segment whose every end is dead: removed, or taken over in place when it may not be
-    /// removed (another user's) and this end may create.
-    fn stale(self, state: u32, pid: i32, role: Role, reclaim: bool) -> Result<Found> {
+    /// removed (another user's) and this end may create with `mode`: a segment taken over
+    /// stays its owner's, who can always reach it, so only an end that lets everyone read and
+    /// write (`mode` has `0o006`) takes over another user's.
+    fn stale(self, state: u32, pid: i32, role: Role, reclaim: bool, mode: u32) -> Result<Found> {
         let h = &self.control().header;
         if state != RECLAIMING
             && h.state
@@ -531,7 +534,22 @@ impl Shared {
         if self.remove_name() || !reclaim {
             return Ok(Found::Retry(Retry::Stale(pid)));
         }
-        // It may not be removed by this process: take it over, if its seat can be taken.
+        // It may not be removed by this process: take it over, if its owner is this user or
+        // this end lets everyone in anyway, and if its seat can be taken.
+        let owner = self.segment_info()?.uid;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if owner != me && mode & 0o006 != 0o006 {
+            return Err(Error::Busy {
+                name: self.name.clone(),
+                backend: self.backend,
+                detail: format!(
+                    "its ends died, and it belongs to another user (uid {owner}), who alone \
+                     (or root) may remove it; taken over, it would stay theirs, and this end \
+                     asked for mode {mode:#o}"
+                ),
+            });
+        }
         let expect = if state == RECLAIMING {
             RECLAIMING
         } else {

@@ -210,6 +210,13 @@ fn peer() {
             assert!(matches!(rx.recv(), Err(Error::Closed)));
             say("OK");
         }
+        "reclaim-recv-600" => {
+            // As reclaim-recv, asking for a channel no one else may reach.
+            match Receiver::open_or_create(&b, &name, &opts().mode(0o600)) {
+                Ok(rx) => say(if rx.is_creator() { "CREATOR" } else { "OPENER" }),
+                Err(e) => say(&format!("REFUSED {e}")),
+            }
+        }
         other => panic!("unknown peer role {other}"),
     }
 }
@@ -879,6 +886,18 @@ fn a_channel_between_two_users(kind: &'static str) {
     let id = sysv_id(tx.segment_info());
     drop(tx);
     u.assert_gone(&name, id);
+    // The same, by an end that asks for mode 0600: taken over, the segment would stay root's,
+    // whom that end never let in. It is refused, saying whose it is.
+    let name = unique_name("ch-users-private");
+    let _guard = Cleanup::on(backend(kind, None), name.clone());
+    let mut dead = peer_of(&u, "create-666-then-hang", &name, 0);
+    dead.expect_line("READY");
+    dead.kill9();
+    dead.finish();
+    let mut peer = peer_under(&u, &wrap, "reclaim-recv-600", &name, 0);
+    let said = peer.expect_line("REFUSED");
+    assert!(said.contains("uid 0"), "{said}");
+    assert!(peer.finish(), "the other user's receiver failed");
 }
 
 macro_rules! on_backend {
