@@ -333,7 +333,7 @@ fn unanswered_request_of_a_client_that_left<B: Backend + Sync>(b: &B) {
     // ... and Closed once it left, at once.
     let t0 = Instant::now();
     assert!(matches!(server.recv(), Err(Error::Closed)));
-    assert!(t0.elapsed() < Duration::from_millis(20));
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
 }
 
 /// A server dropped while a call waits for its answer: the call fails with Closed at once,

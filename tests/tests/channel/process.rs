@@ -408,20 +408,12 @@ fn garbage_from_a_peer_process(kind: &'static str) {
         assert!(t0.elapsed() < Duration::from_secs(30), "the peer hangs");
         let t = Instant::now();
         outcome(rx.recv_timeout(Duration::from_millis(5)));
-        assert!(
-            t.elapsed() < Duration::from_millis(200),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
     for _ in 0..20 {
         let t = Instant::now();
         outcome(rx.recv_timeout(Duration::from_millis(50)));
-        assert!(
-            t.elapsed() < Duration::from_millis(250),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
         let _ = rx.try_recv().map(|s| s.len());
     }
     println!("{kind}: {errors} protocol errors, no panic, no hang");
@@ -584,11 +576,7 @@ fn garbage_from_a_pair_client(kind: &'static str) {
                 errors += 1;
             }
         }
-        assert!(
-            t.elapsed() < Duration::from_millis(200),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
     println!("{kind}: {requests} garbage requests, {errors} protocol errors, no panic, no hang");
     peer.finish();

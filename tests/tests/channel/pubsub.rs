@@ -473,11 +473,7 @@ fn garbage_from_a_peer(kind: &'static str) {
                 errors += 1;
             }
         }
-        assert!(
-            t.elapsed() < Duration::from_millis(300),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
     println!("{kind}: {i} rounds under garbage, {errors} protocol errors, no panic, no hang");
     drop(p);

@@ -352,11 +352,7 @@ fn garbage_from_a_peer(kind: &'static str) {
                     errors += 1;
                 }
             }
-            assert!(
-                t.elapsed() < Duration::from_millis(500),
-                "{:?}",
-                t.elapsed()
-            );
+            assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
         }
         (service, errors)
     });
@@ -384,11 +380,7 @@ fn garbage_from_a_peer(kind: &'static str) {
             }
         }
         i += 1;
-        assert!(
-            t.elapsed() < Duration::from_millis(500),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
     stop.store(true, Ordering::SeqCst);
     let (service, server_errors) = server.join().unwrap();
