@@ -694,20 +694,6 @@ pub fn list_finds_segment<Sut: Backend>(sut: &Sut) {
 /// One conformance test: panics when the backend breaks the contract.
 pub type Test<Sut> = fn(&Sut);
 
-/// Every conformance test with its name, for running the suite at run time (from an example, a
-/// binary, or a harness of your own) rather than as `#[test]`s. The list is the one that
-/// [`conformance_tests!`](crate::conformance_tests) turns into tests.
-///
-/// ```ignore
-/// for (name, test) in shm_core::conformance::all::<my_crate::MyBackend>() {
-///     test(&my_crate::MyBackend::new()); // panics when the backend breaks the contract
-///     println!("ok {name}");
-/// }
-/// ```
-pub fn all<Sut: Backend + Sync>() -> Vec<(&'static str, Test<Sut>)> {
-    crate::conformance_tests!(@list all (Sut))
-}
-
 /// Expands to one `#[test]` per conformance test, each running it against the backend that
 /// `$make` builds. Use it inside a module named for the backend, so that test names say which
 /// backend they ran on (`posix::ownership_on_drop`).
@@ -759,4 +745,19 @@ macro_rules! conformance_tests {
     (@all ($sut:ty); $($test:ident),* $(,)?) => {
         vec![$((stringify!($test), $crate::conformance::$test::<$sut> as fn(&$sut))),*]
     };
+}
+
+/// Every conformance test with its name, for running the suite at run time (from an example, a
+/// binary, or a harness of your own) rather than as `#[test]`s. The list is the one that
+/// [`conformance_tests!`](crate::conformance_tests) turns into tests.
+///
+/// ```ignore
+/// for (name, test) in shm_core::conformance::all::<my_crate::MyBackend>() {
+///     test(&my_crate::MyBackend::new()); // panics when the backend breaks the contract
+///     println!("ok {name}");
+/// }
+/// ```
+pub fn all<Sut: Backend + Sync>() -> Vec<(&'static str, Test<Sut>)> {
+    // The macro is this module's own (`#[macro_export]` only places it at the crate's root).
+    conformance_tests!(@list all (Sut))
 }

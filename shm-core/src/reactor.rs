@@ -72,185 +72,42 @@
 //! inherited are never served there: drop them.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::wait::Signal;
 
+mod fired;
 mod futex;
+mod process;
 mod shards;
 mod table;
 mod uring;
 mod watch;
+
+pub use fired::{Fired, Watch};
+pub use process::Engine;
 
 pub use shards::WORDS_PER_THREAD;
 pub use watch::WATCH_INTERVAL;
 
 use table::{Entry, Table};
 
-/// Who is on the other side of a word: asked every [`WATCH_INTERVAL`] while a registration
-/// waits, so that a pending wait learns of a peer's death without waking its task for nothing.
-pub trait Watch: Send + Sync {
-    /// Equal for watches of the same peer: each distinct key is checked once per interval.
-    fn key(&self) -> u128;
-    /// False once the peer is gone for good.
-    fn alive(&self) -> bool;
-}
-
-/// Why a registration fired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Fired {
-    /// The word no longer held the value registered (or a spurious wake: look again).
-    Changed,
-    /// The deadline passed.
-    Deadline,
-    /// The [`Watch`] said the peer died.
-    PeerDead,
-}
-
-/// How this process's reactor sleeps on its words (see the [module docs](self)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Engine {
-    /// One thread, every word a futex wait in one io_uring (Linux 6.7+).
-    Uring,
-    /// A thread per [`WORDS_PER_THREAD`] words, each in one `futex_waitv` (Linux 5.16+).
-    Waitv,
-    /// As `Waitv`, each thread looking at its words every millisecond (no `futex_waitv`).
-    Poll,
-}
-
-/// The reactor of this process: its engine, its tables, the threads it made.
-struct Process {
-    pid: u32,
-    engine: Option<Engine>,
-    /// The ring probed by [`choose`], until its thread takes it.
-    ring: Option<io_uring::IoUring>,
-    uring: Option<Arc<Table>>,
-    shards: Vec<Arc<Table>>,
-    threads: usize,
-}
-
-/// This process's reactor (after a fork: a new one; the parent's tables inherited stay where
-/// no thread serves them, and only dropping their registrations is any use).
-fn process() -> MutexGuard<'static, Process> {
-    static P: Mutex<Process> = Mutex::new(Process {
-        pid: 0,
-        engine: None,
-        ring: None,
-        uring: None,
-        shards: Vec::new(),
-        threads: 0,
-    });
-    let mut p = P.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    if p.pid != pid {
-        // The parent's ring, if any, is left alone: its memory is the parent's too.
-        std::mem::forget(p.ring.take());
-        *p = Process {
-            pid,
-            engine: None,
-            ring: None,
-            uring: None,
-            shards: Vec::new(),
-            threads: 0,
-        };
-    }
-    p
-}
-
-/// The engine asked for (`SHM_REACTOR`) or the best the kernel has.
-fn choose(p: &mut Process) -> Engine {
-    if let Some(e) = p.engine {
-        return e;
-    }
-    let asked = std::env::var("SHM_REACTOR").unwrap_or_default();
-    let engine = match asked.as_str() {
-        "poll" => Engine::Poll,
-        "waitv" => Engine::Waitv,
-        _ => match uring::ring() {
-            Ok(ring) => {
-                p.ring = Some(ring);
-                Engine::Uring
-            }
-            Err(_) => Engine::Waitv,
-        },
-    };
-    let engine = if engine == Engine::Waitv && !futex::has_waitv() {
-        Engine::Poll
-    } else {
-        engine
-    };
-    if engine == Engine::Poll {
-        futex::use_poll();
-    }
-    p.engine = Some(engine);
-    engine
-}
-
 /// The engine this process's reactor uses (chosen at the first call or registration).
 pub fn engine() -> Engine {
-    choose(&mut process())
+    process::choose(&mut process::process())
 }
 
 /// Threads the reactor made in this process: its waiter threads and its watcher.
 pub fn threads() -> usize {
-    process().threads
-}
-
-/// Counts a thread made.
-fn made_thread() {
-    process().threads += 1;
+    process::process().threads
 }
 
 /// Registrations held now in this process (every one is dropped with its future).
 pub fn registered() -> usize {
-    tables().iter().map(|t| t.load.load(SeqCst)).sum()
-}
-
-/// The tables of this process.
-fn tables() -> Vec<Arc<Table>> {
-    let p = process();
-    p.uring.iter().chain(p.shards.iter()).cloned().collect()
-}
-
-/// A table with room for one more registration (reserved), made with its thread when needed.
-fn place() -> std::io::Result<Arc<Table>> {
-    let mut p = process();
-    if choose(&mut p) == Engine::Uring {
-        if p.uring.is_none() {
-            if let Some(ring) = p.ring.take() {
-                let table = Arc::new(Table::new(usize::MAX, true));
-                let run = table.clone();
-                std::thread::Builder::new()
-                    .name("shm-async".to_owned())
-                    .spawn(move || uring::serve(run, ring))?;
-                p.threads += 1;
-                p.uring = Some(table);
-            }
-        }
-        if let Some(t) = p.uring.as_ref() {
-            t.load.fetch_add(1, SeqCst);
-            return Ok(t.clone());
-        }
-    }
-    for t in p.shards.iter() {
-        if t.load.load(SeqCst) < t.capacity {
-            t.load.fetch_add(1, SeqCst);
-            return Ok(t.clone());
-        }
-    }
-    let table = Arc::new(Table::new(WORDS_PER_THREAD, false));
-    table.load.store(1, SeqCst);
-    let run = table.clone();
-    std::thread::Builder::new()
-        .name(format!("shm-async-{}", p.shards.len()))
-        .spawn(move || shards::serve(&run))?;
-    p.threads += 1;
-    p.shards.push(table.clone());
-    Ok(table)
+    process::tables().iter().map(|t| t.load.load(SeqCst)).sum()
 }
 
 /// A registered word: its [`Waker`] is woken once, when the registration fires. Dropping it
@@ -291,7 +148,7 @@ impl Registration {
             Some(w) => Some(watch::watch_peer(w)?),
             None => None,
         };
-        let table = match place() {
+        let table = match process::place() {
             Ok(t) => t,
             Err(e) => {
                 if let Some(key) = watch_key {

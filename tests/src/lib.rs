@@ -12,8 +12,6 @@ pub mod cli;
 pub mod file_backend;
 pub mod host;
 #[cfg(test)]
-mod imports;
-#[cfg(test)]
 mod layering;
 #[cfg(test)]
 mod layout;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::task::Waker;
 use std::time::Instant;
 
-use super::Fired;
+use super::fired::Fired;
 use super::futex::{self, WaitV};
 use super::table::Table;
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::Instant;
 
-use super::Fired;
+use super::fired::Fired;
 
 /// One registered word.
 pub(super) struct Entry {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use io_uring::{IoUring, opcode, squeue, types};
 
-use super::Fired;
+use super::fired::Fired;
 use super::futex::{PRIVATE, SIZE_U32};
 use super::table::{Op, Table};
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::Watch;
+use super::fired::Watch;
 
 /// How often the watcher thread checks the peers of the words waited on ([`Watch::alive`]).
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(40);
@@ -41,7 +41,7 @@ fn watcher_thread() -> std::io::Result<std::thread::Thread> {
     let handle = std::thread::Builder::new()
         .name("shm-async-watch".to_owned())
         .spawn(watcher)?;
-    super::made_thread();
+    super::process::made_thread();
     let t = handle.thread().clone();
     *thread = Some((pid, t.clone()));
     Ok(t)
@@ -103,7 +103,7 @@ fn watcher() {
         if dead.is_empty() {
             continue;
         }
-        for table in super::tables() {
+        for table in super::process::tables() {
             table.fire_dead(&dead, &mut wake);
         }
         for waker in wake.drain(..) {
