@@ -1,24 +1,13 @@
-//! `shm compare`: POSIX and System V side by side, observed live.
-//!
-//! Each behaviour where the two kernels' models differ is probed on both, in segments of its own
-//! (`/shm-compare-PID-N-LABEL`), and the observed result goes into a table. Some probes make
-//! raw system calls (`shm_open`, `shmget`) to show what the kernel does where the backends
-//! smooth it over (the umask, size 0). Nothing ever touches memory past the end of a segment:
-//! what would fault there is told from the sizes the kernel reports. Everything a probe makes is
-//! removed by [`Lab`] after its row, also when the probe fails.
-
-mod lab;
-#[cfg(feature = "posix")]
-mod posix;
-#[cfg(feature = "sysv")]
-mod sysv;
+//! `shm compare`: POSIX and System V side by side, observed live. The probes are the
+//! `shm-compare` crate's; this module runs them row by row under the shutdown lock and prints
+//! the table (a block per behaviour, `--markdown` or `--json`).
 
 use anyhow::{Result, bail};
 use serde_json::json;
 
 use crate::backend::Global;
 use crate::table::{Style, render_table};
-use lab::{Lab, Probe};
+use shm_compare::{BEHAVIOURS, Lab, probe_posix, probe_sysv};
 
 /// Arguments of `shm compare`.
 #[derive(Debug, clap::Args)]
@@ -31,29 +20,6 @@ pub struct CompareArgs {
     #[arg(long)]
     markdown: bool,
 }
-
-/// Every behaviour, in table order, with its label.
-const BEHAVIOURS: [(Probe, &str); 19] = [
-    (Probe::Identity, "identity"),
-    (Probe::WhereItShows, "where it shows"),
-    (Probe::OddSize, "size 100 (not a page multiple)"),
-    (Probe::SizeZero, "size 0"),
-    (Probe::OpenLarger, "open asking for more than the size"),
-    (Probe::Resize, "resize"),
-    (Probe::Limits, "limits"),
-    (Probe::OverTheLimit, "more than /dev/shm holds"),
-    (Probe::PastTheEnd, "past the end of the size"),
-    (Probe::OpenAfterRemove, "open after remove"),
-    (Probe::AttachAfterRemove, "attach after remove"),
-    (Probe::AttachCount, "attach count"),
-    (Probe::Fork, "fork"),
-    (Probe::SurvivesCreator, "survives creator exit"),
-    (Probe::Umask, "umask 022 on mode 0666"),
-    (Probe::OtherUserOpens, "another user opens a 0600 one"),
-    (Probe::OtherUserRemoves, "another user removes it"),
-    (Probe::Namespaces, "namespaces"),
-    (Probe::HugePages, "huge pages"),
-];
 
 /// How a backend's cell is read from a row.
 type Column = fn(&Row) -> Option<&String>;
@@ -71,24 +37,6 @@ fn cell(result: Result<String>) -> String {
         Ok(s) => s,
         Err(e) => format!("probe failed: {}", crate::out::one_line(&e)),
     }
-}
-
-#[cfg(feature = "posix")]
-fn probe_posix(p: Probe, lab: &mut Lab) -> Result<String> {
-    posix::probe(p, lab)
-}
-#[cfg(not(feature = "posix"))]
-fn probe_posix(_p: Probe, _lab: &mut Lab) -> Result<String> {
-    Ok("posix backend not compiled in".to_owned())
-}
-
-#[cfg(feature = "sysv")]
-fn probe_sysv(p: Probe, lab: &mut Lab) -> Result<String> {
-    sysv::probe(p, lab)
-}
-#[cfg(not(feature = "sysv"))]
-fn probe_sysv(_p: Probe, _lab: &mut Lab) -> Result<String> {
-    Ok("sysv backend not compiled in".to_owned())
 }
 
 /// Runs `shm compare`. With `--backend`, only that backend is probed and shown.

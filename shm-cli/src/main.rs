@@ -12,7 +12,6 @@ mod service;
 mod shutdown;
 mod table;
 mod taller;
-mod units;
 
 use std::process::ExitCode;
 

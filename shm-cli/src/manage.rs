@@ -18,7 +18,7 @@ use shm_core::{
 use crate::backend::{self, Global, Kind};
 use crate::out::{self, escape, outln};
 use crate::shutdown;
-use crate::units::{format_size, parse_mode, parse_offset, parse_size};
+use shm_units::{format_size, parse_mode, parse_offset, parse_size};
 
 /// Arguments of `shm create`.
 #[derive(Debug, clap::Args)]

@@ -12,8 +12,8 @@ use shm_channel::service::{Request, Service, ServiceClient, ServiceOptions};
 use crate::backend;
 use crate::backend::Global;
 use crate::channel::{TICK, catch_signals, stopped};
-use crate::units::parse_size;
 use shm_core::Backend as _;
+use shm_units::parse_size;
 
 /// Arguments of `shm call`.
 #[derive(Debug, clap::Args)]

@@ -1,4 +1,4 @@
-//! A test that the modules of a crate import downward only (the crates in [`CHECKED`]): no
+//! A test that the modules of a crate import downward only (every crate of the workspace): no
 //! module uses one that uses it, directly or around a circle. A parent declares its children (`mod x;`), so a child that
 //! reaches back into its parent (`super::Item`, `crate::Item` of the root) closes a circle too;
 //! what several modules share lives in a module below all of them.
@@ -281,20 +281,33 @@ fn circles(src: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The crates held to importing downward only. Add a crate once its circles are gone (run
-/// [`circles`] on its `src`: the test's message names each one).
-const CHECKED: &[&str] = &["shm-core", "shm-posix", "shm-sysv", "shm-cli", "tests"];
+/// Every member crate of the workspace (its `Cargo.toml`'s `members = [...]`).
+fn members(workspace: &Path) -> Vec<String> {
+    let manifest = std::fs::read_to_string(workspace.join("Cargo.toml")).expect("Cargo.toml");
+    let at = manifest.find("members").expect("a members list");
+    let list = &manifest[at..];
+    let list = &list[list.find('[').expect("[") + 1..list.find(']').expect("]")];
+    list.split(',')
+        .map(|m| m.trim().trim_matches('"').to_owned())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+/// Crates not held to it yet, each with the circles still to break (see the test's message).
+const NOT_YET: &[&str] = &["shm-channel", "shm-bench"];
 
 #[test]
 fn checked_crates_import_downward_only() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut found = Vec::new();
-    for name in CHECKED {
+    let members = members(&workspace);
+    assert!(members.len() >= 7, "the workspace's members: {members:?}");
+    for name in members.iter().filter(|m| !NOT_YET.contains(&m.as_str())) {
         let src = workspace.join(name).join("src");
         let uses = graph(&src);
         assert!(
-            uses.get("").is_some_and(|u| !u.is_empty()),
-            "{name}: no main.rs or lib.rs with modules under {}",
+            uses.contains_key(""),
+            "{name}: no main.rs or lib.rs under {}",
             src.display()
         );
         found.extend(circles(&src).into_iter().map(|c| format!("{name}: {c}")));

@@ -11,7 +11,7 @@ use super::users::Usage;
 
 use crate::backend::key_hex;
 use crate::out::escape;
-use crate::units::format_size;
+use shm_units::format_size;
 
 /// The one JSON object of a segment, for `list --json` and `info --json`.
 pub fn info_json(i: &SegmentInfo, u: &Usage) -> Value {

@@ -7,7 +7,7 @@ use shm_core::SegmentName;
 use shm_core::wait::WaitStrategy;
 
 use crate::backend::Kind;
-use crate::units::parse_duration;
+use shm_units::parse_duration;
 
 /// The server's flags: the game's, and what to do with a leftover segment.
 #[derive(Debug, Clone, clap::Args)]

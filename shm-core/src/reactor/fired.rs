@@ -1,6 +1,6 @@
 //! What a registration waits for besides its word: why it fired, and the peer it watches.
 
-/// Who is on the other side of a word: asked every [`WATCH_INTERVAL`] while a registration
+/// Who is on the other side of a word: asked every [`WATCH_INTERVAL`](super::WATCH_INTERVAL) while a registration
 /// waits, so that a pending wait learns of a peer's death without waking its task for nothing.
 pub trait Watch: Send + Sync {
     /// Equal for watches of the same peer: each distinct key is checked once per interval.

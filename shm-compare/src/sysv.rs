@@ -7,15 +7,14 @@ use anyhow::{Context as _, Result, bail};
 use shm_core::{Access, Backend, CreateOptions, Segment, SegmentName};
 use shm_sysv::{Limits, ShmId, SysV, SysVSegment, key_for};
 
-use super::lab::{
+use crate::lab::{
     Lab, NEEDS_ROOT_USER, Probe, Umask, become_nobody, beyond_dev_shm, cvt, errno, errno_name,
     in_child, is_root, mapped_len, new_ipc_namespace, page_size, size_or_unlimited,
 };
-use crate::backend::key_hex;
-use crate::units::format_size;
+use shm_units::format_size;
 
 /// Probes one behaviour on System V shared memory.
-pub(super) fn probe(p: Probe, lab: &mut Lab) -> Result<String> {
+pub(crate) fn probe(p: Probe, lab: &mut Lab) -> Result<String> {
     match p {
         Probe::Identity => identity(lab),
         Probe::WhereItShows => where_it_shows(lab),
@@ -133,7 +132,7 @@ fn identity(lab: &mut Lab) -> Result<String> {
     let _ = name;
     Ok(format!(
         "a 32-bit key ({} here): IPC_CREAT on it returns {same} id; with IPC_EXCL -> {excl}",
-        key_hex(key)
+        shm_sysv::Key::from_raw(key)
     ))
 }
 
@@ -263,7 +262,7 @@ fn open_after_remove(lab: &mut Lab) -> Result<String> {
     let kept = if &buf == b"kept" { "keeps" } else { "lost" };
     Ok(format!(
         "{open}; id {id} lives on as key {}{}; the mapping {kept} its bytes",
-        key_hex(after.key.unwrap_or(-1)),
+        shm_sysv::Key::from_raw(after.key.unwrap_or(-1)),
         if after.removed { ", status dest" } else { "" }
     ))
 }

@@ -9,14 +9,14 @@ use anyhow::{Result, bail};
 use shm_core::{Access, Backend, CreateOptions, Segment, SegmentName};
 use shm_posix::{Posix, PosixSegment};
 
-use super::lab::{
+use crate::lab::{
     Lab, NEEDS_ROOT_USER, Probe, Umask, become_nobody, beyond_dev_shm, cvt, dev_shm_space, errno,
     errno_name, in_child, is_root, mapped_len, new_ipc_namespace, page_size, size_or_unlimited,
 };
-use crate::units::format_size;
+use shm_units::format_size;
 
 /// Probes one behaviour on POSIX shared memory.
-pub(super) fn probe(p: Probe, lab: &mut Lab) -> Result<String> {
+pub(crate) fn probe(p: Probe, lab: &mut Lab) -> Result<String> {
     match p {
         Probe::Identity => identity(lab),
         Probe::WhereItShows => where_it_shows(lab),

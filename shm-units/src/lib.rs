@@ -1,19 +1,34 @@
-//! Parsing and printing sizes, durations and modes the way people write them.
+//! Sizes, durations and modes the way people write them (`4KiB`, `800ms`, `0640`): parsed into
+//! real units and printed back, for the `shm` command's arguments and tables.
+//!
+//! Start here: [`parse_size`] (and [`format_size`], its way back).
 
 use std::time::Duration;
 
+/// Why a size, offset, duration or mode was refused: the one line to show the user, which
+/// names the input and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnitError(String);
+
+impl From<String> for UnitError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
 /// Parses a size: `4096`, `4k`, `4KiB`, `1MiB`, `2M`, `2G`, `1.5GiB`. K, M, G, T are powers
 /// of 1024 with or without `iB`; `KB`, `MB`, ... are powers of 1000.
-pub fn parse_size(s: &str) -> Result<usize, String> {
+pub fn parse_size(s: &str) -> Result<usize, UnitError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!(
+        return Err(UnitError(format!(
             "invalid size {s:?}: expected a number with an optional unit, e.g. 4096, 4KiB, 1MiB, 2G"
-        ));
+        )));
     }
     let mult: u128 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -26,9 +41,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
         other => {
-            return Err(format!(
+            return Err(UnitError(format!(
                 "invalid size {s:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)"
-            ));
+            )));
         }
     };
     let bytes: u128 = if let Some((int, frac)) = num.split_once('.') {
@@ -38,16 +53,16 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
             int.parse().map_err(|_| format!("invalid size {s:?}"))?
         };
         if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("invalid size {s:?}"));
+            return Err(UnitError(format!("invalid size {s:?}")));
         }
         let scale = 10u128.pow(frac.len() as u32);
         let frac: u128 = frac.parse().map_err(|_| format!("invalid size {s:?}"))?;
         // A fraction of a byte is never a size: 1.5 (bytes) is refused, not rounded to 1. With
         // a larger unit the fraction is of that unit (1.5KiB = 1536), rounded down to a byte.
         if mult == 1 {
-            return Err(format!(
+            return Err(UnitError(format!(
                 "invalid size {s:?}: not a whole number of bytes (1.5KiB is fine, 1.5 is not)"
-            ));
+            )));
         }
         let total = int
             .checked_mul(mult)
@@ -61,19 +76,20 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
             .ok_or_else(|| format!("size {s:?} is too large"))?
     };
     if bytes == 0 {
-        return Err(format!(
+        return Err(UnitError(format!(
             "invalid size {s:?}: a segment needs at least one byte"
-        ));
+        )));
     }
-    usize::try_from(bytes).map_err(|_| format!("size {s:?} is too large for this machine"))
+    usize::try_from(bytes)
+        .map_err(|_| UnitError(format!("size {s:?} is too large for this machine")))
 }
 
 /// Parses a byte offset or length: like [`parse_size`], but 0 is allowed.
-pub fn parse_offset(s: &str) -> Result<usize, String> {
+pub fn parse_offset(s: &str) -> Result<usize, UnitError> {
     if s.trim().chars().all(|c| c == '0') && !s.trim().is_empty() {
         return Ok(0);
     }
-    parse_size(s).map_err(|e| e.replace("size", "offset or length"))
+    parse_size(s).map_err(|e| UnitError(e.0.replace("size", "offset or length")))
 }
 
 /// Formats a size with a binary unit: `4.0 KiB`, `12 B`, `1.5 GiB`.
@@ -92,7 +108,7 @@ pub fn format_size(bytes: u64) -> String {
 }
 
 /// Parses a duration: `800ms`, `1s`, `1.5s`, `2m`, `250us`; a bare number is milliseconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -109,26 +125,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
         other => {
-            return Err(format!(
+            return Err(UnitError(format!(
                 "invalid duration {s:?}: unknown unit {other:?} (use ns, us, ms, s, m, h)"
-            ));
+            )));
         }
     };
     if !secs.is_finite() || secs > 1e9 {
-        return Err(format!("duration {s:?} is too long"));
+        return Err(UnitError(format!("duration {s:?} is too long")));
     }
     Ok(Duration::from_secs_f64(secs))
 }
 
 /// Parses a permission mode in octal: `0640`, `640`, `0o640`.
-pub fn parse_mode(s: &str) -> Result<u32, String> {
+pub fn parse_mode(s: &str) -> Result<u32, UnitError> {
     let t = s.trim();
     let digits = t.strip_prefix("0o").unwrap_or(t);
     match u32::from_str_radix(digits, 8) {
         Ok(m) if m <= 0o777 && !digits.is_empty() => Ok(m),
-        _ => Err(format!(
+        _ => Err(UnitError(format!(
             "invalid mode {s:?}: expected octal permission bits such as 0600 or 0644"
-        )),
+        ))),
     }
 }
 
@@ -201,7 +217,7 @@ mod tests {
             fn any_text_is_a_size_or_a_reason(s in "\\PC{0,24}") {
                 match parse_size(&s) {
                     Ok(n) => prop_assert!(n > 0, "{s:?} gave 0"),
-                    Err(e) => prop_assert!(e.contains("size") && !e.contains('\n'), "{e}"),
+                    Err(e) => prop_assert!(e.to_string().contains("size") && !e.to_string().contains('\n'), "{e}"),
                 }
                 let _ = parse_offset(&s);
                 let _ = parse_duration(&s);
@@ -234,7 +250,7 @@ mod tests {
             #[test]
             fn printed_sizes_parse_back_within_rounding(n in 1u64..(1 << 50)) {
                 let text = format_size(n);
-                let back = parse_size(&text).map_err(TestCaseError::fail)? as u64;
+                let back = parse_size(&text).map_err(|e| TestCaseError::fail(e.to_string()))? as u64;
                 // One decimal of the unit: off by at most a twentieth of it.
                 let unit = if n < 1024 { 1 } else { 1u64 << (10 * ((63 - n.leading_zeros()) / 10)) };
                 prop_assert!(back.abs_diff(n) <= unit / 20 + 1, "{n} -> {text} -> {back}");

@@ -1,4 +1,4 @@
-//! What every probe of `shm compare` works with: the behaviours ([`Probe`]), the [`Lab`] that
+//! What every probe works with: the behaviours ([`Probe`]), the [`Lab`] that
 //! names and removes what a probe makes, and the system-call helpers both backends' probes use
 //! (errno names, a forked child, another user, a new IPC namespace, the umask).
 
@@ -10,41 +10,61 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use anyhow::{Context as _, Result, bail};
 use shm_core::SegmentName;
 
-use crate::units::format_size;
+use shm_units::format_size;
 
 /// A behaviour where POSIX and System V differ; each backend module probes every one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Probe {
+pub enum Probe {
+    /// What names a segment: a path in /dev/shm, or a key and an id.
     Identity,
+    /// Where the system shows it: /dev/shm, or /proc/sysvipc/shm and `ipcs -m`.
     WhereItShows,
+    /// A size that is not a page multiple (100 bytes): what is reported, what is mapped.
     OddSize,
+    /// A segment of size 0.
     SizeZero,
+    /// Opening asks for more than the segment's size.
     OpenLarger,
+    /// Growing and shrinking a segment that exists.
     Resize,
+    /// The system's limits on size and count.
     Limits,
+    /// Asking for more than /dev/shm (or the System V limits) holds.
     OverTheLimit,
+    /// Memory past the end of the size, within the last mapped page.
     PastTheEnd,
+    /// Opening a name after it was removed while still mapped.
     OpenAfterRemove,
+    /// Attaching a removed segment that is still mapped somewhere.
     AttachAfterRemove,
+    /// Whether the system counts attachments.
     AttachCount,
+    /// What a forked child inherits.
     Fork,
+    /// Whether a segment outlives the process that made it.
     SurvivesCreator,
+    /// Whether the umask applies to the mode asked for.
     Umask,
+    /// Another user opens a 0600 segment.
     OtherUserOpens,
+    /// Another user removes a segment.
     OtherUserRemoves,
+    /// Which namespace isolates segments.
     Namespaces,
+    /// Huge pages behind a segment.
     HugePages,
 }
 
 /// Where probes make their segments: unique names, and everything made undone on
 /// [`Lab::clean`] and on drop (also after an error or a panic in a probe).
-pub(super) struct Lab {
+pub struct Lab {
     count: usize,
     undo: Vec<Box<dyn FnOnce()>>,
 }
 
 impl Lab {
-    pub(super) fn new() -> Self {
+    /// A lab with nothing made yet.
+    pub fn new() -> Self {
         Self {
             count: 0,
             undo: Vec::new(),
@@ -53,22 +73,28 @@ impl Lab {
 
     /// A fresh name for one probe: `/shm-compare-PID-N-LABEL`. The caller registers its
     /// removal with [`Lab::on_clean`] before making anything under it.
-    pub(super) fn name(&mut self, label: &str) -> Result<SegmentName> {
+    pub(crate) fn name(&mut self, label: &str) -> Result<SegmentName> {
         self.count += 1;
         let name = format!("/shm-compare-{}-{}-{label}", std::process::id(), self.count);
         Ok(SegmentName::new(&name)?)
     }
 
     /// Runs `undo` when the row is done (errors are the closure's to ignore).
-    pub(super) fn on_clean(&mut self, undo: impl FnOnce() + 'static) {
+    pub(crate) fn on_clean(&mut self, undo: impl FnOnce() + 'static) {
         self.undo.push(Box::new(undo));
     }
 
     /// Undoes everything, newest first.
-    pub(super) fn clean(&mut self) {
+    pub fn clean(&mut self) {
         while let Some(undo) = self.undo.pop() {
             undo();
         }
+    }
+}
+
+impl Default for Lab {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -79,12 +105,12 @@ impl Drop for Lab {
 }
 
 /// The symbolic name of an OS error (`ENOENT`), or its number.
-pub(super) fn errno(e: &io::Error) -> String {
+pub(crate) fn errno(e: &io::Error) -> String {
     errno_name(e.raw_os_error())
 }
 
 /// The symbolic name of an errno value.
-pub(super) fn errno_name(code: Option<i32>) -> String {
+pub(crate) fn errno_name(code: Option<i32>) -> String {
     let name = match code {
         Some(libc::ENOENT) => "ENOENT",
         Some(libc::EACCES) => "EACCES",
@@ -105,7 +131,7 @@ pub(super) fn errno_name(code: Option<i32>) -> String {
 }
 
 /// Result of a system call: -1 is the thread's errno.
-pub(super) fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+pub(crate) fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -114,23 +140,23 @@ pub(super) fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// True when running as root (who may switch users and make namespaces).
-pub(super) fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// The cell of a probe that needs root when not root.
-pub(super) const NEEDS_ROOT_USER: &str = "needs root (to act as another user): not probed";
+pub(crate) const NEEDS_ROOT_USER: &str = "needs root (to act as another user): not probed";
 
 /// The memory page size.
-pub(super) fn page_size() -> usize {
+pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(n).unwrap_or(4096)
 }
 
 /// Free and total bytes of the tmpfs at /dev/shm; `None` where statvfs fails.
-pub(super) fn dev_shm_space() -> Option<(u64, u64)> {
+pub(crate) fn dev_shm_space() -> Option<(u64, u64)> {
     let path = CString::new("/dev/shm").ok()?;
     // SAFETY: an all-zero statvfs is a valid value of a plain C struct.
     let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -141,7 +167,7 @@ pub(super) fn dev_shm_space() -> Option<(u64, u64)> {
 }
 
 /// A size for "more than /dev/shm holds": its total plus 1 GiB (None when it has no limit).
-pub(super) fn beyond_dev_shm() -> Option<u64> {
+pub(crate) fn beyond_dev_shm() -> Option<u64> {
     match dev_shm_space() {
         Some((_, total)) if total > 0 => Some(total + (1 << 30)),
         _ => None,
@@ -150,7 +176,7 @@ pub(super) fn beyond_dev_shm() -> Option<u64> {
 
 /// Length of the mapping of this process that contains `addr`, from /proc/self/maps (the kernel
 /// rounds every mapping to whole pages).
-pub(super) fn mapped_len(addr: *const u8) -> Option<usize> {
+pub(crate) fn mapped_len(addr: *const u8) -> Option<usize> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
     let addr = addr as usize;
     maps.lines().find_map(|line| {
@@ -164,7 +190,7 @@ pub(super) fn mapped_len(addr: *const u8) -> Option<usize> {
 
 /// Formats a size for a cell: `4.0 KiB`, or `4096 B` below 1 KiB... and "no limit" for the
 /// kernel's "unlimited" defaults (near 2^64).
-pub(super) fn size_or_unlimited(bytes: u64) -> String {
+pub(crate) fn size_or_unlimited(bytes: u64) -> String {
     if bytes >= 1 << 62 {
         "no limit".to_owned()
     } else {
@@ -175,7 +201,7 @@ pub(super) fn size_or_unlimited(bytes: u64) -> String {
 /// Runs `child` in a forked process and returns the text it produced. The child leaves with
 /// `_exit`, running no destructor of this process's state (so the [`Lab`] it inherited undoes
 /// nothing there).
-pub(super) fn in_child(child: impl FnOnce() -> String) -> Result<String> {
+pub(crate) fn in_child(child: impl FnOnce() -> String) -> Result<String> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }).context("pipe2")?;
@@ -212,7 +238,7 @@ pub(super) fn in_child(child: impl FnOnce() -> String) -> Result<String> {
 }
 
 /// In a child of [`in_child`]: becomes user and group `nobody` (65534), as root can.
-pub(super) fn become_nobody() -> io::Result<()> {
+pub(crate) fn become_nobody() -> io::Result<()> {
     const NOBODY: u32 = 65534;
     // SAFETY: plain system calls on this (child) process's credentials; setgroups reads zero
     // entries from a null list.
@@ -227,7 +253,7 @@ pub(super) fn become_nobody() -> io::Result<()> {
 /// In a child of [`in_child`]: moves into a new IPC namespace (`unshare -i`); without the
 /// privilege for that, into a new user namespace with it (`unshare -U -i`), where the kernel
 /// allows unprivileged user namespaces.
-pub(super) fn new_ipc_namespace() -> io::Result<()> {
+pub(crate) fn new_ipc_namespace() -> io::Result<()> {
     // SAFETY: unshare changes only this (child) process's namespaces.
     match cvt(unsafe { libc::unshare(libc::CLONE_NEWIPC) }) {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
@@ -239,11 +265,11 @@ pub(super) fn new_ipc_namespace() -> io::Result<()> {
 }
 
 /// Sets the umask for as long as the guard lives.
-pub(super) struct Umask(libc::mode_t);
+pub(crate) struct Umask(libc::mode_t);
 
 impl Umask {
     /// Sets `mask`, keeping the old one to restore.
-    pub(super) fn set(mask: libc::mode_t) -> Self {
+    pub(crate) fn set(mask: libc::mode_t) -> Self {
         // SAFETY: umask cannot fail; this program is single-threaded when it compares.
         Self(unsafe { libc::umask(mask) })
     }
