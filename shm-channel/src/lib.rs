@@ -74,7 +74,9 @@
 //! [`Receiver::recv_async`], [`Sender::send_async`], [`Sender::loan_async`],
 //! [`Client::call_async`], [`Server::recv_async`], a topic's
 //! [`Subscriber::recv_async`](pubsub::Subscriber::recv_async) (and
-//! [`TypedSubscriber::recv_async`](pubsub::TypedSubscriber::recv_async)) and
+//! [`TypedSubscriber::recv_async`](pubsub::TypedSubscriber::recv_async)), a service's
+//! [`ServiceClient::call_async`](service::ServiceClient::call_async) and
+//! [`Service::recv_async`](service::Service::recv_async), and
 //! `wait_for_peer_async` on every end ([`Sender::wait_for_peer_async`], ...), each with a
 //! `_deadline_async` form ([`Error::TimedOut`]; [`Receiver::recv_timeout_async`] too). Blocking code waits on several
 //! ends at once with a [`WaitSet`] (any mix of ends, a deadline per end and one for the set,

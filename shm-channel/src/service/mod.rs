@@ -28,6 +28,10 @@
 //! - **Failing a call.** [`Request::fail`] answers with an error the client receives as
 //!   [`Error::CallFailed`]; a [`Request`] dropped without an answer fails its call so (a
 //!   server that panics, or returns early, never leaves a client waiting).
+//! - **Async** (feature `async`): [`ServiceClient::call_async`] and [`Service::recv_async`]
+//!   (and their `_deadline_async` forms) await on the same reactor as the pair's futures: an
+//!   awaiting server answers blocking clients and awaiting ones alike, and a dead server
+//!   reaches an awaited call as `PeerDead` within about 50 ms.
 //! - **The name** stays while the server lives, so that clients may come at any time; the
 //!   server removes it when dropped. A server killed with -9 leaves it to the first client
 //!   that learns of the death, or to the next server of that name, which replaces it.
@@ -66,9 +70,12 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "async")]
+mod asynch;
 mod layout;
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -85,6 +92,9 @@ use crate::ring::deadline_in;
 use crate::shared::{Deadline, PEER_CHECK, wait_in_slices};
 use crate::{Error, Result, Sample};
 use layout::*;
+
+#[cfg(feature = "async")]
+pub use asynch::{ServiceCallFuture, ServiceRecvFuture};
 
 /// The parameters of a service. The server fixes `clients` and `max_message` at create; a
 /// client takes them from the service's header, and uses only `wait` and `open_timeout`.
@@ -274,6 +284,15 @@ impl Seg {
         }
     }
 
+    /// `PeerDead` (and the name removed) when the server, announced as `server`, died.
+    fn check_server(&self, server: &Proc) -> Result<()> {
+        if self.witness.judge(self.hub.mapping(), SEAT_CREATOR, server) == Verdict::Dead {
+            self.remove_name();
+            return Err(Error::PeerDead { pid: server.pid });
+        }
+        Ok(())
+    }
+
     /// Removes the name once (the first end to learn that the server is gone does it).
     fn remove_name(&self) {
         if !self.hub.remove_name_once(&self.header().unlinked) {
@@ -306,7 +325,7 @@ pub struct Service {
     /// Receives since the seats were last judged.
     since_tidy: u32,
     tidied: Cell<Instant>,
-    seg: Seg,
+    seg: Arc<Seg>,
 }
 
 impl std::fmt::Debug for Service {
@@ -379,7 +398,7 @@ impl Service {
             hot: 0,
             since_tidy: 0,
             tidied: Cell::new(Instant::now()),
-            seg,
+            seg: Arc::new(seg),
         })
     }
 
@@ -695,7 +714,7 @@ pub struct ServiceClient {
     /// Answers taken: `calls`, or one behind it after a call that timed out.
     taken: u32,
     server: Proc,
-    seg: Seg,
+    seg: Arc<Seg>,
 }
 
 impl std::fmt::Debug for ServiceClient {
@@ -813,10 +832,7 @@ impl ServiceClient {
                 h.server.pid.load(Ordering::SeqCst)
             )));
         };
-        if seg.witness.judge(seg.hub.mapping(), SEAT_CREATOR, &server) == Verdict::Dead {
-            seg.remove_name();
-            return Err(Error::PeerDead { pid: server.pid });
-        }
+        seg.check_server(&server)?;
         if h.state.load(Ordering::SeqCst) != OPEN {
             return Err(Error::Closed);
         }
@@ -846,7 +862,7 @@ impl ServiceClient {
             calls: 0,
             taken: 0,
             server,
-            seg,
+            seg: Arc::new(seg),
         })
     }
 
@@ -866,6 +882,14 @@ impl ServiceClient {
             self.wait_answer(self.calls, deadline)?;
             self.taken = self.calls;
         }
+        let count = self.put_request(request)?;
+        let h = self.wait_answer(count, deadline)?;
+        self.taken = count;
+        self.answer_in(count, h)
+    }
+
+    /// Writes `request` into the seat as the next call and rings the bell; its count.
+    fn put_request(&mut self, request: &[u8]) -> Result<u32> {
         let max = self.seg.shape.max as usize;
         if request.len() > max {
             return Err(Error::TooLarge {
@@ -874,25 +898,35 @@ impl ServiceClient {
             });
         }
         let count = next(self.calls);
-        let payload = self.seg.payload(self.seat);
         // SAFETY: the payload holds `max` bytes, `request` is no longer (checked above) and
         // private memory; the seat is this client's between calls.
-        unsafe { std::ptr::copy_nonoverlapping(request.as_ptr(), payload, request.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                request.as_ptr(),
+                self.seg.payload(self.seat),
+                request.len(),
+            )
+        };
         // Release: a server that sees the header sees the bytes.
         self.seg
             .slot_header(self.seat)
             .store(word(count, request.len() as u32), Ordering::Release);
         self.calls = count;
         self.seg.ring();
-        let h = self.wait_answer(count, deadline)?;
-        self.taken = count;
+        Ok(count)
+    }
+
+    /// The answer to call `count`, whose header said `h`: in place, its length checked; a
+    /// failed call is [`Error::CallFailed`].
+    fn answer_in(&self, count: u32, h: u64) -> Result<Sample<'_>> {
+        let max = self.seg.shape.max as usize;
         let len = (h as u32 & LEN_MASK) as usize;
         if len > max {
             return Err(Error::Protocol(format!(
                 "the answer to call {count} claims {len} bytes; the service's maximum is {max}"
             )));
         }
-        let answer = Sample::in_pair(payload, len);
+        let answer = Sample::in_pair(self.seg.payload(self.seat), len);
         if h as u32 & FAILED != 0 {
             return Err(Error::CallFailed {
                 message: String::from_utf8_lossy(&answer.to_vec()).into_owned(),
@@ -901,11 +935,15 @@ impl ServiceClient {
         Ok(answer)
     }
 
+    /// The seat's header when it holds the answer to call `count`.
+    fn answered(&self, count: u32) -> Option<u64> {
+        let h = self.seg.slot_header(self.seat).load(Ordering::Acquire);
+        ((h >> 32) as u32 == count | SEQ_SET && h as u32 & ANSWER != 0).then_some(h)
+    }
+
     /// Waits until the seat holds the answer to call `count`; returns its header.
     fn wait_answer(&self, count: u32, deadline: Deadline) -> Result<u64> {
-        let header = self.seg.slot_header(self.seat);
-        let want = |h: u64| (h >> 32) as u32 == count | SEQ_SET && h as u32 & ANSWER != 0;
-        let look = || Some(header.load(Ordering::Acquire)).filter(|&h| want(h));
+        let look = || self.answered(count);
         if let Some(h) = self.answer.get().spin_first(look) {
             return Ok(h);
         }
@@ -917,7 +955,7 @@ impl ServiceClient {
         };
         let seen = wait_in_slices(
             deadline,
-            || self.check_server(),
+            || self.seg.check_server(&self.server),
             |slice| {
                 self.answer
                     .get()
@@ -935,25 +973,9 @@ impl ServiceClient {
         }
     }
 
-    /// `PeerDead` (and the name removed) when the server died.
-    fn check_server(&self) -> Result<()> {
-        if self
-            .seg
-            .witness
-            .judge(self.seg.hub.mapping(), SEAT_CREATOR, &self.server)
-            == Verdict::Dead
-        {
-            self.seg.remove_name();
-            return Err(Error::PeerDead {
-                pid: self.server.pid,
-            });
-        }
-        Ok(())
-    }
-
     /// Whether the server lives (as the calls judge it).
     pub fn server_alive(&self) -> bool {
-        self.check_server().is_ok()
+        self.seg.check_server(&self.server).is_ok()
     }
 
     /// The server's process id, as it announced itself.
