@@ -453,9 +453,13 @@ impl Service {
     /// Judges the clients when a client asked for it, or when it is time.
     #[inline]
     fn housekeep(&mut self) {
+        // The clock is read once every 16 receives.
         self.since_tidy += 1;
-        let asked = self.seg.bell().check.load(Ordering::Relaxed) != 0;
-        if asked || (self.since_tidy >= 64 && self.tidied.get().elapsed() >= TIDY_EVERY) {
+        let due = self.since_tidy >= 16 && {
+            self.since_tidy = 0;
+            self.tidied.get().elapsed() >= TIDY_EVERY
+        };
+        if due || self.seg.bell().check.load(Ordering::Relaxed) != 0 {
             self.tidy();
         }
     }

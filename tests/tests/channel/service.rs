@@ -412,10 +412,10 @@ fn client_killed_while_the_server_is_busy(kind: &'static str) {
     let t0 = Instant::now();
     let mut answered = 0;
     while service.clients().contains(&gone) {
-        // About 40 ms (printed); 1 s allows for a busy machine, and still fails a server
-        // that looks at the seats only when it waits (it took seconds then).
+        // About 40 ms (printed); 2 s allows for a busy machine, and still fails a server
+        // that looks at the seats only when it waits (it took seconds then, or never).
         assert!(
-            t0.elapsed() < Duration::from_secs(1),
+            t0.elapsed() < Duration::from_secs(2),
             "the dead client's seat stays"
         );
         let r = service.recv_timeout(Duration::from_secs(10)).unwrap();
