@@ -47,7 +47,7 @@
 //! Another process can shrink a POSIX segment, or leave a sparse one on a full `/dev/shm`.
 //! [`Mapping::read_at`] and [`Mapping::write_at`] then fail with an error instead of SIGBUS
 //! (they copy through the descriptor); the one thing no library can protect is an atomic view
-//! held while someone shrinks the object (see [`Mapping`]'s module docs).
+//! held while someone shrinks the object (see [`Mapping::atomics`]).
 //!
 //! Their guard is a process-wide SIGBUS handler, installed the first time a copy needs it:
 //!
@@ -62,9 +62,11 @@
 //!   guard was installed: a handler of the program's (in Rust, at least the standard library's)
 //!   is called, an ignored signal sent by a process stays ignored, the default kills the
 //!   process. The guard stays armed; if the previous handler resets SIGBUS to the default for
-//!   a signal a process sent (the standard library's does), the guard is put back. A handler
-//!   installed after the guard replaces it unless it calls the one it replaced; guarded copies
-//!   then fault as plain ones do.
+//!   a signal a process sent (the standard library's does), what was installed when the signal
+//!   came is put back: the guard, or a handler installed after it that calls it. A handler
+//!   installed after the guard replaces it unless it calls the one it replaced: one that does
+//!   keeps the guard working through it; with one that does not, guarded copies fault as plain
+//!   ones do.
 //!
 //! # Why no `&[u8]`
 //!
