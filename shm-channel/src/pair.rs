@@ -89,11 +89,9 @@ impl End {
                 self.ring.max
             )));
         }
-        // SAFETY: the payload follows the header, `len <= max` bytes inside the mapping.
-        Ok(Sample::in_pair(
-            unsafe { self.slot().add(SLOT_HEADER) },
-            len,
-        ))
+        // SAFETY: the payload follows the header, `len <= max` bytes inside the mapping, which
+        // lives as long as `self` borrows it.
+        Ok(unsafe { Sample::in_pair(self.slot().add(SLOT_HEADER), len) })
     }
 
     /// Waits until the slot holds message `count` of the kind `response`, or the peer's

@@ -964,8 +964,13 @@ impl std::fmt::Debug for Sample<'_> {
 }
 
 impl<'a> Sample<'a> {
-    /// A pair's message of `len` bytes (checked) at `data`, borrowed for `'a`.
-    pub(crate) fn in_pair(data: *const u8, len: usize) -> Sample<'a> {
+    /// A pair's message of `len` bytes at `data`, borrowed for `'a`.
+    ///
+    /// # Safety
+    ///
+    /// `data..data + len` lies inside a mapping that outlives `'a` (the length checked against
+    /// the slot's maximum by the caller): the sample's safe methods read those bytes.
+    pub(crate) unsafe fn in_pair(data: *const u8, len: usize) -> Sample<'a> {
         Sample {
             rx: None,
             data,

@@ -222,14 +222,15 @@ fn copy_out(rx: &mut Receiver) -> Result<Ended> {
     }
 }
 
-/// Writes `len` bytes at `ptr` to `fd`, all of them.
+/// Writes `len` bytes at `ptr` to `fd`, all of them. Only the kernel reads them: an address
+/// outside the process's memory is an error (EFAULT), never a read of ours.
 fn write_all(fd: RawFd, ptr: *const u8, len: usize) -> io::Result<()> {
     let mut done = 0;
     while done < len {
         let n = retry_eintr(|| {
-            // SAFETY: `ptr..ptr+len` is a received message inside the mapping (its length was
-            // checked against the slot at receive); the kernel only reads it.
-            unsafe { libc::write(fd, ptr.add(done).cast(), len - done) }
+            // SAFETY: write(2) reads the range itself and fails with EFAULT where it is not
+            // mapped; the address is computed without dereferencing (wrapping_add).
+            unsafe { libc::write(fd, ptr.wrapping_add(done).cast(), len - done) }
         })?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());

@@ -16,6 +16,8 @@ mod layering;
 #[cfg(test)]
 mod layout;
 pub mod peer_process;
+#[cfg(test)]
+mod raw_pointers;
 
 pub use child::{
     ChildResult, Pending, Reaped, Status, check, in_child, spawn_child, test_path, this_test_again,

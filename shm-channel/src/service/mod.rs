@@ -624,7 +624,9 @@ impl Request<'_> {
     /// The request in place (zero-copy): read it through the [`Sample`]'s forms. Valid until
     /// the answer, which takes `self`.
     pub fn data(&self) -> Sample<'_> {
-        Sample::in_pair(self.service.seg.payload(self.seat), self.len)
+        // SAFETY: `len` was checked against the service's maximum at receive; the payload lies
+        // inside the mapping, which the service keeps while this request borrows it.
+        unsafe { Sample::in_pair(self.service.seg.payload(self.seat), self.len) }
     }
 
     /// A copy of the request.
@@ -930,7 +932,9 @@ impl ServiceClient {
                 "the answer to call {count} claims {len} bytes; the service's maximum is {max}"
             )));
         }
-        let answer = Sample::in_pair(self.seg.payload(self.seat), len);
+        // SAFETY: `len <= max` (checked above), inside the seat's payload in the mapping the
+        // client keeps while the answer borrows it.
+        let answer = unsafe { Sample::in_pair(self.seg.payload(self.seat), len) };
         if h as u32 & FAILED != 0 {
             return Err(Error::CallFailed {
                 message: String::from_utf8_lossy(&answer.to_vec()).into_owned(),
