@@ -53,6 +53,11 @@ pub(crate) fn all(plan: &Plan, host: &Host) -> Result<Vec<Box<dyn Case>>> {
             plan.budget / SLICES,
         )?));
     }
+    cases.push(Box::new(channel::asynch::AsyncIdle::new(
+        host,
+        plan.idle.0,
+        plan.idle.1,
+    )?));
     if let (Some(demo), true) = (host.demo, kinds.contains(&Kind::Posix)) {
         cases.push(Box::new(demo::Demo::new(demo, plan.demo_rounds)));
     }

@@ -53,6 +53,8 @@ pub(crate) struct Plan {
     pub stream_bytes: u64,
     /// Bytes the bulk copies move each way.
     pub copy_bytes: usize,
+    /// Ends that `async_idle` keeps awaiting, and for how long.
+    pub idle: (usize, Duration),
 }
 
 impl Plan {
@@ -81,6 +83,7 @@ const QUICK: Plan = Plan {
     demo_rounds: 2_000_000,
     stream_bytes: 1 << 30,
     copy_bytes: cases::copy::SIZE,
+    idle: (1000, Duration::from_secs(1)),
 };
 
 const FULL: Plan = Plan {
@@ -90,6 +93,7 @@ const FULL: Plan = Plan {
     demo_rounds: 2_000_000,
     stream_bytes: 1 << 30,
     copy_bytes: cases::copy::SIZE,
+    idle: (1000, Duration::from_secs(1)),
 };
 
 /// [`Length::Smoke`]: one repetition, a few milliseconds per case, a few cycles.
@@ -100,6 +104,7 @@ const SMOKE: Plan = Plan {
     demo_rounds: 20_000,
     stream_bytes: 4 << 20,
     copy_bytes: cases::copy::SMOKE_SIZE,
+    idle: (100, Duration::from_millis(100)),
 };
 
 impl Length {
@@ -161,6 +166,8 @@ pub(crate) enum Unit {
     Latency,
     /// Each sample moved this many bytes.
     Throughput { bytes: u64 },
+    /// CPU time in nanoseconds per second idle, beside the threads the case made.
+    Idle { threads: u64 },
 }
 
 /// One measured case, run once per repetition. See [`crate::cases`] for how to add one.

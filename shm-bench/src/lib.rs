@@ -19,7 +19,9 @@
 //! * create, map, unmap and unlink through a backend, against the same system calls made
 //!   directly with libc, and how the cost grows with the size;
 //! * `write_at` then `read_at` of 64 MiB through a mapping, against `memcpy`, and 64-byte copies;
-//! * streams of 64 KiB messages: shm-channel against a ring of copies, a pipe and a socketpair.
+//! * streams of 64 KiB messages: shm-channel against a ring of copies, a pipe and a socketpair;
+//! * what 1000 shm-channel ends awaiting in one process cost while idle (`async_idle`: CPU
+//!   time and threads made, judged against absolute limits rather than ratios).
 //!
 //! Every child process of the bench (peers, the demo) dies with it, also when it is killed with
 //! SIGKILL (`PR_SET_PDEATHSIG`, set before the child runs and checked against a parent that died

@@ -11,6 +11,7 @@
 //! | `channel-echo KIND NAME` | answers each request of the shm-channel pair NAME |
 //! | `channel-echo-async KIND NAME` | the same, awaiting each request in a tokio task |
 //! | `service-client KIND NAME` | calls the shm-channel service NAME until it closes |
+//! | `async-idle KIND PREFIX ENDS MILLIS` | ENDS channels awaiting in tokio tasks for MILLIS ms; prints the CPU ns used per second idle and the threads made |
 //! | `channel-stream KIND NAME BYTES` | receives and checks the shm-channel stream NAME |
 //! | `copy-ring KIND NAME BYTES` | receives and checks the ring of copies NAME |
 //! | `fd BYTES` | receives and checks a stream on stdin, acknowledges on stdout |
@@ -55,6 +56,13 @@ fn run(host: &Host, words: &[&str]) -> Result<()> {
         ["service-client", k, name] => {
             channel::service::client_peer(&(host.backend)(kind(k)?)?, name)
         }
+        ["async-idle", k, prefix, ends, millis] => channel::asynch::idle_peer(
+            &(host.backend)(kind(k)?)?,
+            prefix,
+            ends.parse()
+                .with_context(|| format!("bad count {ends:?}"))?,
+            std::time::Duration::from_millis(bytes(millis)?),
+        ),
         ["channel-stream", k, name, n] => {
             channel::stream_peer(&(host.backend)(kind(k)?)?, name, bytes(n)?)
         }

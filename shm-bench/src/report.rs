@@ -19,6 +19,8 @@ pub enum Section {
     Copy(usize),
     Small,
     Stream,
+    /// Ends awaiting, idle: CPU time and threads.
+    Idle,
 }
 
 impl Section {
@@ -33,6 +35,7 @@ impl Section {
             Section::Stream => {
                 "stream in 64 KiB messages, every byte checked by the receiver".into()
             }
+            Section::Idle => "idle: ends awaiting in one process".into(),
         }
     }
 }
@@ -40,18 +43,48 @@ impl Section {
 /// What one case measured.
 #[derive(Debug, Clone, Copy)]
 enum Measure {
-    Latency { mean: u64, median: u64, p99: u64 },
-    Throughput { gbps: f64 },
+    Latency {
+        mean: u64,
+        median: u64,
+        p99: u64,
+    },
+    Throughput {
+        gbps: f64,
+    },
+    /// CPU time per second idle (ns), threads made.
+    Idle {
+        cpu: u64,
+        threads: u64,
+    },
 }
 
 impl Measure {
-    /// The number ratios divide: a mean in ns, or GB/s.
+    /// The number ratios divide: a mean in ns, or GB/s (CPU ns per second for idle cases).
     fn value(self) -> f64 {
         match self {
             Measure::Latency { mean, .. } => mean as f64,
             Measure::Throughput { gbps } => gbps,
+            Measure::Idle { cpu, .. } => cpu as f64,
         }
     }
+
+    /// The figure a limit bounds.
+    fn figure(self, figure: Figure) -> Option<f64> {
+        match (self, figure) {
+            (Measure::Idle { cpu, .. }, Figure::CpuMs) => Some(cpu as f64 / 1e6),
+            (Measure::Idle { threads, .. }, Figure::Threads) => Some(threads as f64),
+            _ => None,
+        }
+    }
+}
+
+/// What a limit bounds in its case's result.
+#[derive(Debug, Clone, Copy)]
+enum Figure {
+    /// CPU milliseconds per second idle.
+    CpuMs,
+    /// Threads made.
+    Threads,
 }
 
 /// One case's result.
@@ -87,6 +120,7 @@ impl Row {
             Unit::Throughput { bytes } => Measure::Throughput {
                 gbps: bytes as f64 / median as f64,
             },
+            Unit::Idle { threads } => Measure::Idle { cpu: mean, threads },
         };
         Self {
             key: case.key().to_owned(),
@@ -102,6 +136,8 @@ impl Row {
 enum Target {
     AtMost(f64),
     AtLeast(f64),
+    /// Strictly below (the limits: shown as `< 10`).
+    Below(f64),
 }
 
 impl Target {
@@ -109,12 +145,28 @@ impl Target {
         match self {
             Target::AtMost(t) => x <= t,
             Target::AtLeast(t) => x >= t,
+            Target::Below(t) => x < t,
         }
     }
+    /// As a limit's target shows: the bound as it is written (`< 10`, `<= 2`).
+    fn show_plain(self) -> String {
+        let (op, t) = self.parts();
+        format!("{op} {t}")
+    }
+
+    fn parts(self) -> (&'static str, f64) {
+        match self {
+            Target::AtMost(t) => ("<=", t),
+            Target::AtLeast(t) => (">=", t),
+            Target::Below(t) => ("<", t),
+        }
+    }
+
     fn show(self) -> String {
         let (op, t) = match self {
             Target::AtMost(t) => ("<=", t),
             Target::AtLeast(t) => (">=", t),
+            Target::Below(t) => ("<", t),
         };
         if t >= 10.0 {
             format!("{op} {t:.0}")
@@ -130,6 +182,18 @@ struct Ratio {
     name: &'static str,
     value: f64,
     target: Target,
+    /// A limit (an absolute bound): its target shows as written.
+    limit: bool,
+}
+
+impl Ratio {
+    fn target_shown(&self) -> String {
+        if self.limit {
+            self.target.show_plain()
+        } else {
+            self.target.show()
+        }
+    }
 }
 
 /// The ratios reported: name, numerator, denominator, target. Latencies divide means.
@@ -227,6 +291,22 @@ const RATIOS: [(&str, &str, &str, Target); 16] = [
     ),
 ];
 
+/// The limits reported: name, case, figure, target (absolute bounds, not ratios).
+const LIMITS: [(&str, &str, Figure, Target); 2] = [
+    (
+        "async_idle_cpu_ms",
+        "async_idle",
+        Figure::CpuMs,
+        Target::Below(10.0),
+    ),
+    (
+        "async_idle_threads",
+        "async_idle",
+        Figure::Threads,
+        Target::AtMost(2.0),
+    ),
+];
+
 /// The cases a ratio of `key` divides by (`threads` for `channel_rtt`): `shm bench CASE...`
 /// runs them too.
 pub fn denominators(key: &str) -> impl Iterator<Item = &'static str> + '_ {
@@ -239,6 +319,8 @@ pub struct Report {
     plan: String,
     rows: Vec<Row>,
     ratios: Vec<Ratio>,
+    /// The limits, as ratios are: a name, a value and a target.
+    limits: Vec<Ratio>,
 }
 
 impl Report {
@@ -257,6 +339,19 @@ impl Report {
                     name,
                     value: find(num)? / find(den)?,
                     target,
+                    limit: false,
+                })
+            })
+            .collect();
+        let limits = LIMITS
+            .iter()
+            .filter_map(|&(name, case, figure, target)| {
+                let row = rows.iter().find(|r| r.key == case)?;
+                Some(Ratio {
+                    name,
+                    value: row.measure.figure(figure)?,
+                    target,
+                    limit: true,
                 })
             })
             .collect();
@@ -265,6 +360,7 @@ impl Report {
             plan,
             rows,
             ratios,
+            limits,
         }
     }
 
@@ -272,6 +368,7 @@ impl Report {
     pub fn missed(&self) -> Vec<&'static str> {
         self.ratios
             .iter()
+            .chain(&self.limits)
             .filter(|r| !r.target.met(r.value))
             .map(|r| r.name)
             .collect()
@@ -287,6 +384,9 @@ impl Report {
                     json!({"mean_ns": mean, "median_ns": median, "p99_ns": p99})
                 }
                 Measure::Throughput { gbps } => json!({ "gbps": gbps }),
+                Measure::Idle { cpu, threads } => {
+                    json!({"cpu_ns_per_s": cpu, "threads": threads})
+                }
             };
             results.insert(row.key.clone(), value);
         }
@@ -298,8 +398,9 @@ impl Report {
         let targets: Map<String, Value> = self
             .ratios
             .iter()
+            .chain(&self.limits)
             .map(|r| {
-                let verdict = json!({"target": r.target.show(), "met": r.target.met(r.value)});
+                let verdict = json!({"target": r.target_shown(), "met": r.target.met(r.value)});
                 (r.name.to_owned(), verdict)
             })
             .collect();
@@ -325,6 +426,7 @@ impl Report {
                 let (a, b, c) = match row.measure {
                     Measure::Latency { .. } => ("mean", "median", "p99"),
                     Measure::Throughput { .. } => ("", "GB/s", ""),
+                    Measure::Idle { .. } => ("CPU/s", "threads", ""),
                 };
                 let _ = writeln!(
                     t,
@@ -339,6 +441,9 @@ impl Report {
                 }
                 Measure::Throughput { gbps } => {
                     (String::new(), format!("{gbps:.1}"), String::new())
+                }
+                Measure::Idle { cpu, threads } => {
+                    (duration(cpu), threads.to_string(), String::new())
                 }
             };
             let _ = writeln!(
@@ -370,6 +475,35 @@ impl Report {
                 r.name,
                 r.target.show()
             );
+        }
+        if !self.limits.is_empty() {
+            let lw = self.limits.iter().map(|r| r.name.len()).max().unwrap_or(0);
+            let _ = writeln!(
+                t,
+                "\n{:<w$}  {:>7}  {:<8}",
+                "limit",
+                "value",
+                "target",
+                w = lw + 2
+            );
+            for r in &self.limits {
+                let verdict = if r.target.met(r.value) {
+                    "met"
+                } else {
+                    "not met"
+                };
+                let _ = writeln!(
+                    t,
+                    "  {:<lw$}  {:>7}  {:<8}  {verdict}",
+                    r.name,
+                    if r.value.fract() == 0.0 {
+                        format!("{:.0}", r.value)
+                    } else {
+                        format!("{:.2}", r.value)
+                    },
+                    r.target_shown()
+                );
+            }
         }
         let missed = self.missed();
         let _ = if missed.is_empty() {

@@ -70,6 +70,13 @@ const RATIOS: [&str; 16] = [
     "channel_stream_vs_pipe_stream",
 ];
 
+/// The limits (absolute bounds on one case's figures, judged as ratios are): name, case,
+/// figure.
+const LIMITS: [(&str, &str, &str); 2] = [
+    ("async_idle_cpu_ms", "async_idle", "cpu_ns_per_s"),
+    ("async_idle_threads", "async_idle", "threads"),
+];
+
 /// Runs `shm bench ARGS` to the end; also returns its pid, which its segment names carry.
 fn bench(args: &[&str]) -> (Output, u32) {
     let args: Vec<&str> = std::iter::once("bench")
@@ -158,8 +165,42 @@ fn smoke_json_has_every_result_ratio_and_target_and_check_follows_them() {
     let want = mean("posix_hybrid") / mean("threads");
     assert!((x - want).abs() <= 1e-9 * want, "{x} != {want}");
     let targets = json["targets"].as_object().unwrap();
-    assert_eq!(targets.len(), RATIOS.len(), "targets: {targets:?}");
+    assert_eq!(
+        targets.len(),
+        RATIOS.len() + LIMITS.len(),
+        "targets: {targets:?}"
+    );
     let mut missed = Vec::new();
+    // The limits: `async_idle`'s CPU time per second idle (ns; the limit is in ms) and the
+    // threads its awaits made, each judged against its bound.
+    for (limit, case, figure) in LIMITS {
+        let r = &results[case];
+        let value = r[figure]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{case}.{figure}: {r}"));
+        let value = if figure == "cpu_ns_per_s" {
+            value as f64 / 1e6
+        } else {
+            value as f64
+        };
+        let t = &targets[limit];
+        let target = t["target"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{limit}: {t}"));
+        let (holds, bound) = if let Some(b) = target.strip_prefix("<= ") {
+            let b: f64 = b.parse().unwrap();
+            (value <= b, b)
+        } else {
+            let b: f64 = target.strip_prefix("< ").unwrap().parse().unwrap();
+            (value < b, b)
+        };
+        assert!(bound > 0.0, "{limit}: {target}");
+        let met = t["met"].as_bool().unwrap_or_else(|| panic!("{limit}: {t}"));
+        assert_eq!(met, holds, "{limit}: {value} against {target}");
+        if !met {
+            missed.push(limit);
+        }
+    }
     for ratio in RATIOS {
         let t = &targets[ratio];
         let target = t["target"]
@@ -228,13 +269,19 @@ fn smoke_table_shows_cases_ratios_and_targets() {
             "no row {case} in:\n{table}"
         );
     }
-    for ratio in RATIOS {
+    assert!(
+        table
+            .lines()
+            .any(|l| l.trim_start().starts_with("async_idle ")),
+        "no row async_idle in:\n{table}"
+    );
+    for ratio in RATIOS.iter().chain(LIMITS.iter().map(|l| &l.0)) {
         let line = table
             .lines()
             .find(|l| l.trim_start().starts_with(ratio))
             .unwrap_or_else(|| panic!("no ratio {ratio} in:\n{table}"));
         assert!(
-            line.contains("<=") || line.contains(">="),
+            line.contains("<=") || line.contains(">=") || line.contains("< "),
             "no target: {line}"
         );
         assert!(line.contains("met"), "no verdict: {line}");

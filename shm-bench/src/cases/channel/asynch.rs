@@ -1,9 +1,12 @@
+//! `async_idle`: many ends awaiting in one process cost no CPU and two threads (see
+//! [`AsyncIdle`]).
+//!
 //! `async_rtt`: `channel_rtt` awaited. A tokio current-thread client awaits each call
 //! (`Client::call_async`) answered by a tokio current-thread server in another process
 //! (`Server::recv_async`): what an async program pays over the blocking pair (ratio
 //! `async_rtt_vs_channel_rtt`, target <= 1.5).
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -13,7 +16,7 @@ use shm_core::Backend;
 use super::{TIMEOUT, batch_for, rtt_options, spawn_peer};
 use crate::Host;
 use crate::child::Child;
-use crate::harness::{Case, Samples, segment_name, stopping};
+use crate::harness::{Case, Samples, Unit, segment_name, stopping};
 use crate::report::Section;
 
 /// A tokio runtime on this thread only.
@@ -131,5 +134,210 @@ impl Case for AsyncRtt {
             Some(p) => p.finish(TIMEOUT),
             None => Ok(()),
         }
+    }
+}
+
+/// What the `async-idle` peer prints: CPU time used while idle (scaled to one second), and
+/// threads created by the awaits.
+fn parse_idle(line: &str) -> Option<(u64, u64)> {
+    let mut words = line.split_whitespace().map(str::parse::<u64>);
+    match (words.next(), words.next(), words.next()) {
+        (Some(Ok(cpu)), Some(Ok(threads)), None) => Some((cpu, threads)),
+        _ => None,
+    }
+}
+
+/// The process's CPU time (user and system, all threads).
+fn cpu_time() -> Duration {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one rusage, ours; zeroed is a valid rusage if it fails.
+    let ru = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr());
+        ru.assume_init()
+    };
+    let t = |tv: libc::timeval| {
+        Duration::from_secs(u64::try_from(tv.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(tv.tv_usec).unwrap_or(0))
+    };
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// The threads of this process, as the kernel counts them.
+fn os_threads() -> Result<u64> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count() as u64)
+}
+
+/// Lets this process hold `fds` more descriptors (a POSIX channel end keeps one): raises the
+/// soft limit up to the hard one if needed.
+fn allow_descriptors(fds: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one rlimit, ours.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0
+            && lim.rlim_cur < fds + 64
+            && lim.rlim_cur < lim.rlim_max
+        {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// The `async-idle` peer: `ends` receivers (their senders in this process too, `prefix-I`)
+/// awaiting in tokio current-thread tasks; once every one is registered, `idle` passes with
+/// the runtime parked. Prints the CPU time the process used meanwhile (scaled to a second, in
+/// ns) and the threads made since it started, then closes every stream and checks that each
+/// task ends with `Closed`.
+pub(crate) fn idle_peer<B: Backend>(
+    backend: &B,
+    prefix: &str,
+    ends: usize,
+    idle: Duration,
+) -> Result<()> {
+    let threads_before = os_threads()?;
+    allow_descriptors(2 * ends as u64);
+    let opts = shm_channel::Options::new(1, 16);
+    let mut rxs = Vec::with_capacity(ends);
+    let mut txs = Vec::with_capacity(ends);
+    for i in 0..ends {
+        let name = format!("{prefix}-{i}");
+        rxs.push(shm_channel::Receiver::create(backend, &name, &opts)?);
+        txs.push(shm_channel::Sender::open(backend, &name, &opts)?);
+    }
+    let rt = runtime()?;
+    let tasks: Vec<_> = rxs
+        .into_iter()
+        .map(|mut rx| rt.spawn(async move { rx.recv_async().await.map(|_| ()) }))
+        .collect();
+    // Every task polled once and registered (none has a message).
+    let t0 = Instant::now();
+    rt.block_on(async {
+        while shm_core::reactor::registered() < ends {
+            if t0.elapsed() > TIMEOUT {
+                bail!(
+                    "only {} of {ends} awaits registered",
+                    shm_core::reactor::registered()
+                );
+            }
+            tokio::task::yield_now().await;
+        }
+        anyhow::Ok(())
+    })?;
+    // Idle: the tasks wait in the reactor, the runtime's thread sleeps.
+    let before = cpu_time();
+    let start = Instant::now();
+    std::thread::sleep(idle);
+    let used = cpu_time().saturating_sub(before);
+    let took = start.elapsed();
+    let threads = os_threads()?.saturating_sub(threads_before);
+    let per_second = used.as_nanos() * 1_000_000_000 / took.as_nanos().max(1);
+    for mut tx in txs {
+        tx.finish_timeout(Duration::ZERO).ok();
+    }
+    rt.block_on(async {
+        for t in tasks {
+            match t.await? {
+                Err(Error::Closed) => {}
+                other => bail!("an idle await ended with {other:?}, not Closed"),
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    println!("{per_second} {threads}");
+    Ok(())
+}
+
+/// `async_idle`: `ends` channel ends awaiting in one process (a peer of its own, so that its
+/// threads are theirs) for `idle`: the CPU time the process uses meanwhile (per second idle,
+/// target < 10 ms) and the threads the awaits made (target <= 2). Measured once per run (the
+/// first repetition), not once per repetition: it is a second of doing nothing.
+pub struct AsyncIdle {
+    what: String,
+    peer: Option<Command>,
+    prefix: String,
+    ends: usize,
+    idle: Duration,
+    threads: Option<u64>,
+}
+
+impl AsyncIdle {
+    pub fn new(host: &Host, ends: usize, idle: Duration) -> Result<AsyncIdle> {
+        let kind = host.default_kind()?;
+        let prefix = segment_name("async_idle");
+        let mut cmd = (host.peer)()?;
+        cmd.args([
+            "async-idle",
+            kind.as_str(),
+            &prefix,
+            &ends.to_string(),
+            &idle.as_millis().to_string(),
+        ]);
+        Ok(AsyncIdle {
+            what: format!("{ends} ends awaiting in one process, idle"),
+            peer: Some(cmd),
+            prefix,
+            ends,
+            idle,
+            threads: None,
+        })
+    }
+}
+
+impl Case for AsyncIdle {
+    fn key(&self) -> &str {
+        "async_idle"
+    }
+    fn what(&self) -> &str {
+        &self.what
+    }
+    fn section(&self) -> Section {
+        Section::Idle
+    }
+    fn unit(&self) -> Unit {
+        Unit::Idle {
+            threads: self.threads.unwrap_or(0),
+        }
+    }
+    fn run(&mut self, out: &mut Samples) -> Result<()> {
+        let Some(mut cmd) = self.peer.take() else {
+            return Ok(()); // measured in the first repetition
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut peer = Child::peer(&mut cmd)?;
+        let limit = TIMEOUT * 6 + self.idle;
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(status) = peer.try_wait()? {
+                break status;
+            }
+            if stopping() {
+                return Ok(()); // the peer is killed with the guard
+            }
+            if t0.elapsed() > limit {
+                bail!(
+                    "{} ends awaiting for {:?} did not finish in {limit:?} ({}*)",
+                    self.ends,
+                    self.idle,
+                    self.prefix
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let mut text = String::new();
+        if let Some(mut stdout) = peer.process.stdout.take() {
+            std::io::Read::read_to_string(&mut stdout, &mut text)?;
+        }
+        if !status.success() {
+            bail!("the async-idle peer failed ({status})");
+        }
+        let Some((cpu, threads)) = text.lines().last().and_then(parse_idle) else {
+            bail!("the async-idle peer said {text:?}");
+        };
+        out.push(cpu.max(1));
+        self.threads = Some(threads);
+        Ok(())
     }
 }
