@@ -3,6 +3,10 @@
 //! forms, blocking, non-blocking and deadline waits, closing, peer-death detection, and a
 //! request/response pair.
 //!
+//! Start here: [`Sender::create`] and [`Receiver::open`] (or the other way round) with
+//! [`Options`]; then [`Client`]/[`Server`] for calls, the [`pubsub`] and [`service`] modules
+//! for one-to-many.
+//!
 //! ```
 //! use shm_channel::{Error, Options, Receiver, Sender};
 //!

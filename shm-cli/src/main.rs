@@ -1,4 +1,7 @@
 //! `shm`: shared memory from the shell, over POSIX (`shm_open`) or System V (`shmget`).
+//!
+//! Start here: [`Cli`] and its [`Command`]s (one module per command family), dispatched in
+//! [`run`]; the libraries below do the work.
 
 mod backend;
 mod bench;

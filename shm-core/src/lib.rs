@@ -1,5 +1,8 @@
 //! The contract for shared memory on one host: one API, any kernel object behind it.
 //!
+//! Start here: the [`Backend`] trait (create, open, unlink) and the [`Mapping`] a [`Segment`]
+//! gives; a backend crate (`shm-posix`, `shm-sysv`) supplies the `Backend`.
+//!
 //! `shm-core` holds what every backend shares and nothing backend-specific:
 //!
 //! * [`SegmentName`]: a name parsed once, with the C library's rules;

@@ -1,5 +1,8 @@
 //! System V shared memory behind the [`shm_core`](crate::core) contract.
 //!
+//! Start here: [`SysV::new`], then [`Backend::create`] or [`Backend::open`] and
+//! [`Segment::map`].
+//!
 //! One dependency is enough to start: this crate re-exports what a user needs of shm-core
 //! ([`Backend`], [`Segment`], [`SegmentName`], [`CreateOptions`], [`Access`], [`Error`],
 //! [`Result`], [`Mapping`]), and the whole crate as [`core`].
