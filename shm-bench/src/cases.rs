@@ -2,11 +2,11 @@
 //!
 //! To add a case: write a type that implements [`Case`] in a module here (a key, a few words
 //! for the table, a section, and `run`, which pushes one repetition's samples and returns within
-//! about the plan's budget, looking at [`crate::harness::stopping`] in between), push it in
+//! about the plan's budget, looking at [`crate::stop::stopping`] in between), push it in
 //! [`all`], and, where it is compared, add its ratio and target to `report::RATIOS`. A case that
 //! needs a second process starts it with [`crate::child::Child`] (it dies with the bench) and
 //! adds the peer's role to [`crate::peer`]; its segment names come from
-//! [`crate::harness::segment_name`], and are removed as soon as both sides have them mapped.
+//! [`crate::case::segment_name`], and are removed as soon as both sides have them mapped.
 
 pub(crate) mod channel;
 pub(crate) mod copy;
@@ -17,8 +17,8 @@ pub(crate) mod game;
 use anyhow::Result;
 use shm_core::wait::WaitStrategy;
 
-use crate::harness::{Case, Plan, SLICES};
-use crate::{Host, Kind};
+use crate::case::{Case, Plan, SLICES};
+use crate::host::{Host, Kind};
 
 /// Every case `host` can run, in table order; peers are started here.
 pub(crate) fn all(plan: &Plan, host: &Host) -> Result<Vec<Box<dyn Case>>> {

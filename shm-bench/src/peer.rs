@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use shm_core::wait::WaitStrategy;
 
 use crate::cases::{channel, game};
-use crate::{Host, Kind};
+use crate::host::{Host, Kind};
 
 /// Runs as the peer `words` say (see the module docs); returns when the bench tells it to
 /// stop, or closes its end. Not for users: the bench starts its peers itself.

@@ -8,20 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
-use crate::harness::{Case, Samples, Unit};
-
-/// The table's sections, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    RoundTrip,
-    Cycle,
-    /// Bulk copies of this many bytes each way.
-    Copy(usize),
-    Small,
-    Stream,
-    /// Ends awaiting, idle: CPU time and threads.
-    Idle,
-}
+use crate::case::{Case, Samples, Section, Unit};
 
 impl Section {
     fn title(self) -> String {

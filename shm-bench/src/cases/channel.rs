@@ -20,25 +20,21 @@ use shm_channel::{Client, Error, Options, Receiver, Sender, Server};
 use shm_core::wait::{Signal, WaitStrategy};
 use shm_core::{Access, Backend, CreateOptions, Mapping, Segment, SegmentName};
 
-use crate::Host;
+use crate::case::Section;
+use crate::case::{Case, Samples, Unit, segment_name};
 use crate::child::Child;
-use crate::harness::{Case, Samples, Unit, segment_name, stopping};
-use crate::report::Section;
+use crate::host::Host;
+use crate::stop::stopping;
+use common::{TIMEOUT, batch_for, rtt_options, spawn_peer};
 
 pub(crate) mod asynch;
+mod common;
 pub(crate) mod service;
 
 /// Messages of the streams.
 const MESSAGE: usize = 64 * 1024;
 /// Slots of the stream rings (2 MiB: stays in a large L2 or L3).
 const SLOTS: u32 = 32;
-/// Longest wait for anything the peer should do at once.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-fn rtt_options() -> Options {
-    // A pair has one slot (of 64 bytes here), which carries each request and its response.
-    Options::new(1, 64)
-}
 
 fn stream_options() -> Options {
     Options::new(SLOTS, MESSAGE)
@@ -131,19 +127,6 @@ pub(crate) fn stream_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Re
             (got, wrong) = (0, 0);
         }
     }
-}
-
-/// The program started again as the peer `words`, on `stdin` and `stdout`.
-fn spawn_peer(host: &Host, words: &[&str], stdin: Stdio, stdout: Stdio) -> Result<Child> {
-    let mut cmd = (host.peer)()?;
-    cmd.args(words).stdin(stdin).stdout(stdout);
-    Child::peer(&mut cmd)
-}
-
-/// Calls per timed batch, when `calls` calls took `took`: about 2 µs' worth, 1 to 1000.
-fn batch_for(took: Duration, calls: u128) -> u64 {
-    let per = (took.as_nanos() / calls.max(1)).max(1);
-    u64::try_from(2_000 / per).unwrap_or(1).clamp(1, 1000)
 }
 
 /// `channel_rtt`: 8 bytes there and back through a request/response pair.

@@ -11,9 +11,9 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, ensure};
 use shm_core::{Backend, CreateOptions, Mapping, Segment, SegmentName};
 
-use crate::harness::{Case, Samples, Unit, segment_name};
-use crate::report::Section;
-use crate::{Host, Kind};
+use crate::case::Section;
+use crate::case::{Case, Samples, Unit, segment_name};
+use crate::host::{Host, Kind};
 
 /// Bytes copied each way.
 pub const SIZE: usize = 64 << 20;

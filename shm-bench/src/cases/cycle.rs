@@ -17,9 +17,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use shm_core::{Backend, CreateOptions, DynBackend, Segment, SegmentName};
 
-use crate::harness::{Case, Samples, segment_name};
-use crate::report::Section;
-use crate::{Host, Kind};
+use crate::case::Section;
+use crate::case::{Case, Samples, segment_name};
+use crate::host::{Host, Kind};
 
 /// The sizes of the growth cases: bytes, the label in their keys, and in the table.
 pub const SIZES: [(usize, &str, &str); 3] = [
@@ -166,7 +166,7 @@ mod raw {
 
     use shm_core::SegmentName;
 
-    use crate::{Host, Kind};
+    use crate::host::{Host, Kind};
 
     fn check(rc: libc::c_int) -> io::Result<()> {
         if rc == -1 {

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::case::Section;
+use crate::case::{Case, Samples, segment_name};
 use crate::child::Child;
-use crate::harness::{Case, Samples, segment_name, stopping};
-use crate::report::Section;
+use crate::stop::stopping;
 /// How often the bench looks at the stop flag while the demo runs (the end itself is timed
 /// by the thread that reaps it).
 const POLL: Duration = Duration::from_millis(20);

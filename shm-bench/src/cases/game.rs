@@ -27,11 +27,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use shm_core::wait::{Signal, WaitStrategy};
 use shm_core::{Access, Backend, CreateOptions, Mapping, Segment, SegmentName};
 
+use crate::case::Section;
+use crate::case::{Case, Samples, segment_name};
 use crate::child::Child;
-use crate::harness::{Case, Samples, Ticker, segment_name, stopping};
+use crate::host::{Host, Kind};
 use crate::lockstep::{Board, Role};
-use crate::report::Section;
-use crate::{Host, Kind};
+use crate::stop::{Ticker, stopping};
 
 /// The bench's own words, on cache lines the game does not use (it uses bytes 0..72): the
 /// command the peer waits on (a sequence number, or [`QUIT`]) and the peer's "ready", each

@@ -13,11 +13,12 @@ use anyhow::{Result, bail};
 use shm_channel::{Client, Error, Server};
 use shm_core::Backend;
 
-use super::{TIMEOUT, batch_for, rtt_options, spawn_peer};
-use crate::Host;
+use super::common::{TIMEOUT, batch_for, rtt_options, spawn_peer};
+use crate::case::Section;
+use crate::case::{Case, Samples, Unit, segment_name};
 use crate::child::Child;
-use crate::harness::{Case, Samples, Unit, segment_name, stopping};
-use crate::report::Section;
+use crate::host::Host;
+use crate::stop::stopping;
 
 /// A tokio runtime on this thread only.
 fn runtime() -> Result<tokio::runtime::Runtime> {

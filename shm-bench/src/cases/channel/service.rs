@@ -14,11 +14,12 @@ use shm_channel::Error;
 use shm_channel::service::{Service, ServiceClient, ServiceOptions};
 use shm_core::Backend;
 
-use super::{TIMEOUT, batch_for, spawn_peer};
-use crate::Host;
+use super::common::{TIMEOUT, batch_for, spawn_peer};
+use crate::case::Section;
+use crate::case::{Case, Samples, segment_name};
 use crate::child::Child;
-use crate::harness::{Case, Samples, segment_name, stopping};
-use crate::report::Section;
+use crate::host::Host;
+use crate::stop::stopping;
 
 fn options(clients: u32) -> ServiceOptions {
     ServiceOptions::new(64).clients(clients)
