@@ -247,6 +247,7 @@ mod error;
 mod hub;
 mod layout;
 mod lent;
+mod options;
 mod pair;
 mod peer;
 pub mod pubsub;
@@ -259,6 +260,7 @@ mod waiting;
 mod waitset;
 
 pub use error::{Error, Result};
+pub use options::{DEFAULT_OPEN_TIMEOUT, Options};
 pub use pair::{Client, Server};
 pub use pubsub::{Policy, Publisher, Subscriber, TopicOptions};
 pub use ring::{Loan, Receiver, Sample, Sender};
@@ -273,79 +275,3 @@ pub use {
     waiting::PeerFuture,
     waitset::{Event, WaitSet, Waitable},
 };
-
-use std::time::Duration;
-
-/// How long an open waits for a channel in the making, unless [`Options::open_timeout`] says.
-pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The parameters of a channel, fixed at create and checked at open, and how this end waits.
-///
-/// ```
-/// let opts = shm_channel::Options::new(32, 64 * 1024).mode(0o640);
-/// assert_eq!((opts.slots, opts.max_message, opts.mode), (32, 65536, 0o640));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Options {
-    /// Slots in the ring: a power of two from 1 to 2^20. The sender can be this many
-    /// messages ahead of the receiver. A request/response pair has one slot whatever this
-    /// says (one call at a time).
-    pub slots: u32,
-    /// The largest message in bytes, 1 to 2^30.
-    pub max_message: usize,
-    /// Permission bits of the segment (default `0o600`: only this user).
-    pub mode: u32,
-    /// How this end waits (default hybrid: spin briefly, then sleep on a futex). Not part of
-    /// the channel: each end chooses its own.
-    pub wait: WaitStrategy,
-    /// How long an open waits for a channel whose creator is still making it (sizing the
-    /// segment, writing its header) or taking it over, before it fails (default 5 s). Not
-    /// part of the channel.
-    pub open_timeout: Duration,
-}
-
-impl Options {
-    /// `slots` slots of at most `max_message` bytes, mode 0600, hybrid waiting.
-    pub fn new(slots: u32, max_message: usize) -> Self {
-        Self {
-            slots,
-            max_message,
-            mode: 0o600,
-            wait: WaitStrategy::Hybrid,
-            open_timeout: DEFAULT_OPEN_TIMEOUT,
-        }
-    }
-
-    /// Sets how long an open waits for a channel in the making.
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.open_timeout = timeout;
-        self
-    }
-
-    /// Sets the permission bits.
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Sets how this end waits.
-    pub fn wait(mut self, wait: WaitStrategy) -> Self {
-        self.wait = wait;
-        self
-    }
-
-    /// Bytes of the segment a channel of these options takes, or [`Error::InvalidOptions`].
-    /// A request/response pair takes what a channel of one slot takes (its `slots` is 1
-    /// whatever these options say).
-    pub fn segment_size(&self) -> Result<usize> {
-        Ok(layout::Layout::new(1, self.slots, self.max_message)?.total)
-    }
-}
-
-impl Default for Options {
-    /// 16 slots of 64 KiB.
-    fn default() -> Self {
-        Self::new(16, 64 * 1024)
-    }
-}

@@ -293,7 +293,10 @@ fn members(workspace: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Crates not held to it yet, each with the circles still to break (see the test's message).
+/// Crates not held to it yet. shm-channel: each of `ring`, `pair`, `pubsub` and `service` has
+/// children (`asynch`, `typed`) that extend its types and reach back (`use super::...`); the fix
+/// is to move each parent's types into a child below them (`ring/ends.rs`, ...) and keep the
+/// parent a facade of re-exports. Remove a crate from here once its circles are gone.
 const NOT_YET: &[&str] = &["shm-channel"];
 
 #[test]
