@@ -17,6 +17,8 @@ pub enum Section {
     Stream,
     /// Ends awaiting, idle: CPU time and threads.
     Idle,
+    /// Publish/subscribe: time per message published.
+    Fanout,
 }
 
 /// How much to measure.

@@ -12,6 +12,7 @@ pub(crate) mod channel;
 pub(crate) mod copy;
 pub(crate) mod cycle;
 pub(crate) mod demo;
+pub(crate) mod fanout;
 pub(crate) mod game;
 
 use anyhow::Result;
@@ -108,6 +109,9 @@ pub(crate) fn all(plan: &Plan, host: &Host) -> Result<Vec<Box<dyn Case>>> {
     }
     for stream in channel::Stream::all(host, plan.stream_bytes)? {
         cases.push(Box::new(stream));
+    }
+    for fanout in fanout::Fanout::both(host, plan.budget)? {
+        cases.push(Box::new(fanout));
     }
     Ok(cases)
 }

@@ -21,7 +21,9 @@
 //! * `write_at` then `read_at` of 64 MiB through a mapping, against `memcpy`, and 64-byte copies;
 //! * streams of 64 KiB messages: shm-channel against a ring of copies, a pipe and a socketpair;
 //! * what 1000 shm-channel ends awaiting in one process cost while idle (`async_idle`: CPU
-//!   time and threads made, judged against absolute limits rather than ratios).
+//!   time and threads made, judged against absolute limits rather than ratios);
+//! * publish/subscribe: 64-byte messages from one publisher to 1 and to 4 subscriber processes,
+//!   each checking every message (`fanout_1`, `fanout_4`).
 //!
 //! Every child process of the bench (peers, the demo) dies with it, also when it is killed with
 //! SIGKILL (`PR_SET_PDEATHSIG`, set before the child runs and checked against a parent that died

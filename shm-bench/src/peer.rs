@@ -15,11 +15,12 @@
 //! | `channel-stream KIND NAME BYTES` | receives and checks the shm-channel stream NAME |
 //! | `copy-ring KIND NAME BYTES` | receives and checks the ring of copies NAME |
 //! | `fd BYTES` | receives and checks a stream on stdin, acknowledges on stdout |
+//! | `fanout-sub KIND NAME` | subscribes to the topic NAME, checks every message, prints counts |
 
 use anyhow::{Context, Result, bail};
 use shm_core::wait::WaitStrategy;
 
-use crate::cases::{channel, game};
+use crate::cases::{channel, fanout, game};
 use crate::host::{Host, Kind};
 
 /// Runs as the peer `words` say (see the module docs); returns when the bench tells it to
@@ -70,6 +71,7 @@ fn run(host: &Host, words: &[&str]) -> Result<()> {
             channel::copy_peer(&(host.backend)(kind(k)?)?, name, bytes(n)?)
         }
         ["fd", n] => channel::fd_peer(bytes(n)?),
+        ["fanout-sub", k, name] => fanout::sub_peer(&(host.backend)(kind(k)?)?, name),
         _ => bail!("unknown peer"),
     }
 }

@@ -23,6 +23,10 @@ impl Section {
                 "stream in 64 KiB messages, every byte checked by the receiver".into()
             }
             Section::Idle => "idle: ends awaiting in one process".into(),
+            Section::Fanout => {
+                "publish/subscribe: time per message published, each checked by every subscriber"
+                    .into()
+            }
         }
     }
 }
@@ -184,7 +188,7 @@ impl Ratio {
 }
 
 /// The ratios reported: name, numerator, denominator, target. Latencies divide means.
-const RATIOS: [(&str, &str, &str, Target); 16] = [
+const RATIOS: [(&str, &str, &str, Target); 17] = [
     (
         "posix_hybrid_vs_threads",
         "posix_hybrid",
@@ -276,6 +280,7 @@ const RATIOS: [(&str, &str, &str, Target); 16] = [
         "pipe_stream",
         Target::AtLeast(3.0),
     ),
+    ("fanout_4_vs_1", "fanout_4", "fanout_1", Target::AtMost(1.5)),
 ];
 
 /// The limits reported: name, case, figure, target (absolute bounds, not ratios).

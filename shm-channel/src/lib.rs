@@ -243,6 +243,8 @@
 
 #![deny(missing_docs)]
 
+mod about;
+pub mod discover;
 mod error;
 mod hub;
 mod layout;
@@ -259,6 +261,7 @@ mod waiting;
 #[cfg(feature = "async")]
 mod waitset;
 
+pub use about::{ChannelInfo, End, Kind};
 pub use error::{Error, Result};
 pub use options::{DEFAULT_OPEN_TIMEOUT, Options};
 pub use pair::{Client, Server};

@@ -189,7 +189,8 @@ fn random_cancellations_lose_nothing() {
             }
             publisher.publish(&i.to_ne_bytes()).unwrap();
         }
-        // Dropped: the topic closes once each subscriber has it all.
+        // Complete: finish returns once each subscriber has it all; they get Closed.
+        publisher.finish().unwrap();
     });
     let results: Vec<(Vec<u64>, u64)> = rt.block_on(async {
         let tasks: Vec<_> = subs

@@ -445,7 +445,8 @@ fn subscriber_futures_on_every_executor() {
                 }
                 publisher.publish(&i).unwrap();
             }
-            // Dropped: the topic closes.
+            // Complete: each subscriber gets Closed after the last (finish waits for them).
+            publisher.inner().finish().unwrap();
         });
         for i in 0..100u64 {
             let s = a.inner().recv_async().await.unwrap();

@@ -48,7 +48,7 @@ pub(crate) fn stopped() -> bool {
 }
 
 /// An error once a signal came.
-fn check_stop() -> Result<()> {
+pub(crate) fn check_stop() -> Result<()> {
     if STOP.load(Ordering::Relaxed) {
         bail!("interrupted; this end of the channel is closed, and nothing of it is left behind");
     }
@@ -224,7 +224,7 @@ fn copy_out(rx: &mut Receiver) -> Result<Ended> {
 
 /// Writes `len` bytes at `ptr` to `fd`, all of them. Only the kernel reads them: an address
 /// outside the process's memory is an error (EFAULT), never a read of ours.
-fn write_all(fd: RawFd, ptr: *const u8, len: usize) -> io::Result<()> {
+pub(crate) fn write_all(fd: RawFd, ptr: *const u8, len: usize) -> io::Result<()> {
     let mut done = 0;
     while done < len {
         let n = retry_eintr(|| {
@@ -242,7 +242,7 @@ fn write_all(fd: RawFd, ptr: *const u8, len: usize) -> io::Result<()> {
 
 /// Runs a read or write system call again while it is interrupted by anything but a stop
 /// signal; its count, or the error.
-fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+pub(crate) fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     loop {
         let n = call();
         if n >= 0 {

@@ -122,7 +122,7 @@ pub fn completions(a: &CompletionsArgs, mut cmd: Command) -> Result<()> {
 }
 
 /// Bash: segment names for `info`, `read`, `write`, `rm`, `send`, `recv` (a channel waiting
-/// for its peer) and `taller --name`, from the backend
+/// for its peer), `sub` and `taller --name`, from the backend
 /// named on the line (posix when none), else clap's completion.
 const BASH_NAMES: &str = r#"
 # Live segment names where a name goes (shm list --quiet), else the completion above.
@@ -133,7 +133,7 @@ _shm_names() {
         case "${COMP_WORDS[i]}" in
             --backend|-b) backend="${COMP_WORDS[i+1]}" ;;
             --backend=*) backend="${COMP_WORDS[i]#--backend=}" ;;
-            info|read|write|rm|send|recv|taller) [[ -z $sub ]] && sub="${COMP_WORDS[i]}" ;;
+            info|read|write|rm|send|recv|sub|taller) [[ -z $sub ]] && sub="${COMP_WORDS[i]}" ;;
         esac
     done
     # The word right after the subcommand (rm also after a name), or after taller's --name.
@@ -163,7 +163,7 @@ const FISH_NAMES: &str = r#"
 function __shm_names
     shm list --quiet 2>/dev/null | string match -rv '[\\\\[:cntrl:]]'
 end
-complete -c shm -n '__fish_seen_subcommand_from info read write rm send recv' -f -a '(__shm_names)'
+complete -c shm -n '__fish_seen_subcommand_from info read write rm send recv sub' -f -a '(__shm_names)'
 complete -c shm -n '__fish_seen_subcommand_from taller' -l name -r -f -a '(__shm_names)'
 "#;
 

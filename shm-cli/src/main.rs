@@ -15,6 +15,7 @@ mod service;
 mod shutdown;
 mod table;
 mod taller;
+mod topic;
 
 use std::process::ExitCode;
 
@@ -79,6 +80,10 @@ enum Command {
     Call(service::CallArgs),
     /// Serve many `shm call`s: each request is CMD's stdin, its stdout the answer.
     Serve(service::ServeArgs),
+    /// Publish a byte stream (stdin or a file) to every `shm sub` of a topic.
+    Pub(topic::PubArgs),
+    /// Receive the byte stream of `shm pub` on stdout, from when this subscriber joined.
+    Sub(topic::SubArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a directory.
@@ -108,6 +113,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Recv(a) => channel::recv(g, a),
         Command::Call(a) => service::call(g, a),
         Command::Serve(a) => service::serve(g, a),
+        Command::Pub(a) => topic::publish(g, a),
+        Command::Sub(a) => topic::subscribe(g, a),
         Command::Completions(a) => docs::completions(a, command()),
         Command::Man(a) => docs::man(a, command()),
     }
@@ -196,10 +203,10 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
         }
     };
-    // Every command undoes what it half made when a signal ends it: the bench, send, recv and
-    // serve catch their signals themselves (they stop between two steps and clean up as on an
-    // error); call dies of them as a process does (its seat is freed as a dead client's); the
-    // others go through the signal thread.
+    // Every command undoes what it half made when a signal ends it: the bench, send, recv,
+    // serve, pub and sub catch their signals themselves (they stop between two steps and clean
+    // up as on an error); call dies of them as a process does (its seat is freed as a dead
+    // client's); the others go through the signal thread.
     if !matches!(
         cli.command,
         Command::Bench(_)
@@ -208,6 +215,8 @@ fn main() -> ExitCode {
             | Command::Recv(_)
             | Command::Call(_)
             | Command::Serve(_)
+            | Command::Pub(_)
+            | Command::Sub(_)
     ) {
         if let Err(err) = shutdown::install() {
             out::error(&one_line(&err));

@@ -4,6 +4,7 @@
 //! one, that one is used; found in several, the command asks for `--backend` rather than guess.
 //! `create` uses the default backend.
 
+mod channel;
 mod show;
 mod users;
 
@@ -339,14 +340,15 @@ pub fn info(g: &Global, a: &InfoArgs) -> Result<()> {
         (None, None) => bail!("name a segment, or a System V segment by --id"),
     };
     let usage = users::Users::for_infos([&info]).usage(&info);
+    let chan = channel::of(&info);
     if a.json {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&show::info_json(&info, &usage))?
+            serde_json::to_string_pretty(&show::info_json(&info, &usage, chan.as_ref()))?
         )?;
     } else {
         let mut text = String::new();
-        for (label, value) in show::info_lines(&info, &usage) {
+        for (label, value) in show::info_lines(&info, &usage, chan.as_ref()) {
             text.push_str(&format!("{label:<9} {value}\n"));
         }
         crate::out::text(&text)?;
@@ -400,12 +402,14 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
         .into_iter()
         .map(|i| {
             let u = users.usage(&i);
-            (i, u)
+            // What a channel's header says (not asked by --quiet, which prints names only).
+            let c = if a.quiet { None } else { channel::of(&i) };
+            (i, u, c)
         })
         .collect();
     if a.unused {
-        shown.retain(|(i, u)| u.unused(i));
-        if let Some((_, u)) = shown.iter().find(|(_, u)| u.unsure()) {
+        shown.retain(|(i, u, _)| u.unused(i));
+        if let Some((_, u, _)) = shown.iter().find(|(_, u, _)| u.unsure()) {
             let _ = writeln!(
                 io::stderr(),
                 "shm: note: {} processes could not be read (another user's, or outside this \
@@ -416,7 +420,7 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
     }
     if a.quiet {
         let mut text = String::new();
-        for (i, _) in shown.iter().filter(|(i, _)| !i.semaphore) {
+        for (i, _, _) in shown.iter().filter(|(i, _, _)| !i.semaphore) {
             match (&i.name, i.key) {
                 (Some(name), _) => text.push_str(&escape(name)),
                 (None, Some(key)) if key != 0 => text.push_str(&backend::key_hex(key)),
@@ -426,12 +430,18 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
         }
         crate::out::text(&text)?;
     } else if a.json {
-        let array: Vec<_> = shown.iter().map(|(i, u)| show::info_json(i, u)).collect();
+        let array: Vec<_> = shown
+            .iter()
+            .map(|(i, u, c)| show::info_json(i, u, c.as_ref()))
+            .collect();
         outln!("{}", serde_json::to_string_pretty(&array)?)?;
     } else if shown.is_empty() {
         outln!("no segments")?;
     } else {
-        let rows: Vec<_> = shown.iter().map(|(i, u)| show::list_row(i, u)).collect();
+        let rows: Vec<_> = shown
+            .iter()
+            .map(|(i, u, c)| show::list_row(i, u, c.as_ref()))
+            .collect();
         crate::out::text(&crate::table::render_table(
             &show::LIST_HEADERS,
             &rows,

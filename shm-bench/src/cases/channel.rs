@@ -28,7 +28,7 @@ use crate::stop::stopping;
 use common::{TIMEOUT, batch_for, rtt_options, spawn_peer};
 
 pub(crate) mod asynch;
-mod common;
+pub(crate) mod common;
 pub(crate) mod service;
 
 /// Messages of the streams.
@@ -43,14 +43,14 @@ fn stream_options() -> Options {
 /// The stream's content: 64-bit word `k` of the stream is `k` (every message is a whole
 /// number of words). A producer writes it where it goes; a consumer checks it where it is. In
 /// place for the channel; through a private buffer for the others, as their APIs require.
-fn fill(words: &mut [u64], at_byte: u64) {
+pub(crate) fn fill(words: &mut [u64], at_byte: u64) {
     let first = at_byte / 8;
     for (k, w) in words.iter_mut().enumerate() {
         *w = first + k as u64;
     }
 }
 
-fn check(words: &[u64], at_byte: u64) -> bool {
+pub(crate) fn check(words: &[u64], at_byte: u64) -> bool {
     let first = at_byte / 8;
     // No early exit: the loop vectorizes, and a wrong stream is the exception.
     let wrong = words
@@ -72,14 +72,14 @@ fn bytes_of_mut(words: &mut [u64]) -> &mut [u8] {
 }
 
 /// Bytes as words, where they are 8-aligned and a whole number of words.
-fn words_of(bytes: &[u8]) -> Option<&[u64]> {
+pub(crate) fn words_of(bytes: &[u8]) -> Option<&[u64]> {
     // SAFETY: every bit pattern is a valid u64; align_to puts only aligned whole words in
     // the middle part.
     let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
     (head.is_empty() && tail.is_empty()).then_some(words)
 }
 
-fn words_of_mut(bytes: &mut [u8]) -> Option<&mut [u64]> {
+pub(crate) fn words_of_mut(bytes: &mut [u8]) -> Option<&mut [u64]> {
     // SAFETY: as in words_of.
     let (head, words, tail) = unsafe { bytes.align_to_mut::<u64>() };
     (head.is_empty() && tail.is_empty()).then_some(words)

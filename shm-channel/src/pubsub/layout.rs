@@ -4,7 +4,9 @@
 //! ```text
 //! 0            Header (128 bytes): magic "shmpubs", layout version, slots, maximum message,
 //!              stride, seats, history, policy, the message type's fingerprint, total size, the
-//!              publisher's process id and start time, the name-removed flag, the seats' generation
+//!              publisher's process id and start time, the name-removed flag, the seats' generation,
+//!              the publisher's pid namespace, how the stream ended (written before the count's
+//!              closed bit: complete or aborted)
 //! 128          Line: the publisher's count of messages published (bit 31: closed) and its
 //!              sleepers (subscribers waiting for a message)
 //! 256          Line: releases (bumped by a subscriber that released a slot while the publisher
@@ -26,7 +28,8 @@ use crate::{Error, Result};
 /// "shmpubs" and a zero byte, little-endian: the first 8 bytes of every topic.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmpubs\0");
 /// The layout this build writes and reads. Any change to this file bumps it.
-pub(crate) const VERSION: u32 = 1;
+/// Version 2: how the stream ended, in the header.
+pub(crate) const VERSION: u32 = 2;
 
 /// At most this many subscriber seats.
 pub(crate) const MAX_SEATS: u32 = 1024;
@@ -40,6 +43,19 @@ pub(crate) const MAX_TOTAL: usize = 1 << 36;
 /// Policy words.
 pub(crate) const POLICY_BACK_PRESSURE: u32 = 1;
 pub(crate) const POLICY_LOSSY: u32 = 2;
+
+/// How the stream ended (the header's `end`, written before the count's closed bit): the
+/// publisher finished it (every message it meant to publish is there).
+pub(crate) const END_COMPLETE: u32 = 1;
+/// The publisher was dropped without finishing (an error, a panic, a signal): the stream is cut.
+pub(crate) const END_ABORTED: u32 = 2;
+
+/// A seat owner that says "being removed": no process has it (above PID_MAX).
+pub(crate) const EVICTING: u32 = u32::MAX;
+/// A seat's `active`: joined.
+pub(crate) const ACTIVE: u32 = 1;
+/// A seat's `active`: joining (its head may still be far behind; the publisher waits).
+pub(crate) const JOINING: u32 = 2;
 
 /// Set in a pin: the subscriber holds the message of the low 31 bits.
 pub(crate) const HOLD: u32 = 0x8000_0000;
@@ -67,6 +83,8 @@ pub(crate) struct Header {
     pub generation: AtomicU32,
     /// The publisher's pid namespace (see `peer::Proc`).
     pub publisher_pidns: AtomicU64,
+    /// How the stream ended: 0 while open, [`END_COMPLETE`] or [`END_ABORTED`].
+    pub end: AtomicU32,
 }
 
 /// A word one side writes and others wait on, with its sleepers, alone on its line.

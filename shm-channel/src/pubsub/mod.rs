@@ -28,9 +28,14 @@
 //! Subscribers join ([`Subscriber::open`]) and leave (drop) at any time; the others do not
 //! notice. A subscriber sees every message published after it joined, and with
 //! [`TopicOptions::history`] `K`, also up to the last `K` published before (those still in their
-//! slots). The publisher's name stays while it lives, so that subscribers can join; dropping the
-//! publisher closes the topic: each subscriber receives what was published, then
-//! [`Error::Closed`].
+//! slots). The publisher's name stays while it lives, so that subscribers can join.
+//!
+//! The end of the stream says how it ended, as the stream's does: [`Publisher::finish`] closes
+//! it as complete (each subscriber receives what was published, then [`Error::Closed`]; under
+//! back-pressure `finish` returns once every subscriber there has received everything, or
+//! left, or died); a publisher
+//! dropped without `finish` (an error, a panic, a signal) cuts it (what was published, then
+//! [`Error::Aborted`]); a publisher that dies gives [`Error::PeerDead`].
 //!
 //! A subscriber that dies holds its seat, and with it (under back-pressure) the slots it did
 //! not release, until someone notices: the publisher checks the subscribers it waits for every
@@ -68,6 +73,7 @@
 //! publisher.publish(b"to everyone")?;
 //! assert_eq!(a.recv()?.to_vec(), b"to everyone");
 //! assert_eq!(b.recv()?.to_vec(), b"to everyone");
+//! publisher.finish()?; // complete: both have received everything
 //! drop(publisher);
 //! assert!(matches!(a.recv(), Err(shm_channel::Error::Closed)));
 //! # Ok(()) }
@@ -75,6 +81,7 @@
 
 #[cfg(feature = "async")]
 mod asynch;
+mod describe;
 mod layout;
 mod typed;
 
@@ -97,6 +104,8 @@ use crate::shared::PEER_CHECK;
 use crate::{Error, Result};
 use layout::*;
 
+pub(crate) use describe::describe;
+pub(crate) use layout::MAGIC;
 pub use typed::{Fingerprint, TypedPublisher, TypedSubscriber};
 
 /// What a slow subscriber does to the publisher (see the [module docs](self#policies)).
@@ -390,13 +399,6 @@ impl Topic {
     }
 }
 
-/// An owner value that says "being removed": no process has it (above PID_MAX).
-const EVICTING: u32 = u32::MAX;
-/// A seat's `active`: joined.
-const ACTIVE: u32 = 1;
-/// A seat's `active`: joining (its head may still be far behind; the publisher waits).
-const JOINING: u32 = 2;
-
 fn mismatch(topic: &Hub, what: &'static str, expected: u64, found: u64) -> Error {
     Error::Mismatch {
         name: topic.name.clone(),
@@ -407,8 +409,9 @@ fn mismatch(topic: &Hub, what: &'static str, expected: u64, found: u64) -> Error
     }
 }
 
-/// The publishing end of a topic. Dropping it closes the topic (subscribers receive what was
-/// published, then [`Error::Closed`]) and removes its name.
+/// The publishing end of a topic. [`finish`](Publisher::finish) closes the stream as complete
+/// (subscribers receive what was published, then [`Error::Closed`]); dropping it unfinished
+/// cuts it ([`Error::Aborted`] after what was published). Dropping it removes its name.
 pub struct Publisher {
     tail_signal: Lent,
     release: Lent,
@@ -418,6 +421,8 @@ pub struct Publisher {
     min_head: u32,
     /// The seats' generation when they were last looked at.
     generation: u32,
+    /// True once `finish` closed the stream as complete.
+    finished: bool,
     topic: Arc<Topic>,
 }
 
@@ -559,6 +564,7 @@ impl Publisher {
             tail: 0,
             min_head: 0,
             generation: 0,
+            finished: false,
             topic,
         })
     }
@@ -624,10 +630,80 @@ impl Publisher {
         }
     }
 
+    /// Removes the topic's name now (it is removed when the publisher drops anyway): the
+    /// subscribers there go on, no other can join, and nothing of the topic is left once its
+    /// ends are gone, however they end (kill -9 of every end included).
+    pub fn remove_name(&self) {
+        self.topic
+            .hub
+            .remove_name_once(&self.topic.header().unlinked);
+    }
+
     /// Removes the subscribers whose process died, and returns how many. The publisher does
     /// this by itself for those it waits for; this is for asking.
     pub fn remove_dead(&self) -> usize {
         self.topic.evict_dead(|_| true)
+    }
+
+    /// Ends the stream as complete and, under back-pressure, waits until every subscriber there
+    /// has received every message (or left, or died: those are not waited for); under the lossy
+    /// policy it returns at once. Subscribers receive what was published (what is still in its
+    /// slot, under the lossy policy), then [`Error::Closed`]. Publishing afterwards fails with
+    /// [`Error::Closed`].
+    pub fn finish(&mut self) -> Result<()> {
+        self.finish_until(None)
+    }
+
+    /// [`finish`](Self::finish), waiting at most `timeout` ([`Error::TimedOut`]; the stream
+    /// stays closed as complete, and another call waits again).
+    pub fn finish_timeout(&mut self, timeout: Duration) -> Result<()> {
+        self.finish_until(Some(Instant::now() + timeout))
+    }
+
+    fn finish_until(&mut self, deadline: Option<Instant>) -> Result<()> {
+        self.close(END_COMPLETE);
+        self.finished = true;
+        if self.topic.lossy {
+            // The lossy publisher never waits for its subscribers.
+            return Ok(());
+        }
+        let start = Instant::now();
+        loop {
+            let caught_up = |p: &Self| Self::max_lag(&p.topic, p.tail) == 0;
+            if caught_up(self) {
+                return Ok(());
+            }
+            let slice = match deadline {
+                None => PEER_CHECK,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
+            };
+            if slice.is_zero() {
+                return Err(Error::TimedOut {
+                    after: start.elapsed(),
+                });
+            }
+            // A signal over the words of a topic of its own (an Arc), as in `wait_for_room`.
+            let topic = Arc::clone(&self.topic);
+            let line = topic.line(OFF_RELEASE);
+            let release = Signal::new(&line.value, &line.sleepers, self.release.get().strategy());
+            match release.wait_until(|_| caught_up(self), slice) {
+                Ok(_) => return Ok(()),
+                Err(shm_core::Error::TimedOut { .. }) => {
+                    self.topic.evict_dead(|_| true);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Closes the stream, saying how it ended (once: a finished stream stays complete).
+    fn close(&mut self, how: u32) {
+        if self.finished {
+            return;
+        }
+        // The end state before the closed bit: a subscriber that sees the bit sees how.
+        self.topic.header().end.store(how, Ordering::SeqCst);
+        self.tail_signal.get().store(self.tail | CLOSED);
     }
 
     /// Publishes a copy of `data` to every subscriber, waiting (back-pressure) while the
@@ -663,6 +739,7 @@ impl Publisher {
 
     /// Loans the next slot if that needs no wait, or fails with [`Error::Full`].
     pub fn try_loan(&mut self) -> Result<PubLoan<'_>> {
+        self.check_open()?;
         if !self.room()? {
             // The subscribers in the way may be dead: remove those, and look again.
             if self.evict_blockers() == 0 || !self.room()? {
@@ -678,6 +755,7 @@ impl Publisher {
     }
 
     fn loan_until(&mut self, deadline: Option<Instant>) -> Result<PubLoan<'_>> {
+        self.check_open()?;
         if !self.room()? {
             self.wait_for_room(deadline)?;
         }
@@ -687,6 +765,14 @@ impl Publisher {
     fn make_loan(&mut self) -> PubLoan<'_> {
         let slot = self.topic.slot(self.tail);
         PubLoan { tx: self, slot }
+    }
+
+    /// [`Error::Closed`] once `finish` ended the stream.
+    fn check_open(&self) -> Result<()> {
+        if self.finished {
+            return Err(Error::Closed);
+        }
+        Ok(())
     }
 
     fn check_len(&self, len: usize) -> Result<()> {
@@ -816,7 +902,7 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        self.tail_signal.get().store(self.tail | CLOSED);
+        self.close(END_ABORTED);
         let topic = &self.topic;
         // The name is this publisher's while it lives: remove it whatever the flag says.
         topic.header().unlinked.store(0, Ordering::SeqCst);
@@ -1132,9 +1218,9 @@ impl Subscriber {
 
     /// Receives the next message in place, waiting for it.
     ///
-    /// Fails with [`Error::Closed`] once the publisher closed the topic and every message is
-    /// received, [`Error::PeerDead`] when it died (messages it completed are received
-    /// first), [`Error::Protocol`].
+    /// Fails with [`Error::Closed`] once the publisher finished the stream and every message is
+    /// received ([`Error::Aborted`] when it was dropped unfinished), [`Error::PeerDead`] when it
+    /// died (messages it completed are received first), [`Error::Protocol`].
     pub fn recv(&mut self) -> Result<SubSample<'_>> {
         self.recv_until(None)
     }
@@ -1298,9 +1384,13 @@ impl Subscriber {
         }
     }
 
-    /// `Closed`, or `PeerDead` when the publisher died without closing.
+    /// `Closed` when the publisher finished the stream, `Aborted` when it was dropped
+    /// unfinished.
     fn closed(&self) -> Error {
-        Error::Closed
+        match self.topic.header().end.load(Ordering::SeqCst) {
+            END_COMPLETE => Error::Closed,
+            _ => Error::Aborted,
+        }
     }
 
     fn check_publisher(&self) -> Result<()> {
@@ -1395,6 +1485,12 @@ impl SubSample<'_> {
     /// The message's number (counts from 0 modulo 2^31, in the order published).
     pub fn sequence(&self) -> u32 {
         self.rx.head
+    }
+
+    /// The first byte of the message, in shared memory (`len()` bytes, 8-aligned): for a
+    /// system call that copies it (`write(2)`), with no Rust reference into shared memory.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.data
     }
 
     /// Copies the message to the front of `buf` ([`Error::TooLarge`] when shorter).

@@ -72,6 +72,7 @@
 
 #[cfg(feature = "async")]
 mod asynch;
+mod describe;
 mod layout;
 
 use std::cell::Cell;
@@ -95,6 +96,8 @@ use layout::*;
 
 #[cfg(feature = "async")]
 pub use asynch::{ServiceCallFuture, ServiceRecvFuture};
+pub(crate) use describe::describe;
+pub(crate) use layout::MAGIC;
 
 /// The parameters of a service. The server fixes `clients` and `max_message` at create; a
 /// client takes them from the service's header, and uses only `wait` and `open_timeout`.

@@ -5,16 +5,19 @@ use std::ffi::CStr;
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
+use shm_channel::ChannelInfo;
 use shm_core::SegmentInfo;
 
+use super::channel;
 use super::users::Usage;
 
 use crate::backend::key_hex;
 use crate::out::escape;
 use shm_units::format_size;
 
-/// The one JSON object of a segment, for `list --json` and `info --json`.
-pub fn info_json(i: &SegmentInfo, u: &Usage) -> Value {
+/// The one JSON object of a segment, for `list --json` and `info --json`; `c` is the channel it
+/// holds, if any.
+pub fn info_json(i: &SegmentInfo, u: &Usage, c: Option<&ChannelInfo>) -> Value {
     json!({
         "backend": i.backend,
         "name": i.name,
@@ -40,16 +43,18 @@ pub fn info_json(i: &SegmentInfo, u: &Usage) -> Value {
         "removed": i.removed,
         "locked": i.locked,
         "semaphore": i.semaphore,
+        "channel": channel::json(c),
     })
 }
 
 /// The columns of `shm list`.
-pub const LIST_HEADERS: [&str; 11] = [
+pub const LIST_HEADERS: [&str; 13] = [
     "BACKEND", "NAME", "KEY", "ID", "SIZE", "MODE", "OWNER", "NATTCH", "CPID", "LPID", "STATUS",
+    "KIND", "ENDS",
 ];
 
 /// One row of `shm list`, in [`LIST_HEADERS`] order.
-pub fn list_row(i: &SegmentInfo, u: &Usage) -> Vec<String> {
+pub fn list_row(i: &SegmentInfo, u: &Usage, c: Option<&ChannelInfo>) -> Vec<String> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     vec![
         i.backend.to_owned(),
@@ -63,6 +68,8 @@ pub fn list_row(i: &SegmentInfo, u: &Usage) -> Vec<String> {
         opt(i.cpid.map(|v| v.to_string())),
         opt(i.lpid.map(|v| v.to_string())),
         status(i, u),
+        channel::kind_cell(c),
+        channel::ends_cell(c),
     ]
 }
 
@@ -107,7 +114,11 @@ fn nattch_text(i: &SegmentInfo, u: &Usage) -> String {
 }
 
 /// The lines of `shm info`: label and value.
-pub fn info_lines(i: &SegmentInfo, u: &Usage) -> Vec<(&'static str, String)> {
+pub fn info_lines(
+    i: &SegmentInfo,
+    u: &Usage,
+    c: Option<&ChannelInfo>,
+) -> Vec<(&'static str, String)> {
     let mut lines = vec![("backend", i.backend.to_owned())];
     if let Some(name) = &i.name {
         lines.push(("name", escape(name)));
@@ -180,6 +191,9 @@ pub fn info_lines(i: &SegmentInfo, u: &Usage) -> Vec<(&'static str, String)> {
             status.push("-");
         }
         lines.push(("status", status.join("; ")));
+    }
+    if let Some(c) = c {
+        lines.extend(channel::lines(c));
     }
     lines
 }

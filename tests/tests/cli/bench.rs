@@ -35,7 +35,7 @@ const LATENCY_CASES: [&str; 14] = [
     "cycle_sysv",
 ];
 
-const MORE_LATENCY_CASES: [&str; 13] = [
+const MORE_LATENCY_CASES: [&str; 15] = [
     "small_read_posix",
     "small_write_posix",
     "small_read_fstat_posix",
@@ -49,9 +49,11 @@ const MORE_LATENCY_CASES: [&str; 13] = [
     "cycle_posix_1m_noreserve",
     "cycle_posix_64m_reserve",
     "cycle_posix_64m_noreserve",
+    "fanout_1",
+    "fanout_4",
 ];
 
-const RATIOS: [&str; 16] = [
+const RATIOS: [&str; 17] = [
     "posix_hybrid_vs_threads",
     "sysv_hybrid_vs_threads",
     "demo_lockstep_vs_threads",
@@ -68,6 +70,7 @@ const RATIOS: [&str; 16] = [
     "service_rtt_4_vs_1",
     "channel_stream_vs_copy_stream",
     "channel_stream_vs_pipe_stream",
+    "fanout_4_vs_1",
 ];
 
 /// The limits (absolute bounds on one case's figures, judged as ratios are): name, case,

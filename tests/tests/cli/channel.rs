@@ -29,7 +29,7 @@ fn block(base: &mut [u8], i: u64) -> &[u8] {
     base
 }
 
-fn spawn(args: &[&str], stdin: Stdio, stdout: Stdio) -> Reaped {
+pub(super) fn spawn(args: &[&str], stdin: Stdio, stdout: Stdio) -> Reaped {
     Reaped(
         shm()
             .args(args)
@@ -226,7 +226,7 @@ fn a_stranger_segment_is_refused() {
     shm_tests::shm_ok(&["rm", &name]);
 }
 
-fn backend_of(backend: &str) -> Box<dyn shm_core::DynBackend> {
+pub(super) fn backend_of(backend: &str) -> Box<dyn shm_core::DynBackend> {
     match backend {
         "posix" => Box::new(shm_posix::Posix::new()),
         _ => Box::new(shm_sysv::SysV::new()),
@@ -322,7 +322,10 @@ fn sysv_every_terminating_signal_removes_an_unjoined_channel() {
 }
 
 /// Waits (at most `within`) for a child to end: its status, how long it took, its stderr.
-fn ends_within(c: &mut Reaped, within: Duration) -> (std::process::ExitStatus, Duration, String) {
+pub(super) fn ends_within(
+    c: &mut Reaped,
+    within: Duration,
+) -> (std::process::ExitStatus, Duration, String) {
     let t0 = Instant::now();
     let status = loop {
         if let Some(st) = c.0.try_wait().unwrap() {

@@ -10,5 +10,6 @@ mod channel;
 mod compare;
 mod docs;
 mod manage;
+mod pubsub;
 mod taller;
 mod usability;

@@ -358,9 +358,11 @@ fn locked_segments_show_as_locked() {
         .find(|l| l.contains(&key))
         .unwrap_or_default()
         .to_owned();
+    // STATUS, then KIND and ENDS (`-` and `-`: not a channel).
     assert!(
         row.split_whitespace()
-            .last()
+            .rev()
+            .nth(2)
             .unwrap_or_default()
             .contains("locked"),
         "{row}"
