@@ -80,6 +80,34 @@ pub struct ChannelInfo {
 }
 
 impl ChannelInfo {
+    /// What a header of `kind` and `version` says before anything else is read: no slots, no
+    /// ends, no facts yet.
+    pub(crate) fn bare(name: &str, segment: SegmentInfo, kind: Kind, version: u32) -> Self {
+        ChannelInfo {
+            name: name.to_owned(),
+            segment,
+            kind,
+            version,
+            slots: 0,
+            max_message: 0,
+            max_ends: 0,
+            ends: Vec::new(),
+            details: Vec::new(),
+        }
+    }
+
+    /// Says that its header is of another layout version than `reads`, or impossible: only
+    /// its kind and version are known.
+    pub(crate) fn unreadable(mut self, reads: u32) -> Self {
+        let why = if self.version == reads {
+            "an impossible header".to_owned()
+        } else {
+            format!("version {}; this build reads version {reads}", self.version)
+        };
+        self.details.push(("layout", why));
+        self
+    }
+
     /// How many of its ends live.
     pub fn alive(&self) -> usize {
         self.ends.iter().filter(|e| e.alive).count()

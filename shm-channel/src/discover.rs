@@ -106,6 +106,16 @@ pub(crate) fn u64_at(bytes: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// The process the end record at `at` in `bytes` announces (`None`: no process could have
+/// its id).
+pub(crate) fn end_at(bytes: &[u8], at: usize) -> Option<Proc> {
+    Proc::checked(
+        u32_at(bytes, at + offset_of!(EndRecord, pid)),
+        u64_at(bytes, at + offset_of!(EndRecord, start)),
+        u64_at(bytes, at + offset_of!(EndRecord, pidns)),
+    )
+}
+
 /// A stream's or a pair's segment (magic "shmchan"); `None` when it is too short or of no
 /// known kind.
 fn stream(map: &Mapping, name: &str, segment: SegmentInfo) -> Option<ChannelInfo> {
@@ -118,23 +128,10 @@ fn stream(map: &Mapping, name: &str, segment: SegmentInfo) -> Option<ChannelInfo
         _ => return None,
     };
     let version = field(offset_of!(Header, version));
-    let mut info = ChannelInfo {
-        name: name.to_owned(),
-        kind,
-        version,
-        slots: 0,
-        max_message: 0,
-        max_ends: 2,
-        ends: Vec::new(),
-        details: Vec::new(),
-        segment,
-    };
+    let mut info = ChannelInfo::bare(name, segment, kind, version);
+    info.max_ends = 2;
     if version != VERSION {
-        info.details.push((
-            "layout",
-            format!("version {version}; this build reads version {VERSION}"),
-        ));
-        return Some(info);
+        return Some(info.unreadable(VERSION));
     }
     info.slots = field(offset_of!(Header, slots));
     info.max_message = field(offset_of!(Header, max)) as usize;
@@ -150,12 +147,7 @@ fn stream(map: &Mapping, name: &str, segment: SegmentInfo) -> Option<ChannelInfo
         (offset_of!(Header, creator), SEAT_CREATOR, creator_role.0),
         (offset_of!(Header, opener), SEAT_OPENER, creator_role.1),
     ] {
-        let rec = |f: usize| off + f;
-        let p = Proc::checked(
-            field(rec(offset_of!(EndRecord, pid))),
-            u64_at(&h, rec(offset_of!(EndRecord, start))),
-            u64_at(&h, rec(offset_of!(EndRecord, pidns))),
-        );
+        let p = end_at(&h, off);
         if let Some(p) = p {
             info.ends.push(End {
                 role,

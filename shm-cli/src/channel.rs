@@ -103,15 +103,7 @@ pub struct RecvArgs {
 
 /// `shm send`.
 pub fn send(g: &Global, a: &SendArgs) -> Result<()> {
-    let file = match &a.file {
-        Some(path) => {
-            Some(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
-        }
-        None => None,
-    };
-    let fd = file
-        .as_ref()
-        .map_or(io::stdin().as_raw_fd(), AsRawFd::as_raw_fd);
+    let (_file, fd) = open_input(a.file.as_ref())?;
     let backend = backend::get(g.backend)?;
     catch_signals();
     let mut tx = Sender::open_or_create(&backend, &a.name, &options())?;
@@ -123,15 +115,8 @@ pub fn send(g: &Global, a: &SendArgs) -> Result<()> {
             Err(Error::TimedOut { .. }) => continue,
             Err(e) => return receiver_ended(e),
         };
-        let cap = loan.capacity();
-        let ptr = loan.as_mut_ptr();
-        let read = retry_eintr(|| {
-            // SAFETY: `ptr` is the loaned slot's payload, `cap` bytes inside the mapping; the
-            // kernel writes at most `cap` bytes there, and no Rust reference to it exists.
-            unsafe { libc::read(fd, ptr.cast(), cap) }
-        });
-        check_stop()?;
-        let n = read.context("cannot read the input; the stream ends as cut")?;
+        // SAFETY: the loan's payload and capacity, the loan alive; no reference into it.
+        let n = unsafe { read_into(fd, loan.as_mut_ptr(), loan.capacity())? };
         if n == 0 {
             break; // the loan goes unsent
         }
@@ -148,6 +133,38 @@ pub fn send(g: &Global, a: &SendArgs) -> Result<()> {
             Err(e) => return receiver_ended(e),
         }
     }
+}
+
+/// The input of `shm send` and `shm pub`: the file, kept open while its descriptor is used, or
+/// stdin.
+pub(crate) fn open_input(path: Option<&PathBuf>) -> Result<(Option<File>, RawFd)> {
+    let file = match path {
+        Some(path) => {
+            Some(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
+        }
+        None => None,
+    };
+    let fd = file
+        .as_ref()
+        .map_or(io::stdin().as_raw_fd(), AsRawFd::as_raw_fd);
+    Ok((file, fd))
+}
+
+/// Reads at most `cap` bytes of the input `fd` into a loaned slot's payload at `ptr`: how
+/// many, 0 at the end of the input; an error when it fails or a stop came.
+///
+/// # Safety
+///
+/// `ptr` must be valid for writes of `cap` bytes (a loan's payload and capacity, the loan
+/// alive), and no Rust reference to those bytes may exist.
+pub(crate) unsafe fn read_into(fd: RawFd, ptr: *mut u8, cap: usize) -> Result<usize> {
+    let read = retry_eintr(|| {
+        // SAFETY: the caller's promise: `cap` writable bytes at `ptr`, no reference to them;
+        // the kernel writes at most `cap` bytes there.
+        unsafe { libc::read(fd, ptr.cast(), cap) }
+    });
+    check_stop()?;
+    read.context("cannot read the input; the stream ends as cut")
 }
 
 /// What `shm send` makes of a receiver that ended: one that stopped reading is as a pipe's

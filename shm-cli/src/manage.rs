@@ -76,7 +76,11 @@ pub struct InfoArgs {
 Why System V segments show no name: the kernel keeps a segment's key, never the name it was \
 made by. shm turns a name into a key (an FNV-1a hash), which cannot be turned back; so `list` \
 shows a System V name only for the names you give it (`shm list NAME...` looks each up by its \
-key), and `shm info NAME` shows it too.")]
+key), and `shm info NAME` shows it too.\n\n\
+KIND and ENDS: what a channel's header says (shm-channel: stream, pair, pubsub, service; its \
+ends, alive or dead); `-` for other segments. Reading a System V segment's header attaches to \
+it for a moment, which makes this process its LPID and sets its attach times: so System V \
+headers are read only for the segments you name, or all with --channels (`?` otherwise).")]
 pub struct ListArgs {
     /// Only these segments: POSIX names, and the System V segments with the keys of these
     /// names (shown with their names).
@@ -94,6 +98,10 @@ pub struct ListArgs {
     /// Print a JSON array of objects, one per segment.
     #[arg(long)]
     json: bool,
+    /// Read every System V segment's header too, to show its channel kind and ends (attaching
+    /// for a moment: its LPID becomes this process's).
+    #[arg(long)]
+    channels: bool,
 }
 
 /// Arguments of `shm rm`.
@@ -340,15 +348,17 @@ pub fn info(g: &Global, a: &InfoArgs) -> Result<()> {
         (None, None) => bail!("name a segment, or a System V segment by --id"),
     };
     let usage = users::Users::for_infos([&info]).usage(&info);
-    let chan = channel::of(&info);
+    let chan = Ok(channel::of(&info));
     if a.json {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&show::info_json(&info, &usage, chan.as_ref()))?
+            serde_json::to_string_pretty(&show::info_json(&info, &usage, &chan))?
         )?;
     } else {
         let mut text = String::new();
-        for (label, value) in show::info_lines(&info, &usage, chan.as_ref()) {
+        for (label, value) in
+            show::info_lines(&info, &usage, chan.as_ref().ok().and_then(Option::as_ref))
+        {
             text.push_str(&format!("{label:<9} {value}\n"));
         }
         crate::out::text(&text)?;
@@ -402,8 +412,14 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
         .into_iter()
         .map(|i| {
             let u = users.usage(&i);
-            // What a channel's header says (not asked by --quiet, which prints names only).
-            let c = if a.quiet { None } else { channel::of(&i) };
+            // What a channel's header says (not asked by --quiet, which prints names only; on
+            // System V only where asked: reading attaches, which changes LPID).
+            let read = !a.quiet && (i.backend != "sysv" || a.channels || !names.is_empty());
+            let c = if read {
+                Ok(channel::of(&i))
+            } else {
+                Err(channel::Unread)
+            };
             (i, u, c)
         })
         .collect();
@@ -432,7 +448,7 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
     } else if a.json {
         let array: Vec<_> = shown
             .iter()
-            .map(|(i, u, c)| show::info_json(i, u, c.as_ref()))
+            .map(|(i, u, c)| show::info_json(i, u, c))
             .collect();
         outln!("{}", serde_json::to_string_pretty(&array)?)?;
     } else if shown.is_empty() {
@@ -440,7 +456,7 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<()> {
     } else {
         let rows: Vec<_> = shown
             .iter()
-            .map(|(i, u, c)| show::list_row(i, u, c.as_ref()))
+            .map(|(i, u, c)| show::list_row(i, u, c))
             .collect();
         crate::out::text(&crate::table::render_table(
             &show::LIST_HEADERS,

@@ -6,7 +6,6 @@
 //! a slot straight to stdout through `read(2)` and `write(2)`: no Rust reference into shared
 //! memory is ever formed.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -17,7 +16,7 @@ use shm_channel::pubsub::{Policy, Publisher, SubscribeOptions, Subscriber, Topic
 
 use crate::backend;
 use crate::backend::Global;
-use crate::channel::{TICK, catch_signals, check_stop, retry_eintr, write_all};
+use crate::channel::{TICK, catch_signals, check_stop, open_input, read_into, write_all};
 
 /// Arguments of `shm pub`.
 #[derive(Debug, clap::Args)]
@@ -73,15 +72,7 @@ pub struct SubArgs {
 
 /// `shm pub`.
 pub fn publish(g: &Global, a: &PubArgs) -> Result<()> {
-    let file = match &a.file {
-        Some(path) => {
-            Some(File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
-        }
-        None => None,
-    };
-    let fd = file
-        .as_ref()
-        .map_or(io::stdin().as_raw_fd(), AsRawFd::as_raw_fd);
+    let (_file, fd) = open_input(a.file.as_ref())?;
     let backend = backend::get(g.backend)?;
     catch_signals();
     let policy = if a.lossy {
@@ -109,15 +100,8 @@ pub fn publish(g: &Global, a: &PubArgs) -> Result<()> {
             Err(Error::TimedOut { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        let cap = loan.capacity();
-        let ptr = loan.as_mut_ptr();
-        let read = retry_eintr(|| {
-            // SAFETY: `ptr` is the loaned slot's payload, `cap` bytes inside the mapping; the
-            // kernel writes at most `cap` bytes there, and no Rust reference to it exists.
-            unsafe { libc::read(fd, ptr.cast(), cap) }
-        });
-        check_stop()?;
-        let n = read.context("cannot read the input; the stream ends as cut")?;
+        // SAFETY: the loan's payload and capacity, the loan alive; no reference into it.
+        let n = unsafe { read_into(fd, loan.as_mut_ptr(), loan.capacity())? };
         if n == 0 {
             break; // the loan goes unsent
         }

@@ -20,17 +20,7 @@ pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Optio
     map.read_at(0, &mut h).ok()?;
     let field = |off: usize| u32_at(&h, off);
     let version = field(offset_of!(Header, version));
-    let mut info = ChannelInfo {
-        name: name.to_owned(),
-        kind: Kind::PubSub,
-        version,
-        slots: 0,
-        max_message: 0,
-        max_ends: 0,
-        ends: Vec::new(),
-        details: Vec::new(),
-        segment,
-    };
+    let mut info = ChannelInfo::bare(name, segment, Kind::PubSub, version);
     let (slots, max, seats) = (
         field(offset_of!(Header, slots)),
         field(offset_of!(Header, max)),
@@ -40,13 +30,7 @@ pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Optio
         .ok()
         .filter(|s| s.total <= map.len());
     let Some(shape) = shape.filter(|_| version == VERSION) else {
-        info.details.push((
-            "layout",
-            format!(
-                "version {version} (this build reads version {VERSION}), or an impossible header"
-            ),
-        ));
-        return Some(info);
+        return Some(info.unreadable(VERSION));
     };
     info.slots = shape.slots;
     info.max_message = shape.max as usize;

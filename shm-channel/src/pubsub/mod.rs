@@ -667,33 +667,13 @@ impl Publisher {
             // The lossy publisher never waits for its subscribers.
             return Ok(());
         }
-        let start = Instant::now();
-        loop {
-            let caught_up = |p: &Self| Self::max_lag(&p.topic, p.tail) == 0;
-            if caught_up(self) {
-                return Ok(());
-            }
-            let slice = match deadline {
-                None => PEER_CHECK,
-                Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
-            };
-            if slice.is_zero() {
-                return Err(Error::TimedOut {
-                    after: start.elapsed(),
-                });
-            }
-            // A signal over the words of a topic of its own (an Arc), as in `wait_for_room`.
-            let topic = Arc::clone(&self.topic);
-            let line = topic.line(OFF_RELEASE);
-            let release = Signal::new(&line.value, &line.sleepers, self.release.get().strategy());
-            match release.wait_until(|_| caught_up(self), slice) {
-                Ok(_) => return Ok(()),
-                Err(shm_core::Error::TimedOut { .. }) => {
-                    self.topic.evict_dead(|_| true);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.wait_released(
+            deadline,
+            |p| Ok(Self::max_lag(&p.topic, p.tail) == 0),
+            |p| {
+                p.topic.evict_dead(|_| true);
+            },
+        )
     }
 
     /// Closes the stream, saying how it ended (once: a finished stream stays complete).
@@ -859,6 +839,20 @@ impl Publisher {
     /// [`PEER_CHECK`].
     #[inline(never)]
     fn wait_for_room(&mut self, deadline: Option<Instant>) -> Result<()> {
+        self.wait_released(deadline, Self::room, |p| {
+            p.evict_blockers();
+        })
+    }
+
+    /// Waits on the release line (subscribers bump it as they release or leave) until `ready`
+    /// says so or fails, calling `unblock` every [`PEER_CHECK`] (to remove dead subscribers);
+    /// [`Error::TimedOut`] at `deadline`.
+    fn wait_released(
+        &mut self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&mut Self) -> Result<bool>,
+        mut unblock: impl FnMut(&Self),
+    ) -> Result<()> {
         let start = Instant::now();
         loop {
             let slice = match deadline {
@@ -870,14 +864,14 @@ impl Publisher {
                     after: start.elapsed(),
                 });
             }
-            // A signal over the words of a topic of its own (an Arc), so that `room` may have
+            // A signal over the words of a topic of its own (an Arc), so that `ready` may have
             // the publisher mutably meanwhile.
             let topic = Arc::clone(&self.topic);
             let line = topic.line(OFF_RELEASE);
             let release = Signal::new(&line.value, &line.sleepers, self.release.get().strategy());
             let mut err = None;
             let got = release.wait_until(
-                |_| match self.room() {
+                |_| match ready(self) {
                     Ok(r) => r,
                     Err(e) => {
                         err = Some(e);
@@ -891,9 +885,7 @@ impl Publisher {
             }
             match got {
                 Ok(_) => return Ok(()),
-                Err(shm_core::Error::TimedOut { .. }) => {
-                    self.evict_blockers();
-                }
+                Err(shm_core::Error::TimedOut { .. }) => unblock(self),
                 Err(e) => return Err(e.into()),
             }
         }

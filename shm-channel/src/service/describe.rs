@@ -7,9 +7,9 @@ use shm_core::{Mapping, SegmentInfo};
 
 use super::layout::{Header, OPEN, SHUT, SeatControl, Shape, VERSION};
 use crate::about::{ChannelInfo, End, Kind};
-use crate::discover::{u32_at, u64_at};
+use crate::discover::{end_at, u32_at};
 use crate::layout::EndRecord;
-use crate::peer::{Proc, SEAT_CREATOR, Witness};
+use crate::peer::{SEAT_CREATOR, Witness};
 
 /// The service in `map`, or `None` when its header is cut short.
 pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Option<ChannelInfo> {
@@ -18,17 +18,7 @@ pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Optio
     let field = |off: usize| u32_at(&h, off);
     let version = field(offset_of!(Header, version));
     let witness = Witness::of(map, segment.id);
-    let mut info = ChannelInfo {
-        name: name.to_owned(),
-        kind: Kind::Service,
-        version,
-        slots: 0,
-        max_message: 0,
-        max_ends: 0,
-        ends: Vec::new(),
-        details: Vec::new(),
-        segment,
-    };
+    let mut info = ChannelInfo::bare(name, segment, Kind::Service, version);
     let shape = Shape::new(
         field(offset_of!(Header, seats)),
         field(offset_of!(Header, max)) as usize,
@@ -36,25 +26,12 @@ pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Optio
     .ok()
     .filter(|s| s.total <= map.len() && version == VERSION);
     let Some(shape) = shape else {
-        info.details.push((
-            "layout",
-            format!(
-                "version {version} (this build reads version {VERSION}), or an impossible header"
-            ),
-        ));
-        return Some(info);
+        return Some(info.unreadable(VERSION));
     };
     info.slots = shape.seats;
     info.max_message = shape.max as usize;
     info.max_ends = 1 + shape.seats;
-    let record = |bytes: &[u8], at: usize| {
-        Proc::checked(
-            u32_at(bytes, at + offset_of!(EndRecord, pid)),
-            u64_at(bytes, at + offset_of!(EndRecord, start)),
-            u64_at(bytes, at + offset_of!(EndRecord, pidns)),
-        )
-    };
-    if let Some(p) = record(&h, offset_of!(Header, server)) {
+    if let Some(p) = end_at(&h, offset_of!(Header, server)) {
         info.ends.push(End {
             role: "server",
             pid: p.pid,
@@ -70,7 +47,7 @@ pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Optio
         if u32_at(&seat, owner + offset_of!(EndRecord, pid)) == 0 {
             continue;
         }
-        let p = record(&seat, owner);
+        let p = end_at(&seat, owner);
         info.ends.push(End {
             role: "client",
             pid: p.map_or(0, |p| p.pid),

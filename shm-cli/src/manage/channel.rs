@@ -7,6 +7,14 @@ use shm_core::SegmentInfo;
 
 use crate::backend;
 
+/// A System V header left unread (reading it attaches, which changes the segment's LPID):
+/// KIND and ENDS show `?`, and `channel_read` is false in JSON.
+#[derive(Debug)]
+pub struct Unread;
+
+/// What is known of a segment's channel: its header read (a channel, or not one), or not read.
+pub type Found = Result<Option<ChannelInfo>, Unread>;
+
 /// The channel in segment `i`, if it is one (its header read by the backend that lists it).
 pub fn of(i: &SegmentInfo) -> Option<ChannelInfo> {
     let kind = backend::compiled()
@@ -16,9 +24,10 @@ pub fn of(i: &SegmentInfo) -> Option<ChannelInfo> {
     shm_channel::discover::inspect_segment(&b, i)
 }
 
-/// The `channel` member of a segment's JSON object: null when it is not a channel.
-pub fn json(c: Option<&ChannelInfo>) -> Value {
-    let Some(c) = c else {
+/// The `channel` member of a segment's JSON object: null when it is not a channel (or its
+/// header was not read).
+pub fn json(c: &Found) -> Value {
+    let Ok(Some(c)) = c else {
         return Value::Null;
     };
     let ends: Vec<Value> = c
@@ -44,17 +53,22 @@ pub fn json(c: Option<&ChannelInfo>) -> Value {
     })
 }
 
-/// The KIND column: the channel's kind, or `-`.
-pub fn kind_cell(c: Option<&ChannelInfo>) -> String {
-    c.map_or_else(|| "-".to_owned(), |c| c.kind.to_string())
+/// The KIND column: the channel's kind, `-` (not a channel) or `?` (not read).
+pub fn kind_cell(c: &Found) -> String {
+    match c {
+        Err(Unread) => "?".to_owned(),
+        Ok(None) => "-".to_owned(),
+        Ok(Some(c)) => c.kind.to_string(),
+    }
 }
 
-/// The ENDS column: `2 alive`, `1 alive, 1 dead`, or `-`.
-pub fn ends_cell(c: Option<&ChannelInfo>) -> String {
+/// The ENDS column: `2 alive`, `1 alive, 1 dead`, `-` or `?`.
+pub fn ends_cell(c: &Found) -> String {
     match c {
-        None => "-".to_owned(),
-        Some(c) if c.dead() == 0 => format!("{} alive", c.alive()),
-        Some(c) => format!("{} alive, {} dead", c.alive(), c.dead()),
+        Err(Unread) => "?".to_owned(),
+        Ok(None) => "-".to_owned(),
+        Ok(Some(c)) if c.dead() == 0 => format!("{} alive", c.alive()),
+        Ok(Some(c)) => format!("{} alive, {} dead", c.alive(), c.dead()),
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use shm_channel::ChannelInfo;
 use shm_core::SegmentInfo;
 
-use super::channel;
+use super::channel::{self, Found};
 use super::users::Usage;
 
 use crate::backend::key_hex;
@@ -17,7 +17,7 @@ use shm_units::format_size;
 
 /// The one JSON object of a segment, for `list --json` and `info --json`; `c` is the channel it
 /// holds, if any.
-pub fn info_json(i: &SegmentInfo, u: &Usage, c: Option<&ChannelInfo>) -> Value {
+pub fn info_json(i: &SegmentInfo, u: &Usage, c: &Found) -> Value {
     json!({
         "backend": i.backend,
         "name": i.name,
@@ -44,6 +44,7 @@ pub fn info_json(i: &SegmentInfo, u: &Usage, c: Option<&ChannelInfo>) -> Value {
         "locked": i.locked,
         "semaphore": i.semaphore,
         "channel": channel::json(c),
+        "channel_read": c.is_ok(),
     })
 }
 
@@ -54,7 +55,7 @@ pub const LIST_HEADERS: [&str; 13] = [
 ];
 
 /// One row of `shm list`, in [`LIST_HEADERS`] order.
-pub fn list_row(i: &SegmentInfo, u: &Usage, c: Option<&ChannelInfo>) -> Vec<String> {
+pub fn list_row(i: &SegmentInfo, u: &Usage, c: &Found) -> Vec<String> {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     vec![
         i.backend.to_owned(),

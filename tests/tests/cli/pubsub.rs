@@ -22,6 +22,27 @@ fn guard(backend: &str, name: &str) -> Cleanup {
     Cleanup::on(backend_of(backend), name)
 }
 
+/// Two `shm sub NAME` (stdout from `out`), then `shm pub NAME --wait-for 2` fed `first` on a
+/// stdin that stays open (returned): the subscribers, the publisher, its input.
+fn two_subs_and_a_pub(
+    backend: &str,
+    name: &str,
+    out: fn() -> Stdio,
+    first: &[u8],
+) -> (Vec<Reaped>, Reaped, std::process::ChildStdin) {
+    let subs = (0..2)
+        .map(|_| spawn(&["--backend", backend, "sub", name], Stdio::null(), out()))
+        .collect();
+    let mut publisher = spawn(
+        &["--backend", backend, "pub", name, "--wait-for", "2"],
+        Stdio::piped(),
+        Stdio::null(),
+    );
+    let mut input = publisher.0.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, first).unwrap();
+    (subs, publisher, input)
+}
+
 /// A file of `len` pseudo-random bytes.
 fn random_file(path: &std::path::Path, len: usize) {
     let mut x = 0x2545_f491_4f6c_dd1du64 ^ len as u64;
@@ -139,23 +160,9 @@ fn sysv_256_mib_to_three_subscribers() {
 fn a_cut_stream_is_reported(backend: &str, sig: libc::c_int) {
     let name = unique_name("cli-pub-cut");
     let _guard = guard(backend, &name);
-    let mut subs: Vec<Reaped> = (0..2)
-        .map(|_| {
-            spawn(
-                &["--backend", backend, "sub", &name],
-                Stdio::null(),
-                Stdio::piped(),
-            )
-        })
-        .collect();
     // The input stays open: the stream never ends by itself.
-    let mut publisher = spawn(
-        &["--backend", backend, "pub", &name, "--wait-for", "2"],
-        Stdio::piped(),
-        Stdio::null(),
-    );
-    let mut input = publisher.0.stdin.take().unwrap();
-    std::io::Write::write_all(&mut input, b"the first words").unwrap();
+    let (mut subs, mut publisher, input) =
+        two_subs_and_a_pub(backend, &name, Stdio::piped, b"the first words");
     for sub in &mut subs {
         let mut got = [0u8; 15];
         sub.0.stdout.as_mut().unwrap().read_exact(&mut got).unwrap();
@@ -309,22 +316,7 @@ fn a_subscriber_that_leaves_disturbs_nobody() {
 fn list_names_kinds_and_ends(backend: &str) {
     let name = unique_name("cli-pub-list");
     let _guard = guard(backend, &name);
-    let mut subs: Vec<Reaped> = (0..2)
-        .map(|_| {
-            spawn(
-                &["--backend", backend, "sub", &name],
-                Stdio::null(),
-                Stdio::null(),
-            )
-        })
-        .collect();
-    let mut publisher = spawn(
-        &["--backend", backend, "pub", &name, "--wait-for", "2"],
-        Stdio::piped(),
-        Stdio::null(),
-    );
-    let mut input = publisher.0.stdin.take().unwrap();
-    std::io::Write::write_all(&mut input, b"x").unwrap();
+    let (mut subs, mut publisher, input) = two_subs_and_a_pub(backend, &name, Stdio::null, b"x");
     let (live, doomed) = (subs[0].0.id() as i32, subs[1].0.id() as i32);
     // Both joined once the publisher waited for them and wrote; kill one.
     let t0 = Instant::now();
@@ -337,12 +329,18 @@ fn list_names_kinds_and_ends(backend: &str) {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let info_args = ["--backend", backend, "info", &name, "--json"];
-    while json(&info_args)["channel"]["ends"]
-        .as_array()
-        .map_or(0, Vec::len)
-        < 3
-    {
+    // The topic may not be there yet: poll until it is, with its three ends.
+    let ends = || -> usize {
+        let out = shm()
+            .args(["--backend", backend, "info", &name, "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["channel"]["ends"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    while ends() < 3 {
         assert!(
             t0.elapsed() < Duration::from_secs(20),
             "the subscribers never joined"
@@ -385,6 +383,28 @@ fn list_names_kinds_and_ends(backend: &str) {
             .ends_with("pubsub  2 alive, 1 dead"),
         "{table}"
     );
+    if backend == "sysv" {
+        // Unnamed, a System V header is read only with --channels (reading attaches).
+        let key = shm_sysv::key_for(&shm_core::SegmentName::new(&name).unwrap())
+            .unwrap()
+            .as_raw();
+        let key = format!("0x{:08x}", key as u32);
+        let entry = |args: &[&str]| {
+            json(args)
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["key"] == key.as_str())
+                .cloned()
+                .unwrap()
+        };
+        let unread = entry(&["--backend", "sysv", "list", "--json"]);
+        assert_eq!(unread["channel_read"], false, "{unread}");
+        assert!(unread["channel"].is_null(), "{unread}");
+        let read = entry(&["--backend", "sysv", "list", "--json", "--channels"]);
+        assert_eq!(read["channel_read"], true, "{read}");
+        assert_eq!(read["channel"]["kind"], "pubsub", "{read}");
+    }
     let info = shm()
         .args(["--backend", backend, "info", &name])
         .output()
