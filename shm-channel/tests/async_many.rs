@@ -37,9 +37,12 @@ fn ten_thousand_awaits_at_once() {
     let tasks: Vec<_> = (0..N)
         .map(|i| rt.spawn(await_word(words.clone(), i, i as u32 + 1)))
         .collect();
-    // Every task registered (its sleepers word says so) before the words change.
-    let all_waiting =
-        || (0..N).all(|i| words[2 * i + 1].load(std::sync::atomic::Ordering::SeqCst) == 1);
+    // Every task registered before the words change: its sleepers word says it will sleep, and
+    // the reactor counts it (a task marks its word a moment before the reactor has it).
+    let all_waiting = || {
+        (0..N).all(|i| words[2 * i + 1].load(std::sync::atomic::Ordering::SeqCst) == 1)
+            && reactor::registered() == N
+    };
     while !all_waiting() {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
