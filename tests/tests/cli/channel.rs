@@ -269,11 +269,15 @@ fn signal_removes_an_unjoined_channel(backend: &str, sig: libc::c_int) {
         Stdio::null(),
         Stdio::null(),
     );
+    let size = shm_channel::Options::new(32, 64 * 1024)
+        .segment_size()
+        .unwrap() as u64;
+    // A POSIX segment exists at size 0 a moment before it is sized: wait for the size.
     let t0 = Instant::now();
-    while b.info(&sname).is_err() {
+    while b.info(&sname).map_or(true, |i| i.size != size) {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
-            "recv made no channel"
+            "recv made no channel of {size} bytes"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -281,9 +285,6 @@ fn signal_removes_an_unjoined_channel(backend: &str, sig: libc::c_int) {
     // sized for its header and slots (System V lists it by key).
     let (_, out) = shm_tests::shm_ok(&["--backend", backend, "list", "--json"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let size = shm_channel::Options::new(32, 64 * 1024)
-        .segment_size()
-        .unwrap() as u64;
     let key = format!(
         "{:#010x}",
         shm_sysv::key_for(&sname).unwrap().as_raw() as u32

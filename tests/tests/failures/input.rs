@@ -188,6 +188,9 @@ fn bad(args: &[&OsStr], env: &[(&str, &str)]) -> String {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Segments that exist before: one whose creator had this pid long ago (pids are reused,
+    // pid_max may be 32768) was not made by this run.
+    let before: Vec<Option<i32>> = SysV::new().list().unwrap().iter().map(|i| i.id).collect();
     let child = cmd.spawn().unwrap();
     let pid = child.id() as i32;
     let out = child.wait_with_output().unwrap();
@@ -197,7 +200,7 @@ fn bad(args: &[&OsStr], env: &[(&str, &str)]) -> String {
         .list()
         .unwrap()
         .into_iter()
-        .filter(|i| i.cpid == Some(pid))
+        .filter(|i| i.cpid == Some(pid) && !before.contains(&i.id))
         .collect();
     assert!(made_by_it.is_empty(), "{what} created {made_by_it:?}");
     line
