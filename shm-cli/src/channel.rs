@@ -55,8 +55,9 @@ pub(crate) fn check_stop() -> Result<()> {
     Ok(())
 }
 
-/// Both ends use these, so either may create the channel: 32 slots of 64 KiB (2 MiB).
-fn options() -> Options {
+/// Both ends use these, so either may create the channel: 32 slots of 64 KiB (2 MiB). The
+/// bridge uses them too, for the channel it carries.
+pub(crate) fn options() -> Options {
     Options::new(32, 64 * 1024)
 }
 

@@ -76,6 +76,14 @@ const EXAMPLES: &[(&str, &str)] = &[
   shm bench --check                       exit status 1 when a target is missed",
     ),
     (
+        "bridge",
+        "
+  shm send /logs app.log                           on host A: the file into the channel /logs
+  shm bridge out /logs --listen tcp/0.0.0.0:7447   on A: /logs out to whoever connects
+  shm bridge in /logs --connect tcp/A:7447         on host B: into the channel /logs there
+  shm recv /logs > app.log                         on B: the file, byte for byte",
+    ),
+    (
         "completions",
         "
   shm completions bash > ~/.local/share/bash-completion/completions/shm

@@ -5,6 +5,7 @@
 
 mod backend;
 mod bench;
+mod bridge;
 mod channel;
 mod compare;
 mod docs;
@@ -84,6 +85,8 @@ enum Command {
     Pub(topic::PubArgs),
     /// Receive the byte stream of `shm pub` on stdout, from when this subscriber joined.
     Sub(topic::SubArgs),
+    /// Carry a channel to another host over Zenoh: `out` here, `in` there.
+    Bridge(bridge::BridgeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a directory.
@@ -115,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => service::serve(g, a),
         Command::Pub(a) => topic::publish(g, a),
         Command::Sub(a) => topic::subscribe(g, a),
+        Command::Bridge(a) => bridge::run(g, a),
         Command::Completions(a) => docs::completions(a, command()),
         Command::Man(a) => docs::man(a, command()),
     }
@@ -204,9 +208,9 @@ fn main() -> ExitCode {
         }
     };
     // Every command undoes what it half made when a signal ends it: the bench, send, recv,
-    // serve, pub and sub catch their signals themselves (they stop between two steps and clean
-    // up as on an error); call dies of them as a process does (its seat is freed as a dead
-    // client's); the others go through the signal thread.
+    // serve, pub, sub and bridge catch their signals themselves (they stop between two steps
+    // and clean up as on an error); call dies of them as a process does (its seat is freed as
+    // a dead client's); the others go through the signal thread.
     if !matches!(
         cli.command,
         Command::Bench(_)
@@ -217,6 +221,7 @@ fn main() -> ExitCode {
             | Command::Serve(_)
             | Command::Pub(_)
             | Command::Sub(_)
+            | Command::Bridge(_)
     ) {
         if let Err(err) = shutdown::install() {
             out::error(&one_line(&err));

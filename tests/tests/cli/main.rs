@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_channel;
+mod bridge;
 mod channel;
 mod compare;
 mod docs;
