@@ -7,9 +7,10 @@ use zenoh::Wait;
 use zenoh::handlers::FifoChannel;
 use zenoh::sample::{Sample, SampleKind};
 
+use crate::bridge::{Bridge, Carried, End, OUT_TOKEN, TICK};
+use crate::error::{Error, Result};
 use crate::watch::Presence;
 use crate::wire::{Header, Kind};
-use crate::{Bridge, Carried, End, Error, Result, TICK};
 
 /// Where the stream is: the run of the `out` bridge it comes from, and the next message due.
 #[derive(Debug, Default)]
@@ -47,7 +48,7 @@ impl Bridge<'_> {
     /// in order, until the end of the stream; returns what it carried.
     ///
     /// It subscribes on the key and takes the samples one by one as they come (a bounded
-    /// queue of [`IN_QUEUE`](crate::IN_QUEUE) samples: when the local channel is full, the
+    /// queue of [`IN_QUEUE`](crate::bridge::IN_QUEUE) samples: when the local channel is full, the
     /// queue fills, Zenoh stops reading the link, and the far publisher blocks). The end
     /// travels: at the end of a complete stream it calls [`Sender::finish`] and returns once
     /// the local receiver has received all of it (so the receiver ends with
@@ -67,7 +68,7 @@ impl Bridge<'_> {
         let _liveliness = self
             .session
             .liveliness()
-            .declare_subscriber(self.token(crate::OUT_TOKEN))
+            .declare_subscriber(self.token(OUT_TOKEN))
             .history(true)
             .callback(move |s: Sample| seen.set(s.kind() == SampleKind::Put))
             .wait()
@@ -75,7 +76,7 @@ impl Bridge<'_> {
         let subscriber = self
             .session
             .declare_subscriber(self.key.clone())
-            .with(FifoChannel::new(crate::IN_QUEUE))
+            .with(FifoChannel::new(crate::bridge::IN_QUEUE))
             .wait()
             .map_err(Error::zenoh(format!("subscribe to {}", self.key)))?;
 

@@ -6,9 +6,10 @@ use shm_channel::{Error as ChannelError, Receiver};
 use zenoh::Wait;
 use zenoh::qos::CongestionControl;
 
+use crate::bridge::{Bridge, Carried, End, OUT_TOKEN, TICK};
+use crate::error::{Error, Result};
 use crate::watch::Presence;
 use crate::wire::{Header, Kind};
-use crate::{Bridge, Carried, End, Error, Result, TICK};
 
 impl Bridge<'_> {
     /// Carries every message of the local channel that `rx` receives to the key, in order,
@@ -47,7 +48,7 @@ impl Bridge<'_> {
         let _token = self
             .session
             .liveliness()
-            .declare_token(self.token(crate::OUT_TOKEN))
+            .declare_token(self.token(OUT_TOKEN))
             .wait()
             .map_err(Error::zenoh("declare the out bridge's liveliness token"))?;
         let far = Arc::new(Presence::default());

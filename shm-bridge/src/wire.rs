@@ -10,7 +10,8 @@
 //! stream held). `run` is drawn at random by each `out` bridge when it starts, so that the
 //! `in` half notices a restarted `out` bridge instead of splicing two streams.
 
-use crate::{End, Error, Result};
+use crate::bridge::End;
+use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"shmB";
 /// The protocol version this build speaks.
