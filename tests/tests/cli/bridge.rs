@@ -503,3 +503,57 @@ fn an_aborted_sender_is_reported_aborted_on_the_far_side() {
 fn a_killed_sender_is_reported_aborted_on_the_far_side() {
     sender_ends_early("bridge-kill-send", true);
 }
+
+/// A writer that counts what it wrote.
+struct Counted<W>(W, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// recv on B not read for 2 s while send on A has 64 MiB to send: the back-pressure reaches
+/// send on A (its input stops being read, far below 64 MiB: what the two channels, the bridges
+/// and the TCP buffers hold), and once B reads, every byte arrives, nothing dropped.
+#[test]
+fn a_slow_far_side_slows_the_local_sender_and_nothing_is_dropped() {
+    let test = "bridge-slow";
+    if let Some(why) = namespaces_unavailable() {
+        return skip(test, &why);
+    }
+    const MIB: usize = 64;
+    let p = Pair::new(test, "posix");
+    let mut send =
+        p.a.shm(&p.args(&["send", &p.name]), Stdio::piped(), Stdio::null());
+    let mut out = p.bridge_out();
+    let mut inb = p.bridge_in();
+    let mut recv = p.recv(Stdio::piped());
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let feed = Counted(send.0.0.stdin.take().unwrap(), written.clone());
+    let feeder = std::thread::spawn(move || feed_pattern(feed, MIB));
+    std::thread::sleep(Duration::from_secs(2));
+    let stuck = written.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "with B not reading, send on A took {} MiB of {MIB}",
+        stuck >> 20
+    );
+    assert!(stuck > 0, "nothing was sent");
+    assert!(
+        stuck < (MIB << 20) / 2,
+        "send on A took {stuck} bytes: no back-pressure"
+    );
+    let checked = check_pattern(recv.0.0.stdout.take().unwrap(), MIB);
+    recv.ok("shm recv on B");
+    feeder.join().unwrap().unwrap();
+    send.ok("shm send on A");
+    out.ok("shm bridge out on A");
+    inb.ok("shm bridge in on B");
+    checked.unwrap();
+    p.assert_nothing_left();
+}
