@@ -74,7 +74,8 @@
 //! # Async (feature `async`)
 //!
 //! Every wait has a future, driven only by `Waker`s, so it runs in any executor (tokio's
-//! current-thread and multi-thread runtimes and `futures::executor::block_on` are tested):
+//! current-thread and multi-thread runtimes, smol, async-std and `futures::executor::block_on`
+//! are tested):
 //! [`Receiver::recv_async`], [`Sender::send_async`], [`Sender::loan_async`],
 //! [`Client::call_async`], [`Server::recv_async`], a topic's
 //! [`Subscriber::recv_async`](pubsub::Subscriber::recv_async) (and

@@ -1,6 +1,6 @@
 //! The async forms and the wait set (feature `async`): every future under tokio's
-//! current-thread and multi-thread runtimes and `futures::executor::block_on`, many awaits at
-//! once, deadlines, a killed peer, and a wait set over 64 ends.
+//! current-thread and multi-thread runtimes, `futures::executor::block_on`, smol and
+//! async-std, many awaits at once, deadlines, a killed peer, and a wait set over 64 ends.
 #![cfg(all(feature = "async", target_os = "linux"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -26,7 +26,8 @@ fn backend() -> shm_posix::Posix {
     shm_posix::Posix::new()
 }
 
-/// Runs the future `make()` makes under each executor the issue names.
+/// Runs the future `make()` makes under each executor the issue names: tokio (current-thread
+/// and multi-thread), `futures::executor::block_on`, smol and async-std.
 fn on_every_executor<F: Future<Output = ()>>(make: impl Fn(&'static str) -> F) {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -40,6 +41,8 @@ fn on_every_executor<F: Future<Output = ()>>(make: impl Fn(&'static str) -> F) {
         .unwrap()
         .block_on(make("multi_thread"));
     futures::executor::block_on(make("block_on"));
+    smol::block_on(make("smol"));
+    async_std::task::block_on(make("async_std"));
 }
 
 /// A stream each way through the futures: every message arrives, in order, whether the
