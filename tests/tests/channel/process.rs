@@ -452,7 +452,13 @@ fn stranger_and_wait_forms(kind: &'static str) {
             rx.recv_deadline(t0 + wait).unwrap_err()
         };
         assert!(matches!(e, Error::TimedOut { .. }), "{e}");
-        assert!(t0.elapsed() >= wait && t0.elapsed() < wait + Duration::from_millis(200));
+        // Not before the deadline; after it, within a bound a busy machine keeps (it must
+        // return, not hang).
+        let took = t0.elapsed();
+        assert!(
+            took >= wait && took < wait + Duration::from_secs(2),
+            "{took:?}"
+        );
     }
     tx.send(b"1").unwrap();
     tx.try_send(b"2").unwrap();
