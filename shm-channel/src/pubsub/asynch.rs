@@ -41,7 +41,7 @@ impl Watch for PublisherWatch {
     }
 
     fn alive(&self) -> bool {
-        self.publisher.judge_pid().maybe_alive()
+        self.topic.judge_publisher(&self.publisher).maybe_alive()
     }
 }
 

@@ -44,7 +44,15 @@
 //! up. A dead publisher is known to its subscribers the same way, within about 50 ms of a
 //! blocking call, and at once by `try_recv` ([`Error::PeerDead`]); the first subscriber that
 //! learns it removes the topic's name, so nothing is left once every end is gone. Liveness is
-//! the stream's: a process id and start time per end (see the crate docs).
+//! judged as for the stream (see the crate docs): the publisher and each subscriber seat hold a
+//! lock on one byte of the segment's object (POSIX and file backends), which the kernel drops
+//! when the process dies, whatever its pid namespace; the process id and start time judge an
+//! end in this pid namespace too. On System V, which keeps no descriptor to lock, the witness
+//! is the attach count: it tells only that every other end is gone. So there, an end in
+//! another pid namespace (where its pid tells nothing) is known dead only once no other
+//! process is attached: a lone subscriber's death, or the publisher's when one subscriber is
+//! left; with several, a dead one in another pid namespace stays (counted alive) until the
+//! others are gone too. A pid that cannot be judged is never taken for dead.
 //!
 //! # Async
 //!
@@ -98,7 +106,7 @@ use shm_core::{Backend, SegmentName};
 use crate::hub::Hub;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
 use crate::lent::Lent;
-use crate::peer::Proc;
+use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
 use crate::ring::deadline_in;
 use crate::shared::PEER_CHECK;
 use crate::{Error, Result};
@@ -259,7 +267,18 @@ struct Topic {
     lossy: bool,
     history: u32,
     fingerprint: Fingerprint,
+    /// What the kernel keeps of each end (a lock per seat, or the attach count).
+    witness: Witness,
     hub: Hub,
+}
+
+/// The witness of a topic's segment mapped by `hub`.
+fn witness_of(hub: &Hub) -> Witness {
+    let sysv_id = match hub.mapping().fd() {
+        Some(_) => None,
+        None => hub.segment_info().ok().and_then(|i| i.id),
+    };
+    Witness::of(hub.mapping(), sysv_id)
 }
 
 impl Topic {
@@ -357,6 +376,21 @@ impl Topic {
         true
     }
 
+    /// The lock byte of seat `i`'s owner (the publisher's is `SEAT_CREATOR`).
+    fn lock_of(i: u32) -> u64 {
+        SEAT_CREATOR + 1 + u64::from(i)
+    }
+
+    /// The verdict on `p`, announced as the owner of seat `i`.
+    fn judge_owner(&self, i: u32, p: &Proc) -> Verdict {
+        self.witness.judge(self.hub.mapping(), Self::lock_of(i), p)
+    }
+
+    /// The verdict on the publisher, announced as `p`.
+    fn judge_publisher(&self, p: &Proc) -> Verdict {
+        self.witness.judge(self.hub.mapping(), SEAT_CREATOR, p)
+    }
+
     /// Removes the owners of seats that died; returns how many.
     fn evict_dead(&self, only: impl Fn(u32) -> bool) -> usize {
         let mut n = 0;
@@ -369,7 +403,7 @@ impl Topic {
                 continue;
             }
             let dead = match self.owner(i) {
-                Some(p) => !p.judge_pid().maybe_alive(),
+                Some(p) => self.judge_owner(i, &p) == Verdict::Dead,
                 None => true, // no process could have that id: garbage
             };
             if dead && self.evict(i, pid) {
@@ -382,7 +416,7 @@ impl Topic {
     /// `PeerDead` once `publisher` died (the first to learn it removes the topic's name).
     /// Messages it completed come first: the caller looked and found none.
     fn check_publisher(&self, publisher: &Proc) -> Result<()> {
-        if publisher.judge_pid().maybe_alive() {
+        if self.judge_publisher(publisher).maybe_alive() {
             return Ok(());
         }
         self.hub.remove_name_once(&self.header().unlinked);
@@ -393,8 +427,8 @@ impl Topic {
     fn subscribers(&self) -> Vec<(i32, bool)> {
         (0..self.shape.seats)
             .filter(|&i| self.seat(i).active.load(Ordering::SeqCst) != 0)
-            .filter_map(|i| self.owner(i))
-            .map(|p| (p.pid, p.judge_pid().maybe_alive()))
+            .filter_map(|i| Some((i, self.owner(i)?)))
+            .map(|(i, p)| (p.pid, self.judge_owner(i, &p).maybe_alive()))
             .collect()
     }
 }
@@ -522,8 +556,18 @@ impl Publisher {
             lossy: opts.policy == Policy::Lossy,
             history: opts.history,
             fingerprint,
+            witness: witness_of(&hub),
             hub,
         };
+        // The publisher's seat, held until its mapping closes (its death included).
+        topic
+            .witness
+            .hold(topic.hub.mapping(), SEAT_CREATOR)
+            .map_err(|e| Error::Busy {
+                name: name.to_owned(),
+                backend: backend.name(),
+                detail: format!("its publisher's seat is held by a live process ({e})"),
+            })?;
         let me = Proc::me();
         let h = topic.header();
         // The segment is new and zero-filled; the magic goes last, with Release.
@@ -591,12 +635,15 @@ impl Publisher {
             h.publisher_pidns.load(Ordering::SeqCst),
         );
         hub.keep();
+        let witness = witness_of(&hub);
         match publisher {
-            Some(p) if p.judge_pid().maybe_alive() => Err(Error::Busy {
-                name: name.as_str().to_owned(),
-                backend: backend.name(),
-                detail: format!("the topic's publisher (pid {}) is alive", p.pid),
-            }),
+            Some(p) if witness.judge(hub.mapping(), SEAT_CREATOR, &p).maybe_alive() => {
+                Err(Error::Busy {
+                    name: name.as_str().to_owned(),
+                    backend: backend.name(),
+                    detail: format!("the topic's publisher (pid {}) is alive", p.pid),
+                })
+            }
             _ => {
                 hub.remove_name_once(&h.unlinked);
                 Ok(())
@@ -1118,17 +1165,18 @@ impl Subscriber {
             }
         };
         hub.keep(); // the publisher owns the name
-        if !publisher.judge_pid().maybe_alive() {
-            hub.remove_name_once(&h.unlinked);
-            return Err(Error::PeerDead { pid: publisher.pid });
-        }
         let topic = Arc::new(Topic {
             shape,
             lossy,
             history,
             fingerprint: found,
+            witness: witness_of(&hub),
             hub,
         });
+        if topic.judge_publisher(&publisher) == Verdict::Dead {
+            topic.hub.remove_name_once(&topic.header().unlinked);
+            return Err(Error::PeerDead { pid: publisher.pid });
+        }
         let me = Proc::me();
         let seat = Self::claim(&topic, me)?;
         // SAFETY: the signal is a field of the Subscriber, which holds the Arc as well.
@@ -1162,11 +1210,20 @@ impl Subscriber {
         })
     }
 
-    /// Takes a free seat, removing dead owners if every seat is taken.
+    /// Takes a free seat, removing dead owners if every seat is taken: its lock first (a
+    /// live holder keeps it), then its owner word.
     fn claim(topic: &Topic, me: Proc) -> Result<u32> {
+        let map = topic.hub.mapping();
         for round in 0..2 {
             for i in 0..topic.shape.seats {
                 let seat = topic.seat(i);
+                if seat.owner.load(Ordering::SeqCst) != 0 {
+                    continue;
+                }
+                let lock = Topic::lock_of(i);
+                if topic.witness.hold(map, lock).is_err() {
+                    continue;
+                }
                 if seat
                     .owner
                     .compare_exchange(0, me.pid as u32, Ordering::SeqCst, Ordering::SeqCst)
@@ -1176,6 +1233,7 @@ impl Subscriber {
                     seat.pidns.store(me.pidns, Ordering::SeqCst);
                     return Ok(i);
                 }
+                topic.witness.release(map, lock);
             }
             if round == 0 && topic.evict_dead(|_| true) == 0 {
                 break;
@@ -1205,7 +1263,7 @@ impl Subscriber {
 
     /// True while the publisher's process lives.
     pub fn publisher_alive(&self) -> bool {
-        self.publisher.judge_pid().maybe_alive()
+        self.topic.judge_publisher(&self.publisher).maybe_alive()
     }
 
     /// Receives the next message in place, waiting for it.
@@ -1426,8 +1484,11 @@ impl Drop for Subscriber {
                 .compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
             self.topic.wake_publisher();
         }
-        if !self.publisher.judge_pid().maybe_alive() {
-            let t = &self.topic;
+        // The seat is free: its lock too (the mapping may outlive this end in a reactor).
+        let t = &self.topic;
+        t.witness
+            .release(t.hub.mapping(), Topic::lock_of(self.seat));
+        if t.judge_publisher(&self.publisher) == Verdict::Dead {
             t.hub.remove_name_once(&t.header().unlinked);
         }
     }

@@ -740,7 +740,7 @@ fn a_channel_in_the_making_is_waited_for(kind: &'static str) {
 }
 
 /// Why a namespace test cannot run here, if it cannot.
-fn no_pid_namespaces() -> Option<String> {
+pub(crate) fn no_pid_namespaces() -> Option<String> {
     if !shm_tests::is_root() {
         return Some("needs root for unshare --pid".to_owned());
     }
@@ -754,7 +754,7 @@ fn no_pid_namespaces() -> Option<String> {
     }
 }
 
-const UNSHARE: &[&str] = &["unshare", "-p", "-f", "--kill-child", "--mount-proc"];
+pub(crate) const UNSHARE: &[&str] = &["unshare", "-p", "-f", "--kill-child", "--mount-proc"];
 
 /// Ends in two pid namespaces: a pid is not an identity there, so neither takes the other for
 /// dead while it lives (the opener took the live creator for dead and removed the channel),

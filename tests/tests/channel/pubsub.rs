@@ -13,7 +13,7 @@ use shm_channel::pubsub::{
     Policy, Publisher, SubscribeOptions, Subscriber, TopicOptions, TypedPublisher, TypedSubscriber,
 };
 use shm_core::{Backend, SegmentName};
-use shm_tests::peer_process::{Peer, Under, peer_backend, scribble};
+use shm_tests::peer_process::{Peer, Under, backend, peer_backend, scribble};
 use shm_tests::unique_name;
 
 const ROLE: &str = "PUBSUB_PEER";
@@ -154,9 +154,14 @@ fn peer() {
 }
 
 fn spawn(u: &Under, role: &str, name: &str, count: u64) -> Peer {
+    spawn_under(u, &[], role, name, count)
+}
+
+/// As `spawn`, run by the command `wrap` (`unshare ...`).
+fn spawn_under(u: &Under, wrap: &[&str], role: &str, name: &str, count: u64) -> Peer {
     u.spawn_peer(
         module_path!(),
-        &[],
+        wrap,
         ROLE,
         role,
         &[
@@ -714,6 +719,105 @@ mod millions {
     }
 }
 
+/// Why the pid-namespace tests cannot run here (printed), or the `unshare` to run a peer with.
+fn in_another_pid_namespace(test: &str) -> Option<&'static [&'static str]> {
+    match super::process::no_pid_namespaces() {
+        Some(why) => {
+            shm_tests::skip(test, &why);
+            None
+        }
+        None => Some(super::process::UNSHARE),
+    }
+}
+
+/// A subscriber in another pid namespace (where its pid tells nothing), judged by the witness
+/// the kernel keeps (its seat's lock; on System V the attach count): while it lives it is
+/// never taken for dead; killed (-9), it is removed within 100 ms of the publisher waiting for
+/// it (it never was: the publisher waited forever). On System V the attach count tells only
+/// that every other end is gone: a lone subscriber is what it can judge.
+fn a_subscriber_in_another_pid_namespace(kind: &'static str) {
+    let Some(unshare) = in_another_pid_namespace("a_subscriber_in_another_pid_namespace") else {
+        return;
+    };
+    let u = Under::new(kind);
+    let b = u.backend();
+    // A subscriber inside, holding a message: the publisher outside fills the ring.
+    let name = unique_name("ps-ns-sub");
+    let mut p = Publisher::create(&b, &name, &topic(8).subscribers(4)).unwrap();
+    let mut holder = spawn_under(&u, unshare, "hold", &name, 0);
+    holder.expect_line("READY");
+    p.wait_for_subscribers(1, Duration::from_secs(10)).unwrap();
+    publish_range(&mut p, 0, 1);
+    holder.expect_line("MID");
+    let mut i = 1;
+    while p.try_publish(&message(i)).is_ok() {
+        i += 1;
+    }
+    assert_eq!(i, 8, "the ring holds 8 messages");
+    // Alive: waited for (several judgments, 40 ms apart), never removed.
+    assert!(matches!(
+        p.publish_timeout(&message(i), Duration::from_millis(300)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert_eq!(p.remove_dead(), 0, "a live subscriber taken for dead");
+    assert_eq!(p.subscribers().len(), 1);
+    assert!(p.subscribers()[0].1, "a live subscriber said dead");
+    let id = sysv_id(p.segment_info());
+    holder.kill9(); // unshare, and with it (--kill-child) the subscriber inside
+    let t0 = Instant::now();
+    let r = p.publish_timeout(&message(i), Duration::from_secs(10));
+    let took = t0.elapsed();
+    assert!(r.is_ok(), "the dead subscriber was not removed: {r:?}");
+    println!("{kind}: a dead subscriber in another pid namespace removed after {took:?}");
+    assert!(took < DEATH_BOUND, "removed after {took:?}");
+    assert_eq!(p.subscriber_count(), 0);
+    drop(p);
+    holder.finish();
+    u.assert_gone(&name, id);
+}
+
+/// A publisher in another pid namespace: while it lives its subscriber never takes it for
+/// dead; killed (-9), the subscriber learns `PeerDead` within 100 ms (it never did: the pid
+/// could not be judged, and "unknown" counted as alive forever). On System V, with one
+/// subscriber (the attach count tells once no other end is attached).
+fn a_publisher_in_another_pid_namespace(kind: &'static str) {
+    let Some(unshare) = in_another_pid_namespace("a_publisher_in_another_pid_namespace") else {
+        return;
+    };
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ps-ns-pub");
+    let _guard =
+        (kind != "file").then(|| shm_tests::Cleanup::on(backend(kind, None), name.clone()));
+    let mut peer = spawn_under(&u, unshare, "publish-then-hang", &name, 100);
+    peer.expect_line("READY");
+    let mut a = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+    peer.expect_line("MID");
+    let id = sysv_id(a.segment_info());
+    for i in 0..100 {
+        assert_eq!(a.recv().unwrap().to_vec(), message(i));
+    }
+    assert!(a.publisher_alive(), "a live publisher taken for dead");
+    assert!(matches!(
+        a.recv_timeout(Duration::from_millis(300)),
+        Err(Error::TimedOut { .. })
+    ));
+    peer.kill9();
+    let t0 = Instant::now();
+    let e = a
+        .recv_timeout(Duration::from_secs(10))
+        .map(drop)
+        .unwrap_err();
+    let took = t0.elapsed();
+    assert!(matches!(e, Error::PeerDead { .. }), "{e}");
+    println!("{kind}: a dead publisher in another pid namespace known after {took:?}");
+    assert!(took < DEATH_BOUND, "PeerDead after {took:?}");
+    assert!(!a.publisher_alive());
+    drop(a);
+    peer.finish();
+    u.assert_gone(&name, id);
+}
+
 macro_rules! per_backend {
     ($($name:ident => $body:expr;)*) => {
         mod posix { use super::*; $(#[test] fn $name() { ($body)("posix") })* }
@@ -736,4 +840,6 @@ per_backend! {
     history => history_for_late_subscribers;
     typed => typed_topics;
     garbage => garbage_from_a_peer;
+    subscriber_in_another_pid_namespace => a_subscriber_in_another_pid_namespace;
+    publisher_in_another_pid_namespace => a_publisher_in_another_pid_namespace;
 }
