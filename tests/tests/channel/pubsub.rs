@@ -263,6 +263,26 @@ fn join_and_leave_midstream(kind: &'static str) {
     u.assert_gone(&name, id);
 }
 
+/// Once `subs` subscribers joined, publishes message 0, which `holder` (role "hold") takes and
+/// holds, then fills the ring of 8 slots behind it: the publisher waits `wait_ms` in vain for
+/// the next. Returns that next message's number.
+fn fill_behind(p: &mut Publisher, holder: &mut Peer, subs: usize, wait_ms: u64) -> u64 {
+    p.wait_for_subscribers(subs, Duration::from_secs(10))
+        .unwrap();
+    publish_range(p, 0, 1);
+    holder.expect_line("MID");
+    let mut i = 1;
+    while p.try_publish(&message(i)).is_ok() {
+        i += 1;
+    }
+    assert_eq!(i, 8, "the ring holds 8 messages");
+    assert!(matches!(
+        p.publish_timeout(&message(i), Duration::from_millis(wait_ms)),
+        Err(Error::TimedOut { .. })
+    ));
+    i
+}
+
 /// Back-pressure: a subscriber that holds a message stops the publisher after `slots`
 /// messages (try_publish says Full, publish_timeout TimedOut); killed (-9), it is removed
 /// within 100 ms of the publisher waiting for it, its slots return, and the other subscriber
@@ -276,18 +296,7 @@ fn subscriber_killed(kind: &'static str) {
     let mut good = spawn(&u, "check", &name, 0);
     holder.expect_line("READY");
     good.expect_line("READY");
-    p.wait_for_subscribers(2, Duration::from_secs(10)).unwrap();
-    publish_range(&mut p, 0, 1);
-    holder.expect_line("MID");
-    let mut i = 1;
-    while p.try_publish(&message(i)).is_ok() {
-        i += 1;
-    }
-    assert_eq!(i, 8, "the ring holds 8 messages");
-    assert!(matches!(
-        p.publish_timeout(&message(i), Duration::from_millis(50)),
-        Err(Error::TimedOut { .. })
-    ));
+    let i = fill_behind(&mut p, &mut holder, 2, 50);
     let id = sysv_id(p.segment_info());
     holder.kill9();
     let t0 = Instant::now();
@@ -746,19 +755,8 @@ fn a_subscriber_in_another_pid_namespace(kind: &'static str) {
     let mut p = Publisher::create(&b, &name, &topic(8).subscribers(4)).unwrap();
     let mut holder = spawn_under(&u, unshare, "hold", &name, 0);
     holder.expect_line("READY");
-    p.wait_for_subscribers(1, Duration::from_secs(10)).unwrap();
-    publish_range(&mut p, 0, 1);
-    holder.expect_line("MID");
-    let mut i = 1;
-    while p.try_publish(&message(i)).is_ok() {
-        i += 1;
-    }
-    assert_eq!(i, 8, "the ring holds 8 messages");
     // Alive: waited for (several judgments, 40 ms apart), never removed.
-    assert!(matches!(
-        p.publish_timeout(&message(i), Duration::from_millis(300)),
-        Err(Error::TimedOut { .. })
-    ));
+    let i = fill_behind(&mut p, &mut holder, 1, 300);
     assert_eq!(p.remove_dead(), 0, "a live subscriber taken for dead");
     assert_eq!(p.subscribers().len(), 1);
     assert!(p.subscribers()[0].1, "a live subscriber said dead");
