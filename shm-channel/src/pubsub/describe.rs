@@ -4,15 +4,15 @@ use std::mem::{offset_of, size_of};
 
 use shm_core::{Mapping, SegmentInfo};
 
-use super::Fingerprint;
 use super::layout::{
     ACTIVE, END_ABORTED, END_COMPLETE, EVICTING, Header, JOINING, OFF_TAIL, POLICY_BACK_PRESSURE,
     POLICY_LOSSY, Seat, Shape, VERSION,
 };
+use super::{Fingerprint, Topic};
 use crate::about::{ChannelInfo, End, Kind};
 use crate::discover::{u32_at, u64_at};
 use crate::layout::{CLOSED, COUNT_MASK};
-use crate::peer::Proc;
+use crate::peer::{Proc, SEAT_CREATOR, Witness};
 
 /// The topic in `map`, or `None` when its header is cut short.
 pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Option<ChannelInfo> {
@@ -20,6 +20,7 @@ pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Optio
     map.read_at(0, &mut h).ok()?;
     let field = |off: usize| u32_at(&h, off);
     let version = field(offset_of!(Header, version));
+    let segment_id = segment.id;
     let mut info = ChannelInfo::bare(name, segment, Kind::PubSub, version);
     let (slots, max, seats) = (
         field(offset_of!(Header, slots)),
@@ -35,6 +36,7 @@ pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Optio
     info.slots = shape.slots;
     info.max_message = shape.max as usize;
     info.max_ends = 1 + shape.seats;
+    let witness = Witness::of(map, segment_id);
     let publisher = Proc::checked(
         field(offset_of!(Header, publisher_pid)),
         u64_at(&h, offset_of!(Header, publisher_start)),
@@ -44,7 +46,7 @@ pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Optio
         info.ends.push(End {
             role: "publisher",
             pid: p.pid,
-            alive: p.judge_pid().maybe_alive(),
+            alive: witness.judge(map, SEAT_CREATOR, &p).maybe_alive(),
         });
     }
     let mut seat = [0u8; size_of::<Seat>()];
@@ -65,7 +67,7 @@ pub(crate) fn describe(map: &Mapping, name: &str, segment: SegmentInfo) -> Optio
         info.ends.push(End {
             role: "subscriber",
             pid: p.map_or(0, |p| p.pid),
-            alive: p.is_some_and(|p| p.judge_pid().maybe_alive()),
+            alive: p.is_some_and(|p| witness.judge(map, Topic::lock_of(i), &p).maybe_alive()),
         });
     }
     let policy = match field(offset_of!(Header, policy)) {

@@ -760,9 +760,35 @@ fn a_subscriber_in_another_pid_namespace(kind: &'static str) {
     assert_eq!(p.remove_dead(), 0, "a live subscriber taken for dead");
     assert_eq!(p.subscribers().len(), 1);
     assert!(p.subscribers()[0].1, "a live subscriber said dead");
+    let subscriber_alive = || {
+        let found = shm_channel::discover::inspect(&b, &name).unwrap();
+        let subs: Vec<_> = found
+            .ends
+            .iter()
+            .filter(|e| e.role == "subscriber")
+            .collect();
+        assert_eq!(subs.len(), 1, "{found:?}");
+        subs[0].alive
+    };
+    assert!(
+        subscriber_alive(),
+        "discovery took a live subscriber for dead"
+    );
     let id = sysv_id(p.segment_info());
     holder.kill9(); // unshare, and with it (--kill-child) the subscriber inside
     let t0 = Instant::now();
+    // Discovery judges it by its lock too (System V: discovery's own attachment keeps the
+    // count above one, so it cannot tell there).
+    if kind != "sysv" {
+        while subscriber_alive() {
+            assert!(
+                t0.elapsed() < DEATH_BOUND,
+                "discovery says the dead subscriber lives"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        println!("{kind}: discovery says it is dead after {:?}", t0.elapsed());
+    }
     let r = p.publish_timeout(&message(i), Duration::from_secs(10));
     let took = t0.elapsed();
     assert!(r.is_ok(), "the dead subscriber was not removed: {r:?}");
