@@ -19,6 +19,10 @@
 //! ```
 //!
 //! Counts run modulo 2^31. Message `c` lives in slot `c mod slots`.
+//!
+//! Locks (the witness of `peer`, on backends with a descriptor): byte 0 is the publisher's,
+//! byte `1 + i` the owner's of seat `i`, held while the end lives (an end of version 2 held
+//! none, and would be taken for dead).
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -29,7 +33,7 @@ use crate::{Error, Result};
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmpubs\0");
 /// The layout this build writes and reads. Any change to this file bumps it.
 /// Version 2: how the stream ended, in the header.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 /// At most this many subscriber seats.
 pub(crate) const MAX_SEATS: u32 = 1024;
