@@ -4,10 +4,12 @@
 #![cfg(all(feature = "async", target_os = "linux"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::future::Future;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::on_every_executor;
 use shm_channel::pubsub::{
     Publisher, SubscribeOptions, Subscriber, TopicOptions, TypedPublisher, TypedSubscriber,
 };
@@ -24,25 +26,6 @@ fn name(test: &str) -> String {
 
 fn backend() -> shm_posix::Posix {
     shm_posix::Posix::new()
-}
-
-/// Runs the future `make()` makes under each executor the issue names: tokio (current-thread
-/// and multi-thread), `futures::executor::block_on`, smol and async-std.
-fn on_every_executor<F: Future<Output = ()>>(make: impl Fn(&'static str) -> F) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(make("current_thread"));
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(make("multi_thread"));
-    futures::executor::block_on(make("block_on"));
-    smol::block_on(make("smol"));
-    async_std::task::block_on(make("async_std"));
 }
 
 /// A stream each way through the futures: every message arrives, in order, whether the

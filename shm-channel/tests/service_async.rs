@@ -1,14 +1,16 @@
 //! A service's futures (feature `async`): `Service::recv_async` and
-//! `ServiceClient::call_async` under tokio's current-thread and multi-thread runtimes and
-//! `futures::executor::block_on`, beside blocking clients; deadlines and late answers; a server
-//! that closes; a server process killed while a call is awaited.
+//! `ServiceClient::call_async` under tokio's current-thread and multi-thread runtimes,
+//! `futures::executor::block_on`, smol and async-std, beside blocking clients; deadlines and
+//! late answers; a server that closes; a server process killed while a call is awaited.
 #![cfg(all(feature = "async", target_os = "linux"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::future::Future;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::on_every_executor;
 use shm_channel::Error;
 use shm_channel::service::{Service, ServiceClient, ServiceOptions};
 
@@ -27,21 +29,6 @@ fn backend() -> shm_posix::Posix {
 
 fn opts() -> ServiceOptions {
     ServiceOptions::new(64).clients(4)
-}
-
-fn on_every_executor<F: Future<Output = ()>>(make: impl Fn(&'static str) -> F) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(make("current_thread"));
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(make("multi_thread"));
-    futures::executor::block_on(make("block_on"));
 }
 
 /// An awaiting server answers three blocking client threads (which pause now and then, so
