@@ -151,6 +151,32 @@ pub(crate) fn open_input(path: Option<&PathBuf>) -> Result<(Option<File>, RawFd)
     Ok((file, fd))
 }
 
+/// Waits until the input `fd` has something to read (data, its end or an error), looking at
+/// the stop at least every [`TICK`]: a signal that came just before a read began (after the
+/// last look) would otherwise leave that read blocked for as long as the input stays open.
+fn wait_readable(fd: RawFd) -> Result<()> {
+    let tick = libc::c_int::try_from(TICK.as_millis()).unwrap_or(100);
+    loop {
+        check_stop()?;
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, ours, for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, tick) };
+        if n > 0 {
+            return Ok(());
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e).context("cannot wait for the input; the stream ends as cut");
+            }
+        }
+    }
+}
+
 /// Reads at most `cap` bytes of the input `fd` into a loaned slot's payload at `ptr`: how
 /// many, 0 at the end of the input; an error when it fails or a stop came.
 ///
@@ -159,6 +185,7 @@ pub(crate) fn open_input(path: Option<&PathBuf>) -> Result<(Option<File>, RawFd)
 /// `ptr` must be valid for writes of `cap` bytes (a loan's payload and capacity, the loan
 /// alive), and no Rust reference to those bytes may exist.
 pub(crate) unsafe fn read_into(fd: RawFd, ptr: *mut u8, cap: usize) -> Result<usize> {
+    wait_readable(fd)?;
     let read = retry_eintr(|| {
         // SAFETY: the caller's promise: `cap` writable bytes at `ptr`, no reference to them;
         // the kernel writes at most `cap` bytes there.
