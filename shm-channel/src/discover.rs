@@ -25,11 +25,12 @@ use std::mem::offset_of;
 use shm_core::{Access, Backend, Mapping, Segment, SegmentInfo, SegmentName};
 
 use crate::about::{ChannelInfo, End, Kind};
+use crate::fields::{end_at, u32_at};
 use crate::layout::{
-    ABANDONED, CONNECTED, EndRecord, HEADER, Header, KIND_CHANNEL, KIND_PAIR, MAGIC, RECLAIMING,
-    VERSION, WAITING,
+    ABANDONED, CONNECTED, HEADER, Header, KIND_CHANNEL, KIND_PAIR, MAGIC, RECLAIMING, VERSION,
+    WAITING,
 };
-use crate::peer::{Proc, SEAT_CREATOR, SEAT_OPENER, Witness};
+use crate::peer::{SEAT_CREATOR, SEAT_OPENER, Witness};
 use crate::{Error, Result, pubsub, service};
 
 /// Every channel of `backend`: each segment it lists (POSIX by name, System V by key) whose
@@ -91,30 +92,6 @@ pub fn inspect<B: Backend>(backend: &B, name: &str) -> Result<ChannelInfo> {
 }
 
 const UNREADABLE: &str = "its header has a channel's magic, but is cut short or of an unknown kind";
-
-/// The little-endian 32-bit word at `off` in `bytes`.
-pub(crate) fn u32_at(bytes: &[u8], off: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&bytes[off..off + 4]);
-    u32::from_le_bytes(w)
-}
-
-/// The little-endian 64-bit word at `off` in `bytes`.
-pub(crate) fn u64_at(bytes: &[u8], off: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[off..off + 8]);
-    u64::from_le_bytes(w)
-}
-
-/// The process the end record at `at` in `bytes` announces (`None`: no process could have
-/// its id).
-pub(crate) fn end_at(bytes: &[u8], at: usize) -> Option<Proc> {
-    Proc::checked(
-        u32_at(bytes, at + offset_of!(EndRecord, pid)),
-        u64_at(bytes, at + offset_of!(EndRecord, start)),
-        u64_at(bytes, at + offset_of!(EndRecord, pidns)),
-    )
-}
 
 /// A stream's or a pair's segment (magic "shmchan"); `None` when it is too short or of no
 /// known kind.

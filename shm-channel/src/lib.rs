@@ -245,8 +245,11 @@
 #![deny(missing_docs)]
 
 mod about;
+#[cfg(feature = "async")]
+mod asynch;
 pub mod discover;
 mod error;
+mod fields;
 mod hub;
 mod layout;
 mod lent;
@@ -274,8 +277,7 @@ pub use shm_core::wait::WaitStrategy;
 pub use zerocopy;
 #[cfg(feature = "async")]
 pub use {
-    pair::{CallFuture, RequestFuture},
-    ring::{LoanFuture, RecvFuture, SendFuture},
+    asynch::{CallFuture, LoanFuture, RecvFuture, RequestFuture, SendFuture},
     waiting::PeerFuture,
     waitset::{Event, WaitSet, Waitable},
 };

@@ -23,14 +23,9 @@ use crate::ring::{Ring, deadline_in};
 use crate::shared::{Deadline, How, Role, Shared};
 use crate::{Error, Options, Result, Sample};
 
-#[cfg(feature = "async")]
-mod asynch;
-#[cfg(feature = "async")]
-pub use asynch::{CallFuture, RequestFuture};
-
 /// What one end of a pair holds: the ring (one slot), which holds the segment.
-struct End {
-    ring: Ring,
+pub(crate) struct End {
+    pub(crate) ring: Ring,
 }
 
 impl End {
@@ -53,13 +48,13 @@ impl End {
     }
 
     /// The slot's header, read once.
-    fn header(&self) -> u64 {
+    pub(crate) fn header(&self) -> u64 {
         self.ring.slot_header(0).word.load(Ordering::Acquire)
     }
 
     /// Writes `data` into the slot and publishes it as message `count` (a response when
     /// `response`), in one store of its header.
-    fn put(&self, data: &[u8], count: u32, response: bool) -> Result<()> {
+    pub(crate) fn put(&self, data: &[u8], count: u32, response: bool) -> Result<()> {
         if data.len() > self.ring.max {
             return Err(Error::TooLarge {
                 len: data.len(),
@@ -81,7 +76,7 @@ impl End {
 
     /// The message in the slot, whose header said `count` (checked by the caller): its
     /// length read once and checked against the maximum.
-    fn take(&self, header: u64, count: u32) -> Result<Sample<'_>> {
+    pub(crate) fn take(&self, header: u64, count: u32) -> Result<Sample<'_>> {
         let len = (header as u32 & !RESPONSE) as usize;
         if len > self.ring.max {
             return Err(Error::Protocol(format!(
@@ -169,11 +164,11 @@ impl End {
 /// # Ok(()) }
 /// ```
 pub struct Server {
-    end: End,
+    pub(crate) end: End,
     /// Requests received (modulo 2^31).
-    received: u32,
+    pub(crate) received: u32,
     /// Requests answered: `received` or one behind it.
-    answered: u32,
+    pub(crate) answered: u32,
 }
 
 /// The calling end of a request/response pair: one call at a time.
@@ -188,11 +183,11 @@ pub struct Server {
 /// # Ok(()) }
 /// ```
 pub struct Client {
-    end: End,
+    pub(crate) end: End,
     /// Calls made (modulo 2^31).
-    calls: u32,
+    pub(crate) calls: u32,
     /// Responses taken: `calls`, or one behind it after a call that timed out.
-    taken: u32,
+    pub(crate) taken: u32,
 }
 
 impl std::fmt::Debug for Server {
@@ -296,7 +291,7 @@ macro_rules! call_forms {
 }
 pub(crate) use call_forms;
 
-fn next(count: u32) -> u32 {
+pub(crate) fn next(count: u32) -> u32 {
     count.wrapping_add(1) & COUNT_MASK
 }
 

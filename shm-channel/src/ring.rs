@@ -13,11 +13,6 @@ use crate::lent::Lent;
 use crate::shared::{Deadline, How, Role, Shared};
 use crate::{Error, Options, Result};
 
-#[cfg(feature = "async")]
-mod asynch;
-#[cfg(feature = "async")]
-pub use asynch::{LoanFuture, RecvFuture, SendFuture};
-
 /// The two signals of one ring and where its slots are, kept in private memory so that
 /// finding a message's slot is a mask, a multiply and an add; and the segment they are in.
 pub(crate) struct Ring {
@@ -119,7 +114,7 @@ impl Ring {
 
     /// True when message `count`'s slot says that message is complete in it.
     #[inline]
-    fn complete(&self, count: u32) -> bool {
+    pub(crate) fn complete(&self, count: u32) -> bool {
         (self.slot_header(count).word.load(Ordering::Acquire) >> 32) as u32 == count | SEQ_SET
     }
 
@@ -147,11 +142,11 @@ fn header(len: usize, count: u32) -> u64 {
 /// [`Error::Aborted`], so that a stream cut by an error, a panic or a signal is never taken
 /// for a whole one.
 pub struct Sender {
-    ring: Ring,
+    pub(crate) ring: Ring,
     /// Messages sent, modulo 2^31: private, never read back from shared memory.
     tail: u32,
     /// The receiver's head as last seen: the slots before it are free.
-    head_seen: u32,
+    pub(crate) head_seen: u32,
     /// Refreshes of the head that found the ring at least half full and the head where it
     /// was: the receiver's life is checked at the 1st, 2nd, 4th, ... and every 1024th.
     stuck: u32,
@@ -166,11 +161,11 @@ pub struct Sender {
 /// whole stream. [`abort`](Receiver::abort) says instead that this end failed
 /// ([`Error::Aborted`] on the sender's side).
 pub struct Receiver {
-    ring: Ring,
+    pub(crate) ring: Ring,
     /// Messages released, modulo 2^31: private.
-    head: u32,
+    pub(crate) head: u32,
     /// Messages past `head` known to be complete (from the tail or a slot's sequence word).
-    avail: u32,
+    pub(crate) avail: u32,
     /// This end has said how it ended (received all, or failed): its drop says nothing more.
     ended: bool,
     /// When a non-blocking call last checked the peer.
@@ -463,7 +458,7 @@ impl Sender {
     }
 
     #[inline]
-    fn free_now(&mut self) -> Result<bool> {
+    pub(crate) fn free_now(&mut self) -> Result<bool> {
         // The head seen last may already leave a slot free: no need to touch its cache line.
         if self.used(self.head_seen) < self.refresh_at() {
             return Ok(true);
@@ -515,14 +510,14 @@ impl Sender {
     }
 
     #[inline]
-    fn make_loan(&mut self) -> Loan<'_> {
+    pub(crate) fn make_loan(&mut self) -> Loan<'_> {
         let slot = self.ring.slot(self.tail);
         Loan { tx: self, slot }
     }
 
     /// Completes message `tail` in `slot` with `len` bytes and counts it sent.
     #[inline]
-    fn publish(&mut self, len: usize) {
+    pub(crate) fn publish(&mut self, len: usize) {
         // Release: a receiver that sees the sequence sees the bytes.
         self.ring
             .slot_header(self.tail)
@@ -551,7 +546,7 @@ impl Drop for Sender {
 /// loan midway leaves the receiver nothing to take.
 pub struct Loan<'a> {
     tx: &'a mut Sender,
-    slot: *mut u8,
+    pub(crate) slot: *mut u8,
 }
 
 impl std::fmt::Debug for Loan<'_> {
@@ -827,7 +822,7 @@ impl Receiver {
         }
     }
 
-    fn waiting_now(&mut self) -> Result<bool> {
+    pub(crate) fn waiting_now(&mut self) -> Result<bool> {
         if self.avail > 0 || self.sequenced() {
             return Ok(true);
         }
@@ -898,7 +893,7 @@ impl Receiver {
 
     /// The message at `head`, which `look` found complete.
     #[inline]
-    fn take(&mut self) -> Result<Sample<'_>> {
+    pub(crate) fn take(&mut self) -> Result<Sample<'_>> {
         let slot = self.ring.slot(self.head);
         // The length is read once, into private memory, and checked: nothing is read past it.
         let len = (self

@@ -293,19 +293,13 @@ fn members(workspace: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Crates not held to it yet. shm-channel: each of `ring`, `pair`, `pubsub` and `service` has
-/// children (`asynch`, `typed`) that extend its types and reach back (`use super::...`); the fix
-/// is to move each parent's types into a child below them (`ring/ends.rs`, ...) and keep the
-/// parent a facade of re-exports. Remove a crate from here once its circles are gone.
-const NOT_YET: &[&str] = &["shm-channel"];
-
 #[test]
 fn checked_crates_import_downward_only() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut found = Vec::new();
     let members = members(&workspace);
     assert!(members.len() >= 7, "the workspace's members: {members:?}");
-    for name in members.iter().filter(|m| !NOT_YET.contains(&m.as_str())) {
+    for name in &members {
         let src = workspace.join(name).join("src");
         let uses = graph(&src);
         assert!(

@@ -4,13 +4,14 @@ use std::mem::{offset_of, size_of};
 
 use shm_core::{Mapping, SegmentInfo};
 
+use super::ends::Topic;
+use super::fingerprint::Fingerprint;
 use super::layout::{
     ACTIVE, END_ABORTED, END_COMPLETE, EVICTING, Header, JOINING, OFF_TAIL, POLICY_BACK_PRESSURE,
     POLICY_LOSSY, Seat, Shape, VERSION,
 };
-use super::{Fingerprint, Topic};
 use crate::about::{ChannelInfo, End, Kind};
-use crate::discover::{u32_at, u64_at};
+use crate::fields::{u32_at, u64_at};
 use crate::layout::{CLOSED, COUNT_MASK};
 use crate::peer::{Proc, SEAT_CREATOR, Witness};
 

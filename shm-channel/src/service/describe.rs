@@ -7,7 +7,7 @@ use shm_core::{Mapping, SegmentInfo};
 
 use super::layout::{Header, OPEN, SHUT, SeatControl, Shape, VERSION};
 use crate::about::{ChannelInfo, End, Kind};
-use crate::discover::{end_at, u32_at};
+use crate::fields::{end_at, u32_at};
 use crate::layout::EndRecord;
 use crate::peer::{SEAT_CREATOR, Witness};
 

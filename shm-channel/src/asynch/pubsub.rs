@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use shm_core::reactor::Watch;
 
-use super::{Look, SubSample, Subscriber, Topic};
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET};
 use crate::peer::Proc;
+use crate::pubsub::ends::{Look, SubSample, Subscriber, Topic};
 use crate::ring::deadline_in;
 use crate::waiting::{PeerCheck, Wait, process_key, spin};
 use crate::{Error, Result};

@@ -1,100 +1,4 @@
-//! Publish/subscribe: one [`Publisher`], up to a configured number of [`Subscriber`]s, each
-//! seeing every message published after it joined.
-//!
-//! A topic is one segment: a header, the publisher's count, one seat per subscriber, and a ring
-//! of slots. A message is written once, in its slot, whatever the number of subscribers; every
-//! subscriber reads it there, and the slot is reused once the last subscriber has released it
-//! (each seat says which message its subscriber reads next, and the publisher writes a slot
-//! only when every seat has passed it).
-//!
-//! # Policies
-//!
-//! What a slow or stopped subscriber does to the others is the publisher's choice
-//! ([`TopicOptions::policy`]):
-//!
-//! - [`Policy::BackPressure`] (the default): no subscriber misses anything. When the slowest
-//!   subscriber is `slots` messages behind, the publisher waits (`publish` blocks,
-//!   `try_publish` fails with [`Error::Full`], `publish_timeout` with [`Error::TimedOut`]). So the
-//!   slowest subscriber sets the pace of all.
-//! - [`Policy::Lossy`]: the publisher never waits for a slow subscriber; it overwrites the
-//!   oldest slot, and a subscriber that was that far behind is overtaken: it goes on from the
-//!   oldest message still there, and learns how many it missed ([`SubSample::missed`],
-//!   [`Subscriber::missed`]). The one thing the publisher waits for is a subscriber that holds
-//!   the very slot it must write, in place, as a [`SubSample`] (for as long as the sample
-//!   lives): hold samples briefly.
-//!
-//! # Joining, leaving, dying
-//!
-//! Subscribers join ([`Subscriber::open`]) and leave (drop) at any time; the others do not
-//! notice. A subscriber sees every message published after it joined, and with
-//! [`TopicOptions::history`] `K`, also up to the last `K` published before (those still in their
-//! slots). The publisher's name stays while it lives, so that subscribers can join.
-//!
-//! The end of the stream says how it ended, as the stream's does: [`Publisher::finish`] closes
-//! it as complete (each subscriber receives what was published, then [`Error::Closed`]; under
-//! back-pressure `finish` returns once every subscriber there has received everything, or
-//! left, or died); a publisher
-//! dropped without `finish` (an error, a panic, a signal) cuts it (what was published, then
-//! [`Error::Aborted`]); a publisher that dies gives [`Error::PeerDead`].
-//!
-//! A subscriber that dies holds its seat, and with it (under back-pressure) the slots it did
-//! not release, until someone notices: the publisher checks the subscribers it waits for every
-//! 40 ms, and removes the dead ones (so their slots return within about 50 ms of the publisher
-//! needing them); a subscriber that finds every seat taken removes dead owners before it gives
-//! up. A dead publisher is known to its subscribers the same way, within about 50 ms of a
-//! blocking call, and at once by `try_recv` ([`Error::PeerDead`]); the first subscriber that
-//! learns it removes the topic's name, so nothing is left once every end is gone. Liveness is
-//! judged as for the stream (see the crate docs): the publisher and each subscriber seat hold a
-//! lock on one byte of the segment's object (POSIX and file backends), which the kernel drops
-//! when the process dies, whatever its pid namespace; the process id and start time judge an
-//! end in this pid namespace too. On System V, which keeps no descriptor to lock, the witness
-//! is the attach count: it tells only that every other end is gone. So there, an end in
-//! another pid namespace (where its pid tells nothing) is known dead only once no other
-//! process is attached: a lone subscriber's death, or the publisher's when one subscriber is
-//! left; with several, a dead one in another pid namespace stays (counted alive) until the
-//! others are gone too. A pid that cannot be judged is never taken for dead.
-//!
-//! # Async
-//!
-//! With the feature `async`, [`Subscriber::recv_async`] (and its deadline forms,
-//! [`TypedSubscriber::recv_async`]) awaits the next message without blocking the thread, on
-//! the same reactor as the stream's futures (no thread per subscriber), and learns of a dead
-//! publisher within about 50 ms. Dropped before it is ready, it takes no message.
-//!
-//! # Trust
-//!
-//! As for the stream: the header is read once at open and checked, every value read from
-//! shared memory afterwards (the publisher's count, a seat's head and pin, a slot's header) is
-//! checked before use, and every address is computed from private values only. A garbage count
-//! or length fails with [`Error::Protocol`]; a seat whose head is impossible is removed by the
-//! publisher as if its owner had died.
-//!
-//! ```
-//! use shm_channel::pubsub::{Publisher, Subscriber, SubscribeOptions, TopicOptions};
-//!
-//! # fn main() -> shm_channel::Result<()> {
-//! let backend = shm_posix::Posix::new();
-//! # let name: &'static str = Box::leak(format!("/doc-topic-{}", std::process::id()).into());
-//! let mut publisher = Publisher::create(&backend, name, &TopicOptions::new(16, 4096))?;
-//! let mut a = Subscriber::open(&backend, name, &SubscribeOptions::new())?;
-//! let mut b = Subscriber::open(&backend, name, &SubscribeOptions::new())?;
-//! publisher.publish(b"to everyone")?;
-//! assert_eq!(a.recv()?.to_vec(), b"to everyone");
-//! assert_eq!(b.recv()?.to_vec(), b"to everyone");
-//! publisher.finish()?; // complete: both have received everything
-//! drop(publisher);
-//! assert!(matches!(a.recv(), Err(shm_channel::Error::Closed)));
-//! # Ok(()) }
-//! ```
-
-#[cfg(feature = "async")]
-mod asynch;
-mod describe;
-mod layout;
-mod typed;
-
-#[cfg(feature = "async")]
-pub use asynch::SubRecvFuture;
+//! A topic's ends: the publisher, its subscribers and their options, over the shared topic.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,6 +7,8 @@ use std::time::{Duration, Instant};
 use shm_core::wait::{Signal, WaitStrategy, wake_all};
 use shm_core::{Backend, SegmentName};
 
+use super::fingerprint::Fingerprint;
+use super::layout::*;
 use crate::hub::Hub;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
 use crate::lent::Lent;
@@ -110,13 +16,8 @@ use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
 use crate::ring::deadline_in;
 use crate::shared::PEER_CHECK;
 use crate::{Error, Result};
-use layout::*;
 
-pub(crate) use describe::describe;
-pub(crate) use layout::MAGIC;
-pub use typed::{Fingerprint, TypedPublisher, TypedSubscriber};
-
-/// What a slow subscriber does to the publisher (see the [module docs](self#policies)).
+/// What a slow subscriber does to the publisher (see the [module docs](super#policies)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
     /// The publisher waits for the slowest subscriber: nobody misses a message.
@@ -262,7 +163,7 @@ impl Default for SubscribeOptions {
 }
 
 /// One end's hold on a topic: the segment, and its checked parameters in private memory.
-struct Topic {
+pub(crate) struct Topic {
     shape: Shape,
     lossy: bool,
     history: u32,
@@ -333,7 +234,7 @@ impl Topic {
 
     /// The header word of message number `count`'s slot (length in the low half, sequence in
     /// the high), for as long as the topic is borrowed.
-    fn slot_word(&self, count: u32) -> &AtomicU64 {
+    pub(crate) fn slot_word(&self, count: u32) -> &AtomicU64 {
         // SAFETY: the slot starts 64-aligned inside the mapping (see `slot`) with its 8-byte
         // header; AtomicU64 is valid for any bits; the mapping lives while `self` does.
         unsafe { &*self.slot(count).cast::<AtomicU64>() }
@@ -377,7 +278,7 @@ impl Topic {
     }
 
     /// The lock byte of seat `i`'s owner (the publisher's is `SEAT_CREATOR`).
-    fn lock_of(i: u32) -> u64 {
+    pub(crate) fn lock_of(i: u32) -> u64 {
         SEAT_CREATOR + 1 + u64::from(i)
     }
 
@@ -387,7 +288,7 @@ impl Topic {
     }
 
     /// The verdict on the publisher, announced as `p`.
-    fn judge_publisher(&self, p: &Proc) -> Verdict {
+    pub(crate) fn judge_publisher(&self, p: &Proc) -> Verdict {
         self.witness.judge(self.hub.mapping(), SEAT_CREATOR, p)
     }
 
@@ -415,7 +316,7 @@ impl Topic {
 
     /// `PeerDead` once `publisher` died (the first to learn it removes the topic's name).
     /// Messages it completed come first: the caller looked and found none.
-    fn check_publisher(&self, publisher: &Proc) -> Result<()> {
+    pub(crate) fn check_publisher(&self, publisher: &Proc) -> Result<()> {
         if self.judge_publisher(publisher).maybe_alive() {
             return Ok(());
         }
@@ -1028,20 +929,20 @@ impl PubLoan<'_> {
 
 /// A subscribing end of a topic. Dropping it frees its seat (and the slots it held).
 pub struct Subscriber {
-    tail: Lent,
+    pub(crate) tail: Lent,
     /// The seat this subscriber owns.
     seat: u32,
     /// The next message to read, modulo 2^31: private.
-    head: u32,
+    pub(crate) head: u32,
     /// The first message published after this subscriber joined: those before are history.
     first: u32,
     /// Messages it was overtaken by (lossy), in all.
     missed: u64,
-    publisher: Proc,
+    pub(crate) publisher: Proc,
     me: Proc,
     /// When `try_recv` last looked at the publisher's process.
     last_check: Option<Instant>,
-    topic: Arc<Topic>,
+    pub(crate) topic: Arc<Topic>,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -1346,7 +1247,7 @@ impl Subscriber {
 
     /// What is there for message `head` now. Under the lossy policy, pins it first; skips
     /// history that is gone; jumps over messages overtaken.
-    fn look(&mut self) -> Result<Look> {
+    pub(crate) fn look(&mut self) -> Result<Look> {
         let slots = self.topic.shape.slots;
         let mut missed = 0u64;
         loop {
@@ -1423,7 +1324,7 @@ impl Subscriber {
         Ok(Some(len))
     }
 
-    fn take(&mut self, len: usize, missed: u64) -> SubSample<'_> {
+    pub(crate) fn take(&mut self, len: usize, missed: u64) -> SubSample<'_> {
         let slot = self.topic.slot(self.head);
         SubSample {
             // SAFETY: the payload follows the slot header, inside the mapping.
@@ -1436,7 +1337,7 @@ impl Subscriber {
 
     /// `Closed` when the publisher finished the stream, `Aborted` when it was dropped
     /// unfinished.
-    fn closed(&self) -> Error {
+    pub(crate) fn closed(&self) -> Error {
         match self.topic.header().end.load(Ordering::SeqCst) {
             END_COMPLETE => Error::Closed,
             _ => Error::Aborted,
@@ -1494,7 +1395,7 @@ impl Drop for Subscriber {
     }
 }
 
-enum Look {
+pub(crate) enum Look {
     /// Message `head` is there, of this length, after this many were missed.
     Ready(usize, u64),
     NotYet,

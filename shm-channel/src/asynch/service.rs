@@ -15,9 +15,9 @@ use std::time::Instant;
 use shm_core::reactor::Watch;
 use zerocopy::{Immutable, IntoBytes};
 
-use super::{Request, Seg, Service, ServiceClient};
 use crate::layout::CLOSED;
 use crate::peer::Proc;
+use crate::service::ends::{Request, Seg, Service, ServiceClient};
 use crate::waiting::{PeerCheck, Wait, process_key, spin};
 use crate::{Error, Result, Sample};
 

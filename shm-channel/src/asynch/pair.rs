@@ -15,8 +15,8 @@ use std::time::Instant;
 use shm_core::wait::Signal;
 use zerocopy::{Immutable, IntoBytes};
 
-use super::{Client, End, Server, next};
 use crate::layout::*;
+use crate::pair::{Client, End, Server, next};
 use crate::shared::Shared;
 use crate::waiting::{PeerFuture, Wait, spin};
 use crate::{Error, Result, Sample};

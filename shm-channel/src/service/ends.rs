@@ -1,79 +1,4 @@
-//! A service for many clients: one [`Service`] (the server) answers the calls of up to a
-//! configured number of [`ServiceClient`]s at once, each answer to the client that made the
-//! call.
-//!
-//! A service is one segment: a header, a bell, and one seat per client. A seat is a
-//! request/response pair's slot: its client writes a request there and rings the bell; the
-//! server, waiting for "any request" ([`Service::recv`]), finds it and writes the answer in the
-//! same place ([`Request::reply`]), where the client reads it in place. Nothing is copied on
-//! the way but the request and the answer themselves, once each.
-//!
-//! - **One client at the pair's speed.** While it waits, the server looks first at the seat it
-//!   served last, so a lone client's call moves the seat's cache line there and back, as a
-//!   [`Server`](crate::Server)/[`Client`](crate::Client) pair does, plus the bell's line (the
-//!   bench's `service_rtt_1_vs_channel_rtt` says what that costs). The pair stays: one
-//!   client and one server, when that is all, cost a little less.
-//! - **Fair.** The server looks at the seats in turn from the one after the seat it served
-//!   last, so no client waits behind another's stream of calls.
-//! - **Full.** A client beyond the limit gets [`Error::ServiceFull`] at open (a seat of a client
-//!   that left or died is given again as soon as the server freed it; an open that finds only
-//!   such seats asks the server to free them and waits for it, up to
-//!   [`ServiceOptions::open_timeout`]).
-//! - **Death.** Each end is judged as a stream's ends are (see the crate docs): a lock the
-//!   kernel drops when the process dies (POSIX, files), the attach count (System V), and the
-//!   process id within one pid namespace. A client that dies, in a call or not, is noticed by
-//!   the server within about 40 ms of its waiting (and every 40 ms while it is busy): its seat
-//!   is freed and the server goes on. A dead server is known to a waiting client within about
-//!   50 ms ([`Error::PeerDead`]); the first client that learns it removes the service's name.
-//! - **Failing a call.** [`Request::fail`] answers with an error the client receives as
-//!   [`Error::CallFailed`]; a [`Request`] dropped without an answer fails its call so (a
-//!   server that panics, or returns early, never leaves a client waiting).
-//! - **Async** (feature `async`): [`ServiceClient::call_async`] and [`Service::recv_async`]
-//!   (and their `_deadline_async` forms) await on the same reactor as the pair's futures: an
-//!   awaiting server answers blocking clients and awaiting ones alike, and a dead server
-//!   reaches an awaited call as `PeerDead` within about 50 ms.
-//! - **The name** stays while the server lives, so that clients may come at any time; the
-//!   server removes it when dropped. A server killed with -9 leaves it to the first client
-//!   that learns of the death, or to the next server of that name, which replaces it.
-//!
-//! # Trust
-//!
-//! As for the stream: the header is read once at open and checked; after that, the server
-//! reads only the bell (compared), each seat's owner record (checked as a process id), its
-//! "left" flag and its slot header (its count compared with the call the server expects, its
-//! length checked against the maximum), and a client only its own seat's slot header and
-//! answer count. Every address is computed from private values. A client that writes garbage
-//! can only spoil its own calls, and a seat whose owner record is impossible is freed.
-//!
-//! ```
-//! use shm_channel::service::{Service, ServiceClient, ServiceOptions};
-//!
-//! # fn main() -> shm_channel::Result<()> {
-//! let backend = shm_posix::Posix::new();
-//! # let name: &'static str = Box::leak(format!("/doc-service-{}", std::process::id()).into());
-//! let opts = ServiceOptions::new(4096).clients(16);
-//! let mut service = Service::create(&backend, name, &opts)?;
-//! let server = std::thread::spawn(move || -> shm_channel::Result<()> {
-//!     for _ in 0..2 {
-//!         let request = service.recv()?; // any client's
-//!         let mut answer = request.to_vec();
-//!         answer.reverse();
-//!         request.reply(&answer)?; // to the client that called
-//!     }
-//!     Ok(())
-//! });
-//! let mut a = ServiceClient::open(&backend, name, &opts)?;
-//! let mut b = ServiceClient::open(&backend, name, &opts)?;
-//! assert_eq!(a.call(b"abc")?.to_vec(), b"cba");
-//! assert_eq!(b.call(b"xyz")?.to_vec(), b"zyx");
-//! server.join().expect("server")?;
-//! # Ok(()) }
-//! ```
-
-#[cfg(feature = "async")]
-mod asynch;
-mod describe;
-mod layout;
+//! A service's ends: the server, its clients, a request, and the shared segment they use.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -84,6 +9,7 @@ use shm_core::wait::{Signal, WaitStrategy, wake_all};
 use shm_core::{Backend, SegmentName};
 use zerocopy::{Immutable, IntoBytes};
 
+use super::layout::*;
 use crate::hub::Hub;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
 use crate::lent::Lent;
@@ -92,12 +18,6 @@ use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
 use crate::ring::deadline_in;
 use crate::shared::{Deadline, PEER_CHECK, wait_in_slices};
 use crate::{Error, Result, Sample};
-use layout::*;
-
-#[cfg(feature = "async")]
-pub use asynch::{ServiceCallFuture, ServiceRecvFuture};
-pub(crate) use describe::describe;
-pub(crate) use layout::MAGIC;
 
 /// The parameters of a service. The server fixes `clients` and `max_message` at create; a
 /// client takes them from the service's header, and uses only `wait` and `open_timeout`.
@@ -174,7 +94,7 @@ impl Default for ServiceOptions {
 }
 
 /// One end's hold on a service's segment, its shape checked against the mapping.
-struct Seg {
+pub(crate) struct Seg {
     shape: Shape,
     witness: Witness,
     hub: Hub,
@@ -288,7 +208,7 @@ impl Seg {
     }
 
     /// `PeerDead` (and the name removed) when the server, announced as `server`, died.
-    fn check_server(&self, server: &Proc) -> Result<()> {
+    pub(crate) fn check_server(&self, server: &Proc) -> Result<()> {
         if self.witness.judge(self.hub.mapping(), SEAT_CREATOR, server) == Verdict::Dead {
             self.remove_name();
             return Err(Error::PeerDead { pid: server.pid });
@@ -318,7 +238,7 @@ fn word(count: u32, low: u32) -> u64 {
 /// name is removed.
 pub struct Service {
     /// The bell clients ring; declared before `seg`, which it points into.
-    bell: Lent,
+    pub(crate) bell: Lent,
     /// Per seat: the count of the call answered last (0: none since the seat was freed).
     answered: Vec<Cell<u32>>,
     /// The seat the next look starts from.
@@ -328,7 +248,7 @@ pub struct Service {
     /// Receives since the seats were last judged.
     since_tidy: u32,
     tidied: Cell<Instant>,
-    seg: Arc<Seg>,
+    pub(crate) seg: Arc<Seg>,
 }
 
 impl std::fmt::Debug for Service {
@@ -455,7 +375,7 @@ impl Service {
 
     /// Judges the clients when a client asked for it, or when it is time.
     #[inline]
-    fn housekeep(&mut self) {
+    pub(crate) fn housekeep(&mut self) {
         // The clock is read once every 16 receives.
         self.since_tidy += 1;
         let due = self.since_tidy >= 16 && {
@@ -503,7 +423,7 @@ impl Service {
 
     /// The first seat, from `next_seat` on, that holds a request.
     #[inline]
-    fn find(&self) -> Option<(u32, u64)> {
+    pub(crate) fn find(&self) -> Option<(u32, u64)> {
         let n = self.seg.shape.seats;
         (0..n).find_map(|k| {
             let i = (self.next_seat + k) % n;
@@ -512,7 +432,7 @@ impl Service {
     }
 
     /// The request in seat `seat`, whose header said `h`: its length checked.
-    fn take(&mut self, seat: u32, h: u64) -> Result<Request<'_>> {
+    pub(crate) fn take(&mut self, seat: u32, h: u64) -> Result<Request<'_>> {
         self.hot = seat;
         self.next_seat = (seat + 1) % self.seg.shape.seats;
         let count = (h >> 32) as u32 & COUNT_MASK;
@@ -716,14 +636,14 @@ impl Drop for Request<'_> {
 /// The calling end of a service: one seat, one call at a time.
 pub struct ServiceClient {
     /// The seat's answer count; declared before `seg`, which it points into.
-    answer: Lent,
+    pub(crate) answer: Lent,
     seat: u32,
     /// Calls made (modulo 2^31).
-    calls: u32,
+    pub(crate) calls: u32,
     /// Answers taken: `calls`, or one behind it after a call that timed out.
-    taken: u32,
-    server: Proc,
-    seg: Arc<Seg>,
+    pub(crate) taken: u32,
+    pub(crate) server: Proc,
+    pub(crate) seg: Arc<Seg>,
 }
 
 impl std::fmt::Debug for ServiceClient {
@@ -898,7 +818,7 @@ impl ServiceClient {
     }
 
     /// Writes `request` into the seat as the next call and rings the bell; its count.
-    fn put_request(&mut self, request: &[u8]) -> Result<u32> {
+    pub(crate) fn put_request(&mut self, request: &[u8]) -> Result<u32> {
         let max = self.seg.shape.max as usize;
         if request.len() > max {
             return Err(Error::TooLarge {
@@ -927,7 +847,7 @@ impl ServiceClient {
 
     /// The answer to call `count`, whose header said `h`: in place, its length checked; a
     /// failed call is [`Error::CallFailed`].
-    fn answer_in(&self, count: u32, h: u64) -> Result<Sample<'_>> {
+    pub(crate) fn answer_in(&self, count: u32, h: u64) -> Result<Sample<'_>> {
         let max = self.seg.shape.max as usize;
         let len = (h as u32 & LEN_MASK) as usize;
         if len > max {
@@ -947,7 +867,7 @@ impl ServiceClient {
     }
 
     /// The seat's header when it holds the answer to call `count`.
-    fn answered(&self, count: u32) -> Option<u64> {
+    pub(crate) fn answered(&self, count: u32) -> Option<u64> {
         let h = self.seg.slot_header(self.seat).load(Ordering::Acquire);
         ((h >> 32) as u32 == count | SEQ_SET && h as u32 & ANSWER != 0).then_some(h)
     }

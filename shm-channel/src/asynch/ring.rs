@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use shm_core::wait::Signal;
 
-use super::{Loan, Receiver, Sample, Sender, deadline_in};
 use crate::layout::SLOT_HEADER;
+use crate::ring::{Loan, Receiver, Sample, Sender, deadline_in};
 use crate::shared::Shared;
 use crate::waiting::{PeerFuture, Wait, spin};
 use crate::{Error, Result};
