@@ -10,6 +10,7 @@ mod bridge;
 mod channel;
 mod compare;
 mod docs;
+mod idle_input;
 mod manage;
 mod pubsub;
 mod taller;
