@@ -3,12 +3,13 @@
 
 use std::process::{Output, Stdio};
 
+use shm_core::{Backend, SegmentInfo, SegmentName};
+
 use crate::cleanup::{Cleanup, unique_name};
 use crate::host::shm;
 
 /// Asserts that a run of `shm` with process id `pid` left nothing: no `/dev/shm` name starting
-/// with `prefix`, and no System V segment that it created or last attached (the cpid and lpid
-/// columns of /proc/sysvipc/shm).
+/// with `prefix`, and no System V segment of it ([`sysv_left_by`]).
 pub fn assert_nothing_left(prefix: &str, pid: u32) {
     let posix: Vec<String> = std::fs::read_dir("/dev/shm")
         .unwrap()
@@ -16,21 +17,62 @@ pub fn assert_nothing_left(prefix: &str, pid: u32) {
         .filter(|n| n.starts_with(prefix))
         .collect();
     assert!(posix.is_empty(), "left in /dev/shm: {posix:?}");
-    let pid = pid.to_string();
-    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
-    let sysv: Vec<&str> = table
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.get(4) == Some(&pid.as_str()) || f.get(5) == Some(&pid.as_str())
+    let sysv = sysv_left_by(prefix, pid, test_process_start());
+    assert!(sysv.is_empty(), "System V segments left: {sysv:#?}");
+}
+
+/// The System V segments that a run of `shm` with process id `pid` left,
+/// among `shm_sysv`'s list of the machine's segments: the one whose key is that of the name
+/// `prefix` (when `prefix` is a whole name, as a test's unique name is), and those that `pid`
+/// created, or attached or detached last, at or after `since` (seconds since the epoch: the
+/// table's times have that resolution). A pid is reused once the machine has made `pid_max`
+/// (often 32768) processes: the times keep a segment that another program made or used under
+/// the same pid before the run began from being blamed on it; other programs' segments are
+/// never counted otherwise.
+pub fn sysv_left_by(prefix: &str, pid: u32, since: i64) -> Vec<SegmentInfo> {
+    let name_key = SegmentName::new(&format!("/{}", prefix.trim_start_matches('/')))
+        .ok()
+        .and_then(|n| shm_sysv::key_for(&n).ok())
+        .map(|k| k.as_raw());
+    let pid = i32::try_from(pid).ok();
+    let at_or_after = |t: Option<i64>| t.is_some_and(|t| t >= since);
+    shm_sysv::SysV::new()
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|s| {
+            (name_key.is_some() && s.key == name_key)
+                || (pid.is_some() && s.cpid == pid && at_or_after(s.ctime))
+                || (pid.is_some()
+                    && s.lpid == pid
+                    && (at_or_after(s.atime) || at_or_after(s.dtime)))
         })
-        .collect();
-    assert!(
-        sysv.is_empty(),
-        "System V segments left:\n{}",
-        sysv.join("\n")
-    );
+        .collect()
+}
+
+/// When this test process started, in whole seconds since the epoch (rounded down): every
+/// process a test of it ran started at or after it.
+pub fn test_process_start() -> i64 {
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *START.get_or_init(|| {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        // Field 22 (starttime, clock ticks after boot); the fields after the command, which
+        // is in parentheses and may hold spaces, start at field 3.
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let ticks: i64 = after_comm.split(' ').nth(19).unwrap().parse().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = i64::from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as i32);
+        let btime: i64 = std::fs::read_to_string("/proc/stat")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // btime is itself rounded: one second less keeps the bound a lower one.
+        btime + ticks / hz - 1
+    })
 }
 
 /// Runs `shm ARGS` to the end with no stdin, asserts that it succeeded, and returns its process
@@ -135,4 +177,51 @@ pub fn made_posix(test: &str) -> (String, Cleanup) {
         .unwrap();
     assert!(made.status.success(), "shm create {name}: {made:?}");
     (name, guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use shm_core::{Backend, CreateOptions, SegmentName};
+
+    use super::{sysv_left_by, test_process_start};
+    use crate::cleanup::unique_name;
+
+    /// A System V segment is blamed on a pid only when that pid made or used it at or after the
+    /// run began (a reused pid's older segment is another program's), and a segment under the
+    /// run's own name is found whoever made it.
+    #[test]
+    fn a_sysv_leak_is_told_by_name_or_by_pid_and_time() {
+        let name = unique_name("left-by");
+        let sysv = shm_sysv::SysV::new();
+        let seg = sysv
+            .create(&SegmentName::new(&name).unwrap(), &CreateOptions::new(4096))
+            .unwrap();
+        let key = shm_sysv::key_for(&SegmentName::new(&name).unwrap())
+            .unwrap()
+            .as_raw();
+        let me = std::process::id();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let found = |prefix: &str, pid: u32, since: i64| {
+            sysv_left_by(prefix, pid, since)
+                .iter()
+                .any(|s| s.key == Some(key))
+        };
+        let other = unique_name("left-by-other");
+        let other = other.trim_start_matches('/');
+        // Made by this pid during the run: blamed.
+        assert!(found(other, me, test_process_start()));
+        // Made by this pid before the run began (the run starts a minute from now): another
+        // program's under a reused pid, never blamed.
+        assert!(!found(other, me, now + 60));
+        // Another pid's run: not blamed.
+        assert!(!found(other, u32::MAX / 2, 0));
+        // The run's own name: found whatever the pid and the time.
+        assert!(found(name.trim_start_matches('/'), u32::MAX / 2, now + 60));
+        assert!(found(&name, u32::MAX / 2, now + 60));
+        drop(seg);
+        assert!(!found(&name, me, 0), "the segment is still there");
+    }
 }

@@ -25,5 +25,6 @@ pub use child::{
 pub use cleanup::{Cleanup, in_dev_shm, temp_path, unique_name};
 pub use cli::{
     assert_nothing_left, made_posix, one_error_line, run_bounded, shm_exists, shm_json, shm_ok,
+    sysv_left_by, test_process_start,
 };
 pub use host::{is_root, reference_program, shm, shm_bin, skip};
