@@ -251,6 +251,7 @@ pub mod discover;
 mod error;
 mod fields;
 mod hub;
+mod in_place;
 mod layout;
 mod lent;
 mod options;

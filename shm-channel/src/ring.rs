@@ -8,6 +8,7 @@ use shm_core::Backend;
 use shm_core::wait::Signal;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use crate::in_place::InPlace;
 use crate::layout::*;
 use crate::lent::Lent;
 use crate::shared::{Deadline, How, Role, Shared};
@@ -997,43 +998,27 @@ impl<'a> Sample<'a> {
     /// Copies the message to the front of `buf`; fails with [`Error::TooLarge`] when `buf` is
     /// shorter than the message.
     pub fn copy_to(&self, buf: &mut [u8]) -> Result<()> {
-        if buf.len() < self.len {
-            return Err(Error::TooLarge {
-                len: self.len,
-                max: buf.len(),
-            });
-        }
-        // SAFETY: `len` bytes of payload lie inside the mapping (len <= max, checked at
-        // receive); `buf` is private memory, so no overlap. A misbehaving peer writing
-        // meanwhile can change the bytes copied, never the bounds.
-        unsafe { std::ptr::copy_nonoverlapping(self.data, buf.as_mut_ptr(), self.len) };
-        Ok(())
+        self.bytes().copy_to(buf)
     }
 
     /// A copy of the message.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut v = vec![0; self.len];
-        // Cannot fail: the buffer has the message's length.
-        let _ = self.copy_to(&mut v);
-        v
+        self.bytes().to_vec()
     }
 
     /// A copy of the message as one value of plain data; [`Error::WrongSize`] when the
     /// message's length is not `size_of::<T>()`.
     #[inline]
     pub fn read_value<T: FromBytes + IntoBytes>(&self) -> Result<T> {
-        let mut value = T::new_zeroed();
-        if self.len != size_of::<T>() {
-            return Err(Error::WrongSize {
-                len: self.len,
-                expected: size_of::<T>(),
-            });
-        }
-        let bytes = value.as_mut_bytes();
-        // SAFETY: as for copy_to, with a length known at compile time (no call to memcpy):
-        // the message is exactly `size_of::<T>()` bytes inside the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(self.data, bytes.as_mut_ptr(), size_of::<T>()) };
-        Ok(value)
+        self.bytes().read_value()
+    }
+
+    /// The message's bytes, to read by copy.
+    #[inline]
+    fn bytes(&self) -> InPlace {
+        // SAFETY: `len` bytes of payload inside the mapping (len <= max, checked at receive),
+        // which the end this sample borrows keeps mapped.
+        unsafe { InPlace::new(self.data, self.len) }
     }
 
     /// The message in place, as a byte slice: zero-copy.

@@ -10,6 +10,7 @@ use shm_core::{Backend, SegmentName};
 use super::fingerprint::Fingerprint;
 use super::layout::*;
 use crate::hub::Hub;
+use crate::in_place::InPlace;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
 use crate::lent::Lent;
 use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
@@ -1449,22 +1450,12 @@ impl SubSample<'_> {
 
     /// Copies the message to the front of `buf` ([`Error::TooLarge`] when shorter).
     pub fn copy_to(&self, buf: &mut [u8]) -> Result<()> {
-        if buf.len() < self.len {
-            return Err(Error::TooLarge {
-                len: self.len,
-                max: buf.len(),
-            });
-        }
-        // SAFETY: `len` bytes inside the mapping (checked at receive); `buf` is private.
-        unsafe { std::ptr::copy_nonoverlapping(self.data, buf.as_mut_ptr(), self.len) };
-        Ok(())
+        self.bytes().copy_to(buf)
     }
 
     /// A copy of the message.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut v = vec![0; self.len];
-        let _ = self.copy_to(&mut v);
-        v
+        self.bytes().to_vec()
     }
 
     /// The message in place: zero-copy.
@@ -1480,8 +1471,12 @@ impl SubSample<'_> {
         unsafe { std::slice::from_raw_parts(self.data, self.len) }
     }
 
-    pub(crate) fn data(&self) -> *const u8 {
-        self.data
+    /// The message's bytes, to read by copy.
+    #[inline]
+    pub(crate) fn bytes(&self) -> InPlace {
+        // SAFETY: `len` bytes inside the mapping (checked at receive), which the subscriber
+        // this sample borrows keeps mapped.
+        unsafe { InPlace::new(self.data, self.len) }
     }
 }
 

@@ -191,17 +191,5 @@ fn check_type<T>(f: Fingerprint) -> Result<()> {
 }
 
 fn read<T: FromBytes + IntoBytes>(s: &SubSample<'_>) -> Result<T> {
-    if s.len() != size_of::<T>() {
-        return Err(Error::WrongSize {
-            len: s.len(),
-            expected: size_of::<T>(),
-        });
-    }
-    let mut value = T::new_zeroed();
-    // SAFETY: the message is exactly size_of::<T>() bytes inside the mapping (its length was
-    // checked at receive and here); `value` is private memory.
-    unsafe {
-        std::ptr::copy_nonoverlapping(s.data(), value.as_mut_bytes().as_mut_ptr(), size_of::<T>())
-    };
-    Ok(value)
+    s.bytes().read_value()
 }
