@@ -8,6 +8,21 @@ use crate::layout;
 
 use std::time::Duration;
 
+/// Builder methods of an options struct, one a field, each setting that public field:
+/// `setters! { /// Its doc. field: Type, ... }` in the struct's `impl`.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty,)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, $field: $ty) -> Self {
+                self.$field = $field;
+                self
+            }
+        )*
+    };
+}
+pub(crate) use setters;
+
 /// How long an open waits for a channel in the making, unless [`Options::open_timeout`] says.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -49,22 +64,13 @@ impl Options {
         }
     }
 
-    /// Sets how long an open waits for a channel in the making.
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.open_timeout = timeout;
-        self
-    }
-
-    /// Sets the permission bits.
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Sets how this end waits.
-    pub fn wait(mut self, wait: WaitStrategy) -> Self {
-        self.wait = wait;
-        self
+    setters! {
+        /// Sets how long an open waits for a channel in the making.
+        open_timeout: Duration,
+        /// Sets the permission bits.
+        mode: u32,
+        /// Sets how this end waits.
+        wait: WaitStrategy,
     }
 
     /// Bytes of the segment a channel of these options takes, or [`Error::InvalidOptions`](crate::Error::InvalidOptions).

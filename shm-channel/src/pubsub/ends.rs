@@ -13,6 +13,7 @@ use crate::hub::Hub;
 use crate::in_place::InPlace;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
 use crate::lent::Lent;
+use crate::options::setters;
 use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
 use crate::ring::deadline_in;
 use crate::shared::PEER_CHECK;
@@ -71,34 +72,17 @@ impl TopicOptions {
         }
     }
 
-    /// Sets the most subscribers at once.
-    pub fn subscribers(mut self, n: u32) -> Self {
-        self.subscribers = n;
-        self
-    }
-
-    /// Sets the history a late subscriber receives.
-    pub fn history(mut self, k: u32) -> Self {
-        self.history = k;
-        self
-    }
-
-    /// Sets the policy.
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Sets the permission bits.
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Sets how the publisher waits.
-    pub fn wait(mut self, wait: WaitStrategy) -> Self {
-        self.wait = wait;
-        self
+    setters! {
+        /// Sets the most subscribers at once.
+        subscribers: u32,
+        /// Sets the history a late subscriber receives.
+        history: u32,
+        /// Sets the policy.
+        policy: Policy,
+        /// Sets the permission bits.
+        mode: u32,
+        /// Sets how the publisher waits.
+        wait: WaitStrategy,
     }
 
     /// Bytes of the segment a topic of these options takes, or [`Error::InvalidOptions`].

@@ -13,6 +13,7 @@ use super::layout::*;
 use crate::hub::Hub;
 use crate::layout::{CLOSED, COUNT_MASK, SEQ_SET, SLOT_HEADER};
 use crate::lent::Lent;
+use crate::options::setters;
 use crate::pair::call_forms;
 use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
 use crate::ring::deadline_in;
@@ -56,28 +57,15 @@ impl ServiceOptions {
         }
     }
 
-    /// Sets the most clients at once.
-    pub fn clients(mut self, n: u32) -> Self {
-        self.clients = n;
-        self
-    }
-
-    /// Sets the permission bits.
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Sets how this end waits.
-    pub fn wait(mut self, wait: WaitStrategy) -> Self {
-        self.wait = wait;
-        self
-    }
-
-    /// Sets how long a client's open waits.
-    pub fn open_timeout(mut self, timeout: Duration) -> Self {
-        self.open_timeout = timeout;
-        self
+    setters! {
+        /// Sets the most clients at once.
+        clients: u32,
+        /// Sets the permission bits.
+        mode: u32,
+        /// Sets how this end waits.
+        wait: WaitStrategy,
+        /// Sets how long a client's open waits.
+        open_timeout: Duration,
     }
 
     /// Bytes of the segment a service of these options takes, or [`Error::InvalidOptions`].
