@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use anyhow::{Context as _, Result, bail};
-use shm_core::SegmentName;
+use shm_core::{Backend, CreateOptions, Segment, SegmentName};
 
 use shm_units::format_size;
 
@@ -54,6 +54,40 @@ pub enum Probe {
     /// Huge pages behind a segment.
     HugePages,
 }
+
+/// A backend module's `probe`: the dispatch from each [`Probe`] to the function of that name in
+/// the module that invokes it (`Probe::OddSize` to `odd_size(lab)`; `limits()` takes no lab),
+/// so that both backends probe every behaviour, and a new one builds only once each has its
+/// function.
+macro_rules! probes {
+    ($(#[$doc:meta])*) => {
+        $(#[$doc])*
+        pub(crate) fn probe(p: Probe, lab: &mut Lab) -> Result<String> {
+            match p {
+                Probe::Identity => identity(lab),
+                Probe::WhereItShows => where_it_shows(lab),
+                Probe::OddSize => odd_size(lab),
+                Probe::SizeZero => size_zero(lab),
+                Probe::OpenLarger => open_larger(lab),
+                Probe::Resize => resize(lab),
+                Probe::Limits => limits(),
+                Probe::OverTheLimit => over_the_limit(lab),
+                Probe::PastTheEnd => past_the_end(lab),
+                Probe::OpenAfterRemove => open_after_remove(lab),
+                Probe::AttachAfterRemove => attach_after_remove(lab),
+                Probe::AttachCount => attach_count(lab),
+                Probe::Fork => fork(lab),
+                Probe::SurvivesCreator => survives_creator(lab),
+                Probe::Umask => umask(lab),
+                Probe::OtherUserOpens => other_user_opens(lab),
+                Probe::OtherUserRemoves => other_user_removes(lab),
+                Probe::Namespaces => namespaces(lab),
+                Probe::HugePages => huge_pages(lab),
+            }
+        }
+    };
+}
+pub(crate) use probes;
 
 /// Where probes make their segments: unique names, and everything made undone on
 /// [`Lab::clean`] and on drop (also after an error or a panic in a probe).
@@ -235,6 +269,38 @@ pub(crate) fn in_child(child: impl FnOnce() -> String) -> Result<String> {
         bail!("the probe's child (pid {pid}) failed (wait status {status:#x})");
     }
     Ok(text)
+}
+
+/// Makes `name` (4 KiB) through `backend` in a child process, which keeps it and exits: a
+/// segment that outlives its creator.
+pub(crate) fn made_by_a_child<B: Backend>(backend: &B, name: &SegmentName) -> Result<()> {
+    let child = in_child(|| match backend.create(name, &CreateOptions::new(4096)) {
+        Ok(mut seg) => {
+            seg.keep();
+            "made".to_owned()
+        }
+        Err(e) => e.to_string(),
+    })?;
+    if child != "made" {
+        bail!("the child could not create: {child}");
+    }
+    Ok(())
+}
+
+/// Runs `probe` as user nobody in a child, on what `make` made (as root); without root, says
+/// so and makes nothing.
+pub(crate) fn as_nobody<T>(
+    make: impl FnOnce() -> Result<T>,
+    probe: impl FnOnce(&T) -> String,
+) -> Result<String> {
+    if !is_root() {
+        return Ok(NEEDS_ROOT_USER.to_owned());
+    }
+    let made = make()?;
+    in_child(|| match become_nobody() {
+        Ok(()) => probe(&made),
+        Err(e) => format!("could not become nobody: {}", errno(&e)),
+    })
 }
 
 /// In a child of [`in_child`]: becomes user and group `nobody` (65534), as root can.

@@ -12,8 +12,11 @@
 //! reports. A probe's error is an observation too (the command shows it in the cell), so the
 //! probes return [`anyhow::Result`].
 
-// With neither backend compiled in, no probe uses the lab's helpers.
-#[cfg_attr(not(any(feature = "posix", feature = "sysv")), allow(dead_code))]
+// With neither backend compiled in, no probe uses the lab's helpers (nor its `probes!`).
+#[cfg_attr(
+    not(any(feature = "posix", feature = "sysv")),
+    allow(dead_code, unused_macros, unused_imports)
+)]
 mod lab;
 #[cfg(feature = "posix")]
 mod posix;

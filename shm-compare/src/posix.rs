@@ -10,34 +10,13 @@ use shm_core::{Access, Backend, CreateOptions, Segment, SegmentName};
 use shm_posix::{Posix, PosixSegment};
 
 use crate::lab::{
-    Lab, NEEDS_ROOT_USER, Probe, Umask, become_nobody, beyond_dev_shm, cvt, dev_shm_space, errno,
-    errno_name, in_child, is_root, mapped_len, new_ipc_namespace, page_size, size_or_unlimited,
+    Lab, Probe, Umask, as_nobody, beyond_dev_shm, cvt, dev_shm_space, errno, errno_name, in_child,
+    made_by_a_child, mapped_len, new_ipc_namespace, page_size, probes, size_or_unlimited,
 };
 use shm_units::format_size;
 
-/// Probes one behaviour on POSIX shared memory.
-pub(crate) fn probe(p: Probe, lab: &mut Lab) -> Result<String> {
-    match p {
-        Probe::Identity => identity(lab),
-        Probe::WhereItShows => where_it_shows(lab),
-        Probe::OddSize => odd_size(lab),
-        Probe::SizeZero => size_zero(lab),
-        Probe::OpenLarger => open_larger(lab),
-        Probe::Resize => resize(lab),
-        Probe::Limits => limits(),
-        Probe::OverTheLimit => over_the_limit(lab),
-        Probe::PastTheEnd => past_the_end(lab),
-        Probe::OpenAfterRemove => open_after_remove(lab),
-        Probe::AttachAfterRemove => attach_after_remove(lab),
-        Probe::AttachCount => attach_count(lab),
-        Probe::Fork => fork(lab),
-        Probe::SurvivesCreator => survives_creator(lab),
-        Probe::Umask => umask(lab),
-        Probe::OtherUserOpens => other_user_opens(lab),
-        Probe::OtherUserRemoves => other_user_removes(lab),
-        Probe::Namespaces => namespaces(lab),
-        Probe::HugePages => huge_pages(lab),
-    }
+probes! {
+    /// Probes one behaviour on POSIX shared memory.
 }
 
 /// A fresh name whose object is unlinked when the row is done.
@@ -280,19 +259,7 @@ fn fork(lab: &mut Lab) -> Result<String> {
 
 fn survives_creator(lab: &mut Lab) -> Result<String> {
     let name = name(lab, "survives")?;
-    let made = name.clone();
-    let child = in_child(
-        move || match Posix.create(&made, &CreateOptions::new(4096)) {
-            Ok(mut seg) => {
-                seg.keep();
-                "made".to_owned()
-            }
-            Err(e) => e.to_string(),
-        },
-    )?;
-    if child != "made" {
-        bail!("the child could not create: {child}");
-    }
+    made_by_a_child(&Posix, &name)?;
     Ok(match Posix.open(&name, Access::ReadOnly) {
         Ok(_) => {
             "yes: opened after its creator exited; lives until shm_unlink or reboot".to_owned()
@@ -319,14 +286,7 @@ fn as_other_user(
     label: &str,
     probe: impl FnOnce(&SegmentName) -> String,
 ) -> Result<String> {
-    if !is_root() {
-        return Ok(NEEDS_ROOT_USER.to_owned());
-    }
-    let (name, _seg) = make(lab, label, 4096)?;
-    in_child(|| match become_nobody() {
-        Ok(()) => probe(&name),
-        Err(e) => format!("could not become nobody: {}", errno(&e)),
-    })
+    as_nobody(|| make(lab, label, 4096), |(name, _seg)| probe(name))
 }
 
 fn other_user_opens(lab: &mut Lab) -> Result<String> {

@@ -8,34 +8,13 @@ use shm_core::{Access, Backend, CreateOptions, Segment, SegmentName};
 use shm_sysv::{Limits, ShmId, SysV, SysVSegment, key_for};
 
 use crate::lab::{
-    Lab, NEEDS_ROOT_USER, Probe, Umask, become_nobody, beyond_dev_shm, cvt, errno, errno_name,
-    in_child, is_root, mapped_len, new_ipc_namespace, page_size, size_or_unlimited,
+    Lab, Probe, Umask, as_nobody, beyond_dev_shm, cvt, errno, errno_name, in_child,
+    made_by_a_child, mapped_len, new_ipc_namespace, page_size, probes, size_or_unlimited,
 };
 use shm_units::format_size;
 
-/// Probes one behaviour on System V shared memory.
-pub(crate) fn probe(p: Probe, lab: &mut Lab) -> Result<String> {
-    match p {
-        Probe::Identity => identity(lab),
-        Probe::WhereItShows => where_it_shows(lab),
-        Probe::OddSize => odd_size(lab),
-        Probe::SizeZero => size_zero(lab),
-        Probe::OpenLarger => open_larger(lab),
-        Probe::Resize => resize(lab),
-        Probe::Limits => limits(),
-        Probe::OverTheLimit => over_the_limit(lab),
-        Probe::PastTheEnd => past_the_end(lab),
-        Probe::OpenAfterRemove => open_after_remove(lab),
-        Probe::AttachAfterRemove => attach_after_remove(lab),
-        Probe::AttachCount => attach_count(lab),
-        Probe::Fork => fork(lab),
-        Probe::SurvivesCreator => survives_creator(lab),
-        Probe::Umask => umask(lab),
-        Probe::OtherUserOpens => other_user_opens(lab),
-        Probe::OtherUserRemoves => other_user_removes(lab),
-        Probe::Namespaces => namespaces(lab),
-        Probe::HugePages => huge_pages(lab),
-    }
+probes! {
+    /// Probes one behaviour on System V shared memory.
 }
 
 /// A fresh name and its key; the segment under the key is removed when the row is done.
@@ -321,19 +300,7 @@ fn fork(lab: &mut Lab) -> Result<String> {
 
 fn survives_creator(lab: &mut Lab) -> Result<String> {
     let (name, _) = name(lab, "survives")?;
-    let made = name.clone();
-    let child = in_child(
-        move || match SysV.create(&made, &CreateOptions::new(4096)) {
-            Ok(mut seg) => {
-                seg.keep();
-                "made".to_owned()
-            }
-            Err(e) => e.to_string(),
-        },
-    )?;
-    if child != "made" {
-        bail!("the child could not create: {child}");
-    }
+    made_by_a_child(&SysV, &name)?;
     let forced = sysctl("kernel/shm_rmid_forced");
     match SysV.open(&name, Access::ReadOnly) {
         Ok(seg) => {
@@ -367,15 +334,10 @@ fn as_other_user(
     label: &str,
     probe: impl FnOnce(libc::key_t, libc::c_int) -> String,
 ) -> Result<String> {
-    if !is_root() {
-        return Ok(NEEDS_ROOT_USER.to_owned());
-    }
-    let (_name, seg) = make(lab, label, 4096)?;
-    let (key, id) = (seg.key().as_raw(), seg.id().as_raw());
-    in_child(|| match become_nobody() {
-        Ok(()) => probe(key, id),
-        Err(e) => format!("could not become nobody: {}", errno(&e)),
-    })
+    as_nobody(
+        || make(lab, label, 4096),
+        |(_name, seg)| probe(seg.key().as_raw(), seg.id().as_raw()),
+    )
 }
 
 fn other_user_opens(lab: &mut Lab) -> Result<String> {
