@@ -171,8 +171,30 @@ pub fn test_path(module: &str, test: &str) -> String {
     }
 }
 
+/// Sends `sig` to process `pid`: a child of this test that has not been waited for yet (so
+/// that the pid is still that child's, never a stranger's that took it since). Panics when the
+/// kernel refuses.
+pub fn signal(pid: u32, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("a pid");
+    // SAFETY: kill takes plain values; the caller's child, not reaped, holds the pid.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
 /// Kills and reaps a child process when dropped, so that a failing test leaves no process behind.
 pub struct Reaped(pub std::process::Child);
+
+impl Reaped {
+    /// Sends `sig` to the child (not reaped yet: see [`signal`]).
+    pub fn signal(&self, sig: libc::c_int) {
+        signal(self.0.id(), sig);
+    }
+}
 
 impl Drop for Reaped {
     fn drop(&mut self) {

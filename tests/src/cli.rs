@@ -6,7 +6,7 @@ use std::process::{Output, Stdio};
 use shm_core::{Backend, SegmentInfo, SegmentName};
 
 use crate::cleanup::{Cleanup, unique_name};
-use crate::host::shm;
+use crate::host::{clock_ticks, proc_stat, shm};
 
 /// Asserts that a run of `shm` with process id `pid` left nothing: no `/dev/shm` name starting
 /// with `prefix`, and no System V segment of it ([`sysv_left_by`]).
@@ -55,13 +55,8 @@ pub fn sysv_left_by(prefix: &str, pid: u32, since: i64) -> Vec<SegmentInfo> {
 pub fn test_process_start() -> i64 {
     static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
     *START.get_or_init(|| {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-        // Field 22 (starttime, clock ticks after boot); the fields after the command, which
-        // is in parentheses and may hold spaces, start at field 3.
-        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-        let ticks: i64 = after_comm.split(' ').nth(19).unwrap().parse().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = i64::from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as i32);
+        let ticks: i64 = proc_stat("self").unwrap()[19].parse().unwrap();
+        let hz = i64::try_from(clock_ticks()).unwrap();
         let btime: i64 = std::fs::read_to_string("/proc/stat")
             .unwrap()
             .lines()

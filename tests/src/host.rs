@@ -31,6 +31,22 @@ pub fn skip(test: &str, why: &str) {
     println!("SKIPPED {test}: {why}");
 }
 
+/// The fields of `/proc/PID/stat` after the command name (which is in parentheses and may hold
+/// blanks), so that index `i` is the field `i + 3` of proc(5): state, ppid, ... utime (11), stime
+/// (12), starttime (19, clock ticks after boot). `pid` may be `"self"`. `None` once the process
+/// is gone.
+pub fn proc_stat(pid: impl std::fmt::Display) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = text.rsplit_once(')')?.1;
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Clock ticks a second, the unit of `/proc/PID/stat`'s times.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes a plain constant.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).expect("_SC_CLK_TCK")
+}
+
 /// True when running as root.
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

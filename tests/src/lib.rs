@@ -20,11 +20,12 @@ pub mod peer_process;
 mod raw_pointers;
 
 pub use child::{
-    ChildResult, Pending, Reaped, Status, check, in_child, spawn_child, test_path, this_test_again,
+    ChildResult, Pending, Reaped, Status, check, in_child, signal, spawn_child, test_path,
+    this_test_again,
 };
 pub use cleanup::{Cleanup, in_dev_shm, temp_path, unique_name};
 pub use cli::{
     assert_nothing_left, made_posix, one_error_line, run_bounded, shm_exists, shm_json, shm_ok,
     sysv_left_by, test_process_start,
 };
-pub use host::{is_root, reference_program, shm, shm_bin, skip};
+pub use host::{clock_ticks, is_root, proc_stat, reference_program, shm, shm_bin, skip};

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shm_tests::{shm, skip};
+use shm_tests::{proc_stat, shm, skip};
 
 /// A run that is not a smoke run spins on both CPUs for seconds: two at once would only slow
 /// each other down. Smoke runs are short and assert nothing of time: they run side by side.
@@ -340,13 +340,8 @@ impl Background {
         )
     }
 
-    fn pid(&self) -> libc::pid_t {
-        libc::pid_t::try_from(self.0.id()).unwrap()
-    }
-
     fn signal(&self, sig: libc::c_int) {
-        // SAFETY: plain system call to our own child, which has not been waited for.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+        shm_tests::signal(self.0.id(), sig);
     }
 
     /// Waits for the end, at most `within`; kills it and fails when it overruns.
@@ -472,16 +467,9 @@ struct Proc {
     start: u64,
 }
 
-/// Fields of /proc/PID/stat after the command name: state, ppid, ... (starttime is the 20th).
-fn stat(pid: u32) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = text.rsplit_once(')')?.1;
-    Some(after.split_whitespace().map(str::to_owned).collect())
-}
-
 /// Alive: the same process still exists and is not a zombie.
 fn alive(p: Proc) -> bool {
-    stat(p.pid).is_some_and(|f| f[0] != "Z" && f[19].parse::<u64>().ok() == Some(p.start))
+    proc_stat(p.pid).is_some_and(|f| f[0] != "Z" && f[19].parse::<u64>().ok() == Some(p.start))
 }
 
 /// Every living descendant of `pid`.
@@ -490,7 +478,7 @@ fn descendants(pid: u32) -> Vec<Proc> {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|p| {
-            let f = stat(p)?;
+            let f = proc_stat(p)?;
             (f[0] != "Z").then(|| (p, f[1].parse().unwrap_or(0), f[19].parse().unwrap_or(0)))
         })
         .collect();

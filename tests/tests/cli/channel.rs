@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::process::Stdio;
+use std::process::{ChildStdin, ChildStdout, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shm_tests::{Cleanup, Reaped, assert_nothing_left, shm, temp_path, unique_name};
@@ -39,6 +42,49 @@ pub(super) fn spawn(args: &[&str], stdin: Stdio, stdout: Stdio) -> Reaped {
             .spawn()
             .unwrap(),
     )
+}
+
+/// A unique channel name for `test`, and the guard that removes it from `backend`.
+pub(super) fn named(backend: &str, test: &str) -> (String, Cleanup) {
+    let name = unique_name(test);
+    let guard = Cleanup::on(backend_of(backend), name.clone());
+    (name, guard)
+}
+
+/// `shm recv NAME` (its stdout piped), then `shm send NAME` (its stdin piped): the receiver,
+/// the sender and the sender's input.
+fn recv_and_send(backend: &str, name: &str) -> (Reaped, Reaped, ChildStdin) {
+    let rx = spawn(
+        &["--backend", backend, "recv", name],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    let mut tx = spawn(
+        &["--backend", backend, "send", name],
+        Stdio::piped(),
+        Stdio::null(),
+    );
+    let input = tx.0.stdin.take().unwrap();
+    (rx, tx, input)
+}
+
+/// Writes `chunk` to `input` again and again, in a thread, until a write fails (the command
+/// stopped reading: EPIPE ends the thread).
+fn feed_endlessly(mut input: ChildStdin, chunk: Vec<u8>) -> JoinHandle<()> {
+    std::thread::spawn(move || while input.write_all(&chunk).is_ok() {})
+}
+
+/// Reads `out` to its end in a thread: the count of bytes read so far, and the thread.
+pub(super) fn count_output(mut out: ChildStdout) -> (Arc<AtomicU64>, JoinHandle<()>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let seen = count.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n @ 1..) = out.read(&mut buf) {
+            seen.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
+    (count, reader)
 }
 
 /// Waits for a child and asserts it succeeded without a word on stderr.
@@ -140,23 +186,9 @@ fn file_argument(backend: &str) {
 
 /// `yes | shm send x` and `shm recv x | head -c 10`: both end cleanly, status 0, no message.
 fn ends_like_a_pipe(backend: &str) {
-    let name = unique_name("cli-head");
-    let mut rx = spawn(
-        &["--backend", backend, "recv", &name],
-        Stdio::null(),
-        Stdio::piped(),
-    );
-    let mut tx = spawn(
-        &["--backend", backend, "send", &name],
-        Stdio::piped(),
-        Stdio::null(),
-    );
-    let mut input = tx.0.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        // Endless input, until send stops reading (EPIPE here ends the thread).
-        let line = b"y\n".repeat(4096);
-        while input.write_all(&line).is_ok() {}
-    });
+    let (name, _guard) = named(backend, "cli-head");
+    let (mut rx, tx, input) = recv_and_send(backend, &name);
+    let writer = feed_endlessly(input, b"y\n".repeat(4096));
     let mut out = rx.0.stdout.take().unwrap();
     let mut ten = [0u8; 10];
     out.read_exact(&mut ten).unwrap();
@@ -256,13 +288,9 @@ fn every_terminating_signal_removes_an_unjoined_channel(backend: &str) {
 }
 
 fn signal_removes_an_unjoined_channel(backend: &str, sig: libc::c_int) {
-    use shm_core::{Backend, DynBackend, SegmentName};
-    let name = unique_name("cli-ctrl-c");
-    let _guard = Cleanup::on(backend_of(backend), name.clone());
-    let b: Box<dyn DynBackend> = match backend {
-        "posix" => Box::new(shm_posix::Posix::new()),
-        _ => Box::new(shm_sysv::SysV::new()),
-    };
+    use shm_core::{Backend, SegmentName};
+    let (name, _guard) = named(backend, "cli-ctrl-c");
+    let b = backend_of(backend);
     let sname = SegmentName::new(&name).unwrap();
     let mut rx = spawn(
         &["--backend", backend, "recv", &name],
@@ -295,8 +323,7 @@ fn signal_removes_an_unjoined_channel(backend: &str, sig: libc::c_int) {
         .iter()
         .any(|s| (s["name"] == name.as_str() || s["key"] == key.as_str()) && s["size"] == size);
     assert!(shown, "{name} ({size} bytes) not in shm list: {list}");
-    // SAFETY: kill with our child's pid (not yet reaped).
-    unsafe { libc::kill(rx.0.id() as i32, sig) };
+    rx.signal(sig);
     let status = rx.0.wait().unwrap();
     let mut err = String::new();
     rx.0.stderr
@@ -353,19 +380,8 @@ fn a_cut_stream_is_reported(backend: &str) {
 }
 
 fn cut_by(backend: &str, sig: libc::c_int) {
-    let name = unique_name("cli-cut");
-    let _guard = Cleanup::on(backend_of(backend), name.clone());
-    let mut rx = spawn(
-        &["--backend", backend, "recv", &name],
-        Stdio::null(),
-        Stdio::piped(),
-    );
-    let mut tx = spawn(
-        &["--backend", backend, "send", &name],
-        Stdio::piped(),
-        Stdio::null(),
-    );
-    let mut input = tx.0.stdin.take().unwrap();
+    let (name, _guard) = named(backend, "cli-cut");
+    let (mut rx, mut tx, mut input) = recv_and_send(backend, &name);
     let mut base = base_block();
     for i in 0..2 {
         input.write_all(block(&mut base, i)).unwrap();
@@ -374,8 +390,7 @@ fn cut_by(backend: &str, sig: libc::c_int) {
     let mut out = rx.0.stdout.take().unwrap();
     let mut got = vec![0u8; 2 * BLOCK];
     out.read_exact(&mut got).unwrap();
-    // SAFETY: kill with our child's pid (not yet reaped).
-    unsafe { libc::kill(tx.0.id() as i32, sig) };
+    tx.signal(sig);
     let (st, _, _) = ends_within(&mut tx, Duration::from_secs(20));
     assert!(!st.success(), "send killed mid-stream exited {st}");
     let mut rest = Vec::new();
@@ -396,8 +411,7 @@ fn cut_by(backend: &str, sig: libc::c_int) {
 fn the_other_bad_endings_are_reported(backend: &str) {
     use shm_core::{Backend, SegmentName};
     // The input fails.
-    let name = unique_name("cli-eisdir");
-    let _guard = Cleanup::on(backend_of(backend), name.clone());
+    let (name, _guard) = named(backend, "cli-eisdir");
     let mut rx = spawn(
         &["--backend", backend, "recv", &name],
         Stdio::null(),
@@ -437,31 +451,13 @@ fn the_other_bad_endings_are_reported(backend: &str) {
     );
     assert!(err.contains("incomplete"), "{err}");
     // The receiver dies.
-    let name = unique_name("cli-recv-killed");
-    let _guard = Cleanup::on(backend_of(backend), name.clone());
-    let mut rx = spawn(
-        &["--backend", backend, "recv", &name],
-        Stdio::null(),
-        Stdio::piped(),
-    );
-    let mut tx = spawn(
-        &["--backend", backend, "send", &name],
-        Stdio::piped(),
-        Stdio::null(),
-    );
-    let mut input = tx.0.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        let mut base = base_block();
-        let mut i = 0;
-        while input.write_all(block(&mut base, i)).is_ok() {
-            i += 1;
-        }
-    });
+    let (name, _guard) = named(backend, "cli-recv-killed");
+    let (mut rx, mut tx, input) = recv_and_send(backend, &name);
+    let writer = feed_endlessly(input, base_block());
     let mut out = rx.0.stdout.take().unwrap();
     let mut got = vec![0u8; 2 * BLOCK];
     out.read_exact(&mut got).unwrap();
-    // SAFETY: kill with our child's pid (not yet reaped).
-    unsafe { libc::kill(rx.0.id() as i32, libc::SIGKILL) };
+    rx.signal(libc::SIGKILL);
     let (st, _, err) = ends_within(&mut tx, Duration::from_secs(20));
     assert!(!st.success(), "send to a killed recv exited {st}: {err}");
     assert!(err.contains("receiver") && err.contains("died"), "{err}");
@@ -493,8 +489,7 @@ fn sysv_a_cut_stream_is_reported() {
 /// and exits non-zero (it exited 0) (issue 17 item 3).
 fn a_failing_recv_fails_send(backend: &str) {
     for closed in [false, true] {
-        let name = unique_name("cli-full");
-        let _guard = Cleanup::on(backend_of(backend), name.clone());
+        let (name, _guard) = named(backend, "cli-full");
         let mut rx = if closed {
             // A stdout closed for writing (open for reading only). (`>&-` cannot fail: Rust's
             // runtime opens /dev/null on a closed standard descriptor at start.)
@@ -558,42 +553,16 @@ fn sysv_a_failing_recv_fails_send() {
 /// the receiver failed (issue 17 item 8).
 fn recv_stops_while_data_flows(backend: &str) {
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        let name = unique_name("cli-flowing");
-        let _guard = Cleanup::on(backend_of(backend), name.clone());
-        let mut rx = spawn(
-            &["--backend", backend, "recv", &name],
-            Stdio::null(),
-            Stdio::piped(),
-        );
-        let mut tx = spawn(
-            &["--backend", backend, "send", &name],
-            Stdio::piped(),
-            Stdio::null(),
-        );
-        let mut input = tx.0.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || {
-            let line = b"y\n".repeat(32768);
-            while input.write_all(&line).is_ok() {}
-        });
-        let mut out = rx.0.stdout.take().unwrap();
-        let drained = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let seen = drained.clone();
-        let drain = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 1 << 16];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
+        let (name, _guard) = named(backend, "cli-flowing");
+        let (mut rx, mut tx, input) = recv_and_send(backend, &name);
+        let writer = feed_endlessly(input, b"y\n".repeat(32768));
+        let (drained, drain) = count_output(rx.0.stdout.take().unwrap());
         let t0 = Instant::now();
-        while drained.load(std::sync::atomic::Ordering::Relaxed) < 8 << 20 {
+        while drained.load(Ordering::Relaxed) < 8 << 20 {
             assert!(t0.elapsed() < Duration::from_secs(30), "no data flows");
             std::thread::sleep(Duration::from_millis(5));
         }
-        // SAFETY: kill with our child's pid (not yet reaped).
-        unsafe { libc::kill(rx.0.id() as i32, sig) };
+        rx.signal(sig);
         let (st, took, err) = ends_within(&mut rx, Duration::from_secs(10));
         println!("{backend}: recv stopped {took:?} after signal {sig} while data flowed");
         assert!(!st.success(), "{st}: {err}");
@@ -649,8 +618,7 @@ fn serve(backend: &str, name: &str, cmd: &[&str]) -> Reaped {
 /// Ctrl-C on `shm serve`: it ends with status 0 (and removes its service); its pid.
 fn stop_serving(mut server: Reaped) -> u32 {
     let pid = server.0.id();
-    // SAFETY: a child of this test, not reaped yet.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    server.signal(libc::SIGINT);
     let (status, _, err) = ends_within(&mut server, Duration::from_secs(10));
     assert!(status.success(), "{status}: {err}");
     pid

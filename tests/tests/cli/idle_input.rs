@@ -14,14 +14,13 @@
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::process::{ChildStdin, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use shm_core::{Backend, SegmentName};
-use shm_tests::{Cleanup, Reaped, assert_nothing_left, unique_name};
+use shm_tests::{Reaped, assert_nothing_left};
 
-use super::channel::{backend_of, spawn};
+use super::channel::{backend_of, count_output, named, spawn};
 
 /// How long an interrupted command may take to end: generous for a busy machine (it honours a
 /// stop within 100 ms); a hang shows as this bound passed, and the command is killed with -9.
@@ -89,12 +88,6 @@ enum Ended {
     Hung,
 }
 
-/// Sends `sig` to a child of this test that has not been reaped.
-fn signal(c: &Reaped, sig: libc::c_int) {
-    // SAFETY: kill with our own child's pid; the child is not reaped yet, so the pid is its.
-    unsafe { libc::kill(c.0.id() as libc::pid_t, sig) };
-}
-
 /// Waits at most [`BOUND`] for the signalled sender; checks how it ended (a hang is killed
 /// with -9 and reported, never waited for).
 fn judge(tx: &mut Reaped, what: &str) -> Ended {
@@ -131,7 +124,7 @@ fn judge(tx: &mut Reaped, what: &str) -> Ended {
 /// asserts that the name is gone and neither process left a segment.
 fn settle(backend: &str, name: &str, mut rx: Reaped, tx_pid: u32, what: &str) {
     if rx.0.try_wait().unwrap().is_none() {
-        signal(&rx, libc::SIGTERM);
+        rx.signal(libc::SIGTERM);
     }
     let t0 = Instant::now();
     while rx.0.try_wait().unwrap().is_none() {
@@ -156,15 +149,14 @@ fn signal_at_any_moment(cmd: Cmd, backend: &str) {
     let mut rng = Rng::new(&what);
     let (mut caught, mut killed, mut hung) = (0, 0, 0);
     for i in 0..SWEEP {
-        let name = unique_name("cli-idle");
-        let _guard = Cleanup::on(backend_of(backend), name.clone());
+        let (name, _guard) = named(backend, "cli-idle");
         let rx = spawn(&cmd.receiver(backend, &name), Stdio::null(), Stdio::null());
         let mut tx = spawn(&cmd.sender(backend, &name), Stdio::piped(), Stdio::null());
         let _input = tx.0.stdin.take().unwrap(); // open and idle until the end
         // Spread over 0..50 ms: one step of 50/SWEEP ms per iteration, plus a jitter.
         let us = i * 50_000 / SWEEP + rng.below(50_000 / SWEEP);
         std::thread::sleep(Duration::from_micros(us));
-        signal(&tx, libc::SIGTERM);
+        tx.signal(libc::SIGTERM);
         let at = format!("{what}: SIGTERM {us} µs after start");
         match judge(&mut tx, &at) {
             Ended::Caught => caught += 1,
@@ -244,18 +236,9 @@ fn signal_while_waiting_for_a_slot(cmd: Cmd, backend: &str, runs: u32) {
     let mut rng = Rng::new(&what);
     let mut hung = 0;
     for _ in 0..runs {
-        let name = unique_name("cli-idle-full");
-        let _guard = Cleanup::on(backend_of(backend), name.clone());
+        let (name, _guard) = named(backend, "cli-idle-full");
         let mut rx = spawn(&cmd.receiver(backend, &name), Stdio::null(), Stdio::piped());
-        let mut out = rx.0.stdout.take().unwrap();
-        let got = Arc::new(AtomicU64::new(0));
-        let seen = got.clone();
-        let drain = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = out.read(&mut buf) {
-                seen.fetch_add(n as u64, Ordering::Relaxed);
-            }
-        });
+        let (got, drain) = count_output(rx.0.stdout.take().unwrap());
         let mut tx = spawn(&cmd.sender(backend, &name), Stdio::piped(), Stdio::null());
         let mut input = tx.0.stdin.take().unwrap();
         // The first byte through: both ends are in the channel.
@@ -268,11 +251,11 @@ fn signal_while_waiting_for_a_slot(cmd: Cmd, backend: &str, runs: u32) {
             );
             std::thread::sleep(Duration::from_millis(2));
         }
-        signal(&rx, libc::SIGSTOP);
+        rx.signal(libc::SIGSTOP);
         fill_the_ring(&tx, &mut input, &what);
         std::thread::sleep(Duration::from_micros(rng.below(20_000)));
-        signal(&tx, libc::SIGTERM);
-        signal(&rx, libc::SIGCONT);
+        tx.signal(libc::SIGTERM);
+        rx.signal(libc::SIGCONT);
         if let Ended::Hung = judge(&mut tx, &what) {
             hung += 1;
         }

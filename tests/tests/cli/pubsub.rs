@@ -7,19 +7,14 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use shm_tests::{Cleanup, Reaped, shm, shm_bin, temp_path, unique_name};
+use shm_tests::{Cleanup, Reaped, shm, shm_bin, temp_path};
 
-use super::channel::{backend_of, spawn};
+use super::channel::{named, spawn};
 
 /// Waits (at most `within`) for a child to end: its status and stderr.
 fn ends_within(c: &mut Reaped, within: Duration) -> (std::process::ExitStatus, String) {
     let (status, _, err) = super::channel::ends_within(c, within);
     (status, err)
-}
-
-/// Removes the topic `name` of `backend` when dropped (a failing test leaves nothing).
-fn guard(backend: &str, name: &str) -> Cleanup {
-    Cleanup::on(backend_of(backend), name)
 }
 
 /// Two `shm sub NAME` (stdout from `out`), then `shm pub NAME --wait-for 2` fed `first` on a
@@ -79,8 +74,7 @@ fn three_subscribers(backend: &str, mib: usize) {
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("input");
     random_file(&input, mib << 20);
-    let name = unique_name("cli-pub");
-    let _guard = guard(backend, &name);
+    let (name, _guard) = named(backend, "cli-pub");
     let mut subs: Vec<(Reaped, std::path::PathBuf)> = (0..3)
         .map(|k| {
             let out = dir.join(format!("out{k}"));
@@ -158,8 +152,7 @@ fn sysv_256_mib_to_three_subscribers() {
 /// `shm pub` ended by SIGTERM, or killed with -9, in the middle of a stream: each `shm sub`
 /// prints what came, says the stream was cut, and exits non-zero; nothing is left.
 fn a_cut_stream_is_reported(backend: &str, sig: libc::c_int) {
-    let name = unique_name("cli-pub-cut");
-    let _guard = guard(backend, &name);
+    let (name, _guard) = named(backend, "cli-pub-cut");
     // The input stays open: the stream never ends by itself.
     let (mut subs, mut publisher, input) =
         two_subs_and_a_pub(backend, &name, Stdio::piped, b"the first words");
@@ -168,8 +161,7 @@ fn a_cut_stream_is_reported(backend: &str, sig: libc::c_int) {
         sub.0.stdout.as_mut().unwrap().read_exact(&mut got).unwrap();
         assert_eq!(&got, b"the first words");
     }
-    // SAFETY: kill with our child's pid (not yet reaped).
-    unsafe { libc::kill(publisher.0.id() as i32, sig) };
+    publisher.signal(sig);
     let (st, _) = ends_within(&mut publisher, Duration::from_secs(20));
     assert!(!st.success(), "pub killed mid-stream exited {st}");
     for sub in &mut subs {
@@ -210,8 +202,7 @@ fn lossy_passes_a_stalled_reader(backend: &str) {
     // 16 MiB: far more than the ring (2 MiB) and a pipe (64 KiB) hold.
     random_file(&input, 16 << 20);
     for lossy in [true, false] {
-        let name = unique_name("cli-pub-lossy");
-        let _guard = guard(backend, &name);
+        let (name, _guard) = named(backend, "cli-pub-lossy");
         // A sub whose stdout nobody reads: it blocks in write(2) after 64 KiB.
         let mut sub = spawn(
             &["--backend", backend, "sub", &name],
@@ -277,8 +268,7 @@ fn a_subscriber_that_leaves_disturbs_nobody() {
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("input");
     random_file(&input, 8 << 20);
-    let name = unique_name("cli-pub-head");
-    let _guard = guard("posix", &name);
+    let (name, _guard) = named("posix", "cli-pub-head");
     let mut head = Reaped(
         std::process::Command::new("sh")
             .args(["-c", "\"$0\" sub \"$1\" | head -c 10 >/dev/null"])
@@ -314,8 +304,7 @@ fn a_subscriber_that_leaves_disturbs_nobody() {
 /// `shm sub`, one killed with -9, shows as `pubsub` with its ends, alive and dead, in the table,
 /// in `--json` and in `shm info`; a waiting `shm recv` shows as a stream with one end.
 fn list_names_kinds_and_ends(backend: &str) {
-    let name = unique_name("cli-pub-list");
-    let _guard = guard(backend, &name);
+    let (name, _guard) = named(backend, "cli-pub-list");
     let (mut subs, mut publisher, input) = two_subs_and_a_pub(backend, &name, Stdio::null, b"x");
     let (live, doomed) = (subs[0].0.id() as i32, subs[1].0.id() as i32);
     // Both joined once the publisher waited for them and wrote; kill one.
@@ -347,8 +336,7 @@ fn list_names_kinds_and_ends(backend: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: kill with our child's pid (not yet reaped).
-    unsafe { libc::kill(doomed, libc::SIGKILL) };
+    subs[1].signal(libc::SIGKILL);
     subs[1].0.wait().unwrap();
     let listed = json(&["--backend", backend, "list", &name, "--json"]);
     let c = &listed[0]["channel"];
@@ -423,8 +411,7 @@ fn list_names_kinds_and_ends(backend: &str) {
     assert!(st.success() && err.is_empty(), "sub: {st}: {err}");
     assert_gone(backend, &name);
     // A stream waiting for its sender: one end, the receiver.
-    let stream = unique_name("cli-list-stream");
-    let _guard = guard(backend, &stream);
+    let (stream, _guard) = named(backend, "cli-list-stream");
     let mut rx = spawn(
         &["--backend", backend, "recv", &stream],
         Stdio::null(),
@@ -450,8 +437,7 @@ fn list_names_kinds_and_ends(backend: &str) {
     assert_eq!(c["kind"], "stream", "{c}");
     assert_eq!(c["ends"][0]["role"], "receiver", "{c}");
     assert_eq!(c["ends"][0]["pid"], rx.0.id() as i32, "{c}");
-    // SAFETY: kill with our child's pid (not yet reaped).
-    unsafe { libc::kill(rx.0.id() as i32, libc::SIGTERM) };
+    rx.signal(libc::SIGTERM);
     ends_within(&mut rx, Duration::from_secs(20));
     assert_gone(backend, &stream);
 }

@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shm_core::SegmentName;
-use shm_tests::{Cleanup, reference_program, shm, skip, unique_name};
+use shm_tests::{
+    Cleanup, clock_ticks, proc_stat, reference_program, shm, signal, skip, unique_name,
+};
 
 /// Each backend, and whether the `shm` binary under test has it (a binary built with
 /// `--no-default-features --features posix` has one).
@@ -525,89 +527,66 @@ fn client_without_server_says_to_start_the_server() {
     }
 }
 
-/// Starts a lockstep game that would last for ages, and returns both sides once both play.
-fn endless_game(backend: &str, name: &str) -> (Running, Running) {
-    let args = ["--lockstep", "--rounds", "1000000000", "--timeout", "1s"];
+/// Starts a lockstep game that would last for ages (`more`: its timeout, its wait strategy),
+/// and returns both sides once both play.
+fn endless_game(backend: &str, name: &str, more: &[&str]) -> (Running, Running) {
+    let mut args = vec!["--lockstep", "--rounds", "1000000000"];
+    args.extend(more);
     let mut server = start(&mut taller(backend, "server", name, &args), "server");
     server.wait_line(|l| l.starts_with("created "));
     let mut client = start(&mut taller(backend, "client", name, &args), "client");
     client.wait_line(|l| l.starts_with("opened "));
     std::thread::sleep(Duration::from_millis(100));
     (server, client)
+}
+
+/// A lockstep game whose server (`kill_server`) or client is killed with -9: the survivor fails
+/// within a bound, saying that the peer stopped answering. A surviving server removes its
+/// segment; a killed one cannot (the guard does).
+fn lockstep_survivor_of_a_killed_peer(test: &str, kill_server: bool) {
+    for backend in backends(test) {
+        let name = unique_name(&format!("kill-{backend}"));
+        let _guard = guard(backend, &name);
+        let (server, client) = endless_game(backend, &name, &["--timeout", "1s"]);
+        let (mut killed, mut survivor) = if kill_server {
+            (server, client)
+        } else {
+            (client, server)
+        };
+        killed.child.kill().unwrap();
+        killed.child.wait().unwrap();
+        // Timeout 1s; anything under the bound is "no hang" (a loaded machine is slow).
+        let s = survivor.finish_within(Duration::from_secs(30));
+        let text = s.assert_failure();
+        assert!(text.contains("the peer stopped answering"), "{}", s.dump());
+        if !kill_server {
+            assert_gone(backend, &name);
+        }
+    }
 }
 
 #[test]
 fn lockstep_survivor_of_a_killed_client_fails_within_the_timeout() {
-    for backend in backends("lockstep_survivor_of_a_killed_client_fails_within_the_timeout") {
-        let name = unique_name(&format!("killclient-{backend}"));
-        let _guard = guard(backend, &name);
-        let (mut server, mut client) = endless_game(backend, &name);
-        client.child.kill().unwrap();
-        client.child.wait().unwrap();
-        // Timeout 1s; anything under the bound is "no hang" (a loaded machine is slow).
-        let s = server.finish_within(Duration::from_secs(30));
-        let text = s.assert_failure();
-        assert!(text.contains("the peer stopped answering"), "{}", s.dump());
-        assert_gone(backend, &name);
-    }
+    lockstep_survivor_of_a_killed_peer(
+        "lockstep_survivor_of_a_killed_client_fails_within_the_timeout",
+        false,
+    );
 }
 
 #[test]
 fn lockstep_survivor_of_a_killed_server_fails_within_the_timeout() {
-    for backend in backends("lockstep_survivor_of_a_killed_server_fails_within_the_timeout") {
-        let name = unique_name(&format!("killserver-{backend}"));
-        let _guard = guard(backend, &name);
-        let (mut server, mut client) = endless_game(backend, &name);
-        server.child.kill().unwrap();
-        server.child.wait().unwrap();
-        let c = client.finish_within(Duration::from_secs(30));
-        let text = c.assert_failure();
-        assert!(text.contains("the peer stopped answering"), "{}", c.dump());
-        // The killed server could not clean up; the guard removes its segment.
-    }
-}
-
-/// Starts a lockstep game that would last for ages, waiting with `wait` and giving up after
-/// `timeout`, and returns both sides once both play.
-fn endless_game_waiting(
-    backend: &str,
-    name: &str,
-    wait: &str,
-    timeout: &str,
-) -> (Running, Running) {
-    let args = [
-        "--lockstep",
-        "--rounds",
-        "1000000000",
-        "--timeout",
-        timeout,
-        "--wait",
-        wait,
-    ];
-    let mut server = start(&mut taller(backend, "server", name, &args), "server");
-    server.wait_line(|l| l.starts_with("created "));
-    let mut client = start(&mut taller(backend, "client", name, &args), "client");
-    client.wait_line(|l| l.starts_with("opened "));
-    std::thread::sleep(Duration::from_millis(100));
-    (server, client)
+    lockstep_survivor_of_a_killed_peer(
+        "lockstep_survivor_of_a_killed_server_fails_within_the_timeout",
+        true,
+    );
 }
 
 /// CPU time (user + system) that process `pid` has used so far, from /proc/PID/stat.
 fn cpu_time(pid: libc::pid_t) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The command name may hold blanks: the fields that follow it start after the last ')'.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let f = proc_stat(pid).unwrap();
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name.
     let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf takes a plain constant.
-    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap();
-    Duration::from_millis(ticks * 1000 / hz)
-}
-
-fn signal(pid: libc::pid_t, sig: libc::c_int) {
-    // SAFETY: plain system call to a child of ours that has not been waited for.
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    Duration::from_millis(ticks * 1000 / clock_ticks())
 }
 
 /// Each wait strategy on each backend, with a client that is stopped (SIGSTOP): the server
@@ -617,17 +596,15 @@ fn signal(pid: libc::pid_t, sig: libc::c_int) {
 /// while a spinning waiter, at 100%, always would).
 #[test]
 fn lockstep_with_a_stopped_client_times_out_naming_the_move() {
-    // Each game waits out its 3 s timeout: the six run at once, each with its own names.
-    let games = backends("lockstep_with_a_stopped_client_times_out_naming_the_move")
-        .into_iter()
-        .flat_map(|backend| ["spin", "block", "hybrid"].map(|wait| (backend, wait)));
-    std::thread::scope(|s| {
-        for (backend, wait) in games {
-            s.spawn(move || {
+    // Each game waits out its 3 s timeout.
+    every_wait_strategy_at_once(
+        "lockstep_with_a_stopped_client_times_out_naming_the_move",
+        |backend, wait| {
             let name = unique_name(&format!("stopped-{backend}-{wait}"));
             let _guard = guard(backend, &name);
-            let (mut server, client) = endless_game_waiting(backend, &name, wait, "3s");
-            signal(client.pid(), libc::SIGSTOP);
+            let (mut server, client) =
+                endless_game(backend, &name, &["--timeout", "3s", "--wait", wait]);
+            signal(client.child.id(), libc::SIGSTOP);
             // The waiter's first millisecond may spin; then it sleeps until its deadline.
             std::thread::sleep(Duration::from_millis(200));
             let before = cpu_time(server.pid());
@@ -651,7 +628,20 @@ fn lockstep_with_a_stopped_client_times_out_naming_the_move() {
             }
             assert_gone(backend, &name);
             drop(client); // killed (SIGKILL ends a stopped process too)
-            });
+        },
+    );
+}
+
+/// Runs `game` for each wait strategy on each backend, all at once (each game has its own
+/// names), so that their timeouts are waited out together.
+fn every_wait_strategy_at_once(test: &str, game: impl Fn(&'static str, &'static str) + Sync) {
+    let games = backends(test)
+        .into_iter()
+        .flat_map(|backend| ["spin", "block", "hybrid"].map(|wait| (backend, wait)));
+    std::thread::scope(|s| {
+        for (backend, wait) in games {
+            let game = &game;
+            s.spawn(move || game(backend, wait));
         }
     });
 }
@@ -660,29 +650,26 @@ fn lockstep_with_a_stopped_client_times_out_naming_the_move() {
 /// a timeout naming the server's move, and does not hang.
 #[test]
 fn lockstep_with_a_killed_server_times_out_naming_the_move() {
-    // Each client waits out its 1 s timeout: the six run at once, each with its own names.
-    let games = backends("lockstep_with_a_killed_server_times_out_naming_the_move")
-        .into_iter()
-        .flat_map(|backend| ["spin", "block", "hybrid"].map(|wait| (backend, wait)));
-    std::thread::scope(|s| {
-        for (backend, wait) in games {
-            s.spawn(move || {
-                let name = unique_name(&format!("killed-{backend}-{wait}"));
-                let _guard = guard(backend, &name);
-                let (mut server, mut client) = endless_game_waiting(backend, &name, wait, "1s");
-                server.child.kill().unwrap();
-                server.child.wait().unwrap();
-                let c = client.finish_within(Duration::from_secs(60));
-                let text = c.assert_failure();
-                assert!(
-                    text.contains("waited 1s for the server's move"),
-                    "{backend} {wait}: {}",
-                    c.dump()
-                );
-                // The killed server could not clean up; the guard removes its segment.
-            });
-        }
-    });
+    // Each client waits out its 1 s timeout.
+    every_wait_strategy_at_once(
+        "lockstep_with_a_killed_server_times_out_naming_the_move",
+        |backend, wait| {
+            let name = unique_name(&format!("killed-{backend}-{wait}"));
+            let _guard = guard(backend, &name);
+            let (mut server, mut client) =
+                endless_game(backend, &name, &["--timeout", "1s", "--wait", wait]);
+            server.child.kill().unwrap();
+            server.child.wait().unwrap();
+            let c = client.finish_within(Duration::from_secs(60));
+            let text = c.assert_failure();
+            assert!(
+                text.contains("waited 1s for the server's move"),
+                "{backend} {wait}: {}",
+                c.dump()
+            );
+            // The killed server could not clean up; the guard removes its segment.
+        },
+    );
 }
 
 #[test]
@@ -722,8 +709,7 @@ fn signal_server(backend: &str, sig: libc::c_int, args: &[&str], ready: &str) {
     );
     server.wait_line(|l| l.starts_with(ready));
     assert!(exists(backend, &name));
-    // SAFETY: plain system call to our own child, which has not been waited for.
-    assert_eq!(unsafe { libc::kill(server.pid(), sig) }, 0);
+    signal(server.child.id(), sig);
     let s = server.finish_within(Duration::from_secs(30));
     assert_eq!(s.status.code(), Some(128 + sig), "{}", s.dump());
     assert!(
@@ -779,8 +765,7 @@ fn sigterm_on_the_demo_stops_the_client_and_removes_the_segment() {
             &format!("{backend} demo"),
         );
         demo.wait_line(|l| l.starts_with("client | I am taller."));
-        // SAFETY: plain system call to our own child, which has not been waited for.
-        assert_eq!(unsafe { libc::kill(demo.pid(), libc::SIGTERM) }, 0);
+        signal(demo.child.id(), libc::SIGTERM);
         let d = demo.finish_within(Duration::from_secs(30));
         assert_eq!(d.status.code(), Some(128 + libc::SIGTERM), "{}", d.dump());
         assert!(
