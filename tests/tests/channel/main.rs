@@ -2,6 +2,7 @@
 //! The test binary's helpers (unique names, cleanup guards, forked and re-run children) come
 //! from the test library, `shm_tests`.
 
+mod common;
 mod process;
 mod pubsub;
 mod service;

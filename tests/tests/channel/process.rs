@@ -9,16 +9,13 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::common::{DEATH_BOUND, begin, sysv_id};
 use shm_channel::{Client, Error, Options, Receiver, Sender, Server};
 use shm_core::{Access, Backend, Segment, SegmentName};
 use shm_tests::peer_process::{Peer, Under, backend, peer_backend};
 use shm_tests::{Cleanup, unique_name};
 
 const PEER: &str = "SHM_CHANNEL_PEER";
-/// Death must be known within 100 ms of a blocking call (the issue's bound; the tests print
-/// what they measured); asserted loosely, so that a busy machine that preempts the waiting
-/// end does not fail the run.
-const DEATH_BOUND: Duration = Duration::from_millis(1000);
 
 /// A pattern that both sides compute: message `i` of length `len` is `PATTERN[i % 251..][..len]`.
 fn pattern() -> Vec<u8> {
@@ -235,14 +232,8 @@ fn peer_under(u: &Under, wrap: &[&str], role: &str, name: &str, count: u64) -> P
     u.spawn_peer(module_path!(), wrap, PEER, role, &envs)
 }
 
-fn sysv_id(info: shm_channel::Result<shm_core::SegmentInfo>) -> Option<i32> {
-    info.ok().and_then(|i| i.id)
-}
-
 fn million_messages_in_order(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ch-million");
+    let (u, b, name) = begin(kind, "ch-million");
     const COUNT: u64 = 1_000_000;
     let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
     let mut peer = peer_of(&u, "send-random", &name, COUNT);
@@ -270,9 +261,7 @@ fn million_messages_in_order(kind: &'static str) {
 }
 
 fn the_other_way(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ch-reverse");
+    let (u, b, name) = begin(kind, "ch-reverse");
     const COUNT: u64 = 200_000;
     let mut tx = Sender::create(&b, &name, &opts()).unwrap();
     let mut peer = peer_of(&u, "recv-random", &name, COUNT);
@@ -314,9 +303,7 @@ fn dead_in_time<T: std::fmt::Debug>(
 }
 
 fn sender_killed_mid_message(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ch-kill-tx");
+    let (u, b, name) = begin(kind, "ch-kill-tx");
     let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
     let mut peer = peer_of(&u, "send-then-hang", &name, 5);
     peer.expect_line("MID");
@@ -334,9 +321,7 @@ fn sender_killed_mid_message(kind: &'static str) {
 }
 
 fn receiver_killed_mid_message(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ch-kill-rx");
+    let (u, b, name) = begin(kind, "ch-kill-rx");
     let mut tx = Sender::create(&b, &name, &opts()).unwrap();
     let mut peer = peer_of(&u, "recv-then-hang", &name, 0);
     tx.send(b"first").unwrap();
@@ -356,9 +341,7 @@ fn receiver_killed_mid_message(kind: &'static str) {
 }
 
 fn creator_killed_before_a_peer_came(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ch-stale");
+    let (u, b, name) = begin(kind, "ch-stale");
     let mut peer = peer_of(&u, "create-then-hang", &name, 0);
     peer.expect_line("READY");
     peer.kill9();
@@ -382,9 +365,7 @@ fn creator_killed_before_a_peer_came(kind: &'static str) {
 }
 
 fn garbage_from_a_peer_process(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ch-garbage");
+    let (u, b, name) = begin(kind, "ch-garbage");
     let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
     let mut peer = peer_of(&u, "scribble", &name, 0);
     let mut errors = 0;
@@ -553,9 +534,7 @@ fn pair_peer_killed_mid_call(kind: &'static str) {
 /// A client process that scribbles over the whole pair: every receive of the server returns
 /// within its deadline, with a request or an error; none panics.
 fn garbage_from_a_pair_client(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ch-pair-garbage");
+    let (u, b, name) = begin(kind, "ch-pair-garbage");
     let mut server = Server::create(&b, &name, &opts()).unwrap();
     let mut peer = peer_of(&u, "scribble-pair", &name, 0);
     let (mut requests, mut errors) = (0, 0);
@@ -594,9 +573,7 @@ fn garbage_from_a_pair_client(kind: &'static str) {
 /// PeerDead once the messages the sender completed are received (it said Empty forever), and a
 /// sender learns of a dead receiver before the ring fills, by `send` or `try_send` (issue 18).
 fn try_calls_report_a_dead_peer(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ch-try-dead");
+    let (u, b, name) = begin(kind, "ch-try-dead");
     let _guard = (kind != "file").then(|| Cleanup::on(backend(kind, None), name.clone()));
     let mut rx = Receiver::create(&b, &name, &opts()).unwrap();
     let mut peer = peer_of(&u, "send-n-then-hang", &name, 3);
@@ -666,9 +643,7 @@ fn try_calls_report_a_dead_peer(kind: &'static str) {
 /// After a receiver died before any sender came, the next receiver takes its place (it got
 /// "there is no receiver end to take" forever) (issue 17 item 11).
 fn a_dead_lone_end_is_replaced(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ch-lone");
+    let (u, b, name) = begin(kind, "ch-lone");
     // The dead peer's segment, should the test fail before it is reclaimed (file: the backend's
     // directory goes with it).
     let _guard = (kind != "file").then(|| Cleanup::on(backend(kind, None), name.clone()));

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::common::{DEATH_BOUND, begin, sysv_id, var};
 use shm_channel::Error;
 use shm_channel::pubsub::{
     Policy, Publisher, SubscribeOptions, Subscriber, TopicOptions, TypedPublisher, TypedSubscriber,
@@ -17,10 +18,6 @@ use shm_tests::peer_process::{Peer, Under, backend, peer_backend, scribble};
 use shm_tests::unique_name;
 
 const ROLE: &str = "PUBSUB_PEER";
-/// Death must be known within 100 ms of a blocking call (the bound; the tests print
-/// what they measured); asserted loosely, so that a busy machine that preempts the waiting
-/// end does not fail the run.
-const DEATH_BOUND: Duration = Duration::from_millis(1000);
 const MAX: usize = 512;
 
 /// Message `i`: its length and its bytes, which every end computes alike.
@@ -48,10 +45,6 @@ fn topic(slots: u32) -> TopicOptions {
 
 fn sub_opts() -> SubscribeOptions {
     SubscribeOptions::new().open_timeout(Duration::from_secs(10))
-}
-
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_default()
 }
 
 /// The peer's side. Without `PUBSUB_PEER` this test does nothing.
@@ -181,10 +174,6 @@ fn spawn_lossy(u: &Under, role: &str, name: &str) -> Peer {
     )
 }
 
-fn sysv_id(info: shm_channel::Result<shm_core::SegmentInfo>) -> Option<i32> {
-    info.ok().and_then(|i| i.id)
-}
-
 /// Publishes messages `from..to` by loan (zero-copy on this side).
 fn publish_range(p: &mut Publisher, from: u64, to: u64) {
     for i in from..to {
@@ -199,9 +188,7 @@ fn publish_range(p: &mut Publisher, from: u64, to: u64) {
 /// One publisher, `subs` subscriber processes, `count` messages of random lengths: each
 /// subscriber checks every byte and the order.
 fn fanout(kind: &'static str, subs: usize, count: u64) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-fanout");
+    let (u, b, name) = begin(kind, "ps-fanout");
     let mut p = Publisher::create(&b, &name, &topic(64).subscribers(16)).unwrap();
     let mut peers: Vec<Peer> = (0..subs).map(|_| spawn(&u, "check", &name, 0)).collect();
     for peer in &mut peers {
@@ -230,9 +217,7 @@ fn fanout(kind: &'static str, subs: usize, count: u64) {
 /// Subscribers join and leave mid-stream: the others see every message; a joiner sees every
 /// message from the one it started at; one that leaves frees its seat for good.
 fn join_and_leave_midstream(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-midstream");
+    let (u, b, name) = begin(kind, "ps-midstream");
     let mut p = Publisher::create(&b, &name, &topic(16).subscribers(4)).unwrap();
     let mut steady = spawn(&u, "check", &name, 0);
     let mut leaver = spawn(&u, "check", &name, 3000);
@@ -288,9 +273,7 @@ fn fill_behind(p: &mut Publisher, holder: &mut Peer, subs: usize, wait_ms: u64) 
 /// within 100 ms of the publisher waiting for it, its slots return, and the other subscriber
 /// sees everything.
 fn subscriber_killed(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-kill-sub");
+    let (u, b, name) = begin(kind, "ps-kill-sub");
     let mut p = Publisher::create(&b, &name, &topic(8).subscribers(4)).unwrap();
     let mut holder = spawn(&u, "hold", &name, 0);
     let mut good = spawn(&u, "check", &name, 0);
@@ -317,9 +300,7 @@ fn subscriber_killed(kind: &'static str) {
 /// The publisher killed (-9): every subscriber receives what it published, then PeerDead
 /// within 100 ms (try_recv at once); the name is gone once the subscribers are.
 fn publisher_killed(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-kill-pub");
+    let (u, b, name) = begin(kind, "ps-kill-pub");
     let mut peer = spawn(&u, "publish-then-hang", &name, 100);
     peer.expect_line("READY");
     let mut a = Subscriber::open(&b, &name, &sub_opts()).unwrap();
@@ -475,9 +456,7 @@ fn finished_or_cut(kind: &'static str) {
 fn discovery(kind: &'static str) {
     use shm_channel::service::{Service, ServiceClient, ServiceOptions};
     use shm_channel::{Kind, Options, Receiver, Server, discover};
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-discover");
+    let (u, b, name) = begin(kind, "ps-discover");
     let p = Publisher::create(&b, &name, &topic(8).subscribers(4)).unwrap();
     let mut live = spawn(&u, "idle", &name, 0);
     let mut doomed = spawn(&u, "idle", &name, 0);
@@ -573,9 +552,7 @@ fn discovery(kind: &'static str) {
 /// `remove_name`: the name goes at once; the subscriber there goes on, no other can join, and
 /// nothing is left once the ends are gone.
 fn name_removed_early(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-unnamed");
+    let (u, b, name) = begin(kind, "ps-unnamed");
     let mut p = Publisher::create(&b, &name, &topic(8)).unwrap();
     let mut sub = spawn(&u, "check", &name, 0);
     sub.expect_line("READY");
@@ -595,9 +572,7 @@ fn name_removed_early(kind: &'static str) {
 
 /// History: a late subscriber receives the last K messages first, then the live ones.
 fn history_for_late_subscribers(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-history");
+    let (u, b, name) = begin(kind, "ps-history");
     let mut p = Publisher::create(&b, &name, &topic(16).history(5)).unwrap();
     publish_range(&mut p, 0, 40);
     let mut late = Subscriber::open(&b, &name, &sub_opts()).unwrap();
@@ -615,9 +590,7 @@ fn history_for_late_subscribers(kind: &'static str) {
 
 /// Two programs that disagree on the message type: refused at open; the same type passes.
 fn typed_topics(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-typed");
+    let (u, b, name) = begin(kind, "ps-typed");
     let mut p = TypedPublisher::<u64>::create(&b, &name, &topic(8)).unwrap();
     let mut wrong = spawn(&u, "typed-u32", &name, 0);
     wrong.expect_line("WRONGTYPE");
@@ -640,9 +613,7 @@ fn typed_topics(kind: &'static str) {
 /// subscriber receives: every call returns, in time, a message or a typed error; nothing
 /// panics, nothing hangs, nothing is left.
 fn garbage_from_a_peer(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-garbage");
+    let (u, b, name) = begin(kind, "ps-garbage");
     let mut p = Publisher::create(&b, &name, &topic(16)).unwrap();
     let mut sub = Subscriber::open(&b, &name, &sub_opts()).unwrap();
     let mut peer = spawn(&u, "scribble", &name, 0);
@@ -808,9 +779,7 @@ fn a_publisher_in_another_pid_namespace(kind: &'static str) {
     let Some(unshare) = in_another_pid_namespace("a_publisher_in_another_pid_namespace") else {
         return;
     };
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("ps-ns-pub");
+    let (u, b, name) = begin(kind, "ps-ns-pub");
     let _guard =
         (kind != "file").then(|| shm_tests::Cleanup::on(backend(kind, None), name.clone()));
     let mut peer = spawn_under(&u, unshare, "publish-then-hang", &name, 100);

@@ -10,17 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::common::{DEATH_BOUND, begin, sysv_id, var};
 use shm_channel::Error;
 use shm_channel::service::{Service, ServiceClient, ServiceOptions};
 use shm_core::{Backend, SegmentName};
 use shm_tests::peer_process::{Peer, Under, peer_backend, scribble};
-use shm_tests::unique_name;
 
 const ROLE: &str = "SERVICE_PEER";
-/// Death must be known within 100 ms (the bound; about 30 ms measured on a quiet
-/// machine, printed by the test); asserted loosely, so that a busy machine that preempts the
-/// waiting client does not fail the run.
-const DEATH_BOUND: Duration = Duration::from_millis(1000);
 const MAX: usize = 512;
 
 fn opts(clients: u32) -> ServiceOptions {
@@ -46,10 +42,6 @@ fn answer(pid: i32, req: &[u8]) -> Vec<u8> {
     let mut a = (pid as u32).to_le_bytes().to_vec();
     a.extend(req.iter().rev());
     a
-}
-
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_default()
 }
 
 /// The peer's side. Without `SERVICE_PEER` this test does nothing.
@@ -134,10 +126,6 @@ fn spawn(u: &Under, role: &str, name: &str, count: u64) -> Peer {
     )
 }
 
-fn sysv_id(info: shm_channel::Result<shm_core::SegmentInfo>) -> Option<i32> {
-    info.ok().and_then(|i| i.id)
-}
-
 /// A server on a thread of this process, answering every request with `answer`, until
 /// stopped (also when a test fails: dropped, it stops the thread, so that the service is
 /// dropped and its name removed).
@@ -189,9 +177,7 @@ impl Drop for Serving {
 
 /// 16 client processes calling at once: every answer reaches its caller, byte for byte.
 fn sixteen_clients(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("sv-16");
+    let (u, b, name) = begin(kind, "sv-16");
     let service = Service::create(&b, &name, &opts(16)).unwrap();
     let id = sysv_id(service.segment_info());
     let serving = Serving::start(service);
@@ -210,9 +196,7 @@ fn sixteen_clients(kind: &'static str) {
 /// A client beyond the limit gets ServiceFull, saying so, at once; a seat freed by a client
 /// that left is taken again.
 fn beyond_the_limit(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("sv-full");
+    let (u, b, name) = begin(kind, "sv-full");
     let service = Service::create(&b, &name, &opts(2)).unwrap();
     let id = sysv_id(service.segment_info());
     let serving = Serving::start(service);
@@ -244,9 +228,7 @@ fn beyond_the_limit(kind: &'static str) {
 /// A client killed in the middle of its call: the server answers into the void, frees the
 /// seat, and goes on serving the others.
 fn client_killed_mid_call(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("sv-kill-client");
+    let (u, b, name) = begin(kind, "sv-kill-client");
     let mut service = Service::create(&b, &name, &opts(1)).unwrap();
     let id = sysv_id(service.segment_info());
     let mut victim = spawn(&u, "call-once", &name, 0);
@@ -286,9 +268,7 @@ fn client_killed_mid_call(kind: &'static str) {
 /// The server killed (-9) while clients wait for answers: each learns within 100 ms
 /// (PeerDead), and nothing is left.
 fn server_killed(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("sv-kill-server");
+    let (u, b, name) = begin(kind, "sv-kill-server");
     let mut server = spawn(&u, "serve-hang", &name, 0);
     server.expect_line("READY");
     let spid = server.pid();
@@ -329,9 +309,7 @@ fn server_killed(kind: &'static str) {
 /// every call returns, in time, an answer or a typed error; nothing panics, nothing hangs,
 /// nothing is left.
 fn garbage_from_a_peer(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("sv-garbage");
+    let (u, b, name) = begin(kind, "sv-garbage");
     let service = Service::create(&b, &name, &opts(4)).unwrap();
     let id = sysv_id(service.segment_info());
     let stop = Arc::new(AtomicBool::new(false));
@@ -397,9 +375,7 @@ fn garbage_from_a_peer(kind: &'static str) {
 /// server never waits long enough to look at the seats on that account): the dead client's
 /// seat is freed all the same, within about 40 ms.
 fn client_killed_while_the_server_is_busy(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("sv-busy");
+    let (u, b, name) = begin(kind, "sv-busy");
     let mut service = Service::create(&b, &name, &opts(2)).unwrap();
     let id = sysv_id(service.segment_info());
     let mut victim = spawn(&u, "hold", &name, 0);
@@ -437,9 +413,7 @@ fn client_killed_while_the_server_is_busy(kind: &'static str) {
 /// `Service::remove_name`: the seated clients go on calling, a new one finds no service, and
 /// nothing is left once the ends are gone.
 fn name_removed_early(kind: &'static str) {
-    let u = Under::new(kind);
-    let b = u.backend();
-    let name = unique_name("sv-unnamed");
+    let (u, b, name) = begin(kind, "sv-unnamed");
     let service = Service::create(&b, &name, &opts(2)).unwrap();
     let id = sysv_id(service.segment_info());
     let mut seated = ServiceClient::open(&b, &name, &opts(0)).unwrap();
