@@ -101,7 +101,7 @@ fn finish(mut c: Reaped, what: &str) -> u32 {
 /// Streams `blocks` MiB through `shm send` (stdin) to `shm recv` (stdout), starting one of
 /// them first, and checks every byte.
 fn stream(backend: &str, blocks: u64, receiver_first: bool) {
-    let name = unique_name("cli-send");
+    let (name, _guard) = named(backend, "cli-send");
     let recv_args = ["--backend", backend, "recv", &name];
     let send_args = ["--backend", backend, "send", &name];
     let start = |args: &[&str], stdin, stdout| spawn(args, stdin, stdout);
@@ -148,7 +148,7 @@ fn stream(backend: &str, blocks: u64, receiver_first: bool) {
 
 /// A file argument, sender first, received into a file: compared byte for byte.
 fn file_argument(backend: &str) {
-    let name = unique_name("cli-file");
+    let (name, _guard) = named(backend, "cli-file");
     let dir = temp_path("cli-channel");
     std::fs::create_dir_all(&dir).unwrap();
     let _rm = Cleanup::path(dir.clone());
@@ -245,7 +245,7 @@ fn sysv_ends_like_a_pipe() {
 /// A stranger's segment under the name: refused with a clear error, and left alone.
 #[test]
 fn a_stranger_segment_is_refused() {
-    let name = unique_name("cli-stranger");
+    let (name, _guard) = named("posix", "cli-stranger");
     let (_, _) = shm_tests::shm_ok(&["create", &name, "--size", "4096"]);
     let out = shm()
         .args(["recv", &name])
@@ -637,7 +637,7 @@ fn call(backend: &str, name: &str, args: &[&str]) -> std::process::Output {
 /// `shm serve` answers `shm call`s from 4 processes at once, each its own answer (three rounds
 /// of four, stdin or an argument as the request); Ctrl-C stops it, status 0, nothing left.
 fn serve_answers_four_callers_at_once(backend: &str) {
-    let name = unique_name("cli-serve");
+    let (name, _guard) = named(backend, "cli-serve");
     let server = serve(backend, &name, &["tr", "a-z", "A-Z"]);
     for round in 0..3 {
         let calls: Vec<_> = (0..4)
@@ -681,7 +681,7 @@ fn serve_answers_four_callers_at_once(backend: &str) {
 /// line of its stderr, and serve goes on. CMD runs directly: one word with a space in it is a
 /// program of that name, never a shell command line.
 fn a_failing_command_fails_the_call(backend: &str) {
-    let name = unique_name("cli-serve-fail");
+    let (name, _guard) = named(backend, "cli-serve-fail");
     let server = serve(backend, &name, &["sh", "-c", "cat; echo oops >&2; exit 3"]);
     for _ in 0..2 {
         let out = call(backend, &name, &["hi"]);
@@ -694,7 +694,7 @@ fn a_failing_command_fails_the_call(backend: &str) {
         );
     }
     stop_serving(server);
-    let name = unique_name("cli-serve-noshell");
+    let (name, _guard) = named(backend, "cli-serve-noshell");
     let server = serve(backend, &name, &["echo hi"]);
     let out = call(backend, &name, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
