@@ -186,6 +186,16 @@ pub fn signal(pid: u32, sig: libc::c_int) {
     );
 }
 
+/// Waits until `cond` holds, looking every 2 ms; panics with `what` once `within` has passed
+/// (a test fails, never hangs, on what does not come).
+pub fn wait_until(within: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < within, "{what} (waited {within:?})");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Kills and reaps a child process when dropped, so that a failing test leaves no process behind.
 pub struct Reaped(pub std::process::Child);
 

@@ -21,7 +21,7 @@ mod raw_pointers;
 
 pub use child::{
     ChildResult, Pending, Reaped, Status, check, in_child, signal, spawn_child, test_path,
-    this_test_again,
+    this_test_again, wait_until,
 };
 pub use cleanup::{Cleanup, in_dev_shm, temp_path, unique_name};
 pub use cli::{

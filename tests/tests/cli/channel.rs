@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use shm_tests::{Cleanup, Reaped, assert_nothing_left, shm, temp_path, unique_name};
+use shm_tests::{Cleanup, Reaped, assert_nothing_left, shm, temp_path, unique_name, wait_until};
 
 /// 1 MiB blocks: block `i` is a fixed pseudo-random MiB with `i` in its first 8 bytes, so that
 /// a lost, repeated or reordered block shows.
@@ -301,14 +301,11 @@ fn signal_removes_an_unjoined_channel(backend: &str, sig: libc::c_int) {
         .segment_size()
         .unwrap() as u64;
     // A POSIX segment exists at size 0 a moment before it is sized: wait for the size.
-    let t0 = Instant::now();
-    while b.info(&sname).map_or(true, |i| i.size != size) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "recv made no channel of {size} bytes"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        &format!("recv made no channel of {size} bytes"),
+        || b.info(&sname).is_ok_and(|i| i.size == size),
+    );
     // While it waits, `shm list` shows what the channel is made of: one segment of its name,
     // sized for its header and slots (System V lists it by key).
     let (_, out) = shm_tests::shm_ok(&["--backend", backend, "list", "--json"]);
@@ -419,17 +416,11 @@ fn the_other_bad_endings_are_reported(backend: &str) {
     );
     // The receiver makes the channel first (a sender that made it and failed at once would
     // remove it, and recv would wait for another).
-    let t0 = Instant::now();
-    while backend_of(backend)
-        .info(&SegmentName::new(&name).unwrap())
-        .is_err()
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "recv made no channel"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let sname = SegmentName::new(&name).unwrap();
+    let b = backend_of(backend);
+    wait_until(Duration::from_secs(10), "recv made no channel", || {
+        b.info(&sname).is_ok()
+    });
     let dir = temp_path("cli-eisdir");
     std::fs::create_dir_all(&dir).unwrap();
     let _dir = Cleanup::path(dir.clone());
@@ -557,11 +548,9 @@ fn recv_stops_while_data_flows(backend: &str) {
         let (mut rx, mut tx, input) = recv_and_send(backend, &name);
         let writer = feed_endlessly(input, b"y\n".repeat(32768));
         let (drained, drain) = count_output(rx.0.stdout.take().unwrap());
-        let t0 = Instant::now();
-        while drained.load(Ordering::Relaxed) < 8 << 20 {
-            assert!(t0.elapsed() < Duration::from_secs(30), "no data flows");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(Duration::from_secs(30), "no data flows", || {
+            drained.load(Ordering::Relaxed) >= 8 << 20
+        });
         rx.signal(sig);
         let (st, took, err) = ends_within(&mut rx, Duration::from_secs(10));
         println!("{backend}: recv stopped {took:?} after signal {sig} while data flowed");

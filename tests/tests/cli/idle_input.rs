@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use shm_core::{Backend, SegmentName};
-use shm_tests::{Reaped, assert_nothing_left};
+use shm_tests::{Reaped, assert_nothing_left, wait_until};
 
 use super::channel::{backend_of, count_output, named, spawn};
 
@@ -126,11 +126,9 @@ fn settle(backend: &str, name: &str, mut rx: Reaped, tx_pid: u32, what: &str) {
     if rx.0.try_wait().unwrap().is_none() {
         rx.signal(libc::SIGTERM);
     }
-    let t0 = Instant::now();
-    while rx.0.try_wait().unwrap().is_none() {
-        assert!(t0.elapsed() < BOUND, "{what}: the receiver does not end");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until(BOUND, &format!("{what}: the receiver does not end"), || {
+        rx.0.try_wait().unwrap().is_some()
+    });
     let sname = SegmentName::new(name).unwrap();
     assert!(
         backend_of(backend).info(&sname).is_err(),
@@ -243,14 +241,11 @@ fn signal_while_waiting_for_a_slot(cmd: Cmd, backend: &str, runs: u32) {
         let mut input = tx.0.stdin.take().unwrap();
         // The first byte through: both ends are in the channel.
         input.write_all(b"x").unwrap();
-        let t0 = Instant::now();
-        while got.load(Ordering::Relaxed) == 0 {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "{what}: no byte came through"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{what}: no byte came through"),
+            || got.load(Ordering::Relaxed) > 0,
+        );
         rx.signal(libc::SIGSTOP);
         fill_the_ring(&tx, &mut input, &what);
         std::thread::sleep(Duration::from_micros(rng.below(20_000)));
