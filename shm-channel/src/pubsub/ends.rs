@@ -1,10 +1,10 @@
 //! A topic's ends: the publisher, its subscribers and their options, over the shared topic.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shm_core::wait::{Signal, WaitStrategy, wake_all};
+use shm_core::wait::{HYBRID_SPIN_MAX, Signal, WaitStrategy, wake_all};
 use shm_core::{Backend, SegmentName};
 
 use super::fingerprint::Fingerprint;
@@ -317,6 +317,73 @@ impl Topic {
             .map(|(i, p)| (p.pid, self.judge_owner(i, &p).maybe_alive()))
             .collect()
     }
+}
+
+/// How long a hybrid end of a topic hands its CPU over and looks again before it sleeps.
+const YIELD_WINDOW: Duration = HYBRID_SPIN_MAX;
+
+/// Looks before the first yield of a hybrid wait, with the pause hint between them (about a
+/// microsecond and a half): an answer already on its way costs no system call.
+const QUICK_LOOKS: u32 = 64;
+
+/// Waits on the signal over `words` (value, sleepers) until `early()` holds (`Ok(None)`) or
+/// `done(value)` does (`Ok(Some(value))`), as [`Signal::wait_until_or`] does with `strategy`,
+/// except that a hybrid wait, after a few quick looks, hands the CPU over (`sched_yield`) and
+/// looks again, for up to [`YIELD_WINDOW`], then sleeps (the writer wakes only an end that
+/// said it sleeps).
+///
+/// A topic's ends are often more processes than the machine has CPUs (one publisher and four
+/// subscribers on two): an end that spins while it waits keeps the others, the very ones it
+/// waits for, from running, and the scheduler shares the CPUs out evenly among the spinners.
+/// A yield runs them instead, and returns at once when nobody else needs the CPU. An end
+/// that wakes finds every message published meanwhile, and takes them one after the other
+/// without waiting.
+fn wait_shared(
+    words: (&AtomicU32, &AtomicU32),
+    strategy: WaitStrategy,
+    mut early: impl FnMut() -> bool,
+    mut done: impl FnMut(u32) -> bool,
+    timeout: Duration,
+) -> shm_core::Result<Option<u32>> {
+    let (value, sleepers) = words;
+    if strategy != WaitStrategy::Hybrid {
+        return Signal::new(value, sleepers, strategy).wait_until_or(early, done, timeout);
+    }
+    if !one_cpu() {
+        for _ in 0..QUICK_LOOKS {
+            if early() {
+                return Ok(None);
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let start = Instant::now();
+    let window = timeout.min(YIELD_WINDOW);
+    loop {
+        std::thread::yield_now();
+        if early() {
+            return Ok(None);
+        }
+        let v = value.load(Ordering::SeqCst);
+        if done(v) {
+            return Ok(Some(v));
+        }
+        if start.elapsed() >= window {
+            break;
+        }
+    }
+    Signal::new(value, sleepers, WaitStrategy::Block).wait_until_or(
+        early,
+        done,
+        timeout.saturating_sub(start.elapsed()),
+    )
+}
+
+/// True when this process may run on one CPU only: spinning would only keep the others from
+/// running. Asked once (the answer reads files of /proc and /sys).
+fn one_cpu() -> bool {
+    static ONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ONE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() == 1))
 }
 
 fn mismatch(topic: &Hub, what: &'static str, expected: u64, found: u64) -> Error {
@@ -635,12 +702,12 @@ impl Publisher {
 
     /// Publishes a copy of `data`, waiting at most `timeout` ([`Error::TimedOut`]).
     pub fn publish_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<()> {
-        self.publish_until(data, deadline_in(timeout))
+        self.publish_until(data, Some(timeout))
     }
 
-    fn publish_until(&mut self, data: &[u8], deadline: Option<Instant>) -> Result<()> {
+    fn publish_until(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<()> {
         self.check_len(data.len())?;
-        let mut loan = self.loan_until(deadline)?;
+        let mut loan = self.loan_until(timeout)?;
         loan.write_at(0, data)?;
         loan.send(data.len())
     }
@@ -664,13 +731,15 @@ impl Publisher {
 
     /// Loans the next slot, waiting at most `timeout`.
     pub fn loan_timeout(&mut self, timeout: Duration) -> Result<PubLoan<'_>> {
-        self.loan_until(deadline_in(timeout))
+        self.loan_until(Some(timeout))
     }
 
-    fn loan_until(&mut self, deadline: Option<Instant>) -> Result<PubLoan<'_>> {
+    /// Loans the next slot, waiting at most `timeout` (`None`: as long as it takes). The
+    /// clock is read only when there is no room.
+    fn loan_until(&mut self, timeout: Option<Duration>) -> Result<PubLoan<'_>> {
         self.check_open()?;
         if !self.room()? {
-            self.wait_for_room(deadline)?;
+            self.wait_for_room(timeout.and_then(deadline_in))?;
         }
         Ok(self.make_loan())
     }
@@ -801,16 +870,19 @@ impl Publisher {
             // the publisher mutably meanwhile.
             let topic = Arc::clone(&self.topic);
             let line = topic.line(OFF_RELEASE);
-            let release = Signal::new(&line.value, &line.sleepers, self.release.get().strategy());
+            let strategy = self.release.get().strategy();
             let mut err = None;
-            let got = release.wait_until(
-                |_| match ready(self) {
+            let got = wait_shared(
+                (&line.value, &line.sleepers),
+                strategy,
+                || match ready(self) {
                     Ok(r) => r,
                     Err(e) => {
                         err = Some(e);
                         true
                     }
                 },
+                |_| false,
                 slice,
             );
             if let Some(e) = err {
@@ -1184,7 +1256,7 @@ impl Subscriber {
 
     /// Receives the next message, waiting at most `timeout` ([`Error::TimedOut`]).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<SubSample<'_>> {
-        self.recv_until(deadline_in(timeout))
+        self.recv_until(Some(timeout))
     }
 
     /// Receives a copy of the next message into the front of `buf`; returns its length.
@@ -1194,14 +1266,21 @@ impl Subscriber {
         Ok(s.len())
     }
 
-    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<SubSample<'_>> {
-        let start = Instant::now();
+    /// Receives the next message, waiting at most `timeout` (`None`: as long as it takes).
+    /// The clock is read only once there is something to wait for: a message that is there
+    /// costs none.
+    fn recv_until(&mut self, timeout: Option<Duration>) -> Result<SubSample<'_>> {
+        let mut waiting: Option<(Instant, Option<Instant>)> = None;
         loop {
             match self.look()? {
                 Look::Ready(len, missed) => return Ok(self.take(len, missed)),
                 Look::Closed => return Err(self.closed()),
                 Look::NotYet => {}
             }
+            let (start, deadline) = *waiting.get_or_insert_with(|| {
+                let now = Instant::now();
+                (now, timeout.and_then(|t| now.checked_add(t)))
+            });
             let slice = match deadline {
                 None => PEER_CHECK,
                 Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
@@ -1214,7 +1293,10 @@ impl Subscriber {
             let head = self.head;
             let seq = head | SEQ_SET;
             let word = self.topic.slot_word(head);
-            let got = self.tail.get().wait_until_or(
+            let tail = self.tail.get();
+            let got = wait_shared(
+                tail.words(),
+                tail.strategy(),
                 || (word.load(Ordering::Acquire) >> 32) as u32 == seq,
                 |t| t & COUNT_MASK != head || t & CLOSED != 0,
                 slice,
