@@ -53,7 +53,8 @@ pub struct TopicOptions {
     pub policy: Policy,
     /// Permission bits of the segment (default `0o600`).
     pub mode: u32,
-    /// How the publisher waits (default hybrid).
+    /// How the publisher waits for room (default hybrid: see the
+    /// [module docs](super#waiting)).
     pub wait: WaitStrategy,
 }
 
@@ -115,7 +116,8 @@ impl Default for TopicOptions {
 pub struct SubscribeOptions {
     /// How long [`Subscriber::open`] waits for the topic to appear (default: not at all).
     pub open_timeout: Option<Duration>,
-    /// How the subscriber waits for messages (default hybrid).
+    /// How the subscriber waits for messages (default hybrid: see the
+    /// [module docs](super#waiting)).
     pub wait: WaitStrategy,
 }
 
