@@ -58,8 +58,8 @@
 //!
 //! A topic's ends are often more processes than the machine has CPUs (one publisher and four
 //! subscribers on two), so a hybrid wait ([`WaitStrategy::Hybrid`](shm_core::wait::WaitStrategy::Hybrid),
-//! the default) does not spin as a stream's does: after a few quick looks (about a
-//! microsecond and a half) it hands its CPU over (`sched_yield`) and looks again, for up to
+//! the default) does not spin as a stream's does: after a few quick looks (a few
+//! hundred nanoseconds) it hands its CPU over (`sched_yield`) and looks again, for up to
 //! half a millisecond, then sleeps. A subscriber that waits so lets the publisher and the
 //! other subscribers run, and when it looks again takes every message published meanwhile
 //! one after the other; with nothing else to run, the yield returns at once. The publisher
