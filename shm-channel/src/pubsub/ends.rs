@@ -185,14 +185,11 @@ impl Topic {
 
     fn seat(&self, i: u32) -> &Seat {
         debug_assert!(i < self.shape.seats);
+        // Clamped, not reduced modulo `seats`: a division on every message was a tenth of a
+        // subscriber's release. Shape::new makes seats >= 1.
+        let i = i.min(self.shape.seats - 1);
         // SAFETY: seat `i < seats` lies inside the mapping (Shape's tests), 128-aligned.
-        unsafe {
-            &*self
-                .hub
-                .base()
-                .add(self.shape.seat(i % self.shape.seats))
-                .cast::<Seat>()
-        }
+        unsafe { &*self.hub.base().add(self.shape.seat(i)).cast::<Seat>() }
     }
 
     /// Where message number `count`'s slot starts (its header word).
