@@ -57,14 +57,16 @@
 //! # Waiting
 //!
 //! A topic's ends are often more processes than the machine has CPUs (one publisher and four
-//! subscribers on two), so a hybrid wait ([`WaitStrategy::Hybrid`](shm_core::wait::WaitStrategy::Hybrid),
-//! the default) does not spin as a stream's does: after a few quick looks (a few
-//! hundred nanoseconds) it hands its CPU over (`sched_yield`) and looks again, for up to
-//! half a millisecond, then sleeps. A subscriber that waits so lets the publisher and the
-//! other subscribers run, and when it looks again takes every message published meanwhile
-//! one after the other; with nothing else to run, the yield returns at once. The publisher
-//! waits for room the same way. The spin and block strategies keep their meaning. `shm bench
-//! fanout_1 fanout_4` measures what four subscribers cost.
+//! subscribers on two), so a blocking receive with the hybrid strategy
+//! ([`WaitStrategy::Hybrid`](shm_core::wait::WaitStrategy::Hybrid), the default) does not
+//! spin as a stream's does: after a few quick looks (a few hundred nanoseconds) it hands its
+//! CPU over (`sched_yield`) and looks again, for up to half a millisecond, then sleeps. A
+//! subscriber that waits so lets the publisher and the other subscribers run, and when it
+//! looks again takes every message published meanwhile one after the other; with nothing else
+//! to run, the yield returns at once. The publisher waits for room the same way. The spin and
+//! block strategies keep their meaning; `recv_async` looks briefly, then leaves the thread to
+//! its executor (see Async). `shm bench fanout_1 fanout_4` measures what four subscribers
+//! cost.
 //!
 //! # Async
 //!

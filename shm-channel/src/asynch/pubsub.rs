@@ -1,7 +1,7 @@
 //! The async receive of a topic (feature `async`): [`Subscriber::recv_async`], with deadline
 //! forms, on the same reactor as the stream's futures.
 //!
-//! As there, the future looks first (spinning briefly as the blocking `recv` does), registers
+//! As there, the future looks first (spinning briefly, as the stream's futures do), registers
 //! with `shm_core::reactor` only when nothing is there, and takes a message only in the poll
 //! that returns its [`SubSample`]: dropping it at any point takes nothing.
 
