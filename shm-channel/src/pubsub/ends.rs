@@ -1553,3 +1553,72 @@ impl Drop for SubSample<'_> {
         self.rx.release();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hybrid wait ends on the early condition and on the word, yields for its window,
+    /// then says it sleeps (the writer's store then wakes it), and times out with neither;
+    /// the other strategies wait as their signal does.
+    #[test]
+    fn a_hybrid_wait_yields_then_sleeps() {
+        let (value, sleepers, early) = (AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0));
+        let words = (&value, &sleepers);
+        let long = Duration::from_secs(10);
+        let wait = |strategy| {
+            wait_shared(
+                words,
+                strategy,
+                || early.load(Ordering::SeqCst) == 1,
+                |v| v == 7,
+                long,
+            )
+        };
+        early.store(1, Ordering::SeqCst);
+        for s in [
+            WaitStrategy::Hybrid,
+            WaitStrategy::Spin,
+            WaitStrategy::Block,
+        ] {
+            assert_eq!(wait(s).unwrap(), None, "{s}: early");
+        }
+        early.store(0, Ordering::SeqCst);
+        value.store(7, Ordering::SeqCst);
+        for s in [
+            WaitStrategy::Hybrid,
+            WaitStrategy::Spin,
+            WaitStrategy::Block,
+        ] {
+            assert_eq!(wait(s).unwrap(), Some(7), "{s}: the word");
+        }
+        value.store(0, Ordering::SeqCst);
+        std::thread::scope(|sc| {
+            // Only past its yield window (counted from after t0) does the waiter announce
+            // that it sleeps, and a store that sees it wakes it.
+            let t0 = Instant::now();
+            let waiter = sc.spawn(|| wait(WaitStrategy::Hybrid));
+            while sleepers.load(Ordering::SeqCst) == 0 {
+                assert!(t0.elapsed() < long, "the waiter never said it sleeps");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(t0.elapsed() >= YIELD_WINDOW, "it slept before its window");
+            Signal::new(&value, &sleepers, WaitStrategy::Block).store(7);
+            assert_eq!(waiter.join().unwrap().unwrap(), Some(7));
+        });
+        assert_eq!(
+            sleepers.load(Ordering::SeqCst),
+            0,
+            "no sleeper left counted"
+        );
+        let err = wait_shared(
+            words,
+            WaitStrategy::Hybrid,
+            || false,
+            |_| false,
+            Duration::from_millis(20),
+        )
+        .unwrap_err();
+        assert!(matches!(err, shm_core::Error::TimedOut { .. }), "{err}");
+    }
+}
