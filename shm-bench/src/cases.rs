@@ -8,6 +8,8 @@
 //! adds the peer's role to [`crate::peer`]; its segment names come from
 //! [`crate::case::segment_name`], and are removed as soon as both sides have them mapped.
 
+#[cfg(feature = "bridge")]
+pub(crate) mod bridge;
 pub(crate) mod channel;
 pub(crate) mod copy;
 pub(crate) mod cycle;
@@ -53,6 +55,10 @@ pub(crate) fn all(plan: &Plan, host: &Host) -> Result<Vec<Box<dyn Case>>> {
             clients,
             plan.budget / SLICES,
         )?));
+    }
+    #[cfg(feature = "bridge")]
+    for rtt in bridge::Rtt::both(host, plan.budget) {
+        cases.push(Box::new(rtt));
     }
     cases.push(Box::new(channel::asynch::AsyncIdle::new(
         host,
@@ -108,6 +114,10 @@ pub(crate) fn all(plan: &Plan, host: &Host) -> Result<Vec<Box<dyn Case>>> {
         }
     }
     for stream in channel::Stream::all(host, plan.stream_bytes)? {
+        cases.push(Box::new(stream));
+    }
+    #[cfg(feature = "bridge")]
+    for stream in bridge::Stream::both(host, plan.stream_bytes) {
         cases.push(Box::new(stream));
     }
     for fanout in fanout::Fanout::both(host, plan.budget)? {

@@ -16,10 +16,18 @@
 //! | `copy-ring KIND NAME BYTES` | receives and checks the ring of copies NAME |
 //! | `fd BYTES` | receives and checks a stream on stdin, acknowledges on stdout |
 //! | `fanout-sub KIND NAME` | subscribes to the topic NAME, checks every message, prints counts |
+//! | `bridge listen\|connect ENDPOINT KIND (out\|in NAME KEY)...` | carries local channels over one Zenoh session (feature `bridge`) |
+//! | `channel-relay KIND FROM TO` | sends every message of the channel FROM on into TO |
+//! | `zenoh-sub ENDPOINT KEY BYTES` | subscribes with Zenoh alone, checks every message |
+//! | `zenoh-pub ENDPOINT KEY BYTES` | publishes BYTES with Zenoh alone for each byte on stdin |
+//! | `zenoh-echo ENDPOINT PING PONG` | publishes each sample of PING back on PONG |
+//! | `zenoh-ping ENDPOINT PING PONG` | times round trips through `zenoh-echo` |
 
 use anyhow::{Context, Result, bail};
 use shm_core::wait::WaitStrategy;
 
+#[cfg(feature = "bridge")]
+use crate::cases::bridge;
 use crate::cases::{channel, fanout, game};
 use crate::host::{Host, Kind};
 
@@ -72,6 +80,20 @@ fn run(host: &Host, words: &[&str]) -> Result<()> {
         }
         ["fd", n] => channel::fd_peer(bytes(n)?),
         ["fanout-sub", k, name] => fanout::sub_peer(&(host.backend)(kind(k)?)?, name),
+        #[cfg(feature = "bridge")]
+        ["bridge", link, ep, k, halves @ ..] => {
+            bridge::bridge_peer(&(host.backend)(kind(k)?)?, link, ep, halves)
+        }
+        #[cfg(feature = "bridge")]
+        ["channel-relay", k, from, to] => bridge::relay_peer(&(host.backend)(kind(k)?)?, from, to),
+        #[cfg(feature = "bridge")]
+        ["zenoh-sub", ep, key, n] => bridge::zenoh_sub_peer(ep, key, bytes(n)?),
+        #[cfg(feature = "bridge")]
+        ["zenoh-pub", ep, key, n] => bridge::zenoh_pub_peer(ep, key, bytes(n)?),
+        #[cfg(feature = "bridge")]
+        ["zenoh-echo", ep, ping, pong] => bridge::zenoh_echo_peer(ep, ping, pong),
+        #[cfg(feature = "bridge")]
+        ["zenoh-ping", ep, ping, pong] => bridge::zenoh_ping_peer(ep, ping, pong),
         _ => bail!("unknown peer"),
     }
 }

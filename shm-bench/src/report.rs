@@ -188,7 +188,7 @@ impl Ratio {
 }
 
 /// The ratios reported: name, numerator, denominator, target. Latencies divide means.
-const RATIOS: [(&str, &str, &str, Target); 17] = [
+const RATIOS: [(&str, &str, &str, Target); 19] = [
     (
         "posix_hybrid_vs_threads",
         "posix_hybrid",
@@ -281,6 +281,18 @@ const RATIOS: [(&str, &str, &str, Target); 17] = [
         Target::AtLeast(3.0),
     ),
     ("fanout_4_vs_1", "fanout_4", "fanout_1", Target::AtMost(1.5)),
+    (
+        "bridge_stream_vs_zenoh",
+        "bridge_stream",
+        "zenoh_stream",
+        Target::AtLeast(0.8),
+    ),
+    (
+        "bridge_rtt_vs_zenoh_rtt",
+        "bridge_rtt",
+        "zenoh_rtt",
+        Target::AtMost(1.3),
+    ),
 ];
 
 /// The limits reported: name, case, figure, target (absolute bounds, not ratios).

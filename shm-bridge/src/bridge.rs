@@ -19,6 +19,14 @@ pub const IN_QUEUE: usize = 16;
 /// The liveliness token of the `out` half, under the key.
 pub(crate) const OUT_TOKEN: &str = "shm-bridge-out";
 
+/// The liveliness token the `in` half declares once it has ended its local channel as the
+/// end of the stream said: the `out` half's acknowledgement that the end arrived.
+pub(crate) const DONE_TOKEN: &str = "shm-bridge-in-done";
+
+/// How long the `out` half waits for the acknowledgement after the far side left (it comes
+/// first on the same link; this only covers callbacks run out of order).
+pub(crate) const DONE_GRACE: Duration = Duration::from_secs(1);
+
 /// How a stream ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum End {

@@ -7,7 +7,7 @@ use zenoh::Wait;
 use zenoh::handlers::FifoChannel;
 use zenoh::sample::{Sample, SampleKind};
 
-use crate::bridge::{Bridge, Carried, End, OUT_TOKEN, TICK};
+use crate::bridge::{Bridge, Carried, DONE_TOKEN, End, OUT_TOKEN, TICK};
 use crate::error::{Error, Result};
 use crate::watch::Presence;
 use crate::wire::{Header, Kind};
@@ -126,6 +126,14 @@ impl Bridge<'_> {
                         End::Complete => self.finish(tx, &carried)?,
                         End::Aborted => abort(tx),
                     }
+                    // The acknowledgement: the out half returns once it sees it (declared
+                    // before this half's subscriber goes, on the same link).
+                    let _done = self
+                        .session
+                        .liveliness()
+                        .declare_token(self.token(DONE_TOKEN))
+                        .wait()
+                        .map_err(Error::zenoh("declare the in bridge's done token"))?;
                     return Ok(carried);
                 }
                 Some(Kind::Message) | None => {

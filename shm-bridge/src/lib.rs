@@ -72,10 +72,19 @@
 //!   stream (a new run), which the `in` half refuses in the middle of the old one. The far
 //!   side learns that the stream ended aborted; it never gets a silently shortened or
 //!   spliced stream, but neither side can tell exactly which messages the other got.
-//! - **No retransmission after a link drop.** Zenoh reconnects a dropped link, but what was
-//!   in flight is gone; the `in` half sees the gap (or the `out` half's token go) and aborts.
-//!   A link that drops and comes back between two messages, within Zenoh's lease, loses
-//!   nothing.
+//! - **A dropped link ends the stream.** Zenoh reconnects a TCP connection that closed
+//!   (its `connect` side retries), but nothing is stored or resent at this level: once
+//!   Zenoh has seen the connection close, the `out` half sees its subscriber leave and the
+//!   `in` half the `out` half's token go, and both end their local channels as aborted, even
+//!   when the link is back a moment later and even between two messages. What the far
+//!   receiver got is a byte-exact prefix of the stream, then `Aborted`; the local sender's
+//!   next send (or its `finish`) fails; a message lost in a drop too short to be seen shows as
+//!   a gap ([`Error::Gap`]) and aborts the same way. A link that goes silent without closing
+//!   (a network pause, TCP resending underneath) for less than Zenoh's lease (10 s) loses
+//!   nothing and the stream goes on. The `out` half returns success only once the `in` half
+//!   has acknowledged the end (it has ended its channel as the end said), so a drop after the
+//!   end was published is an error there too. (Tested in `tests/tests/cli/bridge.rs`: a
+//!   forwarder between the bridges stalled for 2 s, and cut for 300 ms mid-stream.)
 //! - **One source and one destination per key.** Two `out` bridges on one key, or an `in`
 //!   that subscribes after the stream started, are refused ([`Error::Protocol`],
 //!   [`Error::Gap`]). A second subscriber on the key (a plain Zenoh one) sees the messages

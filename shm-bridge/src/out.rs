@@ -6,10 +6,11 @@ use shm_channel::{Error as ChannelError, Receiver};
 use zenoh::Wait;
 use zenoh::qos::CongestionControl;
 
-use crate::bridge::{Bridge, Carried, End, OUT_TOKEN, TICK};
+use crate::bridge::{Bridge, Carried, DONE_GRACE, DONE_TOKEN, End, OUT_TOKEN, TICK};
 use crate::error::{Error, Result};
 use crate::watch::Presence;
 use crate::wire::{Header, Kind};
+use zenoh::sample::{Sample, SampleKind};
 
 impl Bridge<'_> {
     /// Carries every message of the local channel that `rx` receives to the key, in order,
@@ -21,8 +22,9 @@ impl Bridge<'_> {
     /// control `Block`), so a slow far side slows the local sender down, and nothing is
     /// dropped. When the local sender has ended, it publishes how: complete (it finished:
     /// [`Error::Closed`](shm_channel::Error::Closed) here) or aborted (it was dropped
-    /// unfinished, or died), and returns once the far side's subscriber has left (the `in`
-    /// half leaves when it has ended its own channel the same way).
+    /// unfinished, or died), and returns once the far side has acknowledged the end (the `in`
+    /// half does when it has ended its own channel the same way); the far side leaving
+    /// without acknowledging it is [`Error::FarSideGone`].
     ///
     /// On any failure of the far side or of this half, `rx` is ended with
     /// [`Receiver::abort`]: the local sender's next send (or its `finish`) fails with
@@ -51,6 +53,15 @@ impl Bridge<'_> {
             .declare_token(self.token(OUT_TOKEN))
             .wait()
             .map_err(Error::zenoh("declare the out bridge's liveliness token"))?;
+        let done = Arc::new(Presence::default());
+        let acked = Arc::clone(&done);
+        let _done_watch = self
+            .session
+            .liveliness()
+            .declare_subscriber(self.token(DONE_TOKEN))
+            .callback(move |s: Sample| acked.set(s.kind() == SampleKind::Put))
+            .wait()
+            .map_err(Error::zenoh("watch the in bridge's done token"))?;
         let far = Arc::new(Presence::default());
         let seen = Arc::clone(&far);
         let _listener = publisher
@@ -112,14 +123,19 @@ impl Bridge<'_> {
         self.wait_present(&far, &carried)?;
         publish(Kind::End(end), carried.messages, Vec::new())?;
         carried.end = end;
-        // The far side leaves once it has delivered the end; until then, what was published
-        // may still be on its way.
-        while !far.wait_for(false, TICK) {
+        // The far side acknowledges the end once it has ended its channel so; until then,
+        // what was published may still be on its way. Leaving without the acknowledgement
+        // (the link dropped, the far side killed) is no delivery.
+        while !done.seen() {
             if self.stopped() {
                 return Err(Error::Interrupted {
                     messages: carried.messages,
                 });
             }
+            if far.left() && !done.wait_seen(DONE_GRACE) {
+                return Err(self.far_gone(&carried, false));
+            }
+            done.wait_seen(TICK);
         }
         Ok(carried)
     }

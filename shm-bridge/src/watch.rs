@@ -52,10 +52,25 @@ impl Presence {
         self.lock().present
     }
 
+    /// Was there at some time (and may still be).
+    pub(crate) fn seen(&self) -> bool {
+        self.lock().ever
+    }
+
     /// Was there, and is not now.
     pub(crate) fn left(&self) -> bool {
         let s = self.lock();
         s.ever && !s.present
+    }
+
+    /// Waits at most `tick` until it has been there at some time; true when it has.
+    pub(crate) fn wait_seen(&self, tick: Duration) -> bool {
+        let s = self.lock();
+        let (s, _) = self
+            .changed
+            .wait_timeout_while(s, tick, |s| !s.ever)
+            .unwrap_or_else(|p| p.into_inner());
+        s.ever
     }
 
     /// Waits at most `tick` until presence is `want`; true when it is.

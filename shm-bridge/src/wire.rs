@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"shmB";
 /// The protocol version this build speaks.
-pub(crate) const VERSION: u8 = 1;
+/// Version 2: the `in` half acknowledges the end of the stream (a liveliness token).
+pub(crate) const VERSION: u8 = 2;
 /// Bytes of a header.
 pub(crate) const LEN: usize = 22;
 

@@ -32,11 +32,11 @@ pub(crate) mod common;
 pub(crate) mod service;
 
 /// Messages of the streams.
-const MESSAGE: usize = 64 * 1024;
+pub(crate) const MESSAGE: usize = 64 * 1024;
 /// Slots of the stream rings (2 MiB: stays in a large L2 or L3).
 const SLOTS: u32 = 32;
 
-fn stream_options() -> Options {
+pub(crate) fn stream_options() -> Options {
     Options::new(SLOTS, MESSAGE)
 }
 
@@ -100,12 +100,13 @@ pub(crate) fn echo_peer<B: Backend>(backend: &B, name: &str) -> Result<()> {
     }
 }
 
-/// The `channel-stream` peer: receives the stream `name`, checks every message where it lies,
+/// The `channel-stream` peer: receives the stream `name` (opened, or created), checks every message where it lies,
 /// and says on stdout how many were wrong after each `bytes`.
 pub(crate) fn stream_peer<B: Backend>(backend: &B, name: &str, bytes: u64) -> Result<()> {
     use std::os::fd::AsFd;
     let mut verdicts = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
-    let mut rx = Receiver::open(backend, name, &stream_options())?;
+    // Or create: behind a bridge, the `in` half may not have made it yet.
+    let mut rx = Receiver::open_or_create(backend, name, &stream_options())?;
     let (mut got, mut wrong) = (0u64, 0u64);
     loop {
         let sample = match rx.recv() {
@@ -421,7 +422,7 @@ impl Case for Stream {
 }
 
 /// A pipe (read end, write end), both close-on-exec (the child gets its end as stdin/stdout).
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two new descriptors into `fds` and touches nothing else.

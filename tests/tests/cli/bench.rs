@@ -35,7 +35,7 @@ const LATENCY_CASES: [&str; 14] = [
     "cycle_sysv",
 ];
 
-const MORE_LATENCY_CASES: [&str; 15] = [
+const MORE_LATENCY_CASES: [&str; 17] = [
     "small_read_posix",
     "small_write_posix",
     "small_read_fstat_posix",
@@ -51,9 +51,11 @@ const MORE_LATENCY_CASES: [&str; 15] = [
     "cycle_posix_64m_noreserve",
     "fanout_1",
     "fanout_4",
+    "bridge_rtt",
+    "zenoh_rtt",
 ];
 
-const RATIOS: [&str; 17] = [
+const RATIOS: [&str; 19] = [
     "posix_hybrid_vs_threads",
     "sysv_hybrid_vs_threads",
     "demo_lockstep_vs_threads",
@@ -71,6 +73,8 @@ const RATIOS: [&str; 17] = [
     "channel_stream_vs_copy_stream",
     "channel_stream_vs_pipe_stream",
     "fanout_4_vs_1",
+    "bridge_stream_vs_zenoh",
+    "bridge_rtt_vs_zenoh_rtt",
 ];
 
 /// The limits (absolute bounds on one case's figures, judged as ratios are): name, case,
@@ -154,7 +158,7 @@ fn smoke_json_has_every_result_ratio_and_target_and_check_follows_them() {
         assert!(r["median_ns"].is_u64(), "{case}: whole nanoseconds");
         assert!(r["mean_ns"].is_u64(), "{case}: whole nanoseconds");
     }
-    for case in ["copy", "memcpy"] {
+    for case in ["copy", "memcpy", "bridge_stream", "zenoh_stream"] {
         positive(&results[case]["gbps"], &format!("{case}.gbps"));
     }
     let ratios = json["ratios"].as_object().unwrap();
@@ -288,6 +292,30 @@ fn smoke_table_shows_cases_ratios_and_targets() {
             "no target: {line}"
         );
         assert!(line.contains("met"), "no verdict: {line}");
+    }
+    assert_nothing_left(pid);
+}
+
+/// The cases across hosts alone (issue 20): the bridged stream and round trip against Zenoh
+/// alone, each with its ratio and target, every byte checked (a wrong byte fails the run),
+/// peers and sessions ended, nothing left.
+#[test]
+fn smoke_bridge_cases_run_alone() {
+    let cases = ["bridge_stream", "zenoh_stream", "bridge_rtt", "zenoh_rtt"];
+    let args: Vec<&str> = ["--smoke", "--json"].into_iter().chain(cases).collect();
+    let (out, pid) = bench(&args);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = json["results"].as_object().unwrap();
+    assert_eq!(results.len(), cases.len(), "only those: {results:?}");
+    for case in ["bridge_stream", "zenoh_stream"] {
+        positive(&results[case]["gbps"], &format!("{case}.gbps"));
+    }
+    for case in ["bridge_rtt", "zenoh_rtt"] {
+        positive(&results[case]["median_ns"], &format!("{case}.median_ns"));
+    }
+    for ratio in ["bridge_stream_vs_zenoh", "bridge_rtt_vs_zenoh_rtt"] {
+        positive(&json["ratios"][ratio], ratio);
+        assert!(json["targets"][ratio]["met"].is_boolean(), "{json}");
     }
     assert_nothing_left(pid);
 }

@@ -422,13 +422,13 @@ fn a_killed_bridge_out_is_a_dead_peer_on_its_host() {
     let in_said = f.inb.fails("shm bridge in on B (the far side is gone)");
     assert!(in_said.contains("far side"), "{in_said}");
     let recv_said = f.recv.fails("shm recv on B (its stream was cut)");
-    assert!(recv_said.contains(CUT), "recv on B said: {recv_said}");
+    assert!(recv_said.contains(CUT_SAID), "recv on B said: {recv_said}");
     feeder.join().unwrap();
     f.p.assert_nothing_left();
 }
 
 /// What `shm recv` says of a stream its sender ended unfinished.
-const CUT: &str = "the sender stopped before the end of the stream";
+const CUT_SAID: &str = "the sender stopped before the end of the stream";
 
 /// `shm send` stopped by SIGTERM on A (it drops its sender unfinished: the stream is aborted),
 /// or killed (`kill9`): recv on B ends as a local recv does when its sender is stopped: the
@@ -467,7 +467,10 @@ fn sender_ends_early(test: &str, kill9: bool) {
     let (_, local_said, local_code) = lrecv.wait_code("shm recv on A (local reference)");
     lsend.wait("shm send on A (local reference)");
     assert_ne!(local_code, Some(0), "local recv: {local_said}");
-    assert!(local_said.contains(CUT), "local recv said: {local_said}");
+    assert!(
+        local_said.contains(CUT_SAID),
+        "local recv said: {local_said}"
+    );
 
     let Flowing {
         p,
@@ -485,7 +488,7 @@ fn sender_ends_early(test: &str, kill9: bool) {
     send.wait("shm send on A");
     let (_, said, code) = recv.wait_code("shm recv on B after the sender on A ended early");
     assert_eq!(code, local_code, "recv on B said: {said}");
-    assert!(said.contains(CUT), "recv on B said: {said}");
+    assert!(said.contains(CUT_SAID), "recv on B said: {said}");
     let out_said = out.fails("shm bridge out on A (its sender ended early)");
     assert!(out_said.contains("aborted"), "{out_said}");
     let in_said = inb.fails("shm bridge in on B (the stream was aborted)");
@@ -555,5 +558,348 @@ fn a_slow_far_side_slows_the_local_sender_and_nothing_is_dropped() {
     out.ok("shm bridge out on A");
     inb.ok("shm bridge in on B");
     checked.unwrap();
+    p.assert_nothing_left();
+}
+
+/// A TCP forwarder between the two bridges that the test controls: `bridge in` connects to
+/// it, it connects on to `bridge out`'s listener. It can stall (stop moving bytes, the
+/// connections held open: a network that goes silent) and cut (every connection closed, new
+/// ones refused: a link that drops), then pass again (the link comes back).
+struct Proxy {
+    port: u16,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+const PASS: u8 = 0;
+const STALL: u8 = 1;
+const CUT: u8 = 2;
+const QUIT: u8 = 3;
+
+impl Proxy {
+    fn new(upstream: u16) -> Proxy {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let (m, c) = (mode.clone(), conns.clone());
+        let accept = std::thread::spawn(move || {
+            loop {
+                let now = m.load(Ordering::SeqCst);
+                if now == QUIT {
+                    return;
+                }
+                let down = match listener.accept() {
+                    Ok((s, _)) => s,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                if now == CUT {
+                    continue; // refused: dropped at once
+                }
+                let Ok(up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                down.set_nonblocking(false).unwrap();
+                let mut held = c.lock().unwrap();
+                held.push(down.try_clone().unwrap());
+                held.push(up.try_clone().unwrap());
+                drop(held);
+                for (from, to) in [
+                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                    (up, down),
+                ] {
+                    let m = m.clone();
+                    std::thread::spawn(move || pump(from, to, &m));
+                }
+            }
+        });
+        Proxy {
+            port,
+            mode,
+            conns,
+            accept: Some(accept),
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+        if mode == CUT || mode == QUIT {
+            for s in self.conns.lock().unwrap().drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.set(QUIT);
+        if let Some(a) = self.accept.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+/// Moves bytes from `from` to `to` while the mode is PASS, holds them while STALL, and closes
+/// both on CUT, QUIT, an end or an error.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    mode: &std::sync::atomic::AtomicU8,
+) {
+    use std::sync::atomic::Ordering;
+    from.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match mode.load(Ordering::SeqCst) {
+            PASS => {}
+            STALL => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            _ => break,
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                // Read as the link went silent: held until it passes again (or drops).
+                while mode.load(Ordering::SeqCst) == STALL {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if mode.load(Ordering::SeqCst) != PASS || to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+/// A pair whose `bridge in` reaches `bridge out` through a [`Proxy`], with a 64 MiB stream
+/// under way: send on A fed by a thread (counting what send took), recv on B read by a thread
+/// (counting what it got, and returning it).
+struct Proxied {
+    p: Pair,
+    proxy: Proxy,
+    written: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    received: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    send: Proc,
+    out: Proc,
+    inb: Proc,
+    recv: Proc,
+    feeder: std::thread::JoinHandle<std::io::Result<()>>,
+    reader: std::thread::JoinHandle<Vec<u8>>,
+}
+
+const PROXIED_MIB: usize = 64;
+
+fn proxied(test: &str) -> Proxied {
+    let p = Pair::new(test, "posix");
+    let proxy = Proxy::new(p.port);
+    let mut send =
+        p.a.shm(&p.args(&["send", &p.name]), Stdio::piped(), Stdio::null());
+    let out = p.bridge_out();
+    let connect = format!("tcp/127.0.0.1:{}", proxy.port);
+    let inb = p.b.shm(
+        &p.args(&["bridge", "in", &p.name, "--connect", &connect]),
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let mut recv = p.recv(Stdio::piped());
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let feed = Counted(send.0.0.stdin.take().unwrap(), written.clone());
+    let feeder = std::thread::spawn(move || feed_pattern(feed, PROXIED_MIB));
+    let mut from_b = recv.0.0.stdout.take().unwrap();
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = received.clone();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = from_b.read(&mut buf).unwrap();
+            if n == 0 {
+                return got;
+            }
+            got.extend_from_slice(&buf[..n]);
+            count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    Proxied {
+        p,
+        proxy,
+        written,
+        received,
+        send,
+        out,
+        inb,
+        recv,
+        feeder,
+        reader,
+    }
+}
+
+impl Proxied {
+    /// Waits until recv on B has written `bytes` of the stream: the link carries it.
+    fn wait_received(&self, bytes: usize) {
+        let t0 = Instant::now();
+        while self.received.load(std::sync::atomic::Ordering::Relaxed) < bytes {
+            assert!(t0.elapsed() < PATIENCE, "the stream did not cross");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn written(&self) -> usize {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The whole stream `feed_pattern` writes for `mib`.
+fn pattern_bytes(mib: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(mib * BLOCK + TAIL.len());
+    feed_pattern(&mut v, mib).unwrap();
+    v
+}
+
+/// The link goes silent for 2 s mid-stream (the proxy holds every byte, the connection stays
+/// open: within Zenoh's lease of 10 s), then passes again: nothing is lost, the stream ends
+/// complete on both sides, byte-exact.
+#[test]
+fn a_link_silent_within_the_lease_loses_nothing() {
+    let test = "bridge-link-stall";
+    if let Some(why) = namespaces_unavailable() {
+        return skip(test, &why);
+    }
+    let mut f = proxied(test);
+    f.wait_received(1 << 20);
+    f.proxy.set(STALL);
+    std::thread::sleep(Duration::from_secs(2));
+    let during = f.written();
+    f.proxy.set(PASS);
+    println!(
+        "send on A had taken {} MiB of {PROXIED_MIB} when the link passed again",
+        during >> 20
+    );
+    assert!(
+        during < PROXIED_MIB << 20,
+        "the stream was over before the link went silent"
+    );
+    f.recv.ok("shm recv on B");
+    let got = f.reader.join().unwrap();
+    f.feeder.join().unwrap().unwrap();
+    f.send.ok("shm send on A");
+    let out_said = f.out.ok("shm bridge out on A");
+    let in_said = f.inb.ok("shm bridge in on B");
+    assert!(out_said.contains("complete") && in_said.contains("complete"));
+    assert!(got == pattern_bytes(PROXIED_MIB), "the stream differs");
+    f.p.assert_nothing_left();
+}
+
+/// The link drops mid-stream (the proxy closes both connections) and comes back 300 ms later
+/// (Zenoh reconnects): what was in flight is lost, so neither side may report a whole stream.
+/// recv on B fails (the stream was cut) after a byte-exact prefix of the stream, shorter than
+/// the whole; both bridges fail; send on A fails instead of taking the stream for delivered.
+#[test]
+fn a_link_dropped_mid_stream_is_reported_never_a_whole_stream() {
+    let test = "bridge-link-cut";
+    if let Some(why) = namespaces_unavailable() {
+        return skip(test, &why);
+    }
+    let mut f = proxied(test);
+    f.wait_received(1 << 20);
+    f.proxy.set(CUT);
+    std::thread::sleep(Duration::from_millis(300));
+    f.proxy.set(PASS);
+    let recv_said = f.recv.fails("shm recv on B (its stream lost bytes)");
+    assert!(
+        recv_said.contains(CUT_SAID) || recv_said.contains("died"),
+        "recv on B said: {recv_said}"
+    );
+    let got = f.reader.join().unwrap();
+    let whole = pattern_bytes(PROXIED_MIB);
+    println!(
+        "recv on B got {} of {} bytes, then: {}",
+        got.len(),
+        whole.len(),
+        recv_said.trim()
+    );
+    assert!(got.len() < whole.len(), "recv on B got the whole stream");
+    assert!(
+        whole.starts_with(&got),
+        "what recv on B got is not a prefix"
+    );
+    let in_said = f.inb.fails("shm bridge in on B (the link dropped)");
+    let out_said = f.out.fails("shm bridge out on A (the link dropped)");
+    println!("bridge in on B: {}", in_said.trim());
+    println!("bridge out on A: {}", out_said.trim());
+    let send_said = f.send.fails("shm send on A (its stream did not cross)");
+    assert!(
+        send_said.contains("receiver failed"),
+        "send on A said: {send_said}"
+    );
+    let _ = f.feeder.join().unwrap(); // EPIPE once send on A has failed
+    f.p.assert_nothing_left();
+}
+
+/// The link goes silent, the sender on A finishes (so `bridge out` publishes the end into the
+/// silent link), then the link drops: the end never reaches B. `bridge out` must not report
+/// the stream as carried (it waits for B's acknowledgement of the end, which never comes), and
+/// recv on B reports the stream cut.
+#[test]
+fn a_link_dropped_after_the_end_was_sent_is_no_delivery() {
+    let test = "bridge-link-end";
+    if let Some(why) = namespaces_unavailable() {
+        return skip(test, &why);
+    }
+    let p = Pair::new(test, "posix");
+    let proxy = Proxy::new(p.port);
+    let mut send =
+        p.a.shm(&p.args(&["send", &p.name]), Stdio::piped(), Stdio::null());
+    let mut out = p.bridge_out();
+    let connect = format!("tcp/127.0.0.1:{}", proxy.port);
+    let mut inb = p.b.shm(
+        &p.args(&["bridge", "in", &p.name, "--connect", &connect]),
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let mut recv = p.recv(Stdio::piped());
+    let mut feed = send.0.0.stdin.take().unwrap();
+    feed.write_all(b"first").unwrap();
+    let mut got = [0u8; 5];
+    recv.0
+        .0
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut got)
+        .unwrap();
+    assert_eq!(&got, b"first");
+    proxy.set(STALL);
+    feed.write_all(b" and the rest").unwrap();
+    drop(feed);
+    send.ok("shm send on A (the out bridge took the whole stream)");
+    std::thread::sleep(Duration::from_millis(300)); // the end is published, held by the proxy
+    proxy.set(CUT);
+    let out_said = out.fails("shm bridge out on A (its end was not acknowledged)");
+    assert!(out_said.contains("far side"), "{out_said}");
+    let in_said = inb.fails("shm bridge in on B (the link dropped)");
+    assert!(in_said.contains("far side"), "{in_said}");
+    let recv_said = recv.fails("shm recv on B (the end never came)");
+    assert!(recv_said.contains(CUT_SAID), "recv on B said: {recv_said}");
+    drop(proxy);
     p.assert_nothing_left();
 }
