@@ -174,8 +174,7 @@ pub(crate) fn bridge_peer<B: Backend>(
     })
 }
 
-/// The channel options of a bench channel, by its name: the round trips' end in `-ping` or
-/// `-pong`.
+/// The options of a bench channel, by its name: the round trips' end in `-ping` or `-pong`.
 fn options_for(name: &str) -> Options {
     if name.ends_with("-ping") || name.ends_with("-pong") {
         rtt_options()
@@ -608,8 +607,8 @@ pub struct Rtt {
 }
 
 enum RttEnds {
-    /// The bench's ends: pings out, pongs back.
-    Bridged { tx: Sender, rx: Receiver },
+    /// The bench's ends: pings out, pongs back (boxed: the enum stays small).
+    Bridged(Box<(Sender, Receiver)>),
     /// The pinger's stdin (budgets) and stdout (round trips).
     Zenoh { ask: File, answers: File },
 }
@@ -665,7 +664,7 @@ impl Rtt {
             tx.wait_for_peer(Some(TIMEOUT))?;
             rx.wait_for_peer(Some(TIMEOUT))?;
             let mut started = Started {
-                state: RttEnds::Bridged { tx, rx },
+                state: RttEnds::Bridged(Box::new((tx, rx))),
                 peers: vec![a, b, echo],
             };
             // The first message waits for the far bridge to subscribe.
@@ -704,9 +703,10 @@ impl Rtt {
 
 /// One round trip through the bridged channels: `seq` out, back the same.
 fn bridged_round_trip(ends: &mut RttEnds, seq: u64, timeout: Duration) -> Result<()> {
-    let RttEnds::Bridged { tx, rx } = ends else {
+    let RttEnds::Bridged(ends) = ends else {
         bail!("not the bridged case");
     };
+    let (tx, rx) = &mut **ends;
     tx.send_timeout(&seq.to_le_bytes(), timeout)?;
     let back: u64 = {
         let sample = rx.recv_timeout(timeout)?;
@@ -736,7 +736,7 @@ impl Case for Rtt {
             bail!("the case has not started");
         };
         match &mut started.state {
-            ends @ RttEnds::Bridged { .. } => {
+            ends @ RttEnds::Bridged(_) => {
                 let start = Instant::now();
                 while start.elapsed() < self.budget && !stopping() {
                     self.seq += 1;

@@ -262,7 +262,12 @@ impl Pair {
     }
 
     fn bridge_in(&self) -> Proc {
-        let connect = format!("tcp/127.0.0.1:{}", self.port);
+        self.bridge_in_to(self.port)
+    }
+
+    /// `bridge in` connecting to `port` (a [`Proxy`]'s, or the `out` bridge's).
+    fn bridge_in_to(&self, port: u16) -> Proc {
+        let connect = format!("tcp/127.0.0.1:{port}");
         let args = self.args(&["bridge", "in", &self.name, "--connect", &connect]);
         self.b.shm(&args, Stdio::null(), Stdio::null())
     }
@@ -714,12 +719,7 @@ fn proxied(test: &str) -> Proxied {
     let mut send =
         p.a.shm(&p.args(&["send", &p.name]), Stdio::piped(), Stdio::null());
     let out = p.bridge_out();
-    let connect = format!("tcp/127.0.0.1:{}", proxy.port);
-    let inb = p.b.shm(
-        &p.args(&["bridge", "in", &p.name, "--connect", &connect]),
-        Stdio::null(),
-        Stdio::null(),
-    );
+    let inb = p.bridge_in_to(proxy.port);
     let mut recv = p.recv(Stdio::piped());
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let feed = Counted(send.0.0.stdin.take().unwrap(), written.clone());
@@ -870,12 +870,7 @@ fn a_link_dropped_after_the_end_was_sent_is_no_delivery() {
     let mut send =
         p.a.shm(&p.args(&["send", &p.name]), Stdio::piped(), Stdio::null());
     let mut out = p.bridge_out();
-    let connect = format!("tcp/127.0.0.1:{}", proxy.port);
-    let mut inb = p.b.shm(
-        &p.args(&["bridge", "in", &p.name, "--connect", &connect]),
-        Stdio::null(),
-        Stdio::null(),
-    );
+    let mut inb = p.bridge_in_to(proxy.port);
     let mut recv = p.recv(Stdio::piped());
     let mut feed = send.0.0.stdin.take().unwrap();
     feed.write_all(b"first").unwrap();
