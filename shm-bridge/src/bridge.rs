@@ -13,6 +13,12 @@ use crate::error::{Error, Result};
 /// How often an idle half looks at its stop flag and the far side's presence.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 
+/// How long (µs) a publication may wait for room on the link before Zenoh closes the session:
+/// a day. Zenoh's default, 5 s, closed the link under a far side that read nothing for 5 s,
+/// which ended the stream aborted where back-pressure should only have slowed it down. A far
+/// side that is gone is still noticed through Zenoh's lease (10 s).
+pub(crate) const BLOCK_BEFORE_CLOSE_US: u64 = 24 * 60 * 60 * 1_000_000;
+
 /// The samples the `in` half lets Zenoh queue for it (a bound on what one bridge buffers).
 pub const IN_QUEUE: usize = 16;
 
@@ -55,7 +61,8 @@ pub struct Carried {
 /// The session is a Zenoh peer that listens on the `listen` endpoints only (none by default,
 /// where Zenoh would listen on every interface) and connects to the `connect` ones (retrying
 /// until the other side is there); multicast scouting is off unless `scout` is set, so that
-/// bridges on one network do not find strangers, nor strangers them.
+/// bridges on one network do not find strangers, nor strangers them. A publication blocked by
+/// a slow far side waits (up to a day) instead of Zenoh closing the session after 5 s.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Link {
@@ -102,6 +109,10 @@ impl Link {
             ("listen/endpoints", json(&self.listen)),
             ("connect/endpoints", json(&self.connect)),
             ("scouting/multicast/enabled", self.scout.to_string()),
+            (
+                "transport/link/tx/queue/congestion_control/block/wait_before_close",
+                BLOCK_BEFORE_CLOSE_US.to_string(),
+            ),
         ];
         for (key, value) in settings {
             config

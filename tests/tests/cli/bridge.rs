@@ -526,7 +526,7 @@ impl<W: Write> Write for Counted<W> {
     }
 }
 
-/// recv on B not read for 2 s while send on A has 64 MiB to send: the back-pressure reaches
+/// recv on B not read for 6 s while send on A has 64 MiB to send: the back-pressure reaches
 /// send on A (its input stops being read, far below 64 MiB: what the two channels, the bridges
 /// and the TCP buffers hold), and once B reads, every byte arrives, nothing dropped.
 #[test]
@@ -545,7 +545,9 @@ fn a_slow_far_side_slows_the_local_sender_and_nothing_is_dropped() {
     let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let feed = Counted(send.0.0.stdin.take().unwrap(), written.clone());
     let feeder = std::thread::spawn(move || feed_pattern(feed, MIB));
-    std::thread::sleep(Duration::from_secs(2));
+    // Longer than Zenoh's default wait before it closes a session whose publisher is blocked
+    // (5 s): the bridge sets it to a day, so back-pressure only slows the stream down.
+    std::thread::sleep(Duration::from_secs(6));
     let stuck = written.load(std::sync::atomic::Ordering::Relaxed);
     println!(
         "with B not reading, send on A took {} MiB of {MIB}",
