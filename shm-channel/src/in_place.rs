@@ -37,7 +37,7 @@ impl InPlace {
         }
         // SAFETY: `len` bytes inside the mapping (the promise of `new`); `buf` is private
         // memory, so no overlap. A peer writing meanwhile changes the bytes, never the bounds.
-        unsafe { std::ptr::copy_nonoverlapping(self.data, buf.as_mut_ptr(), self.len) };
+        unsafe { crate::bytes::copy(self.data, buf.as_mut_ptr(), self.len) };
         Ok(())
     }
 

@@ -247,6 +247,7 @@
 mod about;
 #[cfg(feature = "async")]
 mod asynch;
+mod bytes;
 pub mod discover;
 mod error;
 mod fields;

@@ -54,6 +54,7 @@ impl End {
 
     /// Writes `data` into the slot and publishes it as message `count` (a response when
     /// `response`), in one store of its header.
+    #[inline]
     pub(crate) fn put(&self, data: &[u8], count: u32, response: bool) -> Result<()> {
         if data.len() > self.ring.max {
             return Err(Error::TooLarge {
@@ -64,7 +65,7 @@ impl End {
         let slot = self.slot();
         // SAFETY: the payload holds `max` bytes after the 8-byte header, `data` is no longer
         // (checked above) and private memory, so no overlap; the slot is this end's turn.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len()) };
+        unsafe { crate::bytes::copy(data.as_ptr(), slot.add(SLOT_HEADER), data.len()) };
         let len = data.len() as u32 | if response { RESPONSE } else { 0 };
         // Release: a peer that sees the header sees the bytes.
         self.ring.slot_header(0).word.store(
@@ -76,6 +77,7 @@ impl End {
 
     /// The message in the slot, whose header said `count` (checked by the caller): its
     /// length read once and checked against the maximum.
+    #[inline]
     pub(crate) fn take(&self, header: u64, count: u32) -> Result<Sample<'_>> {
         let len = (header as u32 & !RESPONSE) as usize;
         if len > self.ring.max {
@@ -91,17 +93,40 @@ impl End {
 
     /// Waits until the slot holds message `count` of the kind `response`, or the peer's
     /// counter (in `signal`) says it left or moved somewhere impossible.
+    ///
+    /// The first looks are inline, with nothing to set up: a peer that answers within them
+    /// (a round trip at full speed) costs no call.
+    #[inline(always)]
     fn wait_for(&self, count: u32, response: bool, deadline: Deadline) -> Result<u64> {
-        let want =
-            |h: u64| (h >> 32) as u32 == count | SEQ_SET && (h as u32 & RESPONSE != 0) == response;
         let signal = if response {
             self.ring.head()
         } else {
             self.ring.tail()
         };
-        if let Some(h) = signal.spin_first(|| Some(self.header()).filter(|&h| want(h))) {
-            return Ok(h);
+        let seq = count | SEQ_SET;
+        let header = self.ring.slot_header(0);
+        let seen = signal.spin_first(|| {
+            let h = header.word.load(Ordering::Acquire);
+            ((h >> 32) as u32 == seq && (h as u32 & RESPONSE != 0) == response).then_some(h)
+        });
+        match seen {
+            Some(h) => Ok(h),
+            None => self.wait_slowly(count, response, signal, deadline),
         }
+    }
+
+    /// [`wait_for`](Self::wait_for) after its first looks: waits as the signal's strategy
+    /// says, watching the peer.
+    #[inline(never)]
+    fn wait_slowly(
+        &self,
+        count: u32,
+        response: bool,
+        signal: &shm_core::wait::Signal<'_>,
+        deadline: Deadline,
+    ) -> Result<u64> {
+        let want =
+            |h: u64| (h >> 32) as u32 == count | SEQ_SET && (h as u32 & RESPONSE != 0) == response;
         let before = count.wrapping_sub(1) & COUNT_MASK;
         // The peer publishes its count after the header: a count one behind `before` is a
         // store not yet seen here, of a message this end took by its header.

@@ -338,7 +338,7 @@ impl Sender {
         // SAFETY: the slot is loaned to this end (free, below the receiver's released
         // count plus the slots); its payload holds `max` bytes, and `data` is no longer
         // (checked above) and private memory, so no overlap.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), slot.add(SLOT_HEADER), data.len()) };
+        unsafe { crate::bytes::copy(data.as_ptr(), slot.add(SLOT_HEADER), data.len()) };
         self.publish(data.len());
         Ok(())
     }
