@@ -260,6 +260,9 @@ impl<'a> Future for ServiceRecvFuture<'a> {
                     .start_with(s.seg.clone(), s.bell.get(), Arc::new(NoPeer(key)))
             };
             let polled = this.wait.poll(cx, || {
+                // Pairs with the fence of a client that rings only an announced waiter
+                // (`ring_if_waited`): the announcement comes before this scan.
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
                 found.set(s.find());
                 Ok(found.get().is_some())
             });

@@ -133,25 +133,37 @@ impl Seg {
         unsafe { self.at(OFF_BELL) }
     }
 
+    /// `i` as a seat: itself when below the seats (every caller's case), else modulo the
+    /// seats. No division on the way of a call: the seat is looked up at every look of a
+    /// spinning wait.
+    #[inline(always)]
+    fn seat_no(&self, i: u32) -> u32 {
+        let n = self.shape.seats;
+        if i < n { i } else { i % n }
+    }
+
     /// Seat `i`'s control line (`i` is taken modulo the seats: always a seat).
+    #[inline]
     fn seat(&self, i: u32) -> &SeatControl {
-        // SAFETY: seat `i % seats` is inside the shape, 128-aligned (layout's tests).
-        unsafe { self.at(self.shape.seat(i % self.shape.seats)) }
+        // SAFETY: seat `seat_no(i) < seats` is inside the shape, 128-aligned (layout's tests).
+        unsafe { self.at(self.shape.seat(self.seat_no(i))) }
     }
 
     /// Seat `i`'s slot header.
+    #[inline]
     fn slot_header(&self, i: u32) -> &AtomicU64 {
         // SAFETY: the slot header follows the seat's control line, 8 bytes, 128-aligned.
-        unsafe { self.at(self.shape.slot(i % self.shape.seats)) }
+        unsafe { self.at(self.shape.slot(self.seat_no(i))) }
     }
 
     /// Seat `i`'s payload: `max` bytes.
+    #[inline]
     fn payload(&self, i: u32) -> *mut u8 {
         // SAFETY: the payload follows the slot header and ends inside the shape.
         unsafe {
             self.hub
                 .base()
-                .add(self.shape.slot(i % self.shape.seats) + SLOT_HEADER)
+                .add(self.shape.slot(self.seat_no(i)) + SLOT_HEADER)
         }
     }
 
@@ -184,6 +196,21 @@ impl Seg {
         }
         s.left.load(Ordering::SeqCst) != 0
             || Proc::read(&s.owner).is_none_or(|p| self.judge_owner(i, &p) == Verdict::Dead)
+    }
+
+    /// Tells a server that sleeps, or is about to, that a request is in a seat: rings the bell
+    /// only when a waiter announced itself. The fence orders the request's header before the
+    /// look at the sleepers, as the waiter's announcement is ordered before its last scan of
+    /// the seats (see `Service::recv_until`): either the waiter's scan sees the request, or
+    /// this look sees the waiter. A server that spins is not rung at all, so the bell's line
+    /// stays in its cache instead of crossing to every client and back on every call.
+    #[inline]
+    fn ring_if_waited(&self) {
+        let bell = self.bell();
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if bell.sleepers.load(Ordering::Relaxed) != 0 {
+            self.ring();
+        }
     }
 
     /// Rings the bell: the server wakes if it sleeps.
@@ -231,8 +258,10 @@ pub struct Service {
     answered: Vec<Cell<u32>>,
     /// The seat the next look starts from.
     next_seat: u32,
-    /// The seat served last: looked at first while waiting.
-    hot: u32,
+    /// The seats a spinning wait looks at: up to the last seat with an owner, as the last
+    /// judgement of the seats found it (or beyond, once a request came from there). A
+    /// client seated since is seen by the slower looks, which scan every seat.
+    span: Cell<u32>,
     /// Receives since the seats were last judged.
     since_tidy: u32,
     tidied: Cell<Instant>,
@@ -306,7 +335,7 @@ impl Service {
             bell,
             answered: (0..shape.seats).map(|_| Cell::new(0)).collect(),
             next_seat: 0,
-            hot: 0,
+            span: Cell::new(shape.seats),
             since_tidy: 0,
             tidied: Cell::new(Instant::now()),
             seg: Arc::new(seg),
@@ -318,17 +347,17 @@ impl Service {
     /// this end cannot use, or an error of the wait.
     #[inline]
     pub fn recv(&mut self) -> Result<Request<'_>> {
-        self.recv_until(None)
+        self.recv_until(|| None)
     }
 
     /// As [`recv`](Self::recv), waiting at most `timeout` ([`Error::TimedOut`]).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Request<'_>> {
-        self.recv_until(deadline_in(timeout))
+        self.recv_until(|| deadline_in(timeout))
     }
 
     /// As [`recv`](Self::recv), waiting until `deadline` at most.
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Request<'_>> {
-        self.recv_until(Some(deadline))
+        self.recv_until(|| Some(deadline))
     }
 
     /// A request if one waits, else [`Error::Empty`].
@@ -340,23 +369,61 @@ impl Service {
         }
     }
 
-    fn recv_until(&mut self, deadline: Deadline) -> Result<Request<'_>> {
+    /// Receives as `recv` does, waiting until `deadline()` at most: computed only when no
+    /// request came within the first looks (a request that comes while the server spins
+    /// costs no clock read).
+    #[inline]
+    fn recv_until(&mut self, deadline: impl FnOnce() -> Deadline) -> Result<Request<'_>> {
         self.housekeep();
+        let first = self
+            .find()
+            .or_else(|| self.bell.get().spin_first(|| self.find_near()));
+        match first {
+            Some((seat, h)) => self.take(seat, h),
+            None => self.wait_request(deadline()),
+        }
+    }
+
+    /// [`recv_until`](Self::recv_until) after its first looks.
+    #[inline(never)]
+    fn wait_request(&mut self, deadline: Deadline) -> Result<Request<'_>> {
         let found = loop {
             let rung = self.bell.get().load();
             if let Some(found) = self.find() {
                 break found;
             }
-            let hot = self.hot;
-            let early = || self.pending(hot).is_some();
+            // While it spins, the wait looks at the seats that had owners (see `span`); what
+            // it matched, as read once, is taken as it is, without a second scan. Each slower
+            // look (and the last before a sleep, after the sleeper is announced) scans every
+            // seat: a client rings the bell only for an announced waiter
+            // (`Seg::ring_if_waited`), the fence pairs with its own.
+            let matched = Cell::new(None);
+            let early = || {
+                matched.set(self.find_near());
+                matched.get().is_some()
+            };
             wait_in_slices(
                 deadline,
                 || {
                     self.tidy();
                     Ok(())
                 },
-                |slice| self.bell.get().wait_until_or(&early, |v| v != rung, slice),
+                |slice| {
+                    self.bell.get().wait_until_or(
+                        &early,
+                        |v| {
+                            v != rung || {
+                                std::sync::atomic::fence(Ordering::SeqCst);
+                                self.find().is_some()
+                            }
+                        },
+                        slice,
+                    )
+                },
             )?;
+            if let Some(found) = matched.get() {
+                break found;
+            }
         };
         self.take(found.0, found.1)
     }
@@ -379,13 +446,16 @@ impl Service {
     fn tidy(&self) -> usize {
         self.seg.bell().check.store(0, Ordering::SeqCst);
         self.tidied.set(Instant::now());
-        let mut freed = 0;
+        let (mut freed, mut span) = (0, 0);
         for i in 0..self.seg.shape.seats {
             if self.seg.seat_is_stale(i) {
                 self.free(i);
                 freed += 1;
+            } else if self.seg.seat(i).owner.pid.load(Ordering::SeqCst) != 0 {
+                span = i + 1;
             }
         }
+        self.span.set(span);
         freed
     }
 
@@ -412,37 +482,49 @@ impl Service {
     /// The first seat, from `next_seat` on, that holds a request.
     #[inline]
     pub(crate) fn find(&self) -> Option<(u32, u64)> {
-        let n = self.seg.shape.seats;
-        (0..n).find_map(|k| {
-            let i = (self.next_seat + k) % n;
-            self.pending(i).map(|h| (i, h))
-        })
+        self.find_below(self.seg.shape.seats)
+    }
+
+    /// As [`find`](Self::find), among the seats a spinning wait looks at (see `span`).
+    #[inline]
+    fn find_near(&self) -> Option<(u32, u64)> {
+        self.find_below(self.span.get())
+    }
+
+    /// The first seat below `n`, from `next_seat` on, that holds a request.
+    #[inline]
+    fn find_below(&self, n: u32) -> Option<(u32, u64)> {
+        let from = self.next_seat.min(n);
+        (from..n)
+            .chain(0..from)
+            .find_map(|i| self.pending(i).map(|h| (i, h)))
     }
 
     /// The request in seat `seat`, whose header said `h`: its length checked.
+    #[inline]
     pub(crate) fn take(&mut self, seat: u32, h: u64) -> Result<Request<'_>> {
-        self.hot = seat;
-        self.next_seat = (seat + 1) % self.seg.shape.seats;
+        if seat >= self.span.get() {
+            self.span.set(seat + 1);
+        }
+        self.next_seat = if seat + 1 < self.seg.shape.seats {
+            seat + 1
+        } else {
+            0
+        };
         let count = (h >> 32) as u32 & COUNT_MASK;
         let len = (h as u32 & LEN_MASK) as usize;
         let client = self.seg.seat(seat).owner.pid.load(Ordering::Relaxed) as i32;
-        let mut request = Request {
+        let request = Request {
             service: self,
             seat,
             count,
-            len: 0,
+            len,
             client,
             done: false,
         };
         if len > request.service.seg.shape.max as usize {
-            let why = format!(
-                "the request claims {len} bytes; the service's maximum is {}",
-                request.service.seg.shape.max
-            );
-            request.answer(why.as_bytes(), FAILED)?;
-            return Err(Error::Protocol(format!("client pid {client}: {why}")));
+            return Err(request.refuse_length());
         }
-        request.len = len;
         Ok(request)
     }
 
@@ -567,6 +649,7 @@ impl Request<'_> {
 
     /// Answers with a copy of `data` ([`Error::TooLarge`] beyond the maximum: the call then
     /// fails for the client).
+    #[inline]
     pub fn reply(mut self, data: &[u8]) -> Result<()> {
         self.answer(data, 0)
     }
@@ -584,7 +667,24 @@ impl Request<'_> {
         self.answer(cut, FAILED)
     }
 
+    /// Fails a request whose header claims more than the maximum (a client that breaks the
+    /// protocol): the client learns why, the server gets [`Error::Protocol`].
+    #[cold]
+    fn refuse_length(self) -> Error {
+        let max = self.service.seg.shape.max;
+        let why = format!(
+            "the request claims {} bytes; the service's maximum is {max}",
+            self.len
+        );
+        let client = self.client;
+        match self.fail(&why) {
+            Ok(()) => Error::Protocol(format!("client pid {client}: {why}")),
+            Err(e) => e,
+        }
+    }
+
     /// Writes the answer into the seat and tells its client.
+    #[inline]
     fn answer(&mut self, data: &[u8], flags: u32) -> Result<()> {
         let seg = &self.service.seg;
         let max = seg.shape.max as usize;
@@ -596,7 +696,7 @@ impl Request<'_> {
         }
         // SAFETY: the payload holds `max` bytes, `data` is no longer (checked above) and
         // private memory, so no overlap; the seat is the server's until it answers.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), seg.payload(self.seat), data.len()) };
+        unsafe { crate::bytes::copy(data.as_ptr(), seg.payload(self.seat), data.len()) };
         // Release: a client that sees the header sees the bytes.
         seg.slot_header(self.seat).store(
             word(self.count, data.len() as u32 | ANSWER | flags),
@@ -806,6 +906,7 @@ impl ServiceClient {
     }
 
     /// Writes `request` into the seat as the next call and rings the bell; its count.
+    #[inline]
     pub(crate) fn put_request(&mut self, request: &[u8]) -> Result<u32> {
         let max = self.seg.shape.max as usize;
         if request.len() > max {
@@ -817,24 +918,19 @@ impl ServiceClient {
         let count = next(self.calls);
         // SAFETY: the payload holds `max` bytes, `request` is no longer (checked above) and
         // private memory; the seat is this client's between calls.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                request.as_ptr(),
-                self.seg.payload(self.seat),
-                request.len(),
-            )
-        };
+        unsafe { crate::bytes::copy(request.as_ptr(), self.seg.payload(self.seat), request.len()) };
         // Release: a server that sees the header sees the bytes.
         self.seg
             .slot_header(self.seat)
             .store(word(count, request.len() as u32), Ordering::Release);
         self.calls = count;
-        self.seg.ring();
+        self.seg.ring_if_waited();
         Ok(count)
     }
 
     /// The answer to call `count`, whose header said `h`: in place, its length checked; a
     /// failed call is [`Error::CallFailed`].
+    #[inline]
     pub(crate) fn answer_in(&self, count: u32, h: u64) -> Result<Sample<'_>> {
         let max = self.seg.shape.max as usize;
         let len = (h as u32 & LEN_MASK) as usize;
@@ -855,17 +951,26 @@ impl ServiceClient {
     }
 
     /// The seat's header when it holds the answer to call `count`.
+    #[inline]
     pub(crate) fn answered(&self, count: u32) -> Option<u64> {
         let h = self.seg.slot_header(self.seat).load(Ordering::Acquire);
         ((h >> 32) as u32 == count | SEQ_SET && h as u32 & ANSWER != 0).then_some(h)
     }
 
-    /// Waits until the seat holds the answer to call `count`; returns its header.
+    /// Waits until the seat holds the answer to call `count`; returns its header. The first
+    /// looks are inline: an answer that comes within them costs no call.
+    #[inline(always)]
     fn wait_answer(&self, count: u32, deadline: Deadline) -> Result<u64> {
-        let look = || self.answered(count);
-        if let Some(h) = self.answer.get().spin_first(look) {
-            return Ok(h);
+        match self.answer.get().spin_first(|| self.answered(count)) {
+            Some(h) => Ok(h),
+            None => self.wait_answer_slowly(count, deadline),
         }
+    }
+
+    /// [`wait_answer`](Self::wait_answer) after its first looks.
+    #[inline(never)]
+    fn wait_answer_slowly(&self, count: u32, deadline: Deadline) -> Result<u64> {
+        let look = || self.answered(count);
         // The header that matched, as read once: never read again to decide.
         let matched = Cell::new(None);
         let early = || {
@@ -956,5 +1061,59 @@ impl Drop for ServiceClient {
         self.seg.seat(self.seat).left.store(1, Ordering::SeqCst);
         self.seg.bell().check.store(1, Ordering::SeqCst);
         self.seg.ring();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    /// A client rings the bell (a store to the line the server reads, and maybe a system
+    /// call) only when the server announced that it waits; a server that is busy or spins is
+    /// not rung, and one that sleeps is.
+    #[test]
+    fn a_client_rings_only_a_server_that_waits() {
+        let backend = shm_posix::Posix::new();
+        let name = format!("/shmt-{}-0-service-ring", std::process::id());
+        let opts = ServiceOptions::new(16).clients(1).wait(WaitStrategy::Block);
+        let mut service = Service::create(&backend, &name, &opts).unwrap();
+        let mut client = ServiceClient::open(&backend, &name, &opts).unwrap();
+        let seg = Arc::clone(&client.seg);
+        let rung = || seg.bell().value.load(SeqCst);
+        std::thread::scope(|s| {
+            // The server is not waiting: the call puts its request and rings nothing.
+            let before = rung();
+            let call = s.spawn(|| {
+                let answer = client.call_timeout(&7u64, Duration::from_secs(20));
+                answer.unwrap().read_value::<u64>().unwrap()
+            });
+            let request = loop {
+                match service.try_recv() {
+                    Ok(r) => break r,
+                    Err(Error::Empty) => std::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            let quiet = rung() == before;
+            request.reply_value(&8u64).unwrap();
+            assert!(quiet, "a call rang a server that was not waiting");
+            assert_eq!(call.join().unwrap(), 8);
+        });
+        std::thread::scope(|s| {
+            // The server sleeps (announced in the bell's sleepers): the call rings it.
+            let server = s.spawn(|| {
+                let request = service.recv_timeout(Duration::from_secs(20)).unwrap();
+                request.reply_value(&9u64).unwrap();
+            });
+            while seg.bell().sleepers.load(SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+            let before = rung();
+            let answer = client.call_timeout(&1u64, Duration::from_secs(20));
+            assert_eq!(answer.unwrap().read_value::<u64>().unwrap(), 9);
+            assert_ne!(rung(), before, "a call did not ring a sleeping server");
+            server.join().unwrap();
+        });
     }
 }
