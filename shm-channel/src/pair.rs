@@ -98,21 +98,33 @@ impl End {
     /// (a round trip at full speed) costs no call.
     #[inline(always)]
     fn wait_for(&self, count: u32, response: bool, deadline: Deadline) -> Result<u64> {
-        let signal = if response {
+        match self.look_first(count, response) {
+            Some(h) => Ok(h),
+            None => self.wait_slowly(count, response, self.signal(response), deadline),
+        }
+    }
+
+    /// The signal a wait for a message of the kind `response` sleeps on: the server's count
+    /// for a response, the client's for a request.
+    #[inline(always)]
+    pub(crate) fn signal(&self, response: bool) -> &shm_core::wait::Signal<'_> {
+        if response {
             self.ring.head()
         } else {
             self.ring.tail()
-        };
+        }
+    }
+
+    /// The first looks of every wait, blocking or awaited (see `Signal::spin_first`): the
+    /// slot's header once it holds message `count` of the kind `response`.
+    #[inline(always)]
+    pub(crate) fn look_first(&self, count: u32, response: bool) -> Option<u64> {
         let seq = count | SEQ_SET;
         let header = self.ring.slot_header(0);
-        let seen = signal.spin_first(|| {
+        self.signal(response).spin_first(|| {
             let h = header.word.load(Ordering::Acquire);
             ((h >> 32) as u32 == seq && (h as u32 & RESPONSE != 0) == response).then_some(h)
-        });
-        match seen {
-            Some(h) => Ok(h),
-            None => self.wait_slowly(count, response, signal, deadline),
-        }
+        })
     }
 
     /// [`wait_for`](Self::wait_for) after its first looks: waits as the signal's strategy

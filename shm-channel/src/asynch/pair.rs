@@ -57,8 +57,28 @@ impl End {
         }))
     }
 
-    /// Polls until the slot holds message `count` of the kind `response`: its header.
+    /// Polls until the slot holds message `count` of the kind `response`: its header. A fresh
+    /// wait first looks inline, as a blocking one does (`End::look_first`): a message that
+    /// comes within those looks costs no call.
+    #[inline(always)]
     fn poll_for(
+        &self,
+        wait: &mut Wait,
+        cx: &mut Context<'_>,
+        count: u32,
+        response: bool,
+    ) -> Poll<Result<u64>> {
+        if wait.fresh() {
+            if let Some(h) = self.look_first(count, response) {
+                return Poll::Ready(Ok(h));
+            }
+        }
+        self.poll_slowly(wait, cx, count, response)
+    }
+
+    /// [`poll_for`](Self::poll_for) after its first looks.
+    #[inline(never)]
+    fn poll_slowly(
         &self,
         wait: &mut Wait,
         cx: &mut Context<'_>,
