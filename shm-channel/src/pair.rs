@@ -100,7 +100,7 @@ impl End {
     fn wait_for(&self, count: u32, response: bool, deadline: Deadline) -> Result<u64> {
         match self.look_first(count, response) {
             Some(h) => Ok(h),
-            None => self.wait_slowly(count, response, self.signal(response), deadline),
+            None => self.wait_slowly(count, response, deadline),
         }
     }
 
@@ -130,13 +130,8 @@ impl End {
     /// [`wait_for`](Self::wait_for) after its first looks: waits as the signal's strategy
     /// says, watching the peer.
     #[inline(never)]
-    fn wait_slowly(
-        &self,
-        count: u32,
-        response: bool,
-        signal: &shm_core::wait::Signal<'_>,
-        deadline: Deadline,
-    ) -> Result<u64> {
+    fn wait_slowly(&self, count: u32, response: bool, deadline: Deadline) -> Result<u64> {
+        let signal = self.signal(response);
         let want =
             |h: u64| (h >> 32) as u32 == count | SEQ_SET && (h as u32 & RESPONSE != 0) == response;
         let before = count.wrapping_sub(1) & COUNT_MASK;

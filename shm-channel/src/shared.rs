@@ -753,6 +753,21 @@ impl Shared {
     }
 }
 
+/// The next slice of a wait that started at `start`: [`PEER_CHECK`], or less when `deadline`
+/// comes sooner; `TimedOut` once it has passed.
+pub(crate) fn next_slice(deadline: Deadline, start: Instant) -> Result<Duration> {
+    let slice = match deadline {
+        None => PEER_CHECK,
+        Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
+    };
+    if slice.is_zero() {
+        return Err(Error::TimedOut {
+            after: start.elapsed(),
+        });
+    }
+    Ok(slice)
+}
+
 /// Runs `wait` in slices of at most [`PEER_CHECK`] until it succeeds, calling `check` (which
 /// fails when the peer died) between slices; fails with `TimedOut` at `deadline`.
 pub(crate) fn wait_in_slices<T>(
@@ -766,17 +781,8 @@ pub(crate) fn wait_in_slices<T>(
     loop {
         let slice = match deadline {
             None => PEER_CHECK,
-            Some(d) => {
-                let now = Instant::now();
-                start.get_or_insert(now);
-                d.saturating_duration_since(now).min(PEER_CHECK)
-            }
+            Some(_) => next_slice(deadline, *start.get_or_insert_with(Instant::now))?,
         };
-        if slice.is_zero() {
-            return Err(Error::TimedOut {
-                after: start.map_or(Duration::ZERO, |s| s.elapsed()),
-            });
-        }
         match wait(slice) {
             Ok(v) => return Ok(v),
             Err(shm_core::Error::TimedOut { .. }) => check()?,

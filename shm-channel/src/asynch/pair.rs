@@ -27,11 +27,7 @@ impl End {
     /// for a count that went anywhere else. What one look of `wait_for` decides, without
     /// waiting.
     pub(crate) fn check_for(&self, count: u32, response: bool) -> Result<Option<u64>> {
-        let signal = if response {
-            self.ring.head()
-        } else {
-            self.ring.tail()
-        };
+        let signal = self.signal(response);
         // The count first: the peer publishes it after the header, so a count that says the
         // message came with a header that does not hold it is a lie.
         let v = signal.load();
@@ -85,11 +81,7 @@ impl End {
         count: u32,
         response: bool,
     ) -> Poll<Result<u64>> {
-        let signal = if response {
-            self.ring.head()
-        } else {
-            self.ring.tail()
-        };
+        let signal = self.signal(response);
         if wait.fresh() {
             let want = |h: u64| {
                 (h >> 32) as u32 == count | SEQ_SET && (h as u32 & RESPONSE != 0) == response

@@ -16,7 +16,7 @@ use crate::lent::Lent;
 use crate::options::setters;
 use crate::peer::{Proc, SEAT_CREATOR, Verdict, Witness};
 use crate::ring::deadline_in;
-use crate::shared::PEER_CHECK;
+use crate::shared::next_slice;
 use crate::{Error, Result};
 
 /// What a slow subscriber does to the publisher (see the [module docs](super#policies)).
@@ -840,7 +840,7 @@ impl Publisher {
     }
 
     /// Waits until message `tail` may be written, removing dead subscribers in the way every
-    /// [`PEER_CHECK`].
+    /// [`PEER_CHECK`](crate::shared::PEER_CHECK).
     #[inline(never)]
     fn wait_for_room(&mut self, deadline: Option<Instant>) -> Result<()> {
         self.wait_released(deadline, Self::room, |p| {
@@ -849,7 +849,7 @@ impl Publisher {
     }
 
     /// Waits on the release line (subscribers bump it as they release or leave) until `ready`
-    /// says so or fails, calling `unblock` every [`PEER_CHECK`] (to remove dead subscribers);
+    /// says so or fails, calling `unblock` every [`PEER_CHECK`](crate::shared::PEER_CHECK) (to remove dead subscribers);
     /// [`Error::TimedOut`] at `deadline`.
     fn wait_released(
         &mut self,
@@ -859,15 +859,7 @@ impl Publisher {
     ) -> Result<()> {
         let start = Instant::now();
         loop {
-            let slice = match deadline {
-                None => PEER_CHECK,
-                Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
-            };
-            if slice.is_zero() {
-                return Err(Error::TimedOut {
-                    after: start.elapsed(),
-                });
-            }
+            let slice = next_slice(deadline, start)?;
             // A signal over the words of a topic of its own (an Arc), so that `ready` may have
             // the publisher mutably meanwhile.
             let topic = Arc::clone(&self.topic);
@@ -1283,15 +1275,7 @@ impl Subscriber {
                 let now = Instant::now();
                 (now, timeout.and_then(|t| now.checked_add(t)))
             });
-            let slice = match deadline {
-                None => PEER_CHECK,
-                Some(d) => d.saturating_duration_since(Instant::now()).min(PEER_CHECK),
-            };
-            if slice.is_zero() {
-                return Err(Error::TimedOut {
-                    after: start.elapsed(),
-                });
-            }
+            let slice = next_slice(deadline, start)?;
             let head = self.head;
             let seq = head | SEQ_SET;
             let word = self.topic.slot_word(head);
