@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use shm_core::wait::Signal;
-
+use crate::pubsub::Subscriber;
 use crate::ring::deadline_in;
-use crate::shared::{Deadline, Shared};
+use crate::service::Service;
+use crate::shared::Deadline;
 use crate::waiting::Wait;
 use crate::{Client, Error, Receiver, Result, Sender, Server};
 
@@ -24,6 +24,10 @@ pub enum Waitable<'a> {
     /// The response of a call in flight (one that timed out, or whose future was dropped);
     /// ready at once when none is in flight.
     Client(&'a mut Client),
+    /// A message of a topic (or the end of it).
+    Subscriber(&'a mut Subscriber),
+    /// A request of any client of a service.
+    Service(&'a mut Service),
 }
 
 macro_rules! waitable_from {
@@ -35,16 +39,28 @@ macro_rules! waitable_from {
         }
     )*};
 }
-waitable_from!(Receiver, Sender, Server, Client);
+waitable_from!(Receiver, Sender, Server, Client, Subscriber, Service);
 
 impl Waitable<'_> {
-    fn parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
-        match self {
+    /// Makes the reactor waiter of `wait` for this end.
+    fn start(&mut self, wait: &mut Wait) -> Result<()> {
+        let (shared, signal) = match self {
             Waitable::Receiver(e) => e.wait_parts(),
             Waitable::Sender(e) => e.wait_parts(),
             Waitable::Server(e) => e.wait_parts(),
             Waitable::Client(e) => e.wait_parts(),
-        }
+            Waitable::Subscriber(e) => {
+                e.start_wait(wait);
+                return Ok(());
+            }
+            Waitable::Service(e) => {
+                // Dead clients' seats freed first, as a receive does.
+                e.housekeep();
+                e.start_wait(wait);
+                return Ok(());
+            }
+        };
+        wait.start(shared, signal)
     }
 
     fn ready_now(&mut self) -> Result<bool> {
@@ -53,6 +69,8 @@ impl Waitable<'_> {
             Waitable::Sender(e) => e.ready_now(),
             Waitable::Server(e) => e.ready_now(),
             Waitable::Client(e) => e.ready_now(),
+            Waitable::Subscriber(e) => e.ready_now(),
+            Waitable::Service(e) => Ok(e.ready_now()),
         }
     }
 }
@@ -69,7 +87,7 @@ pub struct Event {
 }
 
 /// Waits on several ends at once, in blocking code: channels' receivers and senders, servers
-/// and clients, in any mix, each with its own deadline if you like, peer death reported per
+/// and clients, topics' subscribers and services' servers, in any mix, each with its own deadline if you like, peer death reported per
 /// end. It uses the same waiter threads as the futures (`shm_core::reactor`): no thread per
 /// end.
 ///
@@ -160,10 +178,9 @@ impl<'a> WaitSet<'a> {
         let mut waits = Vec::with_capacity(self.ends.len());
         // An end that cannot even start waiting (its header went bad) is its own event.
         let mut failed = Vec::new();
-        for (index, (end, deadline)) in self.ends.iter().enumerate() {
-            let (shared, signal) = end.parts();
+        for (index, (end, deadline)) in self.ends.iter_mut().enumerate() {
             let mut wait = Wait::new(*deadline);
-            if let Err(e) = wait.start(shared, signal) {
+            if let Err(e) = end.start(&mut wait) {
                 failed.push(Event {
                     index,
                     result: Err(e),

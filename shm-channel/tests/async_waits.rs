@@ -366,6 +366,116 @@ fn wait_set_over_64_ends_with_deadlines() {
     assert!(matches!(events[0].result, Err(Error::Closed)));
 }
 
+/// A wait set over the other kinds of end: a topic's subscribers (back-pressure and lossy), a
+/// service's server and a stream's receiver in one set. Each wakes the set when its event
+/// comes, and only its own index is reported; a lossy subscriber overtaken while in the set is
+/// told how many it missed by the sample it takes next, and the set's look holds no slot the
+/// publisher needs (it publishes on, never waiting for it).
+#[test]
+fn wait_set_over_subscribers_and_a_service() {
+    use shm_channel::pubsub::Policy;
+    use shm_channel::service::{Service, ServiceClient, ServiceOptions};
+    let b = backend();
+    let (topic, lossy, svc, stream) = (
+        name("ws-topic"),
+        name("ws-lossy"),
+        name("ws-svc"),
+        name("ws-stream"),
+    );
+    let mut publisher = Publisher::create(&b, &topic, &TopicOptions::new(4, 64)).unwrap();
+    let mut sub = Subscriber::open(&b, &topic, &SubscribeOptions::new()).unwrap();
+    let mut lossy_pub =
+        Publisher::create(&b, &lossy, &TopicOptions::new(4, 64).policy(Policy::Lossy)).unwrap();
+    let mut lossy_sub = Subscriber::open(&b, &lossy, &SubscribeOptions::new()).unwrap();
+    let svc_opts = ServiceOptions::new(64).clients(4);
+    let mut service = Service::create(&b, &svc, &svc_opts).unwrap();
+    let opts = Options::new(4, 64);
+    let mut rx = Receiver::create(&b, &stream, &opts).unwrap();
+    let mut tx = Sender::open(&b, &stream, &opts).unwrap();
+
+    macro_rules! set {
+        () => {{
+            let mut set = WaitSet::new();
+            set.add(&mut sub);
+            set.add(&mut lossy_sub);
+            set.add(&mut service);
+            set.add(&mut rx);
+            set
+        }};
+    }
+    // Nothing yet: the set's deadline passes.
+    let err = set!().wait(Some(Duration::from_millis(50))).unwrap_err();
+    assert!(matches!(err, Error::TimedOut { .. }), "{err}");
+
+    // A message published while the set sleeps wakes it for the subscriber only.
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        publisher.publish(b"first").unwrap();
+        publisher
+    });
+    let events = set!().wait(Some(Duration::from_secs(10))).unwrap();
+    let mut publisher = t.join().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].index, 0);
+    events[0].result.as_ref().unwrap();
+    assert_eq!(sub.try_recv().unwrap().to_vec(), b"first");
+
+    // A call from a client thread while the set sleeps wakes it for the service.
+    let caller = std::thread::spawn({
+        let (svc, svc_opts) = (svc.clone(), svc_opts.clone());
+        move || {
+            let mut c = ServiceClient::open(&backend(), &svc, &svc_opts).unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            c.call(b"ping").unwrap().to_vec()
+        }
+    });
+    let events = set!().wait(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].index, 2);
+    events[0].result.as_ref().unwrap();
+    let request = service.try_recv().unwrap();
+    assert_eq!(request.to_vec(), b"ping");
+    request.reply(b"pong").unwrap();
+    assert_eq!(caller.join().unwrap(), b"pong");
+
+    // Lossy: ten messages into four slots overtake the subscriber; the set reports it, and
+    // the publisher goes on past the slot the set looked at without waiting for it.
+    for i in 0..10u8 {
+        lossy_pub.publish(&[i]).unwrap();
+    }
+    let events = set!().wait(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].index, 1);
+    for i in 10..20u8 {
+        lossy_pub
+            .publish_timeout(&[i], Duration::from_secs(5))
+            .expect("the set's look held a slot");
+    }
+    let s = lossy_sub.try_recv().unwrap();
+    let seq = s.sequence();
+    assert!(seq >= 16, "the oldest still there, got {seq}");
+    assert_eq!(
+        s.missed(),
+        u64::from(seq),
+        "every message before it was missed"
+    );
+    assert_eq!(s.to_vec(), [seq as u8]);
+    drop(s);
+
+    // Several at once, in index order: the stream and the topic; then the topic's end.
+    tx.send(b"stream").unwrap();
+    publisher.publish(b"second").unwrap();
+    // Closed as complete; the wait for "second" to be received is cut short.
+    let _ = publisher.finish_timeout(Duration::ZERO);
+    let events = set!().wait(Some(Duration::from_secs(10))).unwrap();
+    let indices: Vec<usize> = events.iter().map(|e| e.index).collect();
+    assert_eq!(indices, [0, 1, 3], "{events:?}");
+    assert_eq!(sub.try_recv().unwrap().to_vec(), b"second");
+    let events = set!().wait(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(events[0].index, 0);
+    assert!(matches!(events[0].result, Err(Error::Closed)), "{events:?}");
+}
+
 /// Not a test on its own: the peer process of `a_killed_peer_reaches_pending_futures`, run
 /// by it with `SHM_ASYNC_PEER=role:name`. It opens its end and sleeps until killed.
 #[test]

@@ -81,10 +81,20 @@ impl Subscriber {
         }
     }
 
+    /// Makes `wait`'s reactor waiter: on the topic's count, watching the publisher.
+    pub(crate) fn start_wait(&self, wait: &mut Wait) {
+        let watch = Arc::new(PublisherWatch {
+            topic: self.topic.clone(),
+            publisher: self.publisher,
+        });
+        // SAFETY: the tail line lives in the topic's mapping, which `keep` (the topic) owns.
+        unsafe { wait.start_with(self.topic.clone(), self.tail.get(), watch) };
+    }
+
     /// The sample of what `look` found, or why there is none.
     fn taken(&mut self, look: Look) -> Option<Result<SubSample<'_>>> {
         match look {
-            Look::Ready(len, missed) => Some(Ok(self.take(len, missed))),
+            Look::Ready(len) => Some(Ok(self.take(len))),
             Look::Closed => Some(Err(self.closed())),
             Look::NotYet => None,
         }
@@ -128,12 +138,7 @@ impl<'a> Future for SubRecvFuture<'a> {
         if !matches!(look, Look::NotYet) {
             return Poll::Ready(rx.taken(look).unwrap_or(Err(Error::Empty)));
         }
-        let watch = Arc::new(PublisherWatch {
-            topic: rx.topic.clone(),
-            publisher: rx.publisher,
-        });
-        // SAFETY: the tail line lives in the topic's mapping, which `keep` (the topic) owns.
-        unsafe { this.wait.start_with(rx.topic.clone(), rx.tail.get(), watch) };
+        rx.start_wait(&mut this.wait);
         let mut found = Look::NotYet;
         match this.wait.poll(cx, || {
             found = rx.look()?;

@@ -224,6 +224,28 @@ impl Service {
             wait: Wait::new(deadline),
         }
     }
+
+    /// Makes `wait`'s reactor waiter: on the bell clients ring.
+    pub(crate) fn start_wait(&self, wait: &mut Wait) {
+        // A key of its own: the reactor's watcher has nothing to check for it.
+        let key = (1 << 127) | Arc::as_ptr(&self.seg) as usize as u128;
+        // SAFETY: the bell's words are in the mapping that `seg` keeps.
+        unsafe { wait.start_with(self.seg.clone(), self.bell.get(), Arc::new(NoPeer(key))) };
+    }
+
+    /// A request waiting, looked for by a server that announced it waits (a reactor waiter
+    /// on the bell counts as its sleeper).
+    fn find_announced(&self) -> Option<(u32, u64)> {
+        // Pairs with the fence of a client that rings only an announced waiter
+        // (`ring_if_waited`): the announcement comes before this scan.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.find()
+    }
+
+    /// True when a receive would find a request now (without taking it).
+    pub(crate) fn ready_now(&self) -> bool {
+        self.find_announced().is_some()
+    }
 }
 
 impl<'a> Future for ServiceRecvFuture<'a> {
@@ -252,18 +274,9 @@ impl<'a> Future for ServiceRecvFuture<'a> {
             spin(s.bell.get(), early, |v| v != rung);
         }
         if found.get().is_none() {
-            // A key of its own: the reactor's watcher has nothing to check for it.
-            let key = (1 << 127) | Arc::as_ptr(&s.seg) as usize as u128;
-            // SAFETY: the bell's words are in the mapping that `seg` keeps.
-            unsafe {
-                this.wait
-                    .start_with(s.seg.clone(), s.bell.get(), Arc::new(NoPeer(key)))
-            };
+            s.start_wait(&mut this.wait);
             let polled = this.wait.poll(cx, || {
-                // Pairs with the fence of a client that rings only an announced waiter
-                // (`ring_if_waited`): the announcement comes before this scan.
-                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-                found.set(s.find());
+                found.set(s.find_announced());
                 Ok(found.get().is_some())
             });
             match polled {

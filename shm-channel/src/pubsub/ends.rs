@@ -989,6 +989,9 @@ pub struct Subscriber {
     first: u32,
     /// Messages it was overtaken by (lossy), in all.
     missed: u64,
+    /// Of those, the ones skipped since the last sample it handed out: the next one reports
+    /// them (a look that skips without taking, as a wait's, keeps them here).
+    unreported: u64,
     pub(crate) publisher: Proc,
     me: Proc,
     /// When `try_recv` last looked at the publisher's process.
@@ -1155,6 +1158,7 @@ impl Subscriber {
             head,
             first,
             missed: 0,
+            unreported: 0,
             publisher,
             me,
             last_check: None,
@@ -1231,7 +1235,7 @@ impl Subscriber {
     /// [`Error::PeerDead`], [`Error::Closed`]).
     pub fn try_recv(&mut self) -> Result<SubSample<'_>> {
         match self.look()? {
-            Look::Ready(len, missed) => Ok(self.take(len, missed)),
+            Look::Ready(len) => Ok(self.take(len)),
             Look::Closed => Err(self.closed()),
             Look::NotYet => {
                 // A dead publisher is worth a look, at most once a millisecond.
@@ -1267,7 +1271,7 @@ impl Subscriber {
         let mut waiting: Option<(Instant, Option<Instant>)> = None;
         loop {
             match self.look()? {
-                Look::Ready(len, missed) => return Ok(self.take(len, missed)),
+                Look::Ready(len) => return Ok(self.take(len)),
                 Look::Closed => return Err(self.closed()),
                 Look::NotYet => {}
             }
@@ -1302,7 +1306,6 @@ impl Subscriber {
     /// history that is gone; jumps over messages overtaken.
     pub(crate) fn look(&mut self) -> Result<Look> {
         let slots = self.topic.shape.slots;
-        let mut missed = 0u64;
         loop {
             let head = self.head;
             let seat = self.topic.seat(self.seat);
@@ -1310,14 +1313,14 @@ impl Subscriber {
                 seat.pin.store(head | HOLD, Ordering::SeqCst);
             }
             if let Some(len) = self.complete(head)? {
-                return Ok(Look::Ready(len, missed));
+                return Ok(Look::Ready(len));
             }
             let tail = self.tail.get().load();
             let published = tail.wrapping_sub(head) & COUNT_MASK;
             // Published between the two looks: the count says so, the slot now too.
             if published != 0 {
                 if let Some(len) = self.complete(head)? {
-                    return Ok(Look::Ready(len, missed));
+                    return Ok(Look::Ready(len));
                 }
             }
             // The count may lag the slot by the message in flight: a head ahead of the count
@@ -1354,10 +1357,26 @@ impl Subscriber {
                     "message {head} was overwritten before this subscriber released it"
                 )));
             };
-            missed += lost;
+            self.unreported += lost;
             self.missed += lost;
             self.head = next & COUNT_MASK;
             seat.head.store(self.head, Ordering::SeqCst);
+        }
+    }
+
+    /// True when a receive would find a message now, without taking it (nor holding its
+    /// slot); the reason none will ever come once the topic ended or went bad.
+    #[cfg(feature = "async")]
+    pub(crate) fn ready_now(&mut self) -> Result<bool> {
+        match self.look()? {
+            Look::Ready(_) => {
+                if self.topic.lossy {
+                    self.topic.seat(self.seat).pin.store(0, Ordering::SeqCst);
+                }
+                Ok(true)
+            }
+            Look::Closed => Err(self.closed()),
+            Look::NotYet => Ok(false),
         }
     }
 
@@ -1377,8 +1396,9 @@ impl Subscriber {
         Ok(Some(len))
     }
 
-    pub(crate) fn take(&mut self, len: usize, missed: u64) -> SubSample<'_> {
+    pub(crate) fn take(&mut self, len: usize) -> SubSample<'_> {
         let slot = self.topic.slot(self.head);
+        let missed = std::mem::take(&mut self.unreported);
         SubSample {
             // SAFETY: the payload follows the slot header, inside the mapping.
             data: unsafe { slot.add(SLOT_HEADER) },
@@ -1449,8 +1469,8 @@ impl Drop for Subscriber {
 }
 
 pub(crate) enum Look {
-    /// Message `head` is there, of this length, after this many were missed.
-    Ready(usize, u64),
+    /// Message `head` is there, of this length.
+    Ready(usize),
     NotYet,
     Closed,
 }
