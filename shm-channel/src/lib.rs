@@ -85,7 +85,8 @@
 //! `wait_for_peer_async` on every end ([`Sender::wait_for_peer_async`], ...), each with a
 //! `_deadline_async` form ([`Error::TimedOut`]; [`Receiver::recv_timeout_async`] too). Blocking code waits on several
 //! ends at once with a [`WaitSet`] (any mix of ends: receivers, senders, clients, servers,
-//! subscribers, services; a deadline per end and one for the set, peer death per end).
+//! subscribers, services and their clients; a deadline per end and one for the set, peer death
+//! per end).
 //!
 //! ```
 //! # #[cfg(feature = "async")]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::pubsub::Subscriber;
 use crate::ring::deadline_in;
-use crate::service::Service;
+use crate::service::{Service, ServiceClient};
 use crate::shared::Deadline;
 use crate::waiting::Wait;
 use crate::{Client, Error, Receiver, Result, Sender, Server};
@@ -28,6 +28,9 @@ pub enum Waitable<'a> {
     Subscriber(&'a mut Subscriber),
     /// A request of any client of a service.
     Service(&'a mut Service),
+    /// The answer of a service call in flight (one that timed out, or whose future was
+    /// dropped); ready at once when none is in flight.
+    ServiceClient(&'a mut ServiceClient),
 }
 
 macro_rules! waitable_from {
@@ -39,7 +42,15 @@ macro_rules! waitable_from {
         }
     )*};
 }
-waitable_from!(Receiver, Sender, Server, Client, Subscriber, Service);
+waitable_from!(
+    Receiver,
+    Sender,
+    Server,
+    Client,
+    Subscriber,
+    Service,
+    ServiceClient
+);
 
 impl Waitable<'_> {
     /// Makes the reactor waiter of `wait` for this end.
@@ -59,6 +70,10 @@ impl Waitable<'_> {
                 e.start_wait(wait);
                 return Ok(());
             }
+            Waitable::ServiceClient(e) => {
+                e.start_wait(wait);
+                return Ok(());
+            }
         };
         wait.start(shared, signal)
     }
@@ -71,6 +86,7 @@ impl Waitable<'_> {
             Waitable::Client(e) => e.ready_now(),
             Waitable::Subscriber(e) => e.ready_now(),
             Waitable::Service(e) => Ok(e.ready_now()),
+            Waitable::ServiceClient(e) => e.ready_now(),
         }
     }
 }
@@ -87,7 +103,7 @@ pub struct Event {
 }
 
 /// Waits on several ends at once, in blocking code: channels' receivers and senders, servers
-/// and clients, topics' subscribers and services' servers, in any mix, each with its own deadline if you like, peer death reported per
+/// and clients, topics' subscribers, services' servers and clients, in any mix, each with its own deadline if you like, peer death reported per
 /// end. It uses the same waiter threads as the futures (`shm_core::reactor`): no thread per
 /// end.
 ///

@@ -367,7 +367,7 @@ fn wait_set_over_64_ends_with_deadlines() {
 }
 
 /// A wait set over the other kinds of end: a topic's subscribers (back-pressure and lossy), a
-/// service's server and a stream's receiver in one set. Each wakes the set when its event
+/// service's server and a stream's receiver in one set, and a service's client. Each wakes the set when its event
 /// comes, and only its own index is reported; a lossy subscriber overtaken while in the set is
 /// told how many it missed by the sample it takes next, and the set's look holds no slot the
 /// publisher needs (it publishes on, never waiting for it).
@@ -437,6 +437,41 @@ fn wait_set_over_subscribers_and_a_service() {
     assert_eq!(request.to_vec(), b"ping");
     request.reply(b"pong").unwrap();
     assert_eq!(caller.join().unwrap(), b"pong");
+
+    // A service client: ready at once with no call in flight; with a call that timed out,
+    // not ready until its answer comes, then ready (and its next call goes through).
+    let mut late = ServiceClient::open(&b, &svc, &svc_opts).unwrap();
+    let events = {
+        let mut set = WaitSet::new();
+        set.add(&mut late);
+        set.wait(Some(Duration::from_secs(10))).unwrap()
+    };
+    assert_eq!(events.len(), 1, "{events:?}");
+    let err = late
+        .call_timeout(b"late", Duration::from_millis(1))
+        .unwrap_err();
+    assert!(matches!(err, Error::TimedOut { .. }), "{err}");
+    let err = {
+        let mut set = WaitSet::new();
+        set.add(&mut late);
+        set.wait(Some(Duration::from_millis(30))).unwrap_err()
+    };
+    assert!(matches!(err, Error::TimedOut { .. }), "{err}");
+    let request = service.try_recv().unwrap();
+    assert_eq!(request.to_vec(), b"late");
+    request.reply(b"at last").unwrap();
+    let events = {
+        let mut set = WaitSet::new();
+        set.add(&mut late);
+        set.wait(Some(Duration::from_secs(10))).unwrap()
+    };
+    assert_eq!(events.len(), 1, "{events:?}");
+    events[0].result.as_ref().unwrap();
+    let caller = std::thread::spawn(move || late.call(b"again").unwrap().to_vec());
+    let request = service.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(request.to_vec(), b"again");
+    request.reply(b"fresh").unwrap();
+    assert_eq!(caller.join().unwrap(), b"fresh");
 
     // Lossy: ten messages into four slots overtake the subscriber; the set reports it, and
     // the publisher goes on past the slot the set looked at without waiting for it.

@@ -129,6 +129,25 @@ impl ServiceClient {
         Ok(None)
     }
 
+    /// Makes `wait`'s reactor waiter: on the seat's answer count, watching the server.
+    pub(crate) fn start_wait(&self, wait: &mut Wait) {
+        let watch = Arc::new(ServerWatch {
+            seg: self.seg.clone(),
+            server: self.server,
+        });
+        // SAFETY: the answer signal's words are in the mapping that `seg` keeps.
+        unsafe { wait.start_with(self.seg.clone(), self.answer.get(), watch) };
+    }
+
+    /// True when no call is in flight, or its answer came (for the wait set); `Closed` once
+    /// the server left without answering it.
+    pub(crate) fn ready_now(&self) -> Result<bool> {
+        if self.taken == self.calls {
+            return Ok(true);
+        }
+        self.check_answer(self.calls).map(|h| h.is_some())
+    }
+
     /// Polls until the seat holds the answer to call `count`: its header.
     fn poll_answer(&self, wait: &mut Wait, cx: &mut Context<'_>, count: u32) -> Poll<Result<u64>> {
         if wait.fresh() {
@@ -143,12 +162,7 @@ impl ServiceClient {
                 }
             }
         }
-        let watch = Arc::new(ServerWatch {
-            seg: self.seg.clone(),
-            server: self.server,
-        });
-        // SAFETY: the answer signal's words are in the mapping that `seg` keeps.
-        unsafe { wait.start_with(self.seg.clone(), self.answer.get(), watch) };
+        self.start_wait(wait);
         let matched = Cell::new(None);
         wait.poll(cx, || {
             matched.set(self.check_answer(count)?);
