@@ -205,6 +205,7 @@ impl<'a> Future for CallFuture<'a, '_> {
     /// # Panics
     ///
     /// When polled again after it returned `Ready`.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let c = this
@@ -315,6 +316,7 @@ impl<'a> Future for RequestFuture<'a> {
     /// # Panics
     ///
     /// When polled again after it returned `Ready`.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let s = this
