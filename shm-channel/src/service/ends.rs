@@ -495,9 +495,15 @@ impl Service {
     #[inline]
     fn find_below(&self, n: u32) -> Option<(u32, u64)> {
         let from = self.next_seat.min(n);
-        (from..n)
-            .chain(0..from)
-            .find_map(|i| self.pending(i).map(|h| (i, h)))
+        // A plain loop, in turn from `from` and round: no iterator state between the looks.
+        let mut i = from;
+        for _ in 0..n {
+            if let Some(h) = self.pending(i) {
+                return Some((i, h));
+            }
+            i = if i + 1 < n { i + 1 } else { 0 };
+        }
+        None
     }
 
     /// The request in seat `seat`, whose header said `h`: its length checked.
@@ -655,6 +661,7 @@ impl Request<'_> {
     }
 
     /// Answers with one value of plain data.
+    #[inline]
     pub fn reply_value<T: IntoBytes + Immutable + ?Sized>(self, value: &T) -> Result<()> {
         self.reply(value.as_bytes())
     }
