@@ -55,27 +55,26 @@ waitable_from!(
 impl Waitable<'_> {
     /// Makes the reactor waiter of `wait` for this end.
     fn start(&mut self, wait: &mut Wait) -> Result<()> {
-        let (shared, signal) = match self {
-            Waitable::Receiver(e) => e.wait_parts(),
-            Waitable::Sender(e) => e.wait_parts(),
-            Waitable::Server(e) => e.wait_parts(),
-            Waitable::Client(e) => e.wait_parts(),
+        match self {
+            Waitable::Receiver(e) => e.start_wait(wait),
+            Waitable::Sender(e) => e.start_wait(wait),
+            Waitable::Server(e) => e.start_wait(wait),
+            Waitable::Client(e) => e.start_wait(wait),
             Waitable::Subscriber(e) => {
                 e.start_wait(wait);
-                return Ok(());
+                Ok(())
             }
             Waitable::Service(e) => {
                 // Dead clients' seats freed first, as a receive does.
                 e.housekeep();
                 e.start_wait(wait);
-                return Ok(());
+                Ok(())
             }
             Waitable::ServiceClient(e) => {
                 e.start_wait(wait);
-                return Ok(());
+                Ok(())
             }
-        };
-        wait.start(shared, signal)
+        }
     }
 
     fn ready_now(&mut self) -> Result<bool> {
@@ -103,9 +102,9 @@ pub struct Event {
 }
 
 /// Waits on several ends at once, in blocking code: channels' receivers and senders, servers
-/// and clients, topics' subscribers, services' servers and clients, in any mix, each with its own deadline if you like, peer death reported per
-/// end. It uses the same waiter threads as the futures (`shm_core::reactor`): no thread per
-/// end.
+/// and clients, topics' subscribers, services' servers and clients, in any mix, each with
+/// its own deadline if you like, peer death reported per end. It uses the same waiter threads
+/// as the futures (`shm_core::reactor`): no thread per end.
 ///
 /// The set borrows its ends for one wait; build it again for the next (it is a `Vec`).
 ///

@@ -8,16 +8,13 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use shm_core::wait::Signal;
 use zerocopy::{Immutable, IntoBytes};
 
 use crate::layout::*;
 use crate::pair::{Client, End, Server, next};
-use crate::shared::Shared;
 use crate::waiting::{PeerFuture, Wait, spin};
 use crate::{Error, Result, Sample};
 
@@ -193,9 +190,9 @@ impl Client {
         self.end.ready_for(self.calls, true)
     }
 
-    /// The segment and the signal a wait for a response sleeps on.
-    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
-        (&self.end.ring.shared, self.end.ring.head())
+    /// Makes `wait`'s reactor waiter: on the signal a wait for a response sleeps on.
+    pub(crate) fn start_wait(&self, wait: &mut Wait) -> Result<()> {
+        wait.start(&self.end.ring.shared, self.end.ring.head())
     }
 }
 
@@ -304,9 +301,9 @@ impl Server {
         self.end.ready_for(count, false)
     }
 
-    /// The segment and the signal a wait for a request sleeps on.
-    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
-        (&self.end.ring.shared, self.end.ring.tail())
+    /// Makes `wait`'s reactor waiter: on the signal a wait for a request sleeps on.
+    pub(crate) fn start_wait(&self, wait: &mut Wait) -> Result<()> {
+        wait.start(&self.end.ring.shared, self.end.ring.tail())
     }
 }
 

@@ -9,15 +9,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use shm_core::wait::Signal;
-
 use crate::layout::SLOT_HEADER;
 use crate::ring::{Loan, Receiver, Sample, Sender, deadline_in};
-use crate::shared::Shared;
 use crate::waiting::{PeerFuture, Wait, spin};
 use crate::{Error, Result};
 
@@ -93,9 +89,9 @@ impl Receiver {
         self.waiting_now()
     }
 
-    /// The segment and the signal a wait for a message sleeps on.
-    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
-        (&self.ring.shared, self.ring.tail())
+    /// Makes `wait`'s reactor waiter: on the signal a wait for a message sleeps on.
+    pub(crate) fn start_wait(&self, wait: &mut Wait) -> Result<()> {
+        wait.start(&self.ring.shared, self.ring.tail())
     }
 }
 
@@ -192,9 +188,9 @@ impl Sender {
         self.free_now()
     }
 
-    /// The segment and the signal a wait for a free slot sleeps on.
-    pub(crate) fn wait_parts(&self) -> (&Arc<Shared>, &Signal<'_>) {
-        (&self.ring.shared, self.ring.head())
+    /// Makes `wait`'s reactor waiter: on the signal a wait for a free slot sleeps on.
+    pub(crate) fn start_wait(&self, wait: &mut Wait) -> Result<()> {
+        wait.start(&self.ring.shared, self.ring.head())
     }
 }
 
