@@ -367,8 +367,8 @@ fn wait_set_over_64_ends_with_deadlines() {
 }
 
 /// A wait set over the other kinds of end: a topic's subscribers (back-pressure and lossy), a
-/// service's server and a stream's receiver in one set, and a service's client. Each wakes the set when its event
-/// comes, and only its own index is reported; a lossy subscriber overtaken while in the set is
+/// service's server and a stream's receiver in one set, and a service's client. Each wakes the
+/// set when its event comes, and only its own index is reported; a lossy subscriber overtaken while in the set is
 /// told how many it missed by the sample it takes next, and the set's look holds no slot the
 /// publisher needs (it publishes on, never waiting for it).
 #[test]
@@ -526,9 +526,17 @@ fn peer_process() {
         "sender" => Box::new(Sender::open(&b, n, &opts).unwrap()),
         "server" => Box::new(Server::open(&b, n, &opts).unwrap()),
         "publisher" => Box::new(Publisher::create(&b, n, &TopicOptions::new(4, 64)).unwrap()),
+        // A server that never answers.
+        "service" => {
+            Box::new(shm_channel::service::Service::create(&b, n, &service_options()).unwrap())
+        }
         other => panic!("role {other}"),
     };
     std::thread::sleep(Duration::from_secs(60));
+}
+
+fn service_options() -> shm_channel::service::ServiceOptions {
+    shm_channel::service::ServiceOptions::new(64).clients(4)
 }
 
 struct Killed(std::process::Child);
@@ -548,6 +556,75 @@ fn spawn_peer(role: &str, n: &str) -> Killed {
             .spawn()
             .unwrap(),
     )
+}
+
+/// A wait set learns of a peer's death through the other kinds of end too: a subscriber whose
+/// publisher process is killed, and a service client with a call in flight whose server process
+/// is killed, each get `PeerDead` as their event; a quiet stream beside them (its peer alive)
+/// gets none.
+#[test]
+fn a_killed_peer_reaches_a_wait_set_of_subscribers_and_service_clients() {
+    use shm_channel::service::ServiceClient;
+    let b = backend();
+    let (topic, svc, stream) = (name("ws-dead-topic"), name("ws-dead-svc"), name("ws-quiet"));
+    let opts = Options::new(4, 64);
+    let mut quiet = Receiver::create(&b, &stream, &opts).unwrap();
+    let _quiet_tx = Sender::open(&b, &stream, &opts).unwrap();
+    let publisher = spawn_peer("publisher", &topic);
+    let server = spawn_peer("service", &svc);
+    let sub_opts = SubscribeOptions::new().open_timeout(Duration::from_secs(20));
+    let mut sub = Subscriber::open(&b, &topic, &sub_opts).unwrap();
+    // A service's name is there once its server made it.
+    let since = Instant::now();
+    let mut client = loop {
+        match ServiceClient::open(&b, &svc, &service_options()) {
+            Ok(c) => break c,
+            Err(e) if since.elapsed() > Duration::from_secs(20) => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    let err = client
+        .call_timeout(b"never answered", Duration::from_millis(20))
+        .unwrap_err();
+    assert!(matches!(err, Error::TimedOut { .. }), "{err}");
+
+    let kill_soon = |mut peer: Killed| {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let at = Instant::now();
+            peer.0.kill().unwrap();
+            (peer, at)
+        })
+    };
+    let check = |set: WaitSet<'_>, killer: std::thread::JoinHandle<(Killed, Instant)>, what| {
+        let mut set = set;
+        let events = set.wait(Some(Duration::from_secs(10))).unwrap();
+        let woke = Instant::now();
+        let (_peer, killed) = killer.join().unwrap();
+        println!(
+            "PeerDead after the kill: {what} in a wait set {:?}",
+            woke - killed
+        );
+        assert_eq!(events.len(), 1, "{what}: {events:?}");
+        assert_eq!(events[0].index, 1, "{what}");
+        assert!(
+            matches!(events[0].result, Err(Error::PeerDead { .. })),
+            "{what}: {events:?}"
+        );
+        assert!(woke - killed < Duration::from_secs(1), "{what}");
+    };
+
+    let killer = kill_soon(publisher);
+    let mut set = WaitSet::new();
+    set.add(&mut quiet);
+    set.add(&mut sub);
+    check(set, killer, "subscriber");
+
+    let killer = kill_soon(server);
+    let mut set = WaitSet::new();
+    set.add(&mut quiet);
+    set.add(&mut client);
+    check(set, killer, "service client");
 }
 
 /// A topic's subscribers await under every executor: two subscribers (bytes and typed) get every
