@@ -63,7 +63,11 @@
 //! CPU over (`sched_yield`) and looks again, for up to half a millisecond, then sleeps. A
 //! subscriber that waits so lets the publisher and the other subscribers run, and when it
 //! looks again takes every message published meanwhile one after the other; with nothing else
-//! to run, the yield returns at once. The publisher waits for room the same way. The spin and
+//! to run, the yield returns at once. The publisher waits for room the same way; once the ring
+//! was full, its first looks wait for a quarter of the ring to be free (then it writes that
+//! many messages without looking at the seats), its later ones for one slot. Neither side
+//! puts a full memory barrier between a message and the look at who sleeps: the one that
+//! sleeps makes the other run it (`membarrier(2)`, see `shm_core::fence`). The spin and
 //! block strategies keep their meaning; `recv_async` looks briefly, then leaves the thread to
 //! its executor (see Async). `shm bench fanout_1 fanout_4` measures what four subscribers
 //! cost.

@@ -108,6 +108,7 @@ pub mod conformance;
 mod context;
 mod detail;
 mod error;
+pub mod fence;
 mod info;
 pub mod kit;
 mod mapping;

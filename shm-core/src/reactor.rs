@@ -217,6 +217,12 @@ pub struct Waiter {
     watch: Option<Arc<dyn Watch>>,
     reg: Option<Registration>,
     announced: bool,
+    /// The signal is asymmetric ([`crate::fence`]): after announcing, make the writer run its
+    /// barrier.
+    asymmetric: bool,
+    /// Set when that barrier could not be made: then no registration outlasts
+    /// [`UNFENCED_SLEEP`](crate::fence::UNFENCED_SLEEP).
+    unfenced: bool,
 }
 
 // SAFETY: the two pointers point into memory that `keep` keeps alive, and are used only for
@@ -267,6 +273,8 @@ impl Waiter {
             watch,
             reg: None,
             announced: false,
+            asymmetric: signal.is_asymmetric(),
+            unfenced: false,
         }
     }
 
@@ -306,6 +314,7 @@ impl Waiter {
             // SAFETY: `keep` keeps the word alive (new's contract).
             unsafe { (*self.sleepers).fetch_add(1, SeqCst) };
             self.announced = true;
+            self.unfenced = self.asymmetric && !crate::fence::heavy();
         }
         // SAFETY: as above.
         let v = unsafe { (*self.value).load(SeqCst) };
@@ -319,7 +328,15 @@ impl Waiter {
                 &*self.value,
                 v,
                 cx.waker(),
-                self.deadline,
+                match self.unfenced {
+                    // A wake-up the writer may miss: look again soon (the deadline that fires
+                    // is only a reason to look; the wait's own is checked above).
+                    true => {
+                        let soon = Instant::now() + crate::fence::UNFENCED_SLEEP;
+                        Some(self.deadline.map_or(soon, |d| d.min(soon)))
+                    }
+                    false => self.deadline,
+                },
                 self.watch.clone(),
                 self.keep.clone(),
             )

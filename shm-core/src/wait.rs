@@ -25,7 +25,7 @@ use std::sync::atomic::{
 };
 use std::time::{Duration, Instant};
 
-use crate::{Error, Result};
+use crate::{Error, Result, fence};
 
 /// How [`Signal::wait_until`] waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -221,6 +221,8 @@ pub struct Signal<'a> {
     budget: AtomicU32,
     /// Hybrid with one CPU for this process: hand the CPU over instead of spinning.
     one_cpu: bool,
+    /// The sleepers pay for the writer's barrier (see [`crate::fence`]).
+    asymmetric: bool,
 }
 
 impl Clone for Signal<'_> {
@@ -233,6 +235,7 @@ impl Clone for Signal<'_> {
             what: self.what,
             budget: AtomicU32::new(self.budget.load(Relaxed)),
             one_cpu: self.one_cpu,
+            asymmetric: self.asymmetric,
         }
     }
 }
@@ -266,7 +269,25 @@ impl<'a> Signal<'a> {
             what: "the value",
             budget: AtomicU32::new(budget),
             one_cpu,
+            asymmetric: false,
         }
+    }
+
+    /// The same signal, with the barrier between a store and the look at the sleepers moved
+    /// to the sleepers ([`crate::fence`]): a writer registered with `membarrier(2)` stores
+    /// without a full barrier, and a waiter, once it said it sleeps, makes the writer run one
+    /// (or, where it cannot, sleeps at most [`UNFENCED_SLEEP`](crate::fence::UNFENCED_SLEEP)
+    /// at a time). Every process that writes or waits on these words must make its signal so,
+    /// and so must every [`reactor::Waiter`](crate::reactor::Waiter) on them (it takes the
+    /// flag from the signal it is made from).
+    pub fn asymmetric(mut self) -> Self {
+        self.asymmetric = true;
+        self
+    }
+
+    /// True when made with [`asymmetric`](Self::asymmetric).
+    pub fn is_asymmetric(&self) -> bool {
+        self.asymmetric
     }
 
     /// The same signal, naming what it carries in its timeout errors ("the client's move").
@@ -301,10 +322,16 @@ impl<'a> Signal<'a> {
     /// Stores `v` and wakes the waiters, making the system call only if one said it sleeps.
     #[inline]
     pub fn store(&self, v: u32) {
-        self.value.store(v, SeqCst);
-        // SeqCst on both sides: either the waiter sees the new value before it sleeps, or we
-        // see its announcement here. No wake-up is lost.
-        if self.sleepers.load(SeqCst) != 0 {
+        // A full barrier between the two on both sides (or, asymmetric, one the waiter makes
+        // the writer run): either the waiter sees the new value before it sleeps, or we see its
+        // announcement here. No wake-up is lost.
+        let sleepers = if self.asymmetric {
+            fence::store_then_load(self.value, v, self.sleepers)
+        } else {
+            self.value.store(v, SeqCst);
+            self.sleepers.load(SeqCst)
+        };
+        if sleepers != 0 {
             wake_all(self.value);
         }
     }
@@ -523,6 +550,12 @@ impl<'a> Signal<'a> {
         timeout: Duration,
     ) -> Result<T> {
         self.sleepers.fetch_add(1, SeqCst);
+        // The writer's barrier, where it stores without one: a wake-up it would miss is one
+        // this end looks for at least every UNFENCED_SLEEP.
+        let nap = match self.asymmetric && !fence::heavy() {
+            true => fence::UNFENCED_SLEEP,
+            false => Duration::MAX,
+        };
         let result = loop {
             let v = self.value.load(SeqCst);
             if let Some(t) = look(Some(v)) {
@@ -532,7 +565,7 @@ impl<'a> Signal<'a> {
             if left.is_zero() {
                 break Err(self.timed_out(timeout));
             }
-            wait(self.value, v, Some(left));
+            wait(self.value, v, Some(left.min(nap)));
         };
         self.sleepers.fetch_sub(1, SeqCst);
         result
@@ -547,6 +580,35 @@ fn single_cpu() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two asymmetric signals played in turn by two threads that always sleep (block
+    /// strategy), 20 000 times each way: the writers store without a full barrier, the
+    /// sleepers make them run one. A lost wake-up leaves a sleeper asleep until its 10 s
+    /// timeout, and the test fails: a store that does not look at the sleepers, or a look that
+    /// reads the wrong word, fails at once. (The window the membarrier closes, a store still in
+    /// the writer's store buffer, is a few nanoseconds wide: a run without the barrier passes
+    /// here too, checked. This test guards the rest of the path.)
+    #[test]
+    fn asymmetric_signals_lose_no_wake_up() {
+        const ROUNDS: u32 = 20_000;
+        let words: [AtomicU32; 4] = Default::default();
+        let ping = Signal::new(&words[0], &words[1], WaitStrategy::Block).asymmetric();
+        let pong = Signal::new(&words[2], &words[3], WaitStrategy::Block).asymmetric();
+        let long = Duration::from_secs(10);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 1..=ROUNDS {
+                    ping.wait_until(|v| v == i, long).expect("a ping was lost");
+                    pong.store(i);
+                }
+            });
+            for i in 1..=ROUNDS {
+                ping.store(i);
+                pong.wait_until(|v| v == i, long).expect("a pong was lost");
+            }
+        });
+        assert_eq!(words[1].load(SeqCst) + words[3].load(SeqCst), 0);
+    }
 
     #[test]
     fn times_out_without_a_writer() {

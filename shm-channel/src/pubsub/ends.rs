@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shm_core::wait::{HYBRID_SPIN_MAX, Signal, WaitStrategy, wake_all};
-use shm_core::{Backend, SegmentName};
+use shm_core::{Backend, SegmentName, fence};
 
 use super::fingerprint::Fingerprint;
 use super::layout::*;
@@ -213,7 +213,7 @@ impl Topic {
         let line = self.line(off);
         // SAFETY: the words are in this topic's mapping, which the caller keeps for as long as
         // the Lent lives.
-        unsafe { Lent::new(Signal::new(&line.value, &line.sleepers, wait)) }
+        unsafe { Lent::new(Signal::new(&line.value, &line.sleepers, wait).asymmetric()) }
     }
 
     /// The header word of message number `count`'s slot (length in the low half, sequence in
@@ -318,6 +318,10 @@ impl Topic {
     }
 }
 
+/// Looks of a publisher waiting for room that ask for a quarter of the ring free, before
+/// one free slot is enough.
+const ROOM_MARGIN_LOOKS: u32 = 64;
+
 /// How long a hybrid end of a topic hands its CPU over and looks again before it sleeps.
 const YIELD_WINDOW: Duration = HYBRID_SPIN_MAX;
 
@@ -349,7 +353,9 @@ fn wait_shared(
 ) -> shm_core::Result<Option<u32>> {
     let (value, sleepers) = words;
     if strategy != WaitStrategy::Hybrid {
-        return Signal::new(value, sleepers, strategy).wait_until_or(early, done, timeout);
+        return Signal::new(value, sleepers, strategy)
+            .asymmetric()
+            .wait_until_or(early, done, timeout);
     }
     if !one_cpu() {
         for _ in 0..QUICK_LOOKS {
@@ -374,11 +380,9 @@ fn wait_shared(
             break;
         }
     }
-    Signal::new(value, sleepers, WaitStrategy::Block).wait_until_or(
-        early,
-        done,
-        timeout.saturating_sub(start.elapsed()),
-    )
+    Signal::new(value, sleepers, WaitStrategy::Block)
+        .asymmetric()
+        .wait_until_or(early, done, timeout.saturating_sub(start.elapsed()))
 }
 
 /// True when this process may run on one CPU only: spinning would only keep the others from
@@ -496,6 +500,9 @@ impl Publisher {
         opts: &TopicOptions,
         fingerprint: Fingerprint,
     ) -> Result<Publisher> {
+        // Before any subscriber can see this end: its stores of the count skip the full
+        // barrier.
+        fence::registered();
         let sname = SegmentName::new(name)?;
         let shape = opts.shape()?;
         let hub = match Hub::create(backend, &sname, shape.total, opts.mode) {
@@ -843,9 +850,33 @@ impl Publisher {
     /// [`PEER_CHECK`](crate::shared::PEER_CHECK).
     #[inline(never)]
     fn wait_for_room(&mut self, deadline: Option<Instant>) -> Result<()> {
-        self.wait_released(deadline, Self::room, |p| {
-            p.evict_blockers();
-        })
+        let mut looks = 0u32;
+        self.wait_released(
+            deadline,
+            |p| {
+                looks = looks.saturating_add(1);
+                p.room_again(looks <= ROOM_MARGIN_LOOKS)
+            },
+            |p| {
+                p.evict_blockers();
+            },
+        )
+    }
+
+    /// After the ring was full: true when message `tail` may be written and, with `margin`
+    /// under back-pressure, a quarter of the ring is free, so that the next messages find
+    /// room without looking at the seats again.
+    fn room_again(&mut self, margin: bool) -> Result<bool> {
+        if !self.room()? {
+            return Ok(false);
+        }
+        if !margin || self.topic.lossy {
+            return Ok(true);
+        }
+        let slots = self.topic.shape.slots;
+        let lag = Self::max_lag(&self.topic, self.tail);
+        self.min_head = self.tail.wrapping_sub(lag) & COUNT_MASK;
+        Ok(lag <= slots - slots / 4)
     }
 
     /// Waits on the release line (subscribers bump it as they release or leave) until `ready`
@@ -1030,6 +1061,8 @@ impl Subscriber {
         opts: &SubscribeOptions,
         want: Fingerprint,
     ) -> Result<Subscriber> {
+        // Before the publisher can see this end: its releases skip the full barrier.
+        fence::registered();
         let sname = SegmentName::new(name)?;
         let hub = Hub::open(backend, &sname, opts.open_timeout.and_then(deadline_in))?;
         let not_a_topic = |reason: String| Error::NotAChannel {
@@ -1439,10 +1472,14 @@ impl Subscriber {
         if self.topic.lossy {
             seat.pin.store(0, Ordering::Release);
         }
-        // SeqCst: every read of the slot happened before the publisher can see it free, and
-        // either the publisher sees this head or this end sees that it sleeps.
-        seat.head.store(self.head, Ordering::SeqCst);
-        self.topic.wake_publisher();
+        // Release: every read of the slot happened before the publisher can see it free.
+        // Either the publisher sees this head or this end sees that it sleeps (the release
+        // line is asymmetric: a publisher that sleeps makes this end run the barrier).
+        let line = self.topic.line(OFF_RELEASE);
+        if fence::store_then_load(&seat.head, self.head, &line.sleepers) != 0 {
+            line.value.fetch_add(1, Ordering::SeqCst);
+            wake_all(&line.value);
+        }
     }
 }
 

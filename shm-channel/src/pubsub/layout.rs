@@ -32,8 +32,9 @@ use crate::{Error, Result};
 /// "shmpubs" and a zero byte, little-endian: the first 8 bytes of every topic.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmpubs\0");
 /// The layout this build writes and reads. Any change to this file bumps it.
-/// Version 2: how the stream ended, in the header.
-pub(crate) const VERSION: u32 = 3;
+/// Version 2: how the stream ended, in the header. Version 4: both lines are asymmetric
+/// signals (`shm_core::fence`): an end that sleeps on one makes the writers run the barrier.
+pub(crate) const VERSION: u32 = 4;
 
 /// At most this many subscriber seats.
 pub(crate) const MAX_SEATS: u32 = 1024;
