@@ -552,9 +552,10 @@ impl<'a> Signal<'a> {
         self.sleepers.fetch_add(1, SeqCst);
         // The writer's barrier, where it stores without one: a wake-up it would miss is one
         // this end looks for at least every UNFENCED_SLEEP.
-        let nap = match self.asymmetric && !fence::heavy() {
-            true => fence::UNFENCED_SLEEP,
-            false => Duration::MAX,
+        let nap = if self.asymmetric && !fence::heavy() {
+            fence::UNFENCED_SLEEP
+        } else {
+            Duration::MAX
         };
         let result = loop {
             let v = self.value.load(SeqCst);

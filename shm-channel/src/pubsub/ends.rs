@@ -228,9 +228,14 @@ impl Topic {
     fn wake_publisher(&self) {
         let line = self.line(OFF_RELEASE);
         if line.sleepers.load(Ordering::SeqCst) != 0 {
-            line.value.fetch_add(1, Ordering::SeqCst);
-            wake_all(&line.value);
+            Self::ring_release(line);
         }
+    }
+
+    /// Bumps the release line and wakes the publisher sleeping on it.
+    fn ring_release(line: &Line) {
+        line.value.fetch_add(1, Ordering::SeqCst);
+        wake_all(&line.value);
     }
 
     /// The owner of seat `i`, as a process to check, when it is one.
@@ -807,17 +812,23 @@ impl Publisher {
     /// the slot and makes sure no subscriber holds it.
     #[inline]
     fn room(&mut self) -> Result<bool> {
+        self.room_below(self.topic.shape.slots)
+    }
+
+    /// As [`room`](Self::room), asking under back-pressure that the slowest subscriber be
+    /// fewer than `limit` messages behind (`limit <= slots`; the lossy policy takes `slots`).
+    #[inline]
+    fn room_below(&mut self, limit: u32) -> Result<bool> {
         let generation = self.topic.header().generation.load(Ordering::SeqCst);
-        let slots = self.topic.shape.slots;
         if generation == self.generation
-            && self.tail.wrapping_sub(self.min_head) & COUNT_MASK < slots
+            && self.tail.wrapping_sub(self.min_head) & COUNT_MASK < limit
         {
             return Ok(true);
         }
         self.generation = generation;
         let lag = Self::max_lag(&self.topic, self.tail);
         self.min_head = self.tail.wrapping_sub(lag) & COUNT_MASK;
-        if lag < slots {
+        if lag < limit {
             return Ok(true);
         }
         if !self.topic.lossy {
@@ -850,33 +861,29 @@ impl Publisher {
     /// [`PEER_CHECK`](crate::shared::PEER_CHECK).
     #[inline(never)]
     fn wait_for_room(&mut self, deadline: Option<Instant>) -> Result<()> {
+        // Under back-pressure, the first looks ask for a quarter of the ring free, so that
+        // the next messages find room without looking at the seats again.
+        let slots = self.topic.shape.slots;
+        let margin = if self.topic.lossy {
+            slots
+        } else {
+            (slots - slots / 4 + 1).min(slots)
+        };
         let mut looks = 0u32;
         self.wait_released(
             deadline,
             |p| {
                 looks = looks.saturating_add(1);
-                p.room_again(looks <= ROOM_MARGIN_LOOKS)
+                p.room_below(if looks <= ROOM_MARGIN_LOOKS {
+                    margin
+                } else {
+                    slots
+                })
             },
             |p| {
                 p.evict_blockers();
             },
         )
-    }
-
-    /// After the ring was full: true when message `tail` may be written and, with `margin`
-    /// under back-pressure, a quarter of the ring is free, so that the next messages find
-    /// room without looking at the seats again.
-    fn room_again(&mut self, margin: bool) -> Result<bool> {
-        if !self.room()? {
-            return Ok(false);
-        }
-        if !margin || self.topic.lossy {
-            return Ok(true);
-        }
-        let slots = self.topic.shape.slots;
-        let lag = Self::max_lag(&self.topic, self.tail);
-        self.min_head = self.tail.wrapping_sub(lag) & COUNT_MASK;
-        Ok(lag <= slots - slots / 4)
     }
 
     /// Waits on the release line (subscribers bump it as they release or leave) until `ready`
@@ -1477,8 +1484,7 @@ impl Subscriber {
         // line is asymmetric: a publisher that sleeps makes this end run the barrier).
         let line = self.topic.line(OFF_RELEASE);
         if fence::store_then_load(&seat.head, self.head, &line.sleepers) != 0 {
-            line.value.fetch_add(1, Ordering::SeqCst);
-            wake_all(&line.value);
+            Topic::ring_release(line);
         }
     }
 }
