@@ -819,6 +819,32 @@ macro_rules! per_backend {
     };
 }
 
+/// The publisher's margin (after a full ring, its first looks wait for a quarter of the ring
+/// free) gives way to one free slot: a subscriber that takes one message and then stops lets
+/// exactly one more through, as the back-pressure policy promises. A margin that never gave
+/// way would time out here (5 s).
+fn one_free_slot_is_enough(kind: &'static str) {
+    let u = Under::new(kind);
+    let b = u.backend();
+    let name = unique_name("ps-one-slot");
+    let mut p = Publisher::create(&b, &name, &topic(16)).unwrap();
+    let mut sub = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+    publish_range(&mut p, 0, 16);
+    assert!(matches!(p.try_publish(b"x"), Err(Error::Full)));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            assert_eq!(sub.recv().unwrap().to_vec(), message(0));
+        });
+        p.publish_timeout(&message(16), Duration::from_secs(5))
+            .expect("one free slot did not let the message through");
+    });
+    assert!(matches!(p.try_publish(b"x"), Err(Error::Full)));
+    drop(sub);
+    drop(p);
+    u.assert_gone(&name, None);
+}
+
 per_backend! {
     fanout_to_1 => |k| fanout(k, 1, 50_000);
     fanout_to_4 => |k| fanout(k, 4, 20_000);
@@ -830,6 +856,7 @@ per_backend! {
     a_subscriber_killed => subscriber_killed;
     the_publisher_killed => publisher_killed;
     a_slow_subscriber_under_each_policy => slow_subscriber;
+    one_free_slot_after_a_full_ring => one_free_slot_is_enough;
     history => history_for_late_subscribers;
     typed => typed_topics;
     garbage => garbage_from_a_peer;
