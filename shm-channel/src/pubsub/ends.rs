@@ -727,7 +727,11 @@ impl Publisher {
     }
 
     /// Loans the next slot, waiting for room: fill it in place, then [`PubLoan::send`] it.
+    #[inline]
     pub fn loan(&mut self) -> Result<PubLoan<'_>> {
+        if self.room_now() {
+            return Ok(self.make_loan());
+        }
         self.loan_until(None)
     }
 
@@ -744,12 +748,27 @@ impl Publisher {
     }
 
     /// Loans the next slot, waiting at most `timeout`.
+    #[inline]
     pub fn loan_timeout(&mut self, timeout: Duration) -> Result<PubLoan<'_>> {
+        if self.room_now() {
+            return Ok(self.make_loan());
+        }
         self.loan_until(Some(timeout))
+    }
+
+    /// True when message `tail` may be written without a look at the seats: the stream is
+    /// open, no subscriber joined since the last look, and the slowest was then far enough
+    /// behind. Every loan's first look, inline; the rest is [`room`](Self::room)'s.
+    #[inline(always)]
+    fn room_now(&self) -> bool {
+        !self.finished
+            && self.topic.header().generation.load(Ordering::SeqCst) == self.generation
+            && self.tail.wrapping_sub(self.min_head) & COUNT_MASK < self.topic.shape.slots
     }
 
     /// Loans the next slot, waiting at most `timeout` (`None`: as long as it takes). The
     /// clock is read only when there is no room.
+    #[inline(never)]
     fn loan_until(&mut self, timeout: Option<Duration>) -> Result<PubLoan<'_>> {
         self.check_open()?;
         if !self.room()? {
@@ -758,6 +777,7 @@ impl Publisher {
         Ok(self.make_loan())
     }
 
+    #[inline]
     fn make_loan(&mut self) -> PubLoan<'_> {
         let slot = self.topic.slot(self.tail);
         PubLoan { tx: self, slot }
@@ -957,11 +977,13 @@ impl std::fmt::Debug for PubLoan<'_> {
 
 impl PubLoan<'_> {
     /// Bytes the slot holds (the topic's maximum message).
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.tx.topic.shape.max as usize
     }
 
     /// The first byte of the slot's payload, in shared memory (`capacity()` bytes, 8-aligned).
+    #[inline]
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         // SAFETY: the payload follows the slot header inside the mapping.
         unsafe { self.slot.add(SLOT_HEADER) }
@@ -993,6 +1015,7 @@ impl PubLoan<'_> {
     /// Every subscriber must keep the protocol while the slice lives: a subscriber never
     /// writes into a slot's payload (this crate's never do). The segment must not shrink
     /// (SIGBUS; see the crate docs).
+    #[inline]
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
         let cap = self.capacity();
         // SAFETY: `cap` bytes of payload inside the mapping; exclusivity is the caller's
@@ -1001,6 +1024,7 @@ impl PubLoan<'_> {
     }
 
     /// Publishes the first `len` bytes of the slot.
+    #[inline]
     pub fn send(self, len: usize) -> Result<()> {
         let cap = self.capacity();
         if len > cap {
@@ -1267,13 +1291,27 @@ impl Subscriber {
     /// Fails with [`Error::Closed`] once the publisher finished the stream and every message is
     /// received ([`Error::Aborted`] when it was dropped unfinished), [`Error::PeerDead`] when it
     /// died (messages it completed are received first), [`Error::Protocol`].
+    #[inline]
     pub fn recv(&mut self) -> Result<SubSample<'_>> {
+        if let Some(len) = self.ready() {
+            return Ok(self.take(len));
+        }
         self.recv_until(None)
     }
 
     /// Receives the next message if one is there, or fails with [`Error::Empty`] (or
     /// [`Error::PeerDead`], [`Error::Closed`]).
+    #[inline]
     pub fn try_recv(&mut self) -> Result<SubSample<'_>> {
+        if let Some(len) = self.ready() {
+            return Ok(self.take(len));
+        }
+        self.try_recv_slow()
+    }
+
+    /// `try_recv` once the fast look found nothing (or the topic is lossy).
+    #[inline(never)]
+    fn try_recv_slow(&mut self) -> Result<SubSample<'_>> {
         match self.look()? {
             Look::Ready(len) => Ok(self.take(len)),
             Look::Closed => Err(self.closed()),
@@ -1307,6 +1345,7 @@ impl Subscriber {
     /// Receives the next message, waiting at most `timeout` (`None`: as long as it takes).
     /// The clock is read only once there is something to wait for: a message that is there
     /// costs none.
+    #[inline(never)]
     fn recv_until(&mut self, timeout: Option<Duration>) -> Result<SubSample<'_>> {
         let mut waiting: Option<(Instant, Option<Instant>)> = None;
         loop {
@@ -1340,6 +1379,21 @@ impl Subscriber {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The length of message `head` when it is there, complete and in bounds, under
+    /// back-pressure: every receive's first look, inline. `None` sends the receive to
+    /// [`look`](Self::look), which also pins (lossy), skips history that is gone and reports
+    /// what is wrong.
+    #[inline(always)]
+    fn ready(&self) -> Option<usize> {
+        if self.topic.lossy {
+            return None;
+        }
+        let word = self.topic.slot_word(self.head).load(Ordering::Acquire);
+        let len = (word & 0xffff_ffff) as usize;
+        ((word >> 32) as u32 == self.head | SEQ_SET && len <= self.topic.shape.max as usize)
+            .then_some(len)
     }
 
     /// What is there for message `head` now. Under the lossy policy, pins it first; skips
@@ -1436,6 +1490,7 @@ impl Subscriber {
         Ok(Some(len))
     }
 
+    #[inline]
     pub(crate) fn take(&mut self, len: usize) -> SubSample<'_> {
         let slot = self.topic.slot(self.head);
         let missed = std::mem::take(&mut self.unreported);
@@ -1473,6 +1528,7 @@ impl Subscriber {
         Ok(())
     }
 
+    #[inline]
     fn release(&mut self) {
         self.head = self.head.wrapping_add(1) & COUNT_MASK;
         let seat = self.topic.seat(self.seat);
@@ -1538,6 +1594,7 @@ impl std::fmt::Debug for SubSample<'_> {
 
 impl SubSample<'_> {
     /// The message's length (read once from shared memory and checked).
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -1559,6 +1616,7 @@ impl SubSample<'_> {
 
     /// The first byte of the message, in shared memory (`len()` bytes, 8-aligned): for a
     /// system call that copies it (`write(2)`), with no Rust reference into shared memory.
+    #[inline]
     pub fn as_ptr(&self) -> *const u8 {
         self.data
     }
@@ -1581,6 +1639,7 @@ impl SubSample<'_> {
     /// subscriber has not released (back-pressure) or holds (lossy). A publisher built from
     /// this crate keeps it; another program may not, and Rust assumes the bytes behind a
     /// `&[u8]` never change. The segment must not shrink (SIGBUS; see the crate docs).
+    #[inline]
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: `len` bytes inside the mapping; immutability is the caller's promise.
         unsafe { std::slice::from_raw_parts(self.data, self.len) }
@@ -1596,6 +1655,7 @@ impl SubSample<'_> {
 }
 
 impl Drop for SubSample<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.rx.release();
     }
