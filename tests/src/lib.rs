@@ -18,6 +18,8 @@ mod layout;
 pub mod peer_process;
 #[cfg(test)]
 mod raw_pointers;
+#[cfg(target_os = "linux")]
+pub mod seccomp;
 
 pub use child::{
     ChildResult, Pending, Reaped, Status, check, in_child, signal, spawn_child, test_path,

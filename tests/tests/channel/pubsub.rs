@@ -13,7 +13,8 @@ use shm_channel::Error;
 use shm_channel::pubsub::{
     Policy, Publisher, SubscribeOptions, Subscriber, TopicOptions, TypedPublisher, TypedSubscriber,
 };
-use shm_core::{Backend, SegmentName};
+use shm_core::wait::WaitStrategy;
+use shm_core::{Backend, SegmentName, fence};
 use shm_tests::peer_process::{Peer, Under, backend, peer_backend, scribble};
 use shm_tests::unique_name;
 
@@ -53,6 +54,20 @@ fn peer() {
     let Ok(role) = std::env::var(ROLE) else {
         return;
     };
+    if var("PS_NO_MEMBARRIER") == "1" {
+        shm_tests::seccomp::refuse_membarrier().unwrap();
+        assert!(!fence::registered(), "registered despite the filter");
+        assert!(
+            !fence::heavy(),
+            "the waiters' barrier ran despite the filter"
+        );
+        println!("UNFENCED");
+    }
+    let wait = if var("PS_BLOCK") == "1" {
+        WaitStrategy::Block
+    } else {
+        WaitStrategy::Hybrid
+    };
     let b = peer_backend();
     let name = var("PS_NAME");
     let count: u64 = var("PS_COUNT").parse().unwrap_or(0);
@@ -61,7 +76,7 @@ fn peer() {
         // ended and what it saw.
         "check" => {
             let lossy = var("PS_LOSSY") == "1";
-            let mut sub = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+            let mut sub = Subscriber::open(&b, &name, &sub_opts().wait(wait)).unwrap();
             println!("READY");
             let mut n = 0u64;
             let mut first = None;
@@ -127,6 +142,19 @@ fn peer() {
             println!("MID");
             std::thread::sleep(Duration::from_secs(60));
         }
+        // Publishes `count` messages through a ring of 4, each wait at most 10 s, then
+        // finishes the stream.
+        "publish-all" => {
+            let ten = Duration::from_secs(10);
+            let mut p = Publisher::create(&b, &name, &topic(4).wait(wait)).unwrap();
+            println!("READY");
+            p.wait_for_subscribers(1, ten).unwrap();
+            for i in 0..count {
+                p.publish_timeout(&message(i), ten).unwrap();
+            }
+            p.finish_timeout(ten).unwrap();
+            println!("PUBLISHED");
+        }
         // Opens a typed topic with another type: prints the error.
         "typed-u32" => match TypedSubscriber::<u32>::open(&b, &name, &sub_opts()) {
             Ok(_) => println!("OPENED"),
@@ -162,6 +190,25 @@ fn spawn_under(u: &Under, wrap: &[&str], role: &str, name: &str, count: u64) -> 
             ("PS_COUNT", count.to_string()),
         ],
     )
+}
+
+/// As `spawn`, in a process whose `membarrier(2)` calls fail (a seccomp filter), every wait
+/// a sleep.
+fn spawn_unfenced(u: &Under, role: &str, name: &str, count: u64) -> Peer {
+    let mut peer = u.spawn_peer(
+        module_path!(),
+        &[],
+        ROLE,
+        role,
+        &[
+            ("PS_NAME", name.to_owned()),
+            ("PS_COUNT", count.to_string()),
+            ("PS_NO_MEMBARRIER", "1".to_owned()),
+            ("PS_BLOCK", "1".to_owned()),
+        ],
+    );
+    peer.expect_line("UNFENCED");
+    peer
 }
 
 fn spawn_lossy(u: &Under, role: &str, name: &str) -> Peer {
@@ -845,7 +892,63 @@ fn one_free_slot_is_enough(kind: &'static str) {
     u.assert_gone(&name, None);
 }
 
+/// Where the kernel refuses `membarrier(2)` (a seccomp filter, as a container's profile may),
+/// ends fall back to full barriers and to naps of at most a millisecond (`shm_core::fence`):
+/// a topic still works both ways. A peer process whose membarrier is refused publishes to
+/// this process through a ring of 4, then subscribes from it; every wait on both sides is a
+/// sleep (block strategy), and pauses here make the publisher wait for room, or the
+/// subscriber for a message, thousands of times. Every message arrives, in order, byte for
+/// byte, and a wait that never ended would fail its 10 s timeout. (The nap matters only in a
+/// race a few nanoseconds wide that a test does not reproduce; this guards that creating,
+/// opening, waiting and waking work without membarrier, against a process that has it.)
+fn without_membarrier(kind: &'static str) {
+    const N: u64 = 3000;
+    let ten = Duration::from_secs(10);
+    let pause = |i: u64| {
+        if i % 16 == 0 {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    };
+    // The unfenced end publishes; this end, fenced, receives.
+    let (u, b, name) = begin(kind, "ps-unfenced-pub");
+    let mut peer = spawn_unfenced(&u, "publish-all", &name, N);
+    peer.expect_line("READY");
+    let mut sub = Subscriber::open(&b, &name, &sub_opts().wait(WaitStrategy::Block)).unwrap();
+    let id = sysv_id(sub.segment_info());
+    for i in 0..N {
+        pause(i);
+        assert_eq!(
+            sub.recv_timeout(ten).unwrap().to_vec(),
+            message(i),
+            "message {i}"
+        );
+    }
+    assert!(matches!(sub.recv_timeout(ten), Err(Error::Closed)));
+    peer.expect_line("PUBLISHED");
+    assert!(peer.finish(), "the unfenced publisher failed");
+    drop(sub);
+    u.assert_gone(&name, id);
+    // This end, fenced, publishes; the unfenced end receives and checks.
+    let name = unique_name("ps-unfenced-sub");
+    let mut p = Publisher::create(&b, &name, &topic(4).wait(WaitStrategy::Block)).unwrap();
+    let id = sysv_id(p.segment_info());
+    let mut peer = spawn_unfenced(&u, "check", &name, 0);
+    peer.expect_line("READY");
+    p.wait_for_subscribers(1, ten).unwrap();
+    for i in 0..N {
+        pause(i);
+        p.publish_timeout(&message(i), ten).unwrap();
+    }
+    p.finish_timeout(ten).unwrap();
+    peer.expect_line("END closed");
+    assert!(peer.expect_line("GOT").ends_with(&format!("GOT 0 {N}")));
+    assert!(peer.finish(), "the unfenced subscriber failed");
+    drop(p);
+    u.assert_gone(&name, id);
+}
+
 per_backend! {
+    a_peer_without_membarrier => without_membarrier;
     fanout_to_1 => |k| fanout(k, 1, 50_000);
     fanout_to_4 => |k| fanout(k, 4, 20_000);
     fanout_to_16 => |k| fanout(k, 16, 4_000);
