@@ -78,12 +78,18 @@ fn peer() {
             let lossy = var("PS_LOSSY") == "1";
             let mut sub = Subscriber::open(&b, &name, &sub_opts().wait(wait)).unwrap();
             println!("READY");
+            let awaits = var("PS_ASYNC") == "1";
             let mut n = 0u64;
             let mut first = None;
             let mut prev: Option<u64> = None;
             let mut buf = vec![0u8; MAX];
             loop {
-                let s = match sub.recv() {
+                let got = if awaits {
+                    futures::executor::block_on(sub.recv_async())
+                } else {
+                    sub.recv()
+                };
+                let s = match got {
                     Ok(s) => s,
                     Err(Error::Closed) => {
                         println!("END closed");
@@ -194,7 +200,7 @@ fn spawn_under(u: &Under, wrap: &[&str], role: &str, name: &str, count: u64) -> 
 
 /// As `spawn`, in a process whose `membarrier(2)` calls fail (a seccomp filter), every wait
 /// a sleep.
-fn spawn_unfenced(u: &Under, role: &str, name: &str, count: u64) -> Peer {
+fn spawn_unfenced(u: &Under, role: &str, name: &str, count: u64, awaits: bool) -> Peer {
     let mut peer = u.spawn_peer(
         module_path!(),
         &[],
@@ -205,6 +211,7 @@ fn spawn_unfenced(u: &Under, role: &str, name: &str, count: u64) -> Peer {
             ("PS_COUNT", count.to_string()),
             ("PS_NO_MEMBARRIER", "1".to_owned()),
             ("PS_BLOCK", "1".to_owned()),
+            ("PS_ASYNC", if awaits { "1" } else { "0" }.to_owned()),
         ],
     );
     peer.expect_line("UNFENCED");
@@ -895,12 +902,13 @@ fn one_free_slot_is_enough(kind: &'static str) {
 /// Where the kernel refuses `membarrier(2)` (a seccomp filter, as a container's profile may),
 /// ends fall back to full barriers and to naps of at most a millisecond (`shm_core::fence`):
 /// a topic still works both ways. A peer process whose membarrier is refused publishes to
-/// this process through a ring of 4, then subscribes from it; every wait on both sides is a
-/// sleep (block strategy), and pauses here make the publisher wait for room, or the
-/// subscriber for a message, thousands of times. Every message arrives, in order, byte for
-/// byte, and a wait that never ended would fail its 10 s timeout. (The nap matters only in a
-/// race a few nanoseconds wide that a test does not reproduce; this guards that creating,
-/// opening, waiting and waking work without membarrier, against a process that has it.)
+/// this process through a ring of 4, then subscribes from it, with blocking receives and then
+/// with awaits (the reactor's waiter); every wait on both sides is a sleep (block strategy),
+/// and pauses here make the publisher wait for room, or the subscriber for a message,
+/// thousands of times. Every message arrives, in order, byte for byte, and a wait that never
+/// ended would fail its 10 s timeout. (The nap matters only in a race a few nanoseconds wide
+/// that a test does not reproduce; this guards that creating, opening, waiting, awaiting and
+/// waking work without membarrier, against a process that has it.)
 fn without_membarrier(kind: &'static str) {
     const N: u64 = 3000;
     let ten = Duration::from_secs(10);
@@ -911,7 +919,7 @@ fn without_membarrier(kind: &'static str) {
     };
     // The unfenced end publishes; this end, fenced, receives.
     let (u, b, name) = begin(kind, "ps-unfenced-pub");
-    let mut peer = spawn_unfenced(&u, "publish-all", &name, N);
+    let mut peer = spawn_unfenced(&u, "publish-all", &name, N, false);
     peer.expect_line("READY");
     let mut sub = Subscriber::open(&b, &name, &sub_opts().wait(WaitStrategy::Block)).unwrap();
     let id = sysv_id(sub.segment_info());
@@ -928,23 +936,32 @@ fn without_membarrier(kind: &'static str) {
     assert!(peer.finish(), "the unfenced publisher failed");
     drop(sub);
     u.assert_gone(&name, id);
-    // This end, fenced, publishes; the unfenced end receives and checks.
-    let name = unique_name("ps-unfenced-sub");
-    let mut p = Publisher::create(&b, &name, &topic(4).wait(WaitStrategy::Block)).unwrap();
-    let id = sysv_id(p.segment_info());
-    let mut peer = spawn_unfenced(&u, "check", &name, 0);
-    peer.expect_line("READY");
-    p.wait_for_subscribers(1, ten).unwrap();
-    for i in 0..N {
-        pause(i);
-        p.publish_timeout(&message(i), ten).unwrap();
+    // This end, fenced, publishes; the unfenced end receives and checks, then awaits.
+    for awaits in [false, true] {
+        let name = unique_name("ps-unfenced-sub");
+        let mut p = Publisher::create(&b, &name, &topic(4).wait(WaitStrategy::Block)).unwrap();
+        let id = sysv_id(p.segment_info());
+        let mut peer = spawn_unfenced(&u, "check", &name, 0, awaits);
+        peer.expect_line("READY");
+        p.wait_for_subscribers(1, ten).unwrap();
+        for i in 0..N {
+            pause(i);
+            p.publish_timeout(&message(i), ten).unwrap();
+        }
+        p.finish_timeout(ten).unwrap();
+        peer.expect_line("END closed");
+        let got = peer.expect_line("GOT");
+        assert!(
+            got.ends_with(&format!("GOT 0 {N}")),
+            "awaits {awaits}: {got}"
+        );
+        assert!(
+            peer.finish(),
+            "the unfenced subscriber failed (awaits {awaits})"
+        );
+        drop(p);
+        u.assert_gone(&name, id);
     }
-    p.finish_timeout(ten).unwrap();
-    peer.expect_line("END closed");
-    assert!(peer.expect_line("GOT").ends_with(&format!("GOT 0 {N}")));
-    assert!(peer.finish(), "the unfenced subscriber failed");
-    drop(p);
-    u.assert_gone(&name, id);
 }
 
 per_backend! {
