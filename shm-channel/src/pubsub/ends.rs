@@ -1211,6 +1211,16 @@ impl Subscriber {
         s.pin.store(0, Ordering::SeqCst);
         s.active.store(JOINING, Ordering::SeqCst);
         topic.header().generation.fetch_add(1, Ordering::SeqCst);
+        // The publisher stores its count without a full barrier (shm_core::fence): its look
+        // at the generation may pass that store, and a message or a few go out unchecked
+        // against this seat, counted where this end cannot see it yet (it would start on a
+        // slot about to be overwritten, and hand it out torn). Make it run the barrier:
+        // either it sees the new generation before its next message, or every count it
+        // stored before is visible here. Where that cannot be done, give its stores the time
+        // to drain (they take nanoseconds).
+        if !fence::heavy() {
+            std::thread::sleep(fence::UNFENCED_SLEEP);
+        }
         let first = tail.get().load() & COUNT_MASK;
         let head = first.wrapping_sub(history) & COUNT_MASK;
         s.head.store(head, Ordering::SeqCst);
