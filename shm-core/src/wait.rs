@@ -549,6 +549,11 @@ impl<'a> Signal<'a> {
         start: Instant,
         timeout: Duration,
     ) -> Result<T> {
+        if start.elapsed() >= timeout {
+            // No time left to sleep (a spin took it all): one look, without announcing a
+            // sleeper and making the writers run a barrier for nothing.
+            return look(Some(self.value.load(SeqCst))).ok_or_else(|| self.timed_out(timeout));
+        }
         self.sleepers.fetch_add(1, SeqCst);
         // The writer's barrier, where it stores without one: a wake-up it would miss is one
         // this end looks for at least every UNFENCED_SLEEP.
