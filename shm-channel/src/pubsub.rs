@@ -28,7 +28,10 @@
 //! Subscribers join ([`Subscriber::open`]) and leave (drop) at any time; the others do not
 //! notice. A subscriber sees every message published after it joined, and with
 //! [`TopicOptions::history`] `K`, also up to the last `K` published before (those still in their
-//! slots). The publisher's name stays while it lives, so that subscribers can join.
+//! slots). The publisher's name stays while it lives, so that subscribers can join. A join
+//! costs the publisher nothing while it streams: the joiner makes it run one memory barrier
+//! (`membarrier(2)`) before it reads where it starts, so that no message goes out unchecked
+//! against the new seat (where the kernel refuses, the joiner waits a millisecond instead).
 //!
 //! The end of the stream says how it ended, as the stream's does: [`Publisher::finish`] closes
 //! it as complete (each subscriber receives what was published, then [`Error::Closed`]; under
