@@ -29,7 +29,7 @@
 //! notice. A subscriber sees every message published after it joined, and with
 //! [`TopicOptions::history`] `K`, also up to the last `K` published before (those still in their
 //! slots). The publisher's name stays while it lives, so that subscribers can join. A join
-//! costs the publisher nothing while it streams: the joiner makes it run one memory barrier
+//! costs a streaming publisher one memory barrier, which the joiner makes it run
 //! (`membarrier(2)`) before it reads where it starts, so that no message goes out unchecked
 //! against the new seat (where the kernel refuses, the joiner waits a millisecond instead).
 //!
