@@ -620,15 +620,16 @@ impl Publisher {
 
     topic_info!();
 
-    /// How many subscribers have a seat now.
+    /// How many subscribers have joined: each receives every message published after this
+    /// count included it (one still joining is not counted yet).
     pub fn subscriber_count(&self) -> usize {
         (0..self.topic.shape.seats)
-            .filter(|&i| self.topic.seat(i).active.load(Ordering::SeqCst) != 0)
+            .filter(|&i| self.topic.seat(i).active.load(Ordering::SeqCst) == ACTIVE)
             .count()
     }
 
-    /// Waits until at least `n` subscribers have joined, or [`Error::TimedOut`] after
-    /// `timeout`.
+    /// Waits until at least `n` subscribers have joined (each then receives every message
+    /// published after this returns), or [`Error::TimedOut`] after `timeout`.
     pub fn wait_for_subscribers(&self, n: usize, timeout: Duration) -> Result<()> {
         let t0 = Instant::now();
         loop {

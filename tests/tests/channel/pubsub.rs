@@ -1010,6 +1010,48 @@ fn joiners_get_their_history_whole_at_length() {
     join_race(Duration::from_secs(20), false);
 }
 
+/// A subscriber counted by `subscriber_count` (so by `wait_for_subscribers`, `shm pub
+/// --wait-for`) receives every message published after the count: 300 rounds of a new topic,
+/// a thread that joins (no history) and takes its first message, and a publisher that polls
+/// the count as fast as it can and publishes at once. Every first message is message 0.
+/// (While a joining seat counted, 70 of 300 started later: the join makes the publisher run
+/// a barrier before it reads where it starts, microseconds after it took its seat.)
+#[test]
+fn a_counted_subscriber_receives_every_message_after() {
+    let b = backend("posix", None);
+    let mut late = Vec::new();
+    for round in 0..300 {
+        let name = unique_name("ps-counted");
+        let mut p = Publisher::create(&b, &name, &topic(8)).unwrap();
+        let first = std::thread::scope(|s| {
+            let sub = s.spawn(|| {
+                let mut sub = Subscriber::open(&b, &name, &sub_opts()).unwrap();
+                match sub.recv_timeout(Duration::from_secs(10)) {
+                    Ok(m) => Some(m.sequence()),
+                    Err(Error::Closed) => None,
+                    Err(e) => panic!("{e}"),
+                }
+            });
+            while p.subscriber_count() < 1 {
+                std::hint::spin_loop();
+            }
+            publish_range(&mut p, 0, 4);
+            p.finish_timeout(Duration::from_secs(10)).unwrap();
+            sub.join().unwrap()
+        });
+        if first != Some(0) {
+            late.push((round, first));
+        }
+        drop(p);
+        Under::new("posix").assert_gone(&name, None);
+    }
+    assert!(
+        late.is_empty(),
+        "{} of 300 started late: {late:?}",
+        late.len()
+    );
+}
+
 /// Bytes of a message in `join_race`: each 8-byte word holds the message's sequence.
 const RACE_MAX: usize = 4096;
 
