@@ -44,8 +44,11 @@ pub fn refuse_membarrier() -> Result<(), String> {
             &prog as *const libc::sock_fprog,
         )
     };
-    if r != 0 {
+    if r < 0 {
         return Err(format!("seccomp: {}", std::io::Error::last_os_error()));
+    }
+    if r > 0 {
+        return Err(format!("seccomp: thread {r} could not take the filter"));
     }
     Ok(())
 }
