@@ -762,9 +762,15 @@ impl Publisher {
     /// behind. Every loan's first look, inline; the rest is [`room`](Self::room)'s.
     #[inline(always)]
     fn room_now(&self) -> bool {
-        !self.finished
-            && self.topic.header().generation.load(Ordering::SeqCst) == self.generation
-            && self.tail.wrapping_sub(self.min_head) & COUNT_MASK < self.topic.shape.slots
+        !self.finished && self.room_known(self.topic.shape.slots)
+    }
+
+    /// True while the last look at the seats holds (no subscriber joined since) and found the
+    /// slowest fewer than `limit` messages behind message `tail`.
+    #[inline(always)]
+    fn room_known(&self, limit: u32) -> bool {
+        self.topic.header().generation.load(Ordering::SeqCst) == self.generation
+            && self.tail.wrapping_sub(self.min_head) & COUNT_MASK < limit
     }
 
     /// Loans the next slot, waiting at most `timeout` (`None`: as long as it takes). The
@@ -840,13 +846,12 @@ impl Publisher {
     /// fewer than `limit` messages behind (`limit <= slots`; the lossy policy takes `slots`).
     #[inline]
     fn room_below(&mut self, limit: u32) -> Result<bool> {
-        let generation = self.topic.header().generation.load(Ordering::SeqCst);
-        if generation == self.generation
-            && self.tail.wrapping_sub(self.min_head) & COUNT_MASK < limit
-        {
+        if self.room_known(limit) {
             return Ok(true);
         }
-        self.generation = generation;
+        // Read before the seats: a subscriber that joins during the look bumps it again, and
+        // the next check looks again.
+        self.generation = self.topic.header().generation.load(Ordering::SeqCst);
         let lag = Self::max_lag(&self.topic, self.tail);
         self.min_head = self.tail.wrapping_sub(lag) & COUNT_MASK;
         if lag < limit {

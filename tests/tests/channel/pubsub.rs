@@ -201,16 +201,24 @@ fn spawn(u: &Under, role: &str, name: &str, count: u64) -> Peer {
 
 /// As `spawn`, run by the command `wrap` (`unshare ...`).
 fn spawn_under(u: &Under, wrap: &[&str], role: &str, name: &str, count: u64) -> Peer {
-    u.spawn_peer(
-        module_path!(),
-        wrap,
-        ROLE,
-        role,
-        &[
-            ("PS_NAME", name.to_owned()),
-            ("PS_COUNT", count.to_string()),
-        ],
-    )
+    spawn_with(u, wrap, role, name, count, &[])
+}
+
+/// As `spawn_under`, with `more` in the peer's environment.
+fn spawn_with(
+    u: &Under,
+    wrap: &[&str],
+    role: &str,
+    name: &str,
+    count: u64,
+    more: &[(&str, String)],
+) -> Peer {
+    let mut envs = vec![
+        ("PS_NAME", name.to_owned()),
+        ("PS_COUNT", count.to_string()),
+    ];
+    envs.extend_from_slice(more);
+    u.spawn_peer(module_path!(), wrap, ROLE, role, &envs)
 }
 
 /// As `spawn`, in a process whose `membarrier(2)` calls fail (a seccomp filter), every wait
@@ -222,19 +230,13 @@ fn spawn_unfenced(
     count: u64,
     awaits: bool,
 ) -> Result<Peer, String> {
-    let mut peer = u.spawn_peer(
-        module_path!(),
-        &[],
-        ROLE,
-        role,
-        &[
-            ("PS_NAME", name.to_owned()),
-            ("PS_COUNT", count.to_string()),
-            ("PS_NO_MEMBARRIER", "1".to_owned()),
-            ("PS_BLOCK", "1".to_owned()),
-            ("PS_ASYNC", if awaits { "1" } else { "0" }.to_owned()),
-        ],
-    );
+    let awaits = if awaits { "1" } else { "0" };
+    let more = [
+        ("PS_NO_MEMBARRIER", "1".to_owned()),
+        ("PS_BLOCK", "1".to_owned()),
+        ("PS_ASYNC", awaits.to_owned()),
+    ];
+    let mut peer = spawn_with(u, &[], role, name, count, &more);
     let said = peer.expect_line("FILTER");
     match said.split_once("FILTER off: ") {
         Some((_, why)) => Err(why.to_owned()),
@@ -243,13 +245,7 @@ fn spawn_unfenced(
 }
 
 fn spawn_lossy(u: &Under, role: &str, name: &str) -> Peer {
-    u.spawn_peer(
-        module_path!(),
-        &[],
-        ROLE,
-        role,
-        &[("PS_NAME", name.to_owned()), ("PS_LOSSY", "1".to_owned())],
-    )
+    spawn_with(u, &[], role, name, 0, &[("PS_LOSSY", "1".to_owned())])
 }
 
 /// Publishes messages `from..to` by loan (zero-copy on this side).
